@@ -1,0 +1,192 @@
+//! The admin JSON API under `/admin/v1`, guarded by the admin token
+//! (`TOLLGATE_ADMIN_TOKEN`): tenants, keys and request logs.
+
+mod query;
+
+pub use query::{parse_log_query, parse_time};
+
+use crate::error::{ApiError, ErrorKind};
+use crate::server::AppState;
+use crate::store::{NewKey, StoreError};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Routes, all behind the admin-token check.
+pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/tenants", get(list_tenants).post(create_tenant))
+        .route("/tenants/{id}", get(get_tenant))
+        .route("/tenants/{id}/keys", get(list_tenant_keys).post(create_key))
+        .route("/keys", get(list_keys))
+        .route("/keys/{id}", get(get_key).delete(revoke_key))
+        .route("/keys/{id}/revoke", post(revoke_key))
+        .route("/logs", get(logs))
+        .route_layer(middleware::from_fn_with_state(state, require_admin))
+}
+
+async fn require_admin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    match check_token(&state, &req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_token(state: &AppState, req: &Request) -> Result<(), ApiError> {
+    let presented = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| req.headers().get("x-admin-token").and_then(|v| v.to_str().ok()))
+        .ok_or_else(|| ApiError::unauthenticated("admin API: missing admin token (Authorization: Bearer …)"))?;
+    if !constant_time_eq(presented.trim().as_bytes(), state.admin_token.as_bytes()) {
+        return Err(ApiError::unauthenticated("admin API: invalid admin token"));
+    }
+    Ok(())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Admin-side errors, rendered in the Anthropic error shape like everything else.
+fn store_err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
+        StoreError::Conflict(m) => ApiError::invalid(m).with_status(StatusCode::CONFLICT),
+        other => {
+            tracing::error!(error = %other, "admin store operation failed");
+            ApiError::internal("store operation failed; see the gateway log")
+        }
+    }
+}
+
+type AdminResult<T> = Result<T, ApiError>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn create_tenant(State(state): State<Arc<AppState>>, body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>) -> AdminResult<Response> {
+    let Json(t) = body.map_err(json_rejection)?;
+    if !crate::config::valid_id(&t.id) {
+        return Err(ApiError::invalid(format!("id: '{}' must match [A-Za-z0-9_.-]{{1,64}}", t.id)));
+    }
+    let name = t.name.unwrap_or_else(|| t.id.clone());
+    let tenant = state.store.create_tenant(t.id, name).await.map_err(store_err)?;
+    Ok((StatusCode::CREATED, Json(tenant)).into_response())
+}
+
+async fn list_tenants(State(state): State<Arc<AppState>>) -> AdminResult<Response> {
+    let tenants = state.store.list_tenants().await.map_err(store_err)?;
+    Ok(Json(serde_json::json!({ "data": tenants })).into_response())
+}
+
+async fn get_tenant(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult<Response> {
+    let t = state.store.get_tenant(id.clone()).await.map_err(store_err)?;
+    t.map(|t| Json(t).into_response())
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no tenant '{id}'")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    #[serde(flatten)]
+    key: NewKeyFields,
+    /// Relative expiry in seconds, an alternative to `expires_at`.
+    #[serde(default)]
+    expires_in_s: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct NewKeyFields {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    models: Option<Vec<String>>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+}
+
+async fn create_key(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
+) -> AdminResult<Response> {
+    let Json(req) = body.map_err(json_rejection)?;
+    let expires_at = match (req.key.expires_at, req.expires_in_s) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("set expires_at or expires_in_s, not both")),
+        (at, None) => at,
+        (None, Some(s)) if s > 0 => Some(crate::ids::now_ms() + s * 1000),
+        (None, Some(_)) => return Err(ApiError::invalid("expires_in_s: must be positive")),
+    };
+    let new = NewKey {
+        name: req.key.name,
+        team: req.key.team,
+        user: req.key.user,
+        models: req.key.models,
+        expires_at,
+    };
+    let (key, secret) = state.store.create_key(tenant, new).await.map_err(store_err)?;
+    state.keys.upsert(key.clone());
+    let mut body = serde_json::to_value(&key).unwrap_or_default();
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("secret".into(), secret.into());
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn list_tenant_keys(State(state): State<Arc<AppState>>, Path(tenant): Path<String>) -> AdminResult<Response> {
+    let keys = state.store.list_keys(Some(tenant)).await.map_err(store_err)?;
+    Ok(Json(serde_json::json!({ "data": keys })).into_response())
+}
+
+#[derive(Deserialize)]
+struct KeysQuery {
+    tenant: Option<String>,
+}
+
+async fn list_keys(
+    State(state): State<Arc<AppState>>,
+    q: Result<axum::extract::Query<KeysQuery>, axum::extract::rejection::QueryRejection>,
+) -> AdminResult<Response> {
+    let axum::extract::Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let keys = state.store.list_keys(q.tenant).await.map_err(store_err)?;
+    Ok(Json(serde_json::json!({ "data": keys })).into_response())
+}
+
+async fn get_key(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult<Response> {
+    let k = state.store.get_key(id.clone()).await.map_err(store_err)?;
+    k.map(|k| Json(k).into_response())
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no key '{id}'")))
+}
+
+async fn revoke_key(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult<Response> {
+    let key = state.store.revoke_key(id).await.map_err(store_err)?;
+    state.keys.upsert(key.clone());
+    Ok(Json(key).into_response())
+}
+
+async fn logs(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> AdminResult<Response> {
+    let q = parse_log_query(raw.as_deref().unwrap_or(""), crate::ids::now_ms()).map_err(ApiError::invalid)?;
+    let rows = state.store.query_logs(q).await.map_err(store_err)?;
+    Ok(Json(serde_json::json!({ "data": rows })).into_response())
+}
+
+fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::invalid(e.body_text()).with_status(e.status())
+}

@@ -1,0 +1,120 @@
+//! API-key authentication and key scope checks.
+//!
+//! Keys live in the store as hashes; an in-memory index (refreshed on every admin
+//! change) answers lookups on the request path without touching the disk.
+
+use crate::error::ApiError;
+use crate::metadata::Metadata;
+use crate::store::{ApiKey, Store, StoreError};
+use axum::http::HeaderMap;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Headers a client may carry its key in, in order of precedence.
+pub const KEY_HEADERS: &str = "Authorization: Bearer, x-api-key or x-portkey-api-key";
+
+/// The in-memory index of keys by secret hash.
+#[derive(Default)]
+pub struct KeyCache {
+    by_hash: RwLock<HashMap<String, Arc<ApiKey>>>,
+}
+
+impl KeyCache {
+    /// Fills the index from the store.
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
+        let cache = Self::default();
+        cache.replace_all(store.all_keys_blocking()?);
+        Ok(cache)
+    }
+
+    /// Reloads every key from the store.
+    pub fn upsert_all_from(&self, store: &Store) -> Result<(), StoreError> {
+        self.replace_all(store.all_keys_blocking()?);
+        Ok(())
+    }
+
+    fn replace_all(&self, keys: Vec<ApiKey>) {
+        let map = keys.into_iter().map(|k| (k.secret_hash.clone(), Arc::new(k))).collect();
+        if let Ok(mut guard) = self.by_hash.write() {
+            *guard = map;
+        }
+    }
+
+    /// Adds or replaces one key (after create or revoke).
+    pub fn upsert(&self, key: ApiKey) {
+        if let Ok(mut guard) = self.by_hash.write() {
+            guard.insert(key.secret_hash.clone(), Arc::new(key));
+        }
+    }
+
+    /// Authenticates a request's headers: the key, valid now.
+    pub fn authenticate(&self, headers: &HeaderMap, now_ms: i64) -> Result<Arc<ApiKey>, ApiError> {
+        let secret = extract_secret(headers).ok_or_else(|| {
+            ApiError::unauthenticated(format!("missing API key: send it as {KEY_HEADERS}"))
+        })?;
+        let hash = crate::store::hash_secret(secret);
+        let key = self
+            .by_hash
+            .read()
+            .ok()
+            .and_then(|m| m.get(&hash).cloned())
+            .ok_or_else(|| ApiError::unauthenticated("invalid API key"))?;
+        if key.revoked_at.is_some() {
+            return Err(ApiError::unauthenticated(format!("API key {} has been revoked", key.id)));
+        }
+        if key.expires_at.is_some_and(|t| t <= now_ms) {
+            return Err(ApiError::unauthenticated(format!("API key {} has expired", key.id)));
+        }
+        Ok(key)
+    }
+}
+
+/// The key secret from whichever supported header carries it.
+fn extract_secret(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let v = v.trim();
+        let token = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .unwrap_or(v)
+            .trim();
+        if !token.is_empty() {
+            return Some(token);
+        }
+    }
+    ["x-api-key", "x-portkey-api-key"]
+        .iter()
+        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .find(|v| !v.is_empty())
+}
+
+/// Refuses (403) a request that steps outside what its key is bound to: another
+/// tenant, team or user named in the metadata, or a model the key may not use.
+pub fn check_scope(key: &ApiKey, metadata: &Metadata, model: Option<&str>) -> Result<(), ApiError> {
+    let bound = [
+        ("tenant", Some(&key.tenant_id)),
+        ("team", key.team.as_ref()),
+        ("user", key.user.as_ref()),
+    ];
+    for (field, bound) in bound {
+        if let (Some(bound), Some(claimed)) = (bound, metadata.get(field))
+            && bound != claimed
+        {
+            return Err(ApiError::forbidden(format!(
+                "API key {} is bound to {field} '{bound}' but the request's metadata names {field} '{claimed}'",
+                key.id
+            )));
+        }
+    }
+    if let (Some(allowed), Some(model)) = (&key.models, model)
+        && !allowed.iter().any(|p| crate::glob::matches(p, model))
+    {
+        return Err(ApiError::forbidden(format!(
+            "API key {} may not use model '{model}'; allowed: {}",
+            key.id,
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}

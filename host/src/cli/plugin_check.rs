@@ -1,0 +1,148 @@
+//! `tollgate plugin check`: run a plugin on a sample request before deploying it.
+
+use crate::config::Config;
+use crate::metadata::Metadata;
+use crate::pipeline::BodySummary;
+use crate::plugins::{Decision, Endpoint, RequestContext};
+use anyhow::Context as _;
+use bytes::Bytes;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `tollgate plugin check`.
+pub struct PluginCheck {
+    pub wasm: PathBuf,
+    pub config: Option<PathBuf>,
+    pub request: PathBuf,
+}
+
+/// A sample request: either a bare Messages/Chat body, or this envelope around one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    body: serde_json::Value,
+    #[serde(default)]
+    metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(default = "default_tenant")]
+    tenant: String,
+    #[serde(default)]
+    team: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    key_name: Option<String>,
+    #[serde(default)]
+    endpoint: Option<String>,
+}
+
+fn default_tenant() -> String {
+    "check".into()
+}
+
+/// Exit code when the plugin denies (0 = allow, 1 = error).
+pub const EXIT_DENY: i32 = 3;
+
+/// Runs the check and prints the decision; returns the process exit code.
+pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
+    let config = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", p.display()))?;
+            v.to_string()
+        }
+        None => "{}".into(),
+    };
+    let text = std::fs::read_to_string(&args.request).with_context(|| format!("reading {}", args.request.display()))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", args.request.display()))?;
+    let env: Envelope = if raw.get("body").is_some() {
+        serde_json::from_value(raw).with_context(|| format!("{}: bad request envelope", args.request.display()))?
+    } else {
+        Envelope {
+            body: raw,
+            metadata: Default::default(),
+            tenant: default_tenant(),
+            team: None,
+            user: None,
+            key_name: None,
+            endpoint: None,
+        }
+    };
+    let metadata = Metadata::parse(serde_json::Value::Object(env.metadata).to_string().as_bytes())
+        .map_err(|e| anyhow::anyhow!("metadata: {}", e.message))?;
+    let body = Bytes::from(env.body.to_string());
+    let summary = BodySummary::parse(&body).map_err(|e| anyhow::anyhow!("body: {}", e.message))?;
+    let endpoint = match env.endpoint.as_deref() {
+        None | Some("messages") => Endpoint::Messages,
+        Some("count-tokens" | "count_tokens") => Endpoint::CountTokens,
+        Some("chat-completions" | "chat_completions") => Endpoint::ChatCompletions,
+        Some(other) => anyhow::bail!("endpoint: unknown '{other}' (messages, count-tokens, chat-completions)"),
+    };
+
+    let cfg = Config::parse("", "defaults").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = crate::plugins::PluginRuntime::new(
+        crate::plugins::SandboxLimits {
+            deadline: std::time::Duration::from_millis(cfg.sandbox.deadline_ms),
+            memory_bytes: (cfg.sandbox.memory_mib as usize) << 20,
+        },
+        4,
+        None,
+    )?;
+    let label = args.wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+    let plugin = rt.load_file(&label, &args.wasm)?;
+    println!(
+        "plugin: {} {} (hooks: {:?}, sha256 {})",
+        plugin.info.name,
+        plugin.info.version,
+        plugin.info.hooks,
+        &plugin.hash[..16]
+    );
+    if let Err(e) = rt.validate_config(&plugin, &label, &config) {
+        println!("config: REJECTED: {e}");
+        return Ok(1);
+    }
+    println!("config: ok");
+    let ctx = RequestContext {
+        request_id: "req_check".into(),
+        trace_id: "req_check".into(),
+        tenant: env.tenant,
+        key_id: "key_check".into(),
+        key_name: env.key_name.unwrap_or_else(|| "check".into()),
+        team: env.team.or_else(|| metadata.get("team").map(str::to_string)),
+        user: env.user.or_else(|| metadata.get("user").map(str::to_string)),
+        metadata: metadata.0,
+        model: summary.model,
+        endpoint,
+        stream: summary.stream,
+        max_tokens: summary.max_tokens,
+        body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+        prompt_tokens_estimate: summary.prompt_tokens_estimate,
+        message_count: summary.message_count,
+    };
+    let started = std::time::Instant::now();
+    let result = rt.call_policy(&plugin, Arc::from(label.as_str()), Arc::from(config.as_str()), body, &ctx);
+    let took = started.elapsed();
+    match result {
+        Ok(Decision::Allow) => {
+            println!("decision: ALLOW ({took:?})");
+            Ok(0)
+        }
+        Ok(Decision::AllowWith(labels)) => {
+            println!("decision: ALLOW ({took:?})");
+            for a in labels {
+                println!("  annotation {} = {}", a.key, a.value);
+            }
+            Ok(0)
+        }
+        Ok(Decision::Deny(d)) => {
+            println!("decision: DENY {} {}: {} ({took:?})", d.status, d.error_type, d.message);
+            Ok(EXIT_DENY)
+        }
+        Err(f) => {
+            println!("decision: ERROR plugin '{label}' {f} ({took:?})");
+            Ok(1)
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! The gateway's TOML configuration: typed, validated once at load, with errors that
+//! name the offending field.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// toml's message already names the line, column and field.
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: {field}: {message}")]
+    Invalid {
+        path: String,
+        field: String,
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the gateway listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory for the SQLite store and the compiled-plugin cache.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Where first-party plugins (`name = "..."`) are looked up.
+    #[serde(default)]
+    pub plugin_dir: Option<PathBuf>,
+    /// Provider used when a tenant names none.
+    #[serde(default)]
+    pub default_provider: Option<String>,
+    /// Sandbox limits for every plugin call.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+    /// Upstream model providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// Tenants and their plugin chains.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    /// Request-log writer tuning.
+    #[serde(default)]
+    pub logs: LogConfig,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8787))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+
+/// Limits applied to each plugin call.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// CPU deadline of one plugin call, in milliseconds.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// Linear-memory cap of one plugin instance, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// Plugin instances that may exist at once across the gateway.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+}
+
+fn default_deadline_ms() -> u64 {
+    5
+}
+fn default_memory_mib() -> u64 {
+    16
+}
+fn default_max_instances() -> u32 {
+    128
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: default_deadline_ms(),
+            memory_mib: default_memory_mib(),
+            max_instances: default_max_instances(),
+        }
+    }
+}
+
+/// Request-log writer settings.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Most rows written in one transaction.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Longest a finished request waits before its row is written, in milliseconds.
+    #[serde(default = "default_flush_ms")]
+    pub flush_ms: u64,
+}
+
+fn default_batch() -> usize {
+    256
+}
+fn default_flush_ms() -> u64 {
+    200
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch(),
+            flush_ms: default_flush_ms(),
+        }
+    }
+}
+
+/// The wire protocol an upstream speaks.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// Anthropic's API, or any Anthropic-compatible server via `base_url`.
+    Anthropic,
+    /// The built-in mock upstream, started in-process (offline demo and tests).
+    Mock,
+}
+
+/// One upstream provider.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Name tenants and routes refer to.
+    pub id: String,
+    /// Protocol.
+    pub kind: ProviderKind,
+    /// Base URL without `/v1`, e.g. `https://api.anthropic.com`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the upstream API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Connect timeout in milliseconds.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for the response headers, or for a whole non-streamed body, in seconds.
+    #[serde(default = "default_timeout_s")]
+    pub timeout_s: u64,
+    /// Longest silence inside a stream before it is cut, in seconds.
+    #[serde(default = "default_idle_s")]
+    pub stream_idle_timeout_s: u64,
+    /// Extra headers sent on every upstream request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_timeout_s() -> u64 {
+    600
+}
+fn default_idle_s() -> u64 {
+    300
+}
+
+impl ProviderConfig {
+    /// The effective base URL, trailing slash removed.
+    pub fn base_url(&self) -> String {
+        let url = self.base_url.as_deref().unwrap_or(match self.kind {
+            ProviderKind::Anthropic => "https://api.anthropic.com",
+            ProviderKind::Mock => "http://127.0.0.1",
+        });
+        url.trim_end_matches('/').to_string()
+    }
+}
+
+/// One tenant and its policy chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// Stable id (`[a-z0-9_-]+`).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Provider serving this tenant's requests.
+    #[serde(default)]
+    pub default_provider: Option<String>,
+    /// Plugins run in order on every request.
+    #[serde(default)]
+    pub plugins: Vec<PluginRef>,
+}
+
+/// A plugin in a tenant's chain.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// A first-party plugin, looked up in `plugin_dir` as `tollgate_<name>.wasm`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A plugin component on disk.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// The plugin's config, handed to it as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// When the plugin fails (trap, deadline, memory), skip it instead of failing the request.
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+impl PluginRef {
+    /// How the plugin is named in logs and errors.
+    pub fn label(&self) -> String {
+        match (&self.name, &self.path) {
+            (Some(n), _) => n.clone(),
+            (None, Some(p)) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string()),
+            (None, None) => "unnamed".into(),
+        }
+    }
+
+    /// The config as JSON text (`{}` when absent).
+    pub fn config_json(&self) -> String {
+        match &self.config {
+            Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
+            None => "{}".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |field: String, message: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            field,
+            message,
+        };
+        let mut provider_ids = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let field = format!("providers[{i}]");
+            if !valid_id(&p.id) {
+                return Err(bad(format!("{field}.id"), format!("'{}' must match [A-Za-z0-9_.-]+", p.id)));
+            }
+            if !provider_ids.insert(p.id.as_str()) {
+                return Err(bad(format!("{field}.id"), format!("duplicate provider id '{}'", p.id)));
+            }
+            let url = p.base_url();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad(format!("{field}.base_url"), format!("'{url}' must start with http:// or https://")));
+            }
+            if url.ends_with("/v1") {
+                return Err(bad(format!("{field}.base_url"), format!("'{url}' must not end in /v1: the gateway appends the API path")));
+            }
+            if p.timeout_s == 0 || p.connect_timeout_ms == 0 || p.stream_idle_timeout_s == 0 {
+                return Err(bad(field, "timeouts must be greater than zero".into()));
+            }
+        }
+        let check_provider = |field: String, id: &Option<String>| match id {
+            Some(id) if !provider_ids.contains(id.as_str()) => Err(bad(
+                field,
+                format!("unknown provider '{id}' (known: {})", join_sorted(&provider_ids)),
+            )),
+            _ => Ok(()),
+        };
+        check_provider("default_provider".into(), &self.default_provider)?;
+        let mut tenant_ids = std::collections::HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            let field = format!("tenants[{i}]");
+            if !valid_id(&t.id) {
+                return Err(bad(format!("{field}.id"), format!("'{}' must match [A-Za-z0-9_.-]+", t.id)));
+            }
+            if !tenant_ids.insert(t.id.as_str()) {
+                return Err(bad(format!("{field}.id"), format!("duplicate tenant id '{}'", t.id)));
+            }
+            check_provider(format!("{field}.default_provider"), &t.default_provider)?;
+            for (j, p) in t.plugins.iter().enumerate() {
+                let pf = format!("{field}.plugins[{j}]");
+                match (&p.name, &p.path) {
+                    (Some(_), Some(_)) => return Err(bad(pf, "set either name or path, not both".into())),
+                    (None, None) => return Err(bad(pf, "set name (first-party plugin) or path (wasm file)".into())),
+                    _ => {}
+                }
+                if let Some(c) = &p.config
+                    && !c.is_table()
+                {
+                    return Err(bad(format!("{pf}.config"), "must be a table".into()));
+                }
+            }
+        }
+        let s = &self.sandbox;
+        if !(1..=60_000).contains(&s.deadline_ms) {
+            return Err(bad("sandbox.deadline_ms".into(), "must be between 1 and 60000".into()));
+        }
+        if !(1..=4096).contains(&s.memory_mib) {
+            return Err(bad("sandbox.memory_mib".into(), "must be between 1 and 4096".into()));
+        }
+        if !(1..=10_000).contains(&s.max_instances) {
+            return Err(bad("sandbox.max_instances".into(), "must be between 1 and 10000".into()));
+        }
+        if self.logs.batch_size == 0 {
+            return Err(bad("logs.batch_size".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s` is usable as a tenant or provider id.
+pub fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn join_sorted(set: &std::collections::HashSet<&str>) -> String {
+    let mut v: Vec<_> = set.iter().copied().collect();
+    v.sort_unstable();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse("", "t.toml").expect("empty config is valid");
+        assert_eq!(c.listen.port(), 8787);
+        assert_eq!(c.sandbox.deadline_ms, 5);
+        assert_eq!(c.sandbox.memory_mib, 16);
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_field() {
+        let err = Config::parse("listen = \"127.0.0.1:1\"\nlisten_port = 3\n", "t.toml")
+            .expect_err("unknown field");
+        let msg = err.to_string();
+        assert!(msg.contains("listen_port"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_provider_is_named() {
+        let text = r#"
+[[providers]]
+id = "anthropic"
+kind = "anthropic"
+
+[[tenants]]
+id = "acme"
+default_provider = "openai"
+"#;
+        let msg = Config::parse(text, "t.toml").expect_err("bad provider").to_string();
+        assert!(msg.contains("tenants[0].default_provider"), "{msg}");
+        assert!(msg.contains("unknown provider 'openai'"), "{msg}");
+    }
+
+    #[test]
+    fn plugin_needs_name_or_path() {
+        let text = "[[tenants]]\nid = \"a\"\n[[tenants.plugins]]\nfail_open = true\n";
+        let msg = Config::parse(text, "t.toml").expect_err("bad plugin").to_string();
+        assert!(msg.contains("tenants[0].plugins[0]"), "{msg}");
+    }
+
+    #[test]
+    fn base_url_with_v1_is_refused() {
+        let text = "[[providers]]\nid = \"a\"\nkind = \"anthropic\"\nbase_url = \"http://x/v1\"\n";
+        let msg = Config::parse(text, "t.toml").expect_err("v1").to_string();
+        assert!(msg.contains("providers[0].base_url"), "{msg}");
+    }
+}

@@ -1,0 +1,22 @@
+//! Tollgate: a self-hosted AI gateway whose policy and routing logic run as sandboxed
+//! WebAssembly components.
+//!
+//! The request flow is described in `ARCHITECTURE.md` at the repository root; each
+//! module below owns one concern of it.
+
+pub mod admin;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod glob;
+pub mod http;
+pub mod ids;
+pub mod metadata;
+pub mod pipeline;
+pub mod plugins;
+pub mod providers;
+pub mod server;
+pub mod store;
+pub mod usage;

@@ -1,0 +1,263 @@
+//! The `tollgate` binary: the gateway server and its admin CLI.
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tollgate::cli::{AdminClient, Output, PluginCheck};
+use tollgate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "A self-hosted AI gateway with sandboxed WebAssembly policy plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (with no --config: the offline embedded default).
+    Serve {
+        /// TOML config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Override the config's listen address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Override the config's data directory.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a mock Anthropic/OpenAI-compatible upstream (tests and offline use).
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+    /// Manage tenants (admin API client).
+    #[command(subcommand)]
+    Tenants(TenantsCmd),
+    /// Manage API keys (admin API client).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Query request logs (admin API client).
+    Logs(LogsArgs),
+}
+
+#[derive(Args, Clone)]
+struct Remote {
+    /// Gateway base URL.
+    #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8787", global = true)]
+    url: String,
+    /// Admin token.
+    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    admin_token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl Remote {
+    fn client(&self) -> anyhow::Result<AdminClient> {
+        AdminClient::new(&self.url, self.admin_token.clone(), if self.json { Output::Json } else { Output::Table })
+    }
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// Run a plugin on a sample request and print its decision
+    /// (exit 0 allow, 3 deny, 1 error or rejected config).
+    Check {
+        /// The plugin component (.wasm).
+        file: PathBuf,
+        /// The plugin's config (JSON file).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A sample request: a Messages body, or {"body":…, "metadata":{…}, "team":…}.
+        #[arg(long)]
+        request: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantsCmd {
+    /// Create a tenant.
+    Create {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Create an API key; its secret is printed once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        /// Comma-separated model globs the key may use.
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Lifetime, e.g. 30d, 12h.
+        #[arg(long)]
+        expires_in: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List keys.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Args)]
+struct LogsArgs {
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Metadata filter key=value (repeatable).
+    #[arg(long = "filter", short = 'f')]
+    filters: Vec<String>,
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    status: Option<u16>,
+    /// Unix ms or a duration ago (15m, 24h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    trace_id: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => serve(config, listen, data_dir).await.map(|()| 0),
+        Command::Plugin(PluginCmd::Check { file, config, request }) => {
+            let code = tokio::task::spawn_blocking(move || {
+                tollgate::cli::run_plugin_check(&PluginCheck { wasm: file, config, request })
+            })
+            .await??;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Tenants(TenantsCmd::Create { id, name, remote }) => {
+            remote.client()?.create_tenant(&id, name.as_deref()).await.map(|()| 0)
+        }
+        Command::Tenants(TenantsCmd::List { remote }) => remote.client()?.list_tenants().await.map(|()| 0),
+        Command::Keys(KeysCmd::Create { tenant, name, team, user, models, expires_in, remote }) => {
+            let expires_in_s = match expires_in {
+                Some(d) => Some(tollgate::admin::parse_time(&d, 0).map(|ago| -ago / 1000).map_err(anyhow::Error::msg)?),
+                None => None,
+            };
+            let body = serde_json::json!({
+                "name": name, "team": team, "user": user, "models": models, "expires_in_s": expires_in_s,
+            });
+            remote.client()?.create_key(&tenant, body).await.map(|()| 0)
+        }
+        Command::Keys(KeysCmd::List { tenant, remote }) => remote.client()?.list_keys(tenant.as_deref()).await.map(|()| 0),
+        Command::Keys(KeysCmd::Revoke { id, remote }) => remote.client()?.revoke_key(&id).await.map(|()| 0),
+        Command::Logs(a) => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            if let Some(t) = &a.tenant {
+                q.append_pair("tenant", t);
+            }
+            for f in &a.filters {
+                q.append_pair("meta", f);
+            }
+            for (k, v) in [("model", &a.model), ("since", &a.since), ("trace_id", &a.trace_id)] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
+            }
+            if let Some(s) = a.status {
+                q.append_pair("status", &s.to_string());
+            }
+            q.append_pair("limit", &a.limit.to_string());
+            a.remote.client()?.logs(&q.finish()).await.map(|()| 0)
+        }
+    }
+}
+
+async fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let embedded = config.is_none();
+    let mut cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => Config::parse(tollgate::demo::DEFAULT_CONFIG, "embedded default config")?,
+    };
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    let (admin_token, _) = tollgate::demo::admin_token(&cfg.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let gateway = tollgate::server::Gateway::build(cfg, admin_token.clone()).await?;
+    let base_url = format!("http://{addr}");
+    if embedded {
+        match tollgate::demo::bootstrap_demo_key(&gateway.state.store, "demo")? {
+            Some(key) => {
+                gateway.state.keys.upsert_all_from(&gateway.state.store)?;
+                println!("{}", tollgate::demo::first_start_banner(&base_url, &key, &admin_token));
+            }
+            None => println!(
+                "Tollgate (embedded default) at {base_url}; admin token in {}/admin-token. \
+                 The demo key was shown at first start; make another with `tollgate keys create --tenant demo`.",
+                gateway.config.data_dir.display()
+            ),
+        }
+    }
+    // Tests and scripts wait for this line.
+    println!("tollgate listening on {base_url}");
+    gateway.serve(listener).await
+}

@@ -1,0 +1,331 @@
+//! The phases every data-plane request passes through, in order:
+//! authenticate → read metadata → parse the body → check key scope → run the tenant's
+//! policy chain → pick the provider. [`Exchange`] follows the request from first byte to
+//! last and writes its log row exactly once, however it ends.
+
+use crate::error::{ApiError, ApiFlavor};
+use crate::metadata::{self, Metadata};
+use crate::plugins::{ChainOutcome, Endpoint, RequestContext};
+use crate::providers::AnthropicProvider;
+use crate::server::AppState;
+use crate::store::{ApiKey, LogRecord};
+use crate::usage::Usage;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Header a client may send to group requests into one trace.
+pub const TRACE_HEADER: &str = "x-portkey-trace-id";
+
+/// One request's journey; logged when finished or, failing that, when dropped
+/// (the client went away mid-way).
+pub struct Exchange {
+    state: Arc<AppState>,
+    /// The log row being filled in as the request progresses.
+    pub record: LogRecord,
+    started: Instant,
+    /// The API shape the client speaks.
+    pub flavor: ApiFlavor,
+    logged: bool,
+}
+
+impl Exchange {
+    /// Starts following a request.
+    pub fn new(state: &Arc<AppState>, request_id: &str, endpoint: &str, flavor: ApiFlavor, headers: &HeaderMap) -> Self {
+        let trace_id = headers
+            .get(TRACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .unwrap_or(request_id)
+            .to_string();
+        Self {
+            state: state.clone(),
+            record: LogRecord {
+                request_id: request_id.to_string(),
+                ts_ms: crate::ids::now_ms(),
+                tenant_id: String::new(),
+                key_id: None,
+                trace_id,
+                endpoint: endpoint.to_string(),
+                team: None,
+                user: None,
+                metadata: Metadata::default(),
+                requested_model: None,
+                served_model: None,
+                provider: None,
+                status: 0,
+                stream: false,
+                latency_ms: 0,
+                ttft_ms: None,
+                usage: Usage::default(),
+                decisions: Vec::new(),
+                error: None,
+            },
+            started: Instant::now(),
+            flavor,
+            logged: false,
+        }
+    }
+
+    /// Time since the request arrived.
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Answers with `err` in the client's shape and logs the request.
+    pub fn fail(mut self, err: ApiError) -> Response {
+        self.record.status = err.status.as_u16();
+        self.record.error = Some(err.message.clone());
+        self.log();
+        err.into_response_for(self.flavor)
+    }
+
+    /// Logs the request as finished with `status`.
+    pub fn finish(mut self, status: u16, error: Option<String>) {
+        self.record.status = status;
+        if error.is_some() {
+            self.record.error = error;
+        }
+        self.log();
+    }
+
+    fn log(&mut self) {
+        if self.logged {
+            return;
+        }
+        self.logged = true;
+        self.record.latency_ms = self.elapsed_ms();
+        let record = std::mem::replace(&mut self.record, empty_record());
+        self.state.logs.send(record);
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if !self.logged {
+            // The client disconnected before we answered (nginx's 499 convention).
+            if self.record.status == 0 || self.record.error.is_none() {
+                self.record.error = Some("client closed the connection".into());
+            }
+            self.record.status = 499;
+            self.log();
+        }
+    }
+}
+
+fn empty_record() -> LogRecord {
+    LogRecord {
+        request_id: String::new(),
+        ts_ms: 0,
+        tenant_id: String::new(),
+        key_id: None,
+        trace_id: String::new(),
+        endpoint: String::new(),
+        team: None,
+        user: None,
+        metadata: Metadata::default(),
+        requested_model: None,
+        served_model: None,
+        provider: None,
+        status: 0,
+        stream: false,
+        latency_ms: 0,
+        ttft_ms: None,
+        usage: Usage::default(),
+        decisions: Vec::new(),
+        error: None,
+    }
+}
+
+/// A request that passed every check, ready to forward.
+pub struct Admitted {
+    pub key: Arc<ApiKey>,
+    pub provider: Arc<AnthropicProvider>,
+    /// The body as received (forwarded unchanged).
+    pub body: Bytes,
+    pub stream: bool,
+    pub model: Option<String>,
+}
+
+/// Authenticates the key and records who is calling.
+pub fn authenticate(state: &AppState, ex: &mut Exchange, headers: &HeaderMap) -> Result<Arc<ApiKey>, ApiError> {
+    let key = state.keys.authenticate(headers, crate::ids::now_ms())?;
+    ex.record.tenant_id = key.tenant_id.clone();
+    ex.record.key_id = Some(key.id.clone());
+    Ok(key)
+}
+
+/// Runs every admission phase for a model request.
+pub fn admit(
+    state: &AppState,
+    ex: &mut Exchange,
+    headers: &HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Result<Admitted, ApiError> {
+    let key = authenticate(state, ex, headers)?;
+    let metadata = match headers.get(metadata::HEADER) {
+        Some(raw) => Metadata::parse(raw.as_bytes())?,
+        None => Metadata::default(),
+    };
+    ex.record.team = key.team.clone().or_else(|| metadata.get("team").map(str::to_string));
+    ex.record.user = key.user.clone().or_else(|| metadata.get("user").map(str::to_string));
+    ex.record.metadata = metadata;
+
+    let summary = BodySummary::parse(&body)?;
+    ex.record.requested_model = Some(summary.model.clone());
+    ex.record.stream = summary.stream && endpoint == Endpoint::Messages;
+    crate::auth::check_scope(&key, &ex.record.metadata, Some(&summary.model))?;
+
+    let tenant = state.tenant(&key.tenant_id);
+    if !tenant.chain.is_empty() {
+        let ctx = RequestContext {
+            request_id: ex.record.request_id.clone(),
+            trace_id: ex.record.trace_id.clone(),
+            tenant: key.tenant_id.clone(),
+            key_id: key.id.clone(),
+            key_name: key.name.clone(),
+            team: ex.record.team.clone(),
+            user: ex.record.user.clone(),
+            metadata: ex.record.metadata.0.clone(),
+            model: summary.model.clone(),
+            endpoint,
+            stream: ex.record.stream,
+            max_tokens: summary.max_tokens,
+            body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            prompt_tokens_estimate: summary.prompt_tokens_estimate,
+            message_count: summary.message_count,
+        };
+        match tenant.chain.run(&state.plugins, &ctx, &body) {
+            ChainOutcome::Allowed(decisions) => ex.record.decisions = decisions,
+            ChainOutcome::Refused(decisions, err) => {
+                ex.record.decisions = decisions;
+                return Err(err);
+            }
+        }
+    }
+
+    let provider_id = tenant
+        .default_provider
+        .as_deref()
+        .or(state.default_provider.as_deref())
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "no provider is configured for tenant '{}': set default_provider",
+                key.tenant_id
+            ))
+        })?;
+    let provider = state
+        .providers
+        .get(provider_id)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("provider '{provider_id}' is not configured")))?;
+    ex.record.provider = Some(provider.id.clone());
+    ex.record.served_model = Some(summary.model.clone());
+    Ok(Admitted {
+        key,
+        provider,
+        body,
+        stream: ex.record.stream,
+        model: Some(summary.model),
+    })
+}
+
+/// What the gateway reads from a request body; everything else is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct RawBody<'a> {
+    #[serde(borrow, default)]
+    model: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    messages: Option<ItemCount>,
+}
+
+/// Counts a JSON array's items without building them.
+struct ItemCount(u32);
+
+impl<'de> serde::Deserialize<'de> for ItemCount {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ItemCount;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ItemCount, A::Error> {
+                let mut n = 0u32;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n = n.saturating_add(1);
+                }
+                Ok(ItemCount(n))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The request fields plugins and logs need.
+#[derive(Debug)]
+pub struct BodySummary {
+    pub model: String,
+    pub stream: bool,
+    pub max_tokens: Option<u32>,
+    pub message_count: u32,
+    pub prompt_tokens_estimate: u32,
+}
+
+impl BodySummary {
+    /// Reads the summary in one pass, or explains what is wrong with the body.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::invalid("request body is empty: expected a JSON object"));
+        }
+        let raw: RawBody<'_> = serde_json::from_slice(body).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("expected struct RawBody") {
+                ApiError::invalid("request body must be a JSON object")
+            } else {
+                ApiError::invalid(format!("request body is not valid: {msg}"))
+            }
+        })?;
+        let model = raw
+            .model
+            .filter(|m| !m.is_empty())
+            .ok_or_else(|| ApiError::invalid("model: field required"))?
+            .into_owned();
+        let max = raw.max_tokens.or(raw.max_completion_tokens);
+        Ok(Self {
+            model,
+            stream: raw.stream.unwrap_or(false),
+            max_tokens: max.map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
+            message_count: raw.messages.map_or(0, |c| c.0),
+            // About four bytes of JSON per token: cheap and good enough for policies.
+            prompt_tokens_estimate: u32::try_from(body.len() / 4).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BodySummary;
+
+    #[test]
+    fn summary_reads_fields_and_rejects_bad_bodies() {
+        let s = BodySummary::parse(br#"{"model":"m","max_tokens":10,"stream":true,"messages":[{},{"a":[1]}]}"#)
+            .expect("valid");
+        assert_eq!((s.model.as_str(), s.max_tokens, s.stream, s.message_count), ("m", Some(10), true, 2));
+        assert!(BodySummary::parse(b"[1]").expect_err("array").message.contains("JSON object"));
+        assert!(BodySummary::parse(b"{}").expect_err("no model").message.contains("model"));
+        assert!(BodySummary::parse(br#"{"model":5}"#).expect_err("type").message.contains("invalid type"));
+        assert!(BodySummary::parse(b"{\"model\":").expect_err("eof").message.contains("EOF"));
+        assert!(BodySummary::parse(b"").expect_err("empty").message.contains("empty"));
+    }
+}

@@ -1,0 +1,254 @@
+//! The engine, the linker, and compiling/loading plugins (cached on disk by content hash).
+
+use super::bindings::{Decision, Plugin, PluginInfo, PluginPre, RequestContext};
+use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
+use super::PluginError;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// A plugin compiled and pre-linked, ready to instantiate per call.
+pub struct LoadedPlugin {
+    /// What the plugin says about itself.
+    pub info: PluginInfo,
+    /// SHA-256 of the wasm bytes.
+    pub hash: String,
+    pre: PluginPre<PluginState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.info.name)
+            .field("version", &self.info.version)
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// The process-wide plugin runtime.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    limits: SandboxLimits,
+    cache_dir: Option<PathBuf>,
+    loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+}
+
+impl PluginRuntime {
+    /// Builds the engine (pooling allocator, epoch interruption) and links the host API.
+    ///
+    /// `cache_dir` holds compiled plugins keyed by content and engine; `None` disables it.
+    pub fn new(limits: SandboxLimits, max_instances: u32, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        // A Rust wasip2 component holds a few core instances (program, adapter, shims).
+        pool.total_component_instances(max_instances)
+            .total_core_instances(max_instances.saturating_mul(8))
+            .total_memories(max_instances.saturating_mul(2))
+            .total_tables(max_instances.saturating_mul(8))
+            // The limiter enforces the exact cap; the pool only bounds the slot size.
+            .max_memory_size(limits.memory_bytes.saturating_mul(2).max(64 << 20))
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        spawn_epoch_ticker(&engine);
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+            cache_dir,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The limits every call runs under.
+    pub fn limits(&self) -> SandboxLimits {
+        self.limits
+    }
+
+    /// Loads a plugin file; identical bytes are compiled and described once per process.
+    pub fn load_file(&self, label: &str, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            plugin: label.to_string(),
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.load_bytes(label, &bytes)
+    }
+
+    /// Loads plugin bytes (see [`PluginRuntime::load_file`]).
+    pub fn load_bytes(&self, label: &str, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let hash = hex::encode(Sha256::digest(bytes));
+        if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(&hash).cloned()) {
+            return Ok(p);
+        }
+        let compile_err = |message: String| PluginError::Compile {
+            plugin: label.to_string(),
+            message,
+        };
+        let component = self.compile_cached(&hash, bytes).map_err(|e| compile_err(format!("{e:#}")))?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| compile_err(format!("{e:#}")))?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| compile_err(format!("{e:#}")))?;
+        let mut loaded = LoadedPlugin {
+            info: PluginInfo {
+                name: label.to_string(),
+                version: String::new(),
+                hooks: Vec::new(),
+                config_schema: String::new(),
+            },
+            hash: hash.clone(),
+            pre,
+        };
+        loaded.info = self
+            .call(&loaded, "{}".into(), Bytes::new(), "describe".into(), |p, s| {
+                p.tollgate_plugin_guest().call_describe(s)
+            })
+            .map_err(|failure| PluginError::Call {
+                plugin: label.to_string(),
+                failure,
+            })?;
+        let loaded = Arc::new(loaded);
+        if let Ok(mut m) = self.loaded.lock() {
+            m.insert(hash, loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    /// Asks the plugin whether `config` (JSON) is acceptable.
+    pub fn validate_config(&self, plugin: &LoadedPlugin, label: &str, config: &str) -> Result<(), PluginError> {
+        let res = self
+            .call(plugin, config.into(), Bytes::new(), "validate-config".into(), |p, s| {
+                p.tollgate_plugin_guest().call_validate_config(s, config)
+            })
+            .map_err(|failure| PluginError::Call {
+                plugin: label.to_string(),
+                failure,
+            })?;
+        res.map_err(|message| PluginError::InvalidConfig {
+            plugin: label.to_string(),
+            message,
+        })
+    }
+
+    /// Runs the policy hook in a fresh, bounded instance.
+    pub fn call_policy(
+        &self,
+        plugin: &LoadedPlugin,
+        label: Arc<str>,
+        config: Arc<str>,
+        body: Bytes,
+        ctx: &RequestContext,
+    ) -> Result<Decision, CallFailure> {
+        let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
+        self.call_labelled(plugin, label, config, body, request_id, |p, s| {
+            p.tollgate_plugin_guest().call_policy(s, ctx)
+        })
+    }
+
+    fn call<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        config: Arc<str>,
+        body: Bytes,
+        request_id: Arc<str>,
+        f: impl FnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallFailure> {
+        let label: Arc<str> = Arc::from(plugin.info.name.as_str());
+        self.call_labelled(plugin, label, config, body, request_id, f)
+    }
+
+    fn call_labelled<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        label: Arc<str>,
+        config: Arc<str>,
+        body: Bytes,
+        request_id: Arc<str>,
+        f: impl FnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallFailure> {
+        let state = PluginState::new(&self.limits, label, request_id, config, body);
+        let hit = state.limiter.hit.clone();
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = (self.limits.deadline.as_millis() as u64).max(1);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let instance = plugin.pre.instantiate(&mut store).map_err(|e| {
+            match sandbox::classify(&e, &self.limits, hit.load(std::sync::atomic::Ordering::Relaxed)) {
+                CallFailure::Trap(m) => CallFailure::Instantiate(m),
+                other => other,
+            }
+        })?;
+        f(&instance, &mut store)
+            .map_err(|e| sandbox::classify(&e, &self.limits, hit.load(std::sync::atomic::Ordering::Relaxed)))
+    }
+
+    fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache_dir else {
+            return Component::new(&self.engine, bytes);
+        };
+        // Artifacts are only valid for the same engine build and settings.
+        let mut h = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let file = dir.join(format!("{hash}-{:016x}.cwasm", h.finish()));
+        if file.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an engine with the
+            // same compatibility hash, into a directory only the gateway writes.
+            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(error = %e, file = %file.display(), "stale plugin cache entry; recompiling"),
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        match component.serialize() {
+            Ok(art) => {
+                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, &art).and_then(|_| std::fs::rename(&tmp, &file)).is_err() {
+                    tracing::warn!(file = %file.display(), "could not write plugin cache entry");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not serialize compiled plugin"),
+        }
+        Ok(component)
+    }
+}
+
+/// Advances the engine's epoch so deadlines fire; stops when the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => return,
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the epoch ticker: plugin deadlines will not fire");
+    }
+}

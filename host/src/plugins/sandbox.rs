@@ -1,0 +1,182 @@
+//! What a plugin instance may touch and how much of the machine it may use.
+//!
+//! Every call gets a fresh store holding a [`PluginState`]: a WASI context that denies
+//! everything (no preopened dirs, env, args, sockets; deterministic randomness; stdio
+//! to nowhere), a memory limiter, and the request data the `host` imports serve.
+
+use super::bindings::{LogLevel, tollgate};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Per-call resource limits.
+#[derive(Clone, Copy, Debug)]
+pub struct SandboxLimits {
+    /// CPU time one call may take before it is interrupted.
+    pub deadline: Duration,
+    /// Linear memory one instance may grow to, in bytes.
+    pub memory_bytes: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(5),
+            memory_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Why a plugin call did not produce a decision.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallFailure {
+    #[error("exceeded its CPU deadline of {0:?}")]
+    Deadline(Duration),
+    #[error("exceeded its memory limit of {} MiB", .0 >> 20)]
+    Memory(usize),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Marker error raised from the limiter so the trap is classified as a memory overrun.
+#[derive(Debug)]
+pub(super) struct MemoryLimitHit;
+
+impl std::fmt::Display for MemoryLimitHit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("memory limit exceeded")
+    }
+}
+
+impl std::error::Error for MemoryLimitHit {}
+
+/// Refuses growth past the configured cap by trapping, so the failure is precise.
+pub(super) struct Limiter {
+    memory_bytes: usize,
+    /// Set when growth was refused; survives Rust guests turning the failure into an abort.
+    pub(super) hit: Arc<AtomicBool>,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.hit.store(true, Ordering::Relaxed);
+            return Err(wasmtime::Error::new(MemoryLimitHit));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The data of one plugin call's store.
+pub(super) struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: Limiter,
+    plugin: Arc<str>,
+    request_id: Arc<str>,
+    config: Arc<str>,
+    body: Bytes,
+}
+
+impl PluginState {
+    pub(super) fn new(limits: &SandboxLimits, plugin: Arc<str>, request_id: Arc<str>, config: Arc<str>, body: Bytes) -> Self {
+        Self {
+            wasi: deny_all_wasi(),
+            table: ResourceTable::new(),
+            limiter: Limiter {
+                memory_bytes: limits.memory_bytes,
+                hit: Arc::new(AtomicBool::new(false)),
+            },
+            plugin,
+            request_id,
+            config,
+            body,
+        }
+    }
+}
+
+/// A WASI context for a guest std that expects WASI to exist, granting nothing.
+fn deny_all_wasi() -> WasiCtx {
+    use rand::SeedableRng as _;
+    let mut b = WasiCtx::builder();
+    b.allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .secure_random(rand::rngs::StdRng::seed_from_u64(0))
+        .insecure_random(rand::rngs::StdRng::seed_from_u64(0))
+        .insecure_random_seed(0);
+    b.build()
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl tollgate::plugin::types::Host for PluginState {}
+
+impl tollgate::plugin::host::Host for PluginState {
+    fn log(&mut self, level: LogLevel, message: String) {
+        let (plugin, request_id) = (&*self.plugin, &*self.request_id);
+        // Cap what a plugin can push into the gateway's log per line.
+        let message = truncate(&message, 4096);
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "plugin", plugin, request_id, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "plugin", plugin, request_id, "{message}"),
+            LogLevel::Info => tracing::info!(target: "plugin", plugin, request_id, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "plugin", plugin, request_id, "{message}"),
+            LogLevel::Error => tracing::error!(target: "plugin", plugin, request_id, "{message}"),
+        }
+    }
+
+    fn config(&mut self) -> String {
+        self.config.to_string()
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        crate::ids::now_ms().max(0) as u64
+    }
+
+    fn request_body(&mut self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Turns a wasmtime error from a call into the reason shown to admins and callers.
+pub(super) fn classify(err: &wasmtime::Error, limits: &SandboxLimits, memory_hit: bool) -> CallFailure {
+    if memory_hit || err.downcast_ref::<MemoryLimitHit>().is_some() {
+        return CallFailure::Memory(limits.memory_bytes);
+    }
+    if let Some(wasmtime::Trap::Interrupt) = err.downcast_ref::<wasmtime::Trap>() {
+        return CallFailure::Deadline(limits.deadline);
+    }
+    let msg = match err.downcast_ref::<wasmtime::Trap>() {
+        Some(t) => t.to_string(),
+        None => format!("{err:#}"),
+    };
+    CallFailure::Trap(truncate(&msg, 512).to_string())
+}

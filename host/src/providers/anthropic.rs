@@ -1,0 +1,136 @@
+//! The Anthropic Messages API upstream (api.anthropic.com or any compatible server).
+
+use super::UpstreamError;
+use crate::config::ProviderConfig;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use bytes::Bytes;
+use std::time::Duration;
+
+/// `anthropic-version` sent when the client sent none.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+
+/// Client headers passed through to an Anthropic upstream.
+const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta", "accept"];
+
+/// A configured Anthropic-compatible upstream.
+pub struct AnthropicProvider {
+    /// Provider id from the config.
+    pub id: String,
+    base_url: String,
+    api_key: Option<HeaderValue>,
+    extra_headers: HeaderMap,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl AnthropicProvider {
+    /// Builds the provider's pooled HTTP client.
+    pub fn new(cfg: &ProviderConfig, base_url: String, api_key: Option<String>) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+            // Applies between reads, so a long stream lives while tokens keep coming.
+            .read_timeout(Duration::from_secs(cfg.stream_idle_timeout_s))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mut extra_headers = HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| anyhow::anyhow!("provider '{}': bad header name '{k}'", cfg.id))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|_| anyhow::anyhow!("provider '{}': bad value for header '{k}'", cfg.id))?;
+            extra_headers.insert(name, value);
+        }
+        let api_key = api_key
+            .map(|k| HeaderValue::from_str(&k))
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("provider '{}': API key is not a valid header value", cfg.id))?
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            });
+        Ok(Self {
+            id: cfg.id.clone(),
+            base_url,
+            api_key,
+            extra_headers,
+            client,
+            timeout: Duration::from_secs(cfg.timeout_s),
+        })
+    }
+
+    /// Longest wait for headers (and, for whole bodies, the body).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends `body` to `path` (e.g. `/v1/messages`), forwarding the client's Anthropic
+    /// headers and authenticating with the provider's own key. Returns once headers arrive.
+    pub async fn send(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let url = format!("{}{}", self.base_url, path_and_query);
+        let mut headers = self.extra_headers.clone();
+        for name in FORWARDED {
+            if let Some(v) = client_headers.get(*name) {
+                headers.insert(*name, v.clone());
+            }
+        }
+        headers
+            .entry("anthropic-version")
+            .or_insert(HeaderValue::from_static(DEFAULT_VERSION));
+        if let Some(k) = &self.api_key {
+            headers.insert("x-api-key", k.clone());
+        }
+        let mut req = self.client.request(method.clone(), url).headers(headers);
+        if method != Method::GET {
+            req = req
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        match tokio::time::timeout(self.timeout, req.send()).await {
+            Err(_) => Err(UpstreamError::Timeout {
+                provider: self.id.clone(),
+                secs: self.timeout.as_secs(),
+            }),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(self.classify(e)),
+        }
+    }
+
+    /// Maps a transport error to an [`UpstreamError`].
+    pub fn classify(&self, e: reqwest::Error) -> UpstreamError {
+        let provider = self.id.clone();
+        if e.is_timeout() {
+            UpstreamError::Timeout {
+                provider,
+                secs: self.timeout.as_secs(),
+            }
+        } else if e.is_connect() {
+            UpstreamError::Connect {
+                provider,
+                message: root_cause(&e),
+            }
+        } else {
+            UpstreamError::Other {
+                provider,
+                message: root_cause(&e),
+            }
+        }
+    }
+}
+
+/// The innermost error message (reqwest wraps the useful part several layers deep).
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,202 @@
+//! Assembling the gateway from its config and running it until a clean shutdown.
+
+use crate::auth::KeyCache;
+use crate::config::{Config, ProviderKind, TenantConfig};
+use crate::plugins::{ConfiguredPlugin, PluginRuntime, PolicyChain, SandboxLimits};
+use crate::providers::Providers;
+use crate::store::{LogSender, Store};
+use anyhow::Context as _;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the gateway knows about one tenant at request time.
+#[derive(Clone, Debug, Default)]
+pub struct TenantRuntime {
+    /// Provider that serves this tenant unless a route says otherwise.
+    pub default_provider: Option<String>,
+    /// Policy plugins, in order.
+    pub chain: PolicyChain,
+}
+
+/// Shared state of the running gateway.
+pub struct AppState {
+    pub plugins: Arc<PluginRuntime>,
+    pub providers: Providers,
+    pub keys: KeyCache,
+    pub store: Store,
+    pub logs: LogSender,
+    pub default_provider: Option<String>,
+    pub admin_token: String,
+    pub max_body_bytes: usize,
+    tenants: HashMap<String, Arc<TenantRuntime>>,
+    no_tenant: Arc<TenantRuntime>,
+}
+
+impl AppState {
+    /// The runtime of `tenant_id`; tenants created through the admin API and absent from
+    /// the config get an empty chain and the default provider.
+    pub fn tenant(&self, tenant_id: &str) -> Arc<TenantRuntime> {
+        self.tenants.get(tenant_id).cloned().unwrap_or_else(|| self.no_tenant.clone())
+    }
+}
+
+/// Where first-party plugins are looked for when the config names no `plugin_dir`:
+/// `$TOLLGATE_PLUGIN_DIR`, then the wasm target dir next to this binary
+/// (`target/wasm32-wasip2/release` in a checkout), then `./plugins`.
+pub fn default_plugin_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("TOLLGATE_PLUGIN_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(target) = exe.parent().and_then(Path::parent)
+    {
+        let dir = target.join("wasm32-wasip2").join("release");
+        if dir.is_dir() {
+            return dir;
+        }
+    }
+    PathBuf::from("plugins")
+}
+
+/// Path of a first-party plugin's wasm file.
+pub fn first_party_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("tollgate_{}.wasm", name.replace('-', "_")))
+}
+
+/// Builds the plugin runtime for `cfg`.
+pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
+    let limits = SandboxLimits {
+        deadline: Duration::from_millis(cfg.sandbox.deadline_ms),
+        memory_bytes: (cfg.sandbox.memory_mib as usize) << 20,
+    };
+    let rt = PluginRuntime::new(limits, cfg.sandbox.max_instances, Some(cfg.data_dir.join("plugin-cache")))
+        .context("starting the plugin runtime")?;
+    Ok(Arc::new(rt))
+}
+
+/// Loads, describes and validates one tenant's chain; errors name tenant and plugin.
+fn build_chain(rt: &PluginRuntime, plugin_dir: &Path, t: &TenantConfig) -> anyhow::Result<PolicyChain> {
+    let mut plugins = Vec::with_capacity(t.plugins.len());
+    for (i, p) in t.plugins.iter().enumerate() {
+        let label = p.label();
+        let path = match (&p.name, &p.path) {
+            (Some(name), _) => first_party_path(plugin_dir, name),
+            (None, Some(path)) => path.clone(),
+            (None, None) => anyhow::bail!("tenants.{}.plugins[{i}]: no name or path", t.id),
+        };
+        let loaded = rt
+            .load_file(&label, &path)
+            .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
+        let config = p.config_json();
+        rt.validate_config(&loaded, &label, &config)
+            .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
+        tracing::info!(tenant = %t.id, plugin = %label, version = %loaded.info.version, hash = %&loaded.hash[..12], "plugin loaded");
+        plugins.push(ConfiguredPlugin {
+            label: Arc::from(label.as_str()),
+            plugin: loaded,
+            config: Arc::from(config.as_str()),
+            fail_open: p.fail_open,
+        });
+    }
+    Ok(PolicyChain::new(plugins))
+}
+
+/// A ready-to-serve gateway.
+pub struct Gateway {
+    pub state: Arc<AppState>,
+    pub config: Config,
+    log_writer: crate::store::LogWriter,
+    _mock: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Opens the store, loads every plugin, starts the embedded mock if a provider uses it.
+    pub async fn build(cfg: Config, admin_token: String) -> anyhow::Result<Self> {
+        let store = Store::open(&cfg.data_dir).with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+        let (mock_url, mock) = if cfg.providers.iter().any(|p| p.kind == ProviderKind::Mock) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let handle = tokio::spawn(async move { drop(listener); });
+            (Some(url), Some(handle))
+        } else {
+            (None, None)
+        };
+        let providers = Providers::from_config(&cfg, mock_url.as_deref())?;
+        let plugins = plugin_runtime(&cfg)?;
+        let plugin_dir = cfg.plugin_dir.clone().unwrap_or_else(default_plugin_dir);
+        let mut tenants = HashMap::new();
+        for t in &cfg.tenants {
+            store.ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))?;
+            let chain = build_chain(&plugins, &plugin_dir, t)?;
+            tenants.insert(
+                t.id.clone(),
+                Arc::new(TenantRuntime {
+                    default_provider: t.default_provider.clone(),
+                    chain,
+                }),
+            );
+        }
+        let keys = KeyCache::load(&store)?;
+        let log_writer = store.log_writer(cfg.logs.batch_size, Duration::from_millis(cfg.logs.flush_ms))?;
+        let default_provider = cfg
+            .default_provider
+            .clone()
+            .or_else(|| (cfg.providers.len() == 1).then(|| cfg.providers[0].id.clone()));
+        let state = Arc::new(AppState {
+            plugins,
+            providers,
+            keys,
+            store,
+            logs: log_writer.sender(),
+            default_provider,
+            admin_token,
+            max_body_bytes: cfg.max_body_bytes,
+            tenants,
+            no_tenant: Arc::new(TenantRuntime::default()),
+        });
+        Ok(Self {
+            state,
+            config: cfg,
+            log_writer,
+            _mock: mock,
+        })
+    }
+
+    /// Serves on `listener` until SIGINT/SIGTERM, then drains in-flight requests and
+    /// writes every pending log row.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+        let app = crate::http::router(self.state.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!("shutting down: writing pending request logs");
+        drop(self.state);
+        let writer = self.log_writer;
+        tokio::task::spawn_blocking(move || writer.shutdown()).await?;
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,174 @@
+//! The embedded SQLite store: tenants, API keys and request logs.
+//!
+//! One connection serves admin reads and writes (behind a mutex, used only from
+//! blocking tasks); request-log rows arrive over a channel and are written in batches
+//! by a dedicated thread, so the request path never waits on the disk.
+
+mod keys;
+mod logs;
+mod tenants;
+
+pub use keys::{ApiKey, NewKey, hash_secret};
+pub use logs::{LogQuery, LogRecord, LogSender, LogWriter, PluginDecision};
+pub use tenants::Tenant;
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Store failures. These never reach a data-plane client verbatim.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenants (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    name        TEXT NOT NULL,
+    team        TEXT,
+    user        TEXT,
+    models      TEXT,
+    secret_hash TEXT NOT NULL UNIQUE,
+    prefix      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER
+);
+CREATE INDEX api_keys_tenant ON api_keys(tenant_id);
+CREATE TABLE request_logs (
+    request_id      TEXT PRIMARY KEY,
+    ts_ms           INTEGER NOT NULL,
+    tenant_id       TEXT NOT NULL,
+    key_id          TEXT,
+    trace_id        TEXT NOT NULL,
+    endpoint        TEXT NOT NULL,
+    team            TEXT,
+    user            TEXT,
+    metadata        TEXT NOT NULL,
+    requested_model TEXT,
+    served_model    TEXT,
+    provider        TEXT,
+    status          INTEGER NOT NULL,
+    stream          INTEGER NOT NULL,
+    latency_ms      INTEGER NOT NULL,
+    ttft_ms         INTEGER,
+    input_tokens    INTEGER NOT NULL DEFAULT 0,
+    output_tokens   INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens  INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    decisions       TEXT NOT NULL,
+    error           TEXT
+);
+CREATE INDEX request_logs_tenant_ts ON request_logs(tenant_id, ts_ms DESC);
+CREATE INDEX request_logs_trace ON request_logs(trace_id);
+CREATE TABLE request_log_meta (
+    request_id TEXT NOT NULL,
+    tenant_id  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    PRIMARY KEY (request_id, key)
+) WITHOUT ROWID;
+CREATE INDEX request_log_meta_kv ON request_log_meta(tenant_id, key, value);
+"#];
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) `data_dir/tollgate.db` in WAL mode and migrates it.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("tollgate.db");
+        let mut conn = open_conn(&path)?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the shared connection on a blocking thread.
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| StoreError::Task("connection poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with the shared connection on the current thread (start-up and CLI use).
+    pub fn with_conn_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Task("connection poisoned".into()))?;
+        f(&mut guard)
+    }
+
+    /// Starts the batched request-log writer on its own connection.
+    pub fn log_writer(&self, batch_size: usize, flush: std::time::Duration) -> Result<LogWriter, StoreError> {
+        let conn = open_conn(&self.path)?;
+        Ok(LogWriter::start(conn, batch_size, flush))
+    }
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
