@@ -1,1 +1,81 @@
-fn main() {}
+//! Per-request cost of a policy plugin call: a fresh sandboxed instance from the
+//! pre-linked component, the context lowered in, the decision lifted out.
+//!
+//! Needs the first-party plugins built (`make plugins`).
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tollgate::plugins::{Decision, Endpoint, PluginRuntime, RequestContext, SandboxLimits};
+
+fn plugin_path(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target
+        .join("wasm32-wasip2/release")
+        .join(format!("tollgate_{name}.wasm"))
+}
+
+fn context() -> RequestContext {
+    RequestContext {
+        request_id: "req_bench".into(),
+        trace_id: "req_bench".into(),
+        tenant: "acme".into(),
+        key_id: "key_bench".into(),
+        key_name: "bench".into(),
+        team: Some("engineering".into()),
+        user: Some("dev@acme.com".into()),
+        metadata: vec![
+            ("env".into(), "prod".into()),
+            ("team".into(), "engineering".into()),
+            ("tenant".into(), "acme".into()),
+            ("user".into(), "dev@acme.com".into()),
+        ],
+        model: "claude-sonnet-4-5".into(),
+        endpoint: Endpoint::Messages,
+        stream: true,
+        max_tokens: Some(1024),
+        body_bytes: 2048,
+        prompt_tokens_estimate: 512,
+        message_count: 3,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
+    let ctx = context();
+    let body =
+        Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]}"#);
+    let cases = [
+        (
+            "metadata-policy",
+            r#"{"required":["env","team"],"allowed_values":{"env":["prod","staging","dev"]},"team_models":{"engineering":["claude-*"]}}"#,
+        ),
+        ("chaos", r#"{"mode":"allow"}"#),
+    ];
+    let mut group = c.benchmark_group("policy_call");
+    for (name, config) in cases {
+        let path = plugin_path(&name.replace('-', "_"));
+        let plugin = rt
+            .load_file(name, &path)
+            .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
+        let label: Arc<str> = Arc::from(name);
+        let config: Arc<str> = Arc::from(config);
+        match rt.call_policy(&plugin, label.clone(), config.clone(), body.clone(), &ctx) {
+            Ok(Decision::Allow | Decision::AllowWith(_)) => {}
+            other => panic!("{name} should allow the bench request: {other:?}"),
+        }
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rt.call_policy(&plugin, label.clone(), config.clone(), body.clone(), &ctx)
+                    .expect("call")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

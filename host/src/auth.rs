@@ -34,7 +34,10 @@ impl KeyCache {
     }
 
     fn replace_all(&self, keys: Vec<ApiKey>) {
-        let map = keys.into_iter().map(|k| (k.secret_hash.clone(), Arc::new(k))).collect();
+        let map = keys
+            .into_iter()
+            .map(|k| (k.secret_hash.clone(), Arc::new(k)))
+            .collect();
         if let Ok(mut guard) = self.by_hash.write() {
             *guard = map;
         }
@@ -60,10 +63,16 @@ impl KeyCache {
             .and_then(|m| m.get(&hash).cloned())
             .ok_or_else(|| ApiError::unauthenticated("invalid API key"))?;
         if key.revoked_at.is_some() {
-            return Err(ApiError::unauthenticated(format!("API key {} has been revoked", key.id)));
+            return Err(ApiError::unauthenticated(format!(
+                "API key {} has been revoked",
+                key.id
+            )));
         }
         if key.expires_at.is_some_and(|t| t <= now_ms) {
-            return Err(ApiError::unauthenticated(format!("API key {} has expired", key.id)));
+            return Err(ApiError::unauthenticated(format!(
+                "API key {} has expired",
+                key.id
+            )));
         }
         Ok(key)
     }
@@ -71,7 +80,10 @@ impl KeyCache {
 
 /// The key secret from whichever supported header carries it.
 fn extract_secret(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let v = v.trim();
         let token = v
             .strip_prefix("Bearer ")

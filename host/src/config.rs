@@ -277,17 +277,29 @@ impl Config {
         for (i, p) in self.providers.iter().enumerate() {
             let field = format!("providers[{i}]");
             if !valid_id(&p.id) {
-                return Err(bad(format!("{field}.id"), format!("'{}' must match [A-Za-z0-9_.-]+", p.id)));
+                return Err(bad(
+                    format!("{field}.id"),
+                    format!("'{}' must match [A-Za-z0-9_.-]+", p.id),
+                ));
             }
             if !provider_ids.insert(p.id.as_str()) {
-                return Err(bad(format!("{field}.id"), format!("duplicate provider id '{}'", p.id)));
+                return Err(bad(
+                    format!("{field}.id"),
+                    format!("duplicate provider id '{}'", p.id),
+                ));
             }
             let url = p.base_url();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(bad(format!("{field}.base_url"), format!("'{url}' must start with http:// or https://")));
+                return Err(bad(
+                    format!("{field}.base_url"),
+                    format!("'{url}' must start with http:// or https://"),
+                ));
             }
             if url.ends_with("/v1") {
-                return Err(bad(format!("{field}.base_url"), format!("'{url}' must not end in /v1: the gateway appends the API path")));
+                return Err(bad(
+                    format!("{field}.base_url"),
+                    format!("'{url}' must not end in /v1: the gateway appends the API path"),
+                ));
             }
             if p.timeout_s == 0 || p.connect_timeout_ms == 0 || p.stream_idle_timeout_s == 0 {
                 return Err(bad(field, "timeouts must be greater than zero".into()));
@@ -296,7 +308,10 @@ impl Config {
         let check_provider = |field: String, id: &Option<String>| match id {
             Some(id) if !provider_ids.contains(id.as_str()) => Err(bad(
                 field,
-                format!("unknown provider '{id}' (known: {})", join_sorted(&provider_ids)),
+                format!(
+                    "unknown provider '{id}' (known: {})",
+                    join_sorted(&provider_ids)
+                ),
             )),
             _ => Ok(()),
         };
@@ -305,17 +320,30 @@ impl Config {
         for (i, t) in self.tenants.iter().enumerate() {
             let field = format!("tenants[{i}]");
             if !valid_id(&t.id) {
-                return Err(bad(format!("{field}.id"), format!("'{}' must match [A-Za-z0-9_.-]+", t.id)));
+                return Err(bad(
+                    format!("{field}.id"),
+                    format!("'{}' must match [A-Za-z0-9_.-]+", t.id),
+                ));
             }
             if !tenant_ids.insert(t.id.as_str()) {
-                return Err(bad(format!("{field}.id"), format!("duplicate tenant id '{}'", t.id)));
+                return Err(bad(
+                    format!("{field}.id"),
+                    format!("duplicate tenant id '{}'", t.id),
+                ));
             }
             check_provider(format!("{field}.default_provider"), &t.default_provider)?;
             for (j, p) in t.plugins.iter().enumerate() {
                 let pf = format!("{field}.plugins[{j}]");
                 match (&p.name, &p.path) {
-                    (Some(_), Some(_)) => return Err(bad(pf, "set either name or path, not both".into())),
-                    (None, None) => return Err(bad(pf, "set name (first-party plugin) or path (wasm file)".into())),
+                    (Some(_), Some(_)) => {
+                        return Err(bad(pf, "set either name or path, not both".into()));
+                    }
+                    (None, None) => {
+                        return Err(bad(
+                            pf,
+                            "set name (first-party plugin) or path (wasm file)".into(),
+                        ));
+                    }
                     _ => {}
                 }
                 if let Some(c) = &p.config
@@ -327,13 +355,22 @@ impl Config {
         }
         let s = &self.sandbox;
         if !(1..=60_000).contains(&s.deadline_ms) {
-            return Err(bad("sandbox.deadline_ms".into(), "must be between 1 and 60000".into()));
+            return Err(bad(
+                "sandbox.deadline_ms".into(),
+                "must be between 1 and 60000".into(),
+            ));
         }
         if !(1..=4096).contains(&s.memory_mib) {
-            return Err(bad("sandbox.memory_mib".into(), "must be between 1 and 4096".into()));
+            return Err(bad(
+                "sandbox.memory_mib".into(),
+                "must be between 1 and 4096".into(),
+            ));
         }
         if !(1..=10_000).contains(&s.max_instances) {
-            return Err(bad("sandbox.max_instances".into(), "must be between 1 and 10000".into()));
+            return Err(bad(
+                "sandbox.max_instances".into(),
+                "must be between 1 and 10000".into(),
+            ));
         }
         if self.logs.batch_size == 0 {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));
@@ -346,13 +383,18 @@ impl Config {
 pub fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 fn join_sorted(set: &std::collections::HashSet<&str>) -> String {
     let mut v: Vec<_> = set.iter().copied().collect();
     v.sort_unstable();
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 #[cfg(test)]
@@ -387,7 +429,9 @@ kind = "anthropic"
 id = "acme"
 default_provider = "openai"
 "#;
-        let msg = Config::parse(text, "t.toml").expect_err("bad provider").to_string();
+        let msg = Config::parse(text, "t.toml")
+            .expect_err("bad provider")
+            .to_string();
         assert!(msg.contains("tenants[0].default_provider"), "{msg}");
         assert!(msg.contains("unknown provider 'openai'"), "{msg}");
     }
@@ -395,7 +439,9 @@ default_provider = "openai"
     #[test]
     fn plugin_needs_name_or_path() {
         let text = "[[tenants]]\nid = \"a\"\n[[tenants.plugins]]\nfail_open = true\n";
-        let msg = Config::parse(text, "t.toml").expect_err("bad plugin").to_string();
+        let msg = Config::parse(text, "t.toml")
+            .expect_err("bad plugin")
+            .to_string();
         assert!(msg.contains("tenants[0].plugins[0]"), "{msg}");
     }
 

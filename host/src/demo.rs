@@ -52,7 +52,10 @@ pub fn admin_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
 
 /// On first start, creates a key for the demo tenant and returns its secret.
 pub fn bootstrap_demo_key(store: &Store, tenant: &str) -> anyhow::Result<Option<String>> {
-    let has_key = store.all_keys_blocking()?.iter().any(|k| k.tenant_id == tenant);
+    let has_key = store
+        .all_keys_blocking()?
+        .iter()
+        .any(|k| k.tenant_id == tenant);
     if has_key {
         return Ok(None);
     }

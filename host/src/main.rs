@@ -7,7 +7,11 @@ use tollgate::cli::{AdminClient, Output, PluginCheck};
 use tollgate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "A self-hosted AI gateway with sandboxed WebAssembly policy plugins")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "A self-hosted AI gateway with sandboxed WebAssembly policy plugins"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,10 +48,20 @@ enum Command {
 #[derive(Args, Clone)]
 struct Remote {
     /// Gateway base URL.
-    #[arg(long, env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8787", global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_URL",
+        default_value = "http://127.0.0.1:8787",
+        global = true
+    )]
     url: String,
     /// Admin token.
-    #[arg(long, env = "TOLLGATE_ADMIN_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "TOLLGATE_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     admin_token: Option<String>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
@@ -56,7 +70,15 @@ struct Remote {
 
 impl Remote {
     fn client(&self) -> anyhow::Result<AdminClient> {
-        AdminClient::new(&self.url, self.admin_token.clone(), if self.json { Output::Json } else { Output::Table })
+        AdminClient::new(
+            &self.url,
+            self.admin_token.clone(),
+            if self.json {
+                Output::Json
+            } else {
+                Output::Table
+            },
+        )
     }
 }
 
@@ -161,7 +183,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -179,21 +204,49 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Serve { config, listen, data_dir } => serve(config, listen, data_dir).await.map(|()| 0),
-        Command::Plugin(PluginCmd::Check { file, config, request }) => {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => serve(config, listen, data_dir).await.map(|()| 0),
+        Command::Plugin(PluginCmd::Check {
+            file,
+            config,
+            request,
+        }) => {
             let code = tokio::task::spawn_blocking(move || {
-                tollgate::cli::run_plugin_check(&PluginCheck { wasm: file, config, request })
+                tollgate::cli::run_plugin_check(&PluginCheck {
+                    wasm: file,
+                    config,
+                    request,
+                })
             })
             .await??;
             Ok(u8::try_from(code).unwrap_or(1))
         }
-        Command::Tenants(TenantsCmd::Create { id, name, remote }) => {
-            remote.client()?.create_tenant(&id, name.as_deref()).await.map(|()| 0)
+        Command::Tenants(TenantsCmd::Create { id, name, remote }) => remote
+            .client()?
+            .create_tenant(&id, name.as_deref())
+            .await
+            .map(|()| 0),
+        Command::Tenants(TenantsCmd::List { remote }) => {
+            remote.client()?.list_tenants().await.map(|()| 0)
         }
-        Command::Tenants(TenantsCmd::List { remote }) => remote.client()?.list_tenants().await.map(|()| 0),
-        Command::Keys(KeysCmd::Create { tenant, name, team, user, models, expires_in, remote }) => {
+        Command::Keys(KeysCmd::Create {
+            tenant,
+            name,
+            team,
+            user,
+            models,
+            expires_in,
+            remote,
+        }) => {
             let expires_in_s = match expires_in {
-                Some(d) => Some(tollgate::admin::parse_time(&d, 0).map(|ago| -ago / 1000).map_err(anyhow::Error::msg)?),
+                Some(d) => Some(
+                    tollgate::admin::parse_time(&d, 0)
+                        .map(|ago| -ago / 1000)
+                        .map_err(anyhow::Error::msg)?,
+                ),
                 None => None,
             };
             let body = serde_json::json!({
@@ -201,8 +254,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             });
             remote.client()?.create_key(&tenant, body).await.map(|()| 0)
         }
-        Command::Keys(KeysCmd::List { tenant, remote }) => remote.client()?.list_keys(tenant.as_deref()).await.map(|()| 0),
-        Command::Keys(KeysCmd::Revoke { id, remote }) => remote.client()?.revoke_key(&id).await.map(|()| 0),
+        Command::Keys(KeysCmd::List { tenant, remote }) => remote
+            .client()?
+            .list_keys(tenant.as_deref())
+            .await
+            .map(|()| 0),
+        Command::Keys(KeysCmd::Revoke { id, remote }) => {
+            remote.client()?.revoke_key(&id).await.map(|()| 0)
+        }
         Command::Logs(a) => {
             let mut q = form_urlencoded::Serializer::new(String::new());
             if let Some(t) = &a.tenant {
@@ -211,7 +270,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             for f in &a.filters {
                 q.append_pair("meta", f);
             }
-            for (k, v) in [("model", &a.model), ("since", &a.since), ("trace_id", &a.trace_id)] {
+            for (k, v) in [
+                ("model", &a.model),
+                ("since", &a.since),
+                ("trace_id", &a.trace_id),
+            ] {
                 if let Some(v) = v {
                     q.append_pair(k, v);
                 }
@@ -225,7 +288,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-async fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(
+    config: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let embedded = config.is_none();
     let mut cfg = match &config {
         Some(p) => Config::load(p)?,
@@ -248,7 +315,10 @@ async fn serve(config: Option<PathBuf>, listen: Option<std::net::SocketAddr>, da
         match tollgate::demo::bootstrap_demo_key(&gateway.state.store, "demo")? {
             Some(key) => {
                 gateway.state.keys.upsert_all_from(&gateway.state.store)?;
-                println!("{}", tollgate::demo::first_start_banner(&base_url, &key, &admin_token));
+                println!(
+                    "{}",
+                    tollgate::demo::first_start_banner(&base_url, &key, &admin_token)
+                );
             }
             None => println!(
                 "Tollgate (embedded default) at {base_url}; admin token in {}/admin-token. \

@@ -44,9 +44,8 @@ impl Metadata {
     /// Parses the header value, or says exactly what is wrong with it.
     pub fn parse(raw: &[u8]) -> Result<Self, ApiError> {
         let fail = |why: String| ApiError::invalid(format!("invalid {HEADER} header: {why}"));
-        let text = std::str::from_utf8(raw).map_err(|e| {
-            fail(format!("not valid UTF-8 at byte {}", e.valid_up_to()))
-        })?;
+        let text = std::str::from_utf8(raw)
+            .map_err(|e| fail(format!("not valid UTF-8 at byte {}", e.valid_up_to())))?;
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
@@ -59,12 +58,17 @@ impl Metadata {
             )));
         };
         if map.len() > MAX_KEYS {
-            return Err(fail(format!("has {} keys; at most {MAX_KEYS} are allowed", map.len())));
+            return Err(fail(format!(
+                "has {} keys; at most {MAX_KEYS} are allowed",
+                map.len()
+            )));
         }
         let mut out = Vec::with_capacity(map.len());
         for (k, v) in map {
             if k.is_empty() || k.len() > MAX_KEY_LEN {
-                return Err(fail(format!("key '{k}' must be 1 to {MAX_KEY_LEN} bytes long")));
+                return Err(fail(format!(
+                    "key '{k}' must be 1 to {MAX_KEY_LEN} bytes long"
+                )));
             }
             let serde_json::Value::String(s) = v else {
                 return Err(fail(format!(
@@ -73,7 +77,9 @@ impl Metadata {
                 )));
             };
             if s.len() > MAX_VALUE_LEN {
-                return Err(fail(format!("value of '{k}' is longer than {MAX_VALUE_LEN} bytes")));
+                return Err(fail(format!(
+                    "value of '{k}' is longer than {MAX_VALUE_LEN} bytes"
+                )));
             }
             out.push((k, s));
         }
@@ -87,7 +93,10 @@ impl Metadata {
 fn describe_json_error(e: &serde_json::Error) -> String {
     let msg = e.to_string();
     if msg.contains("EOF while parsing") {
-        format!("not valid JSON: unexpected end of input at column {}", e.column())
+        format!(
+            "not valid JSON: unexpected end of input at column {}",
+            e.column()
+        )
     } else {
         format!("not valid JSON: {msg}")
     }
@@ -109,7 +118,9 @@ mod tests {
     use super::*;
 
     fn err(raw: &str) -> String {
-        Metadata::parse(raw.as_bytes()).expect_err("should fail").message
+        Metadata::parse(raw.as_bytes())
+            .expect_err("should fail")
+            .message
     }
 
     #[test]
@@ -133,7 +144,10 @@ mod tests {
         assert!(err("[1,2]").contains("got an array"));
         assert!(err("\"x\"").contains("got a string"));
         let msg = err(r#"{"n":5}"#);
-        assert!(msg.contains("value of 'n' must be a string, got a number"), "{msg}");
+        assert!(
+            msg.contains("value of 'n' must be a string, got a number"),
+            "{msg}"
+        );
         assert!(err(r#"{"a":{"b":"c"}}"#).contains("got an object"));
         assert!(err(r#"{"a":null}"#).contains("got null"));
     }

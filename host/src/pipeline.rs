@@ -33,7 +33,13 @@ pub struct Exchange {
 
 impl Exchange {
     /// Starts following a request.
-    pub fn new(state: &Arc<AppState>, request_id: &str, endpoint: &str, flavor: ApiFlavor, headers: &HeaderMap) -> Self {
+    pub fn new(
+        state: &Arc<AppState>,
+        request_id: &str,
+        endpoint: &str,
+        flavor: ApiFlavor,
+        headers: &HeaderMap,
+    ) -> Self {
         let trace_id = headers
             .get(TRACE_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -151,7 +157,11 @@ pub struct Admitted {
 }
 
 /// Authenticates the key and records who is calling.
-pub fn authenticate(state: &AppState, ex: &mut Exchange, headers: &HeaderMap) -> Result<Arc<ApiKey>, ApiError> {
+pub fn authenticate(
+    state: &AppState,
+    ex: &mut Exchange,
+    headers: &HeaderMap,
+) -> Result<Arc<ApiKey>, ApiError> {
     let key = state.keys.authenticate(headers, crate::ids::now_ms())?;
     ex.record.tenant_id = key.tenant_id.clone();
     ex.record.key_id = Some(key.id.clone());
@@ -171,8 +181,14 @@ pub fn admit(
         Some(raw) => Metadata::parse(raw.as_bytes())?,
         None => Metadata::default(),
     };
-    ex.record.team = key.team.clone().or_else(|| metadata.get("team").map(str::to_string));
-    ex.record.user = key.user.clone().or_else(|| metadata.get("user").map(str::to_string));
+    ex.record.team = key
+        .team
+        .clone()
+        .or_else(|| metadata.get("team").map(str::to_string));
+    ex.record.user = key
+        .user
+        .clone()
+        .or_else(|| metadata.get("user").map(str::to_string));
     ex.record.metadata = metadata;
 
     let summary = BodySummary::parse(&body)?;
@@ -218,11 +234,10 @@ pub fn admit(
                 key.tenant_id
             ))
         })?;
-    let provider = state
-        .providers
-        .get(provider_id)
-        .cloned()
-        .ok_or_else(|| ApiError::internal(format!("provider '{provider_id}' is not configured")))?;
+    let provider =
+        state.providers.get(provider_id).cloned().ok_or_else(|| {
+            ApiError::internal(format!("provider '{provider_id}' is not configured"))
+        })?;
     ex.record.provider = Some(provider.id.clone());
     ex.record.served_model = Some(summary.model.clone());
     Ok(Admitted {
@@ -260,7 +275,10 @@ impl<'de> serde::Deserialize<'de> for ItemCount {
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an array")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ItemCount, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ItemCount, A::Error> {
                 let mut n = 0u32;
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
                     n = n.saturating_add(1);
@@ -285,17 +303,18 @@ pub struct BodySummary {
 impl BodySummary {
     /// Reads the summary in one pass, or explains what is wrong with the body.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::invalid("request body is empty: expected a JSON object"));
-        }
-        let raw: RawBody<'_> = serde_json::from_slice(body).map_err(|e| {
-            let msg = e.to_string();
-            if msg.contains("expected struct RawBody") {
-                ApiError::invalid("request body must be a JSON object")
-            } else {
-                ApiError::invalid(format!("request body is not valid: {msg}"))
+        match body.iter().find(|b| !b.is_ascii_whitespace()) {
+            None => {
+                return Err(ApiError::invalid(
+                    "request body is empty: expected a JSON object",
+                ));
             }
-        })?;
+            // serde would also accept a struct written as an array; a body must be an object.
+            Some(b'{') => {}
+            Some(_) => return Err(ApiError::invalid("request body must be a JSON object")),
+        }
+        let raw: RawBody<'_> = serde_json::from_slice(body)
+            .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
         let model = raw
             .model
             .filter(|m| !m.is_empty())
@@ -319,13 +338,43 @@ mod tests {
 
     #[test]
     fn summary_reads_fields_and_rejects_bad_bodies() {
-        let s = BodySummary::parse(br#"{"model":"m","max_tokens":10,"stream":true,"messages":[{},{"a":[1]}]}"#)
-            .expect("valid");
-        assert_eq!((s.model.as_str(), s.max_tokens, s.stream, s.message_count), ("m", Some(10), true, 2));
-        assert!(BodySummary::parse(b"[1]").expect_err("array").message.contains("JSON object"));
-        assert!(BodySummary::parse(b"{}").expect_err("no model").message.contains("model"));
-        assert!(BodySummary::parse(br#"{"model":5}"#).expect_err("type").message.contains("invalid type"));
-        assert!(BodySummary::parse(b"{\"model\":").expect_err("eof").message.contains("EOF"));
-        assert!(BodySummary::parse(b"").expect_err("empty").message.contains("empty"));
+        let s = BodySummary::parse(
+            br#"{"model":"m","max_tokens":10,"stream":true,"messages":[{},{"a":[1]}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            (s.model.as_str(), s.max_tokens, s.stream, s.message_count),
+            ("m", Some(10), true, 2)
+        );
+        assert!(
+            BodySummary::parse(b"[1]")
+                .expect_err("array")
+                .message
+                .contains("JSON object")
+        );
+        assert!(
+            BodySummary::parse(b"{}")
+                .expect_err("no model")
+                .message
+                .contains("model")
+        );
+        assert!(
+            BodySummary::parse(br#"{"model":5}"#)
+                .expect_err("type")
+                .message
+                .contains("invalid type")
+        );
+        assert!(
+            BodySummary::parse(b"{\"model\":")
+                .expect_err("eof")
+                .message
+                .contains("EOF")
+        );
+        assert!(
+            BodySummary::parse(b"")
+                .expect_err("empty")
+                .message
+                .contains("empty")
+        );
     }
 }

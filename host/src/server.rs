@@ -38,7 +38,10 @@ impl AppState {
     /// The runtime of `tenant_id`; tenants created through the admin API and absent from
     /// the config get an empty chain and the default provider.
     pub fn tenant(&self, tenant_id: &str) -> Arc<TenantRuntime> {
-        self.tenants.get(tenant_id).cloned().unwrap_or_else(|| self.no_tenant.clone())
+        self.tenants
+            .get(tenant_id)
+            .cloned()
+            .unwrap_or_else(|| self.no_tenant.clone())
     }
 }
 
@@ -71,13 +74,21 @@ pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
         deadline: Duration::from_millis(cfg.sandbox.deadline_ms),
         memory_bytes: (cfg.sandbox.memory_mib as usize) << 20,
     };
-    let rt = PluginRuntime::new(limits, cfg.sandbox.max_instances, Some(cfg.data_dir.join("plugin-cache")))
-        .context("starting the plugin runtime")?;
+    let rt = PluginRuntime::new(
+        limits,
+        cfg.sandbox.max_instances,
+        Some(cfg.data_dir.join("plugin-cache")),
+    )
+    .context("starting the plugin runtime")?;
     Ok(Arc::new(rt))
 }
 
 /// Loads, describes and validates one tenant's chain; errors name tenant and plugin.
-fn build_chain(rt: &PluginRuntime, plugin_dir: &Path, t: &TenantConfig) -> anyhow::Result<PolicyChain> {
+fn build_chain(
+    rt: &PluginRuntime,
+    plugin_dir: &Path,
+    t: &TenantConfig,
+) -> anyhow::Result<PolicyChain> {
     let mut plugins = Vec::with_capacity(t.plugins.len());
     for (i, p) in t.plugins.iter().enumerate() {
         let label = p.label();
@@ -114,11 +125,14 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the store, loads every plugin, starts the embedded mock if a provider uses it.
     pub async fn build(cfg: Config, admin_token: String) -> anyhow::Result<Self> {
-        let store = Store::open(&cfg.data_dir).with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+        let store = Store::open(&cfg.data_dir)
+            .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
         let (mock_url, mock) = if cfg.providers.iter().any(|p| p.kind == ProviderKind::Mock) {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
-            let handle = tokio::spawn(async move { drop(listener); });
+            let handle = tokio::spawn(async move {
+                drop(listener);
+            });
             (Some(url), Some(handle))
         } else {
             (None, None)
@@ -139,7 +153,10 @@ impl Gateway {
             );
         }
         let keys = KeyCache::load(&store)?;
-        let log_writer = store.log_writer(cfg.logs.batch_size, Duration::from_millis(cfg.logs.flush_ms))?;
+        let log_writer = store.log_writer(
+            cfg.logs.batch_size,
+            Duration::from_millis(cfg.logs.flush_ms),
+        )?;
         let default_provider = cfg
             .default_provider
             .clone()

@@ -43,8 +43,14 @@ fn check_token(state: &AppState, req: &Request) -> Result<(), ApiError> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| req.headers().get("x-admin-token").and_then(|v| v.to_str().ok()))
-        .ok_or_else(|| ApiError::unauthenticated("admin API: missing admin token (Authorization: Bearer …)"))?;
+        .or_else(|| {
+            req.headers()
+                .get("x-admin-token")
+                .and_then(|v| v.to_str().ok())
+        })
+        .ok_or_else(|| {
+            ApiError::unauthenticated("admin API: missing admin token (Authorization: Bearer …)")
+        })?;
     if !constant_time_eq(presented.trim().as_bytes(), state.admin_token.as_bytes()) {
         return Err(ApiError::unauthenticated("admin API: invalid admin token"));
     }
@@ -77,13 +83,23 @@ struct NewTenant {
     name: Option<String>,
 }
 
-async fn create_tenant(State(state): State<Arc<AppState>>, body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>) -> AdminResult<Response> {
+async fn create_tenant(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>,
+) -> AdminResult<Response> {
     let Json(t) = body.map_err(json_rejection)?;
     if !crate::config::valid_id(&t.id) {
-        return Err(ApiError::invalid(format!("id: '{}' must match [A-Za-z0-9_.-]{{1,64}}", t.id)));
+        return Err(ApiError::invalid(format!(
+            "id: '{}' must match [A-Za-z0-9_.-]{{1,64}}",
+            t.id
+        )));
     }
     let name = t.name.unwrap_or_else(|| t.id.clone());
-    let tenant = state.store.create_tenant(t.id, name).await.map_err(store_err)?;
+    let tenant = state
+        .store
+        .create_tenant(t.id, name)
+        .await
+        .map_err(store_err)?;
     Ok((StatusCode::CREATED, Json(tenant)).into_response())
 }
 
@@ -92,8 +108,15 @@ async fn list_tenants(State(state): State<Arc<AppState>>) -> AdminResult<Respons
     Ok(Json(serde_json::json!({ "data": tenants })).into_response())
 }
 
-async fn get_tenant(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult<Response> {
-    let t = state.store.get_tenant(id.clone()).await.map_err(store_err)?;
+async fn get_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Response> {
+    let t = state
+        .store
+        .get_tenant(id.clone())
+        .await
+        .map_err(store_err)?;
     t.map(|t| Json(t).into_response())
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no tenant '{id}'")))
 }
@@ -129,7 +152,11 @@ async fn create_key(
 ) -> AdminResult<Response> {
     let Json(req) = body.map_err(json_rejection)?;
     let expires_at = match (req.key.expires_at, req.expires_in_s) {
-        (Some(_), Some(_)) => return Err(ApiError::invalid("set expires_at or expires_in_s, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "set expires_at or expires_in_s, not both",
+            ));
+        }
         (at, None) => at,
         (None, Some(s)) if s > 0 => Some(crate::ids::now_ms() + s * 1000),
         (None, Some(_)) => return Err(ApiError::invalid("expires_in_s: must be positive")),
@@ -141,7 +168,11 @@ async fn create_key(
         models: req.key.models,
         expires_at,
     };
-    let (key, secret) = state.store.create_key(tenant, new).await.map_err(store_err)?;
+    let (key, secret) = state
+        .store
+        .create_key(tenant, new)
+        .await
+        .map_err(store_err)?;
     state.keys.upsert(key.clone());
     let mut body = serde_json::to_value(&key).unwrap_or_default();
     if let Some(obj) = body.as_object_mut() {
@@ -150,8 +181,15 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn list_tenant_keys(State(state): State<Arc<AppState>>, Path(tenant): Path<String>) -> AdminResult<Response> {
-    let keys = state.store.list_keys(Some(tenant)).await.map_err(store_err)?;
+async fn list_tenant_keys(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+) -> AdminResult<Response> {
+    let keys = state
+        .store
+        .list_keys(Some(tenant))
+        .await
+        .map_err(store_err)?;
     Ok(Json(serde_json::json!({ "data": keys })).into_response())
 }
 
@@ -169,20 +207,30 @@ async fn list_keys(
     Ok(Json(serde_json::json!({ "data": keys })).into_response())
 }
 
-async fn get_key(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult<Response> {
+async fn get_key(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Response> {
     let k = state.store.get_key(id.clone()).await.map_err(store_err)?;
     k.map(|k| Json(k).into_response())
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no key '{id}'")))
 }
 
-async fn revoke_key(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> AdminResult<Response> {
+async fn revoke_key(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Response> {
     let key = state.store.revoke_key(id).await.map_err(store_err)?;
     state.keys.upsert(key.clone());
     Ok(Json(key).into_response())
 }
 
-async fn logs(State(state): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> AdminResult<Response> {
-    let q = parse_log_query(raw.as_deref().unwrap_or(""), crate::ids::now_ms()).map_err(ApiError::invalid)?;
+async fn logs(
+    State(state): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> AdminResult<Response> {
+    let q = parse_log_query(raw.as_deref().unwrap_or(""), crate::ids::now_ms())
+        .map_err(ApiError::invalid)?;
     let rows = state.store.query_logs(q).await.map_err(store_err)?;
     Ok(Json(serde_json::json!({ "data": rows })).into_response())
 }

@@ -18,15 +18,29 @@ pub fn parse_log_query(raw: &str, now_ms: i64) -> Result<LogQuery, String> {
                 q.meta.push((mk.to_string(), mv.to_string()));
             }
             "model" => q.model = Some(v),
-            "status" => q.status = Some(v.parse().map_err(|_| format!("status: '{v}' is not an HTTP status"))?),
+            "status" => {
+                q.status = Some(
+                    v.parse()
+                        .map_err(|_| format!("status: '{v}' is not an HTTP status"))?,
+                )
+            }
             "key_id" | "key" => q.key_id = Some(v),
             "trace_id" => q.trace_id = Some(v),
             "request_id" => q.request_id = Some(v),
             "team" => q.team = Some(v),
             "user" => q.user = Some(v),
-            "since" => q.since_ms = Some(parse_time(&v, now_ms).map_err(|e| format!("since: {e}"))?),
-            "until" => q.until_ms = Some(parse_time(&v, now_ms).map_err(|e| format!("until: {e}"))?),
-            "limit" => q.limit = Some(v.parse().map_err(|_| format!("limit: '{v}' is not a number"))?),
+            "since" => {
+                q.since_ms = Some(parse_time(&v, now_ms).map_err(|e| format!("since: {e}"))?)
+            }
+            "until" => {
+                q.until_ms = Some(parse_time(&v, now_ms).map_err(|e| format!("until: {e}"))?)
+            }
+            "limit" => {
+                q.limit = Some(
+                    v.parse()
+                        .map_err(|_| format!("limit: '{v}' is not a number"))?,
+                )
+            }
             other => return Err(format!("unknown filter '{other}'")),
         }
     }
@@ -39,7 +53,9 @@ pub fn parse_time(v: &str, now_ms: i64) -> Result<i64, String> {
         return Ok(ms);
     }
     let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-    let n: i64 = num.parse().map_err(|_| format!("'{v}' is neither Unix ms nor a duration like 15m"))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("'{v}' is neither Unix ms nor a duration like 15m"))?;
     let unit_ms = match unit {
         "s" => 1_000,
         "m" => 60_000,
@@ -56,10 +72,16 @@ mod tests {
 
     #[test]
     fn parses_filters() {
-        let q = parse_log_query("tenant=acme&meta=team%3Deng&filter=env:prod&status=200&since=1h&limit=5", 10_000_000)
-            .expect("valid");
+        let q = parse_log_query(
+            "tenant=acme&meta=team%3Deng&filter=env:prod&status=200&since=1h&limit=5",
+            10_000_000,
+        )
+        .expect("valid");
         assert_eq!(q.tenant.as_deref(), Some("acme"));
-        assert_eq!(q.meta, vec![("team".into(), "eng".into()), ("env".into(), "prod".into())]);
+        assert_eq!(
+            q.meta,
+            vec![("team".into(), "eng".into()), ("env".into(), "prod".into())]
+        );
         assert_eq!(q.status, Some(200));
         assert_eq!(q.since_ms, Some(10_000_000 - 3_600_000));
         assert_eq!(q.limit, Some(5));

@@ -32,18 +32,32 @@ impl AdminClient {
         })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}/admin/v1{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach {url}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
         let status = resp.status();
         let text = resp.text().await?;
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if !status.is_success() {
-            let msg = value.pointer("/error/message").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| value.to_string());
+            let msg = value
+                .pointer("/error/message")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
             bail!("{status}: {msg}");
         }
         Ok(value)
@@ -51,7 +65,10 @@ impl AdminClient {
 
     fn print(&self, value: &Value, columns: &[&str]) {
         if self.output == Output::Json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
             return;
         }
         let rows: Vec<&Value> = match value.get("data").and_then(Value::as_array) {
@@ -64,7 +81,11 @@ impl AdminClient {
     /// `tollgate tenants create`.
     pub async fn create_tenant(&self, id: &str, name: Option<&str>) -> anyhow::Result<()> {
         let v = self
-            .call(reqwest::Method::POST, "/tenants", Some(serde_json::json!({ "id": id, "name": name })))
+            .call(
+                reqwest::Method::POST,
+                "/tenants",
+                Some(serde_json::json!({ "id": id, "name": name })),
+            )
             .await?;
         self.print(&v, &["id", "name", "created_at"]);
         Ok(())
@@ -80,13 +101,23 @@ impl AdminClient {
     /// `tollgate keys create`; prints the secret, which is never shown again.
     pub async fn create_key(&self, tenant: &str, body: Value) -> anyhow::Result<()> {
         let v = self
-            .call(reqwest::Method::POST, &format!("/tenants/{}/keys", enc(tenant)), Some(body))
+            .call(
+                reqwest::Method::POST,
+                &format!("/tenants/{}/keys", enc(tenant)),
+                Some(body),
+            )
             .await?;
         if self.output == Output::Json {
             self.print(&v, &[]);
         } else {
-            self.print(&v, &["id", "tenant_id", "name", "team", "user", "expires_at"]);
-            println!("\nsecret (shown once): {}", v.get("secret").and_then(Value::as_str).unwrap_or("?"));
+            self.print(
+                &v,
+                &["id", "tenant_id", "name", "team", "user", "expires_at"],
+            );
+            println!(
+                "\nsecret (shown once): {}",
+                v.get("secret").and_then(Value::as_str).unwrap_or("?")
+            );
         }
         Ok(())
     }
@@ -98,14 +129,30 @@ impl AdminClient {
             None => "/keys".into(),
         };
         let v = self.call(reqwest::Method::GET, &path, None).await?;
-        self.print(&v, &["id", "tenant_id", "name", "team", "user", "prefix", "expires_at", "revoked_at"]);
+        self.print(
+            &v,
+            &[
+                "id",
+                "tenant_id",
+                "name",
+                "team",
+                "user",
+                "prefix",
+                "expires_at",
+                "revoked_at",
+            ],
+        );
         Ok(())
     }
 
     /// `tollgate keys revoke`.
     pub async fn revoke_key(&self, id: &str) -> anyhow::Result<()> {
         let v = self
-            .call(reqwest::Method::POST, &format!("/keys/{}/revoke", enc(id)), None)
+            .call(
+                reqwest::Method::POST,
+                &format!("/keys/{}/revoke", enc(id)),
+                None,
+            )
             .await?;
         self.print(&v, &["id", "tenant_id", "revoked_at"]);
         Ok(())
@@ -113,10 +160,23 @@ impl AdminClient {
 
     /// `tollgate logs`: `query` is the admin API's query string.
     pub async fn logs(&self, query: &str) -> anyhow::Result<()> {
-        let v = self.call(reqwest::Method::GET, &format!("/logs?{query}"), None).await?;
+        let v = self
+            .call(reqwest::Method::GET, &format!("/logs?{query}"), None)
+            .await?;
         self.print(
             &v,
-            &["ts_ms", "request_id", "tenant_id", "team", "requested_model", "provider", "status", "latency_ms", "usage", "metadata"],
+            &[
+                "ts_ms",
+                "request_id",
+                "tenant_id",
+                "team",
+                "requested_model",
+                "provider",
+                "status",
+                "latency_ms",
+                "usage",
+                "metadata",
+            ],
         );
         Ok(())
     }
@@ -145,16 +205,43 @@ fn cell(v: Option<&Value>) -> String {
 }
 
 fn print_table(rows: &[&Value], columns: &[&str]) {
-    let cells: Vec<Vec<String>> = rows.iter().map(|r| columns.iter().map(|c| cell(r.get(*c))).collect()).collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(r.get(*c))).collect())
+        .collect();
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |vals: Vec<&str>| {
-        vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        vals.iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
-    println!("{}", line(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    println!(
+        "{}",
+        line(
+            columns
+                .iter()
+                .map(|c| c.to_uppercase())
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect()
+        )
+    );
     for r in &cells {
         println!("{}", line(r.iter().map(String::as_str).collect()));
     }

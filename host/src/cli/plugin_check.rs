@@ -47,18 +47,21 @@ pub const EXIT_DENY: i32 = 3;
 pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
     let config = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let v: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", p.display()))?;
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not valid JSON", p.display()))?;
             v.to_string()
         }
         None => "{}".into(),
     };
-    let text = std::fs::read_to_string(&args.request).with_context(|| format!("reading {}", args.request.display()))?;
-    let raw: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", args.request.display()))?;
+    let text = std::fs::read_to_string(&args.request)
+        .with_context(|| format!("reading {}", args.request.display()))?;
+    let raw: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", args.request.display()))?;
     let env: Envelope = if raw.get("body").is_some() {
-        serde_json::from_value(raw).with_context(|| format!("{}: bad request envelope", args.request.display()))?
+        serde_json::from_value(raw)
+            .with_context(|| format!("{}: bad request envelope", args.request.display()))?
     } else {
         Envelope {
             body: raw,
@@ -70,15 +73,21 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
             endpoint: None,
         }
     };
-    let metadata = Metadata::parse(serde_json::Value::Object(env.metadata).to_string().as_bytes())
-        .map_err(|e| anyhow::anyhow!("metadata: {}", e.message))?;
+    let metadata = Metadata::parse(
+        serde_json::Value::Object(env.metadata)
+            .to_string()
+            .as_bytes(),
+    )
+    .map_err(|e| anyhow::anyhow!("metadata: {}", e.message))?;
     let body = Bytes::from(env.body.to_string());
     let summary = BodySummary::parse(&body).map_err(|e| anyhow::anyhow!("body: {}", e.message))?;
     let endpoint = match env.endpoint.as_deref() {
         None | Some("messages") => Endpoint::Messages,
         Some("count-tokens" | "count_tokens") => Endpoint::CountTokens,
         Some("chat-completions" | "chat_completions") => Endpoint::ChatCompletions,
-        Some(other) => anyhow::bail!("endpoint: unknown '{other}' (messages, count-tokens, chat-completions)"),
+        Some(other) => {
+            anyhow::bail!("endpoint: unknown '{other}' (messages, count-tokens, chat-completions)")
+        }
     };
 
     let cfg = Config::parse("", "defaults").map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -90,8 +99,14 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         4,
         None,
     )?;
-    let label = args.wasm.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+    let label = args
+        .wasm
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "plugin".into());
     let plugin = rt.load_file(&label, &args.wasm)?;
+    // Name it as its author does, like the gateway's errors will.
+    let label = plugin.info.name.clone();
     println!(
         "plugin: {} {} (hooks: {:?}, sha256 {})",
         plugin.info.name,
@@ -110,8 +125,12 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         tenant: env.tenant,
         key_id: "key_check".into(),
         key_name: env.key_name.unwrap_or_else(|| "check".into()),
-        team: env.team.or_else(|| metadata.get("team").map(str::to_string)),
-        user: env.user.or_else(|| metadata.get("user").map(str::to_string)),
+        team: env
+            .team
+            .or_else(|| metadata.get("team").map(str::to_string)),
+        user: env
+            .user
+            .or_else(|| metadata.get("user").map(str::to_string)),
         metadata: metadata.0,
         model: summary.model,
         endpoint,
@@ -122,7 +141,13 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         message_count: summary.message_count,
     };
     let started = std::time::Instant::now();
-    let result = rt.call_policy(&plugin, Arc::from(label.as_str()), Arc::from(config.as_str()), body, &ctx);
+    let result = rt.call_policy(
+        &plugin,
+        Arc::from(label.as_str()),
+        Arc::from(config.as_str()),
+        body,
+        &ctx,
+    );
     let took = started.elapsed();
     match result {
         Ok(Decision::Allow) => {
@@ -137,7 +162,10 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
             Ok(0)
         }
         Ok(Decision::Deny(d)) => {
-            println!("decision: DENY {} {}: {} ({took:?})", d.status, d.error_type, d.message);
+            println!(
+                "decision: DENY {} {}: {} ({took:?})",
+                d.status, d.error_type, d.message
+            );
             Ok(EXIT_DENY)
         }
         Err(f) => {

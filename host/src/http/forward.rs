@@ -29,7 +29,13 @@ const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
 /// Forwards the request and builds the client's response; the exchange is logged when
 /// the response (or the stream) ends.
-pub async fn forward(mut ex: Exchange, a: Admitted, method: Method, path: &str, headers: &HeaderMap) -> Response {
+pub async fn forward(
+    mut ex: Exchange,
+    a: Admitted,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response {
     let upstream = match a.provider.send(method, path, headers, a.body).await {
         Ok(r) => r,
         Err(e) => return ex.fail(e.to_api_error()),
@@ -47,7 +53,11 @@ pub async fn forward(mut ex: Exchange, a: Admitted, method: Method, path: &str, 
     if let Ok(v) = HeaderValue::from_str(&a.provider.id) {
         out_headers.insert("x-tollgate-provider", v);
     }
-    if let Some(m) = a.model.as_deref().and_then(|m| HeaderValue::from_str(m).ok()) {
+    if let Some(m) = a
+        .model
+        .as_deref()
+        .and_then(|m| HeaderValue::from_str(m).ok())
+    {
         out_headers.insert("x-tollgate-model", m);
     }
     let is_sse = upstream
@@ -57,7 +67,10 @@ pub async fn forward(mut ex: Exchange, a: Admitted, method: Method, path: &str, 
         .is_some_and(|v| v.starts_with("text/event-stream"));
 
     if a.stream && status.is_success() && is_sse {
-        out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        out_headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
         out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         let stream = RelayStream {
@@ -80,8 +93,11 @@ pub async fn forward(mut ex: Exchange, a: Admitted, method: Method, path: &str, 
             Some(u) => ex.record.usage = u,
             None if ex.record.endpoint == "messages" => {
                 return ex.fail(
-                    ApiError::new(ErrorKind::Api, "the provider returned a response that is not a valid message")
-                        .with_status(StatusCode::BAD_GATEWAY),
+                    ApiError::new(
+                        ErrorKind::Api,
+                        "the provider returned a response that is not a valid message",
+                    )
+                    .with_status(StatusCode::BAD_GATEWAY),
                 );
             }
             None => {}
@@ -89,33 +105,54 @@ pub async fn forward(mut ex: Exchange, a: Admitted, method: Method, path: &str, 
         ex.finish(status.as_u16(), None);
     } else {
         let message = upstream_error_message(&body);
-        ex.finish(status.as_u16(), Some(format!("upstream {}: {message}", status.as_u16())));
+        ex.finish(
+            status.as_u16(),
+            Some(format!("upstream {}: {message}", status.as_u16())),
+        );
     }
     let body = if status.is_success() || is_anthropic_error(&body) {
         body
     } else {
         // Keep the upstream's status, but give the client an error it can parse.
         let kind = ErrorKind::from_status(status.as_u16());
-        Bytes::from(error_body(ApiFlavor::Anthropic, kind.anthropic_type(), &upstream_error_message(&body)).to_string())
+        Bytes::from(
+            error_body(
+                ApiFlavor::Anthropic,
+                kind.anthropic_type(),
+                &upstream_error_message(&body),
+            )
+            .to_string(),
+        )
     };
-    out_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    out_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let mut resp = (status, body).into_response();
     resp.headers_mut().extend(out_headers);
     resp
 }
 
-async fn read_body(upstream: reqwest::Response, timeout: std::time::Duration) -> Result<Bytes, ApiError> {
+async fn read_body(
+    upstream: reqwest::Response,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let read = async {
         let mut buf = Vec::new();
         let mut s = upstream.bytes_stream();
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(|e| {
-                ApiError::new(ErrorKind::Api, format!("the provider's response was cut off: {e}"))
-                    .with_status(StatusCode::BAD_GATEWAY)
+                ApiError::new(
+                    ErrorKind::Api,
+                    format!("the provider's response was cut off: {e}"),
+                )
+                .with_status(StatusCode::BAD_GATEWAY)
             })?;
             if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                return Err(ApiError::new(ErrorKind::Api, "the provider's response is too large")
-                    .with_status(StatusCode::BAD_GATEWAY));
+                return Err(
+                    ApiError::new(ErrorKind::Api, "the provider's response is too large")
+                        .with_status(StatusCode::BAD_GATEWAY),
+                );
             }
             buf.extend_from_slice(&chunk);
         }
@@ -123,13 +160,20 @@ async fn read_body(upstream: reqwest::Response, timeout: std::time::Duration) ->
     };
     tokio::time::timeout(timeout, read)
         .await
-        .unwrap_or_else(|_| Err(ApiError::new(ErrorKind::Timeout, "the provider's response did not complete in time")))
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                ErrorKind::Timeout,
+                "the provider's response did not complete in time",
+            ))
+        })
 }
 
 fn is_anthropic_error(body: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .is_some_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("error") && v.get("error").is_some())
+        .is_some_and(|v| {
+            v.get("type").and_then(|t| t.as_str()) == Some("error") && v.get("error").is_some()
+        })
 }
 
 /// The message of an upstream error body, or a readable snippet of whatever it was.

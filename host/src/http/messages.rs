@@ -20,7 +20,16 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    model_request(state, &id, headers, body, Endpoint::Messages, "messages", "/v1/messages").await
+    model_request(
+        state,
+        &id,
+        headers,
+        body,
+        Endpoint::Messages,
+        "messages",
+        "/v1/messages",
+    )
+    .await
 }
 
 /// `POST /v1/messages/count_tokens`.

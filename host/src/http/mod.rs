@@ -50,7 +50,11 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
-    ApiError::new(crate::error::ErrorKind::NotFound, format!("no route for {}", uri.path())).into_response()
+    ApiError::new(
+        crate::error::ErrorKind::NotFound,
+        format!("no route for {}", uri.path()),
+    )
+    .into_response()
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
@@ -63,8 +67,15 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 pub(crate) fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
     let status = e.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(crate::error::ErrorKind::RequestTooLarge, "request body is too large")
+        ApiError::new(
+            crate::error::ErrorKind::RequestTooLarge,
+            "request body is too large",
+        )
     } else {
-        ApiError::invalid(format!("could not read the request body: {}", e.body_text())).with_status(status)
+        ApiError::invalid(format!(
+            "could not read the request body: {}",
+            e.body_text()
+        ))
+        .with_status(status)
     }
 }

@@ -55,7 +55,13 @@ impl PolicyChain {
                 continue;
             }
             let started = Instant::now();
-            let result = rt.call_policy(&p.plugin, p.label.clone(), p.config.clone(), body.clone(), ctx);
+            let result = rt.call_policy(
+                &p.plugin,
+                p.label.clone(),
+                p.config.clone(),
+                body.clone(),
+                ctx,
+            );
             let micros = started.elapsed().as_micros() as u64;
             let mut record = PluginDecision {
                 plugin: p.label.to_string(),
@@ -78,7 +84,8 @@ impl PolicyChain {
                         Ok(s) if s.is_client_error() || s.is_server_error() => s,
                         _ => StatusCode::FORBIDDEN,
                     };
-                    let mut err = ApiError::new(ErrorKind::from_status(status.as_u16()), d.message).with_status(status);
+                    let mut err = ApiError::new(ErrorKind::from_status(status.as_u16()), d.message)
+                        .with_status(status);
                     if !d.error_type.is_empty() {
                         err.type_override = Some(d.error_type);
                     }

@@ -28,7 +28,10 @@ pub enum PluginError {
     #[error("plugin '{plugin}': not a valid Tollgate plugin component: {message}")]
     Compile { plugin: String, message: String },
     #[error("plugin '{plugin}': {failure}")]
-    Call { plugin: String, failure: CallFailure },
+    Call {
+        plugin: String,
+        failure: CallFailure,
+    },
     #[error("plugin '{plugin}' rejected its config: {message}")]
     InvalidConfig { plugin: String, message: String },
 }

@@ -1,8 +1,8 @@
 //! The engine, the linker, and compiling/loading plugins (cached on disk by content hash).
 
+use super::PluginError;
 use super::bindings::{Decision, Plugin, PluginInfo, PluginPre, RequestContext};
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
-use super::PluginError;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -48,7 +48,11 @@ impl PluginRuntime {
     /// Builds the engine (pooling allocator, epoch interruption) and links the host API.
     ///
     /// `cache_dir` holds compiled plugins keyed by content and engine; `None` disables it.
-    pub fn new(limits: SandboxLimits, max_instances: u32, cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub fn new(
+        limits: SandboxLimits,
+        max_instances: u32,
+        cache_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component holds a few core instances (program, adapter, shims).
         pool.total_component_instances(max_instances)
@@ -106,7 +110,9 @@ impl PluginRuntime {
             plugin: label.to_string(),
             message,
         };
-        let component = self.compile_cached(&hash, bytes).map_err(|e| compile_err(format!("{e:#}")))?;
+        let component = self
+            .compile_cached(&hash, bytes)
+            .map_err(|e| compile_err(format!("{e:#}")))?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -123,9 +129,13 @@ impl PluginRuntime {
             pre,
         };
         loaded.info = self
-            .call(&loaded, "{}".into(), Bytes::new(), "describe".into(), |p, s| {
-                p.tollgate_plugin_guest().call_describe(s)
-            })
+            .call(
+                &loaded,
+                "{}".into(),
+                Bytes::new(),
+                "describe".into(),
+                |p, s| p.tollgate_plugin_guest().call_describe(s),
+            )
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
                 failure,
@@ -138,11 +148,20 @@ impl PluginRuntime {
     }
 
     /// Asks the plugin whether `config` (JSON) is acceptable.
-    pub fn validate_config(&self, plugin: &LoadedPlugin, label: &str, config: &str) -> Result<(), PluginError> {
+    pub fn validate_config(
+        &self,
+        plugin: &LoadedPlugin,
+        label: &str,
+        config: &str,
+    ) -> Result<(), PluginError> {
         let res = self
-            .call(plugin, config.into(), Bytes::new(), "validate-config".into(), |p, s| {
-                p.tollgate_plugin_guest().call_validate_config(s, config)
-            })
+            .call(
+                plugin,
+                config.into(),
+                Bytes::new(),
+                "validate-config".into(),
+                |p, s| p.tollgate_plugin_guest().call_validate_config(s, config),
+            )
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
                 failure,
@@ -197,13 +216,22 @@ impl PluginRuntime {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         let instance = plugin.pre.instantiate(&mut store).map_err(|e| {
-            match sandbox::classify(&e, &self.limits, hit.load(std::sync::atomic::Ordering::Relaxed)) {
+            match sandbox::classify(
+                &e,
+                &self.limits,
+                hit.load(std::sync::atomic::Ordering::Relaxed),
+            ) {
                 CallFailure::Trap(m) => CallFailure::Instantiate(m),
                 other => other,
             }
         })?;
-        f(&instance, &mut store)
-            .map_err(|e| sandbox::classify(&e, &self.limits, hit.load(std::sync::atomic::Ordering::Relaxed)))
+        f(&instance, &mut store).map_err(|e| {
+            sandbox::classify(
+                &e,
+                &self.limits,
+                hit.load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
@@ -219,14 +247,19 @@ impl PluginRuntime {
             // same compatibility hash, into a directory only the gateway writes.
             match unsafe { Component::deserialize_file(&self.engine, &file) } {
                 Ok(c) => return Ok(c),
-                Err(e) => tracing::warn!(error = %e, file = %file.display(), "stale plugin cache entry; recompiling"),
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %file.display(), "stale plugin cache entry; recompiling")
+                }
             }
         }
         let component = Component::new(&self.engine, bytes)?;
         match component.serialize() {
             Ok(art) => {
                 let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, &art).and_then(|_| std::fs::rename(&tmp, &file)).is_err() {
+                if std::fs::write(&tmp, &art)
+                    .and_then(|_| std::fs::rename(&tmp, &file))
+                    .is_err()
+                {
                     tracing::warn!(file = %file.display(), "could not write plugin cache entry");
                 }
             }
@@ -239,15 +272,17 @@ impl PluginRuntime {
 /// Advances the engine's epoch so deadlines fire; stops when the engine is dropped.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
-    let spawned = std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
-        loop {
-            std::thread::sleep(EPOCH_TICK);
-            match weak.upgrade() {
-                Some(e) => e.increment_epoch(),
-                None => return,
+    let spawned = std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(e) => e.increment_epoch(),
+                    None => return,
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start the epoch ticker: plugin deadlines will not fire");
     }

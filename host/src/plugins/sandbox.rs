@@ -63,7 +63,12 @@ pub(super) struct Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.hit.store(true, Ordering::Relaxed);
             return Err(wasmtime::Error::new(MemoryLimitHit));
@@ -71,7 +76,12 @@ impl wasmtime::ResourceLimiter for Limiter {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -88,7 +98,13 @@ pub(super) struct PluginState {
 }
 
 impl PluginState {
-    pub(super) fn new(limits: &SandboxLimits, plugin: Arc<str>, request_id: Arc<str>, config: Arc<str>, body: Bytes) -> Self {
+    pub(super) fn new(
+        limits: &SandboxLimits,
+        plugin: Arc<str>,
+        request_id: Arc<str>,
+        config: Arc<str>,
+        body: Bytes,
+    ) -> Self {
         Self {
             wasi: deny_all_wasi(),
             table: ResourceTable::new(),
@@ -167,7 +183,11 @@ fn truncate(s: &str, max: usize) -> &str {
 }
 
 /// Turns a wasmtime error from a call into the reason shown to admins and callers.
-pub(super) fn classify(err: &wasmtime::Error, limits: &SandboxLimits, memory_hit: bool) -> CallFailure {
+pub(super) fn classify(
+    err: &wasmtime::Error,
+    limits: &SandboxLimits,
+    memory_hit: bool,
+) -> CallFailure {
     if memory_hit || err.downcast_ref::<MemoryLimitHit>().is_some() {
         return CallFailure::Memory(limits.memory_bytes);
     }

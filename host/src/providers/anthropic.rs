@@ -25,7 +25,11 @@ pub struct AnthropicProvider {
 
 impl AnthropicProvider {
     /// Builds the provider's pooled HTTP client.
-    pub fn new(cfg: &ProviderConfig, base_url: String, api_key: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: &ProviderConfig,
+        base_url: String,
+        api_key: Option<String>,
+    ) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             // Applies between reads, so a long stream lives while tokens keep coming.
@@ -39,14 +43,17 @@ impl AnthropicProvider {
         for (k, v) in &cfg.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| anyhow::anyhow!("provider '{}': bad header name '{k}'", cfg.id))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| anyhow::anyhow!("provider '{}': bad value for header '{k}'", cfg.id))?;
+            let value = HeaderValue::from_str(v).map_err(|_| {
+                anyhow::anyhow!("provider '{}': bad value for header '{k}'", cfg.id)
+            })?;
             extra_headers.insert(name, value);
         }
         let api_key = api_key
             .map(|k| HeaderValue::from_str(&k))
             .transpose()
-            .map_err(|_| anyhow::anyhow!("provider '{}': API key is not a valid header value", cfg.id))?
+            .map_err(|_| {
+                anyhow::anyhow!("provider '{}': API key is not a valid header value", cfg.id)
+            })?
             .map(|mut v| {
                 v.set_sensitive(true);
                 v

@@ -26,7 +26,8 @@ impl UpstreamError {
         use crate::error::{ApiError, ErrorKind};
         match self {
             Self::Timeout { .. } => ApiError::new(ErrorKind::Timeout, self.to_string()),
-            _ => ApiError::new(ErrorKind::Api, self.to_string()).with_status(axum::http::StatusCode::BAD_GATEWAY),
+            _ => ApiError::new(ErrorKind::Api, self.to_string())
+                .with_status(axum::http::StatusCode::BAD_GATEWAY),
         }
     }
 }
@@ -44,9 +45,9 @@ impl Providers {
         let mut by_id = HashMap::new();
         for p in &cfg.providers {
             let base_url = match p.kind {
-                ProviderKind::Mock => mock_url
-                    .map(str::to_string)
-                    .ok_or_else(|| anyhow::anyhow!("provider '{}': the embedded mock is not running", p.id))?,
+                ProviderKind::Mock => mock_url.map(str::to_string).ok_or_else(|| {
+                    anyhow::anyhow!("provider '{}': the embedded mock is not running", p.id)
+                })?,
                 ProviderKind::Anthropic => p.base_url(),
             };
             let api_key = match &p.api_key_env {
@@ -59,7 +60,10 @@ impl Providers {
                 },
                 None => None,
             };
-            by_id.insert(p.id.clone(), Arc::new(AnthropicProvider::new(p, base_url, api_key)?));
+            by_id.insert(
+                p.id.clone(),
+                Arc::new(AnthropicProvider::new(p, base_url, api_key)?),
+            );
         }
         Ok(Self { by_id })
     }

@@ -49,8 +49,7 @@ pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, name, team, user, models, prefix, created_at, expires_at, revoked_at, secret_hash";
+const COLUMNS: &str = "id, tenant_id, name, team, user, models, prefix, created_at, expires_at, revoked_at, secret_hash";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     let models: Option<String> = r.get(5)?;
@@ -71,12 +70,21 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
 
 impl Store {
     /// Creates a key for `tenant_id`; returns it with its secret (the only time it exists in clear).
-    pub async fn create_key(&self, tenant_id: String, new: NewKey) -> Result<(ApiKey, String), StoreError> {
-        self.with_conn(move |c| create_key(c, &tenant_id, new)).await
+    pub async fn create_key(
+        &self,
+        tenant_id: String,
+        new: NewKey,
+    ) -> Result<(ApiKey, String), StoreError> {
+        self.with_conn(move |c| create_key(c, &tenant_id, new))
+            .await
     }
 
     /// Blocking variant for start-up (demo key creation).
-    pub fn create_key_blocking(&self, tenant_id: &str, new: NewKey) -> Result<(ApiKey, String), StoreError> {
+    pub fn create_key_blocking(
+        &self,
+        tenant_id: &str,
+        new: NewKey,
+    ) -> Result<(ApiKey, String), StoreError> {
         self.with_conn_blocking(|c| create_key(c, tenant_id, new))
     }
 
@@ -109,9 +117,13 @@ impl Store {
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
                 params![key_id, crate::ids::now_ms()],
             )?;
-            c.query_row(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"), [&key_id], from_row)
-                .optional()?
-                .ok_or_else(|| StoreError::NotFound(format!("no key '{key_id}'")))
+            c.query_row(
+                &format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"),
+                [&key_id],
+                from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("no key '{key_id}'")))
         })
         .await
     }
@@ -119,16 +131,26 @@ impl Store {
     /// One key by id.
     pub async fn get_key(&self, key_id: String) -> Result<Option<ApiKey>, StoreError> {
         self.with_conn(move |c| {
-            Ok(c.query_row(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"), [&key_id], from_row)
-                .optional()?)
+            Ok(c.query_row(
+                &format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"),
+                [&key_id],
+                from_row,
+            )
+            .optional()?)
         })
         .await
     }
 }
 
-fn create_key(c: &mut rusqlite::Connection, tenant_id: &str, new: NewKey) -> Result<(ApiKey, String), StoreError> {
+fn create_key(
+    c: &mut rusqlite::Connection,
+    tenant_id: &str,
+    new: NewKey,
+) -> Result<(ApiKey, String), StoreError> {
     let exists: bool = c
-        .query_row("SELECT 1 FROM tenants WHERE id = ?1", [tenant_id], |_| Ok(true))
+        .query_row("SELECT 1 FROM tenants WHERE id = ?1", [tenant_id], |_| {
+            Ok(true)
+        })
         .optional()?
         .unwrap_or(false);
     if !exists {
@@ -148,12 +170,26 @@ fn create_key(c: &mut rusqlite::Connection, tenant_id: &str, new: NewKey) -> Res
         revoked_at: None,
         secret_hash: hash_secret(&secret),
     };
-    let models = key.models.as_ref().map(|m| serde_json::to_string(m).unwrap_or_default());
+    let models = key
+        .models
+        .as_ref()
+        .map(|m| serde_json::to_string(m).unwrap_or_default());
     c.execute(
-        &format!("INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+        &format!(
+            "INSERT INTO api_keys ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ),
         params![
-            key.id, key.tenant_id, key.name, key.team, key.user, models, key.prefix,
-            key.created_at, key.expires_at, key.revoked_at, key.secret_hash
+            key.id,
+            key.tenant_id,
+            key.name,
+            key.team,
+            key.user,
+            models,
+            key.prefix,
+            key.created_at,
+            key.expires_at,
+            key.revoked_at,
+            key.secret_hash
         ],
     )?;
     Ok((key, secret))

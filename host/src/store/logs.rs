@@ -93,7 +93,10 @@ impl LogWriter {
         if handle.is_none() {
             tracing::error!("could not start the request log writer thread");
         }
-        Self { tx: LogSender(tx), handle }
+        Self {
+            tx: LogSender(tx),
+            handle,
+        }
     }
 
     /// A handle for request handlers.
@@ -322,7 +325,9 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         push(&mut sql, " AND l.ts_ms < ?", u.into());
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    sql.push_str(&format!(" ORDER BY l.ts_ms DESC, l.request_id LIMIT {limit}"));
+    sql.push_str(&format!(
+        " ORDER BY l.ts_ms DESC, l.request_id LIMIT {limit}"
+    ));
     let mut st = c.prepare(&sql)?;
     let rows = st.query_map(params_from_iter(args), from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -342,7 +347,10 @@ mod tests {
             endpoint: "messages".into(),
             team: Some(team.into()),
             user: None,
-            metadata: Metadata(vec![("env".into(), "prod".into()), ("team".into(), team.into())]),
+            metadata: Metadata(vec![
+                ("env".into(), "prod".into()),
+                ("team".into(), team.into()),
+            ]),
             requested_model: Some("claude-x".into()),
             served_model: Some("claude-x".into()),
             provider: Some("mock".into()),
@@ -350,7 +358,11 @@ mod tests {
             stream: false,
             latency_ms: 5,
             ttft_ms: None,
-            usage: Usage { input_tokens: 10, output_tokens: 3, ..Default::default() },
+            usage: Usage {
+                input_tokens: 10,
+                output_tokens: 3,
+                ..Default::default()
+            },
             decisions: vec![],
             error: None,
         }
@@ -358,9 +370,12 @@ mod tests {
 
     #[test]
     fn batched_rows_survive_shutdown_and_filter_by_metadata() {
-        let dir = std::env::temp_dir().join(format!("tollgate-logs-{}", crate::ids::random_token(8)));
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-logs-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
-        let writer = store.log_writer(1000, Duration::from_secs(60)).expect("writer");
+        let writer = store
+            .log_writer(1000, Duration::from_secs(60))
+            .expect("writer");
         let tx = writer.sender();
         tx.send(record("r1", "acme", "eng", 200));
         tx.send(record("r2", "acme", "sales", 200));
@@ -369,17 +384,22 @@ mod tests {
         writer.shutdown();
         let rows = store
             .with_conn_blocking(|c| {
-                query_logs(c, &LogQuery {
-                    tenant: Some("acme".into()),
-                    meta: vec![("team".into(), "eng".into())],
-                    ..Default::default()
-                })
+                query_logs(
+                    c,
+                    &LogQuery {
+                        tenant: Some("acme".into()),
+                        meta: vec![("team".into(), "eng".into())],
+                        ..Default::default()
+                    },
+                )
             })
             .expect("query");
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].request_id, "r1");
         assert_eq!(rows[0].usage.input_tokens, 10);
-        let all = store.with_conn_blocking(|c| query_logs(c, &LogQuery::default())).expect("all");
+        let all = store
+            .with_conn_blocking(|c| query_logs(c, &LogQuery::default()))
+            .expect("all");
         assert_eq!(all.len(), 3);
         let _ = std::fs::remove_dir_all(dir);
     }

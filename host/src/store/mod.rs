@@ -127,7 +127,9 @@ impl Store {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| StoreError::Task("connection poisoned".into()))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Task("connection poisoned".into()))?;
             f(&mut guard)
         })
         .await
@@ -147,7 +149,11 @@ impl Store {
     }
 
     /// Starts the batched request-log writer on its own connection.
-    pub fn log_writer(&self, batch_size: usize, flush: std::time::Duration) -> Result<LogWriter, StoreError> {
+    pub fn log_writer(
+        &self,
+        batch_size: usize,
+        flush: std::time::Duration,
+    ) -> Result<LogWriter, StoreError> {
         let conn = open_conn(&self.path)?;
         Ok(LogWriter::start(conn, batch_size, flush))
     }

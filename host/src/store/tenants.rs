@@ -22,9 +22,15 @@ impl Store {
                 params![id, name, now],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict(format!("tenant '{id}' already exists")));
+                return Err(StoreError::Conflict(format!(
+                    "tenant '{id}' already exists"
+                )));
             }
-            Ok(Tenant { id, name, created_at: now })
+            Ok(Tenant {
+                id,
+                name,
+                created_at: now,
+            })
         })
         .await
     }
@@ -45,7 +51,11 @@ impl Store {
         self.with_conn(|c| {
             let mut st = c.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
             let rows = st.query_map([], |r| {
-                Ok(Tenant { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? })
+                Ok(Tenant {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    created_at: r.get(2)?,
+                })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -58,7 +68,13 @@ impl Store {
             Ok(c.query_row(
                 "SELECT id, name, created_at FROM tenants WHERE id = ?1",
                 [id],
-                |r| Ok(Tenant { id: r.get(0)?, name: r.get(1)?, created_at: r.get(2)? }),
+                |r| {
+                    Ok(Tenant {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        created_at: r.get(2)?,
+                    })
+                },
             )
             .optional()?)
         })

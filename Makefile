@@ -1,0 +1,50 @@
+# Tollgate: the two commands that matter are `make run` and `make test`.
+
+CARGO  ?= cargo
+VENV   := tests/.venv
+PY     := $(VENV)/bin/python
+PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos
+
+.PHONY: run test setup toolchain venv plugins build unit e2e lint bench clean
+
+## Start the gateway on the offline embedded default (mock upstream, SQLite in ./data).
+run: toolchain plugins
+	$(CARGO) run -p tollgate -- serve
+
+## Run every test: Rust unit tests, plugin tests, and the end-to-end suite.
+test: setup plugins build unit e2e
+
+setup: toolchain venv
+
+toolchain:
+	@scripts/setup-toolchain.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet -r tests/requirements.txt
+	touch $@
+
+plugins:
+	$(CARGO) build --release --target wasm32-wasip2 $(PLUGINS)
+
+build:
+	$(CARGO) build -p tollgate
+
+unit:
+	$(CARGO) test --workspace
+
+e2e: build plugins venv
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The per-request plugin cost (criterion); see README for the figure.
+bench: plugins
+	$(CARGO) bench -p tollgate --bench plugin_call
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) data

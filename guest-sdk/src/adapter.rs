@@ -1,0 +1,291 @@
+//! Glue between a [`Plugin`] and the generated `guest` export, shared with [`crate::testing`].
+
+use crate::bindings::exports::tollgate::plugin::guest::Guest;
+use crate::bindings::tollgate::plugin::types as wit;
+use crate::host::{HostApi, WasmHost};
+use crate::{Decision, Endpoint, Hook, LogLevel, Plugin, Request};
+use std::marker::PhantomData;
+
+/// Implements the generated `Guest` trait for any [`Plugin`]; named by [`crate::export_plugin!`].
+pub struct Adapter<P>(PhantomData<fn() -> P>);
+
+impl<P: Plugin> Guest for Adapter<P> {
+    fn describe() -> wit::PluginInfo {
+        wit::PluginInfo {
+            name: P::NAME.into(),
+            version: P::VERSION.into(),
+            hooks: P::HOOKS.iter().map(|&h| h.into()).collect(),
+            config_schema: P::config_schema().into(),
+        }
+    }
+
+    fn validate_config(config: String) -> Result<(), String> {
+        validate_config::<P>(&config).map(drop)
+    }
+
+    fn policy(ctx: wit::RequestContext) -> wit::Decision {
+        policy::<P>(ctx, &WasmHost).into()
+    }
+}
+
+/// Parses config JSON into `P::Config`; the error starts with `config:` and names the
+/// offending field path (e.g. `config: allowed_values.env: invalid type ...`).
+pub(crate) fn parse_config<P: Plugin>(json: &str) -> Result<P::Config, String> {
+    let json = if json.trim().is_empty() { "{}" } else { json };
+    let mut de = serde_json::Deserializer::from_str(json);
+    let config = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = describe_json_error(e.inner());
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            format!("config: not valid JSON: {msg}")
+        } else if matches!(path.as_str(), "" | "." | "?") {
+            format!("config: {msg}")
+        } else {
+            format!("config: {path}: {msg}")
+        }
+    })?;
+    de.end()
+        .map_err(|e| format!("config: not valid JSON: {e}"))?;
+    Ok(config)
+}
+
+/// A serde_json error without the position for data errors: the host re-serialises the
+/// tenant's config, so line and column would not point into anything the author wrote.
+fn describe_json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if e.is_data() {
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        if let Some(stripped) = text.strip_suffix(&suffix) {
+            return stripped.to_string();
+        }
+    }
+    text
+}
+
+/// `validate-config`: parse, then [`Plugin::validate`] (its error prefixed with `config:`).
+pub(crate) fn validate_config<P: Plugin>(json: &str) -> Result<P::Config, String> {
+    let config = parse_config::<P>(json)?;
+    P::validate(&config).map_err(|e| format!("config: {e}"))?;
+    Ok(config)
+}
+
+/// `policy`: fetch and check the config, then run [`Plugin::policy`].
+///
+/// A config that no longer parses or validates denies with `500 api_error`; the detail
+/// goes to the gateway log, not to the caller.
+pub(crate) fn policy<P: Plugin>(ctx: wit::RequestContext, host: &dyn HostApi) -> Decision {
+    let config = match validate_config::<P>(&host.config()) {
+        Ok(c) => c,
+        Err(e) => {
+            host.log(
+                LogLevel::Error,
+                &format!("plugin '{}' rejected its config: {e}", P::NAME),
+            );
+            return Decision::deny(
+                500,
+                "api_error",
+                format!(
+                    "plugin '{}' is misconfigured; contact the gateway administrator",
+                    P::NAME
+                ),
+            );
+        }
+    };
+    let req = Request::new(ctx, host);
+    P::policy(&config, &req)
+}
+
+impl From<Hook> for wit::Hook {
+    fn from(h: Hook) -> Self {
+        match h {
+            Hook::Policy => wit::Hook::Policy,
+        }
+    }
+}
+
+impl From<LogLevel> for wit::LogLevel {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Trace => wit::LogLevel::Trace,
+            LogLevel::Debug => wit::LogLevel::Debug,
+            LogLevel::Info => wit::LogLevel::Info,
+            LogLevel::Warn => wit::LogLevel::Warn,
+            LogLevel::Error => wit::LogLevel::Error,
+        }
+    }
+}
+
+impl From<wit::Endpoint> for Endpoint {
+    fn from(e: wit::Endpoint) -> Self {
+        match e {
+            wit::Endpoint::Messages => Endpoint::Messages,
+            wit::Endpoint::CountTokens => Endpoint::CountTokens,
+            wit::Endpoint::ChatCompletions => Endpoint::ChatCompletions,
+        }
+    }
+}
+
+impl From<Endpoint> for wit::Endpoint {
+    fn from(e: Endpoint) -> Self {
+        match e {
+            Endpoint::Messages => wit::Endpoint::Messages,
+            Endpoint::CountTokens => wit::Endpoint::CountTokens,
+            Endpoint::ChatCompletions => wit::Endpoint::ChatCompletions,
+        }
+    }
+}
+
+impl From<Decision> for wit::Decision {
+    fn from(d: Decision) -> Self {
+        match d {
+            Decision::Allow => wit::Decision::Allow,
+            Decision::AllowWith(labels) => wit::Decision::AllowWith(
+                labels
+                    .into_iter()
+                    .map(|(key, value)| wit::Annotation { key, value })
+                    .collect(),
+            ),
+            Decision::Deny(d) => wit::Decision::Deny(wit::Denial {
+                status: d.status,
+                error_type: d.error_type,
+                message: d.message,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    struct Strict;
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct StrictConfig {
+        #[serde(default)]
+        n: u8,
+    }
+
+    impl Plugin for Strict {
+        const NAME: &'static str = "strict";
+        const VERSION: &'static str = "0.1.0";
+        const HOOKS: &'static [Hook] = &[Hook::Policy];
+        type Config = StrictConfig;
+
+        fn validate(c: &StrictConfig) -> Result<(), String> {
+            if c.n > 10 {
+                Err("n: at most 10".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    struct FakeHost {
+        config: &'static str,
+        logs: RefCell<Vec<(LogLevel, String)>>,
+    }
+
+    impl HostApi for FakeHost {
+        fn log(&self, level: LogLevel, message: &str) {
+            self.logs.borrow_mut().push((level, message.into()));
+        }
+        fn config(&self) -> String {
+            self.config.into()
+        }
+        fn now_ms(&self) -> u64 {
+            0
+        }
+        fn request_body(&self) -> String {
+            String::new()
+        }
+    }
+
+    fn ctx() -> wit::RequestContext {
+        wit::RequestContext {
+            request_id: "r".into(),
+            trace_id: "r".into(),
+            tenant: "t".into(),
+            key_id: "k".into(),
+            key_name: "k".into(),
+            team: None,
+            user: None,
+            metadata: vec![],
+            model: "m".into(),
+            endpoint: wit::Endpoint::Messages,
+            stream: false,
+            max_tokens: None,
+            body_bytes: 0,
+            prompt_tokens_estimate: 0,
+            message_count: 0,
+        }
+    }
+
+    #[test]
+    fn bad_config_at_policy_time_denies_500_and_logs_detail() {
+        for (config, detail) in [
+            (r#"{"n": "x"}"#, "config: n: invalid type"),
+            (r#"{"n": 11}"#, "config: n: at most 10"),
+        ] {
+            let host = FakeHost {
+                config,
+                logs: RefCell::new(vec![]),
+            };
+            let d = policy::<Strict>(ctx(), &host);
+            let denial = d.denial().expect("denied");
+            assert_eq!(
+                (denial.status, denial.error_type.as_str()),
+                (500, "api_error")
+            );
+            assert!(
+                denial.message.contains("plugin 'strict'"),
+                "{}",
+                denial.message
+            );
+            let logs = host.logs.borrow();
+            assert_eq!(logs.len(), 1);
+            assert_eq!(logs[0].0, LogLevel::Error);
+            assert!(logs[0].1.contains(detail), "{}", logs[0].1);
+        }
+    }
+
+    #[test]
+    fn good_config_reaches_the_hook() {
+        let host = FakeHost {
+            config: r#"{"n": 3}"#,
+            logs: RefCell::new(vec![]),
+        };
+        assert_eq!(policy::<Strict>(ctx(), &host), Decision::Allow);
+        assert!(host.logs.borrow().is_empty());
+    }
+
+    #[test]
+    fn describe_and_decisions_convert_to_wit() {
+        let info = <Adapter<Strict> as Guest>::describe();
+        assert_eq!(info.name, "strict");
+        assert!(matches!(info.hooks.as_slice(), [wit::Hook::Policy]));
+        assert!(<Adapter<Strict> as Guest>::validate_config(r#"{"n": 11}"#.into()).is_err());
+        match wit::Decision::from(Decision::allow_with([("k", "v")])) {
+            wit::Decision::AllowWith(a) => {
+                assert_eq!((a[0].key.as_str(), a[0].value.as_str()), ("k", "v"))
+            }
+            _ => panic!("expected allow-with"),
+        }
+        match wit::Decision::from(Decision::forbid("no")) {
+            wit::Decision::Deny(d) => assert_eq!(
+                (d.status, d.error_type.as_str(), d.message.as_str()),
+                (403, "permission_error", "no")
+            ),
+            _ => panic!("expected deny"),
+        }
+        for e in [
+            Endpoint::Messages,
+            Endpoint::CountTokens,
+            Endpoint::ChatCompletions,
+        ] {
+            assert_eq!(Endpoint::from(wit::Endpoint::from(e)), e);
+        }
+    }
+}

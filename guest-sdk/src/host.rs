@@ -1,0 +1,39 @@
+//! Host access behind a trait, so plugin code runs natively under [`crate::testing`].
+
+use crate::LogLevel;
+
+/// What a plugin may ask of the host during one call.
+pub(crate) trait HostApi {
+    /// Writes a log line tagged with the plugin and request.
+    fn log(&self, level: LogLevel, message: &str);
+    /// The tenant's config for this plugin, as JSON text.
+    fn config(&self) -> String;
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// The full request body (JSON text).
+    fn request_body(&self) -> String;
+}
+
+/// The real host, reached through the component's `tollgate:plugin/host` imports.
+///
+/// Only used from the exported guest functions: on native targets the imports are
+/// stubs that panic, and [`crate::testing`] supplies its own [`HostApi`].
+pub(crate) struct WasmHost;
+
+impl HostApi for WasmHost {
+    fn log(&self, level: LogLevel, message: &str) {
+        crate::bindings::tollgate::plugin::host::log(level.into(), message);
+    }
+
+    fn config(&self) -> String {
+        crate::bindings::tollgate::plugin::host::config()
+    }
+
+    fn now_ms(&self) -> u64 {
+        crate::bindings::tollgate::plugin::host::now_ms()
+    }
+
+    fn request_body(&self) -> String {
+        crate::bindings::tollgate::plugin::host::request_body()
+    }
+}

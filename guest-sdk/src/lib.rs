@@ -1,0 +1,141 @@
+//! Write Tollgate policy plugins in idiomatic Rust.
+//!
+//! A plugin is a type implementing [`Plugin`], exported with [`export_plugin!`] and
+//! built for `wasm32-wasip2`. The SDK turns the host's raw WIT interface
+//! (`tollgate:plugin@0.1.0`) into typed config, a [`Request`] with helpers, and
+//! [`Decision`] constructors; [`testing`] runs the same code natively in `cargo test`.
+//!
+//! ```
+//! use serde::Deserialize;
+//! use tollgate_guest::{Decision, Hook, Plugin, Request};
+//!
+//! /// Refuses streamed requests for one model.
+//! pub struct NoStream;
+//!
+//! #[derive(Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! pub struct Config {
+//!     model: String,
+//! }
+//!
+//! impl Plugin for NoStream {
+//!     const NAME: &'static str = "no-stream";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const HOOKS: &'static [Hook] = &[Hook::Policy];
+//!     type Config = Config;
+//!
+//!     fn policy(config: &Config, req: &Request) -> Decision {
+//!         if req.is_stream() && req.model() == config.model {
+//!             return Decision::invalid(format!("model '{}' may not be streamed", config.model));
+//!         }
+//!         Decision::allow()
+//!     }
+//! }
+//!
+//! tollgate_guest::export_plugin!(NoStream);
+//!
+//! # fn main() {
+//! let denied = tollgate_guest::testing::TestRequest::new()
+//!     .model("claude-x")
+//!     .stream(true)
+//!     .run::<NoStream>(r#"{"model": "claude-x"}"#)
+//!     .unwrap();
+//! assert_eq!(denied.denial().map(|d| d.status), Some(400));
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod adapter;
+mod host;
+mod request;
+pub mod testing;
+mod types;
+
+pub use request::Request;
+pub use types::{Decision, Denial, Endpoint, Hook, LogLevel};
+
+/// Compiles the Rust examples in the plugin author guide.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// Raw bindings generated from `wit/plugin.wit`; used by [`export_plugin!`].
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__tollgate_export_world",
+        default_bindings_module: "tollgate_guest::bindings",
+    });
+}
+
+/// Implementation details of [`export_plugin!`]; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::adapter::Adapter;
+}
+
+/// A Tollgate policy plugin.
+///
+/// The host creates a fresh instance for every call, so a plugin keeps no state: every
+/// method is an associated function that receives the parsed config.
+pub trait Plugin: 'static {
+    /// Short machine name, e.g. `metadata-policy`; shown in logs and denials.
+    const NAME: &'static str;
+    /// The plugin's own semantic version, usually `env!("CARGO_PKG_VERSION")`.
+    const VERSION: &'static str;
+    /// Hooks this plugin implements. The host skips undeclared hooks without
+    /// entering the plugin, so list every hook method you override.
+    const HOOKS: &'static [Hook];
+
+    /// The plugin's config, parsed from the tenant's JSON with serde.
+    ///
+    /// Use `#[serde(deny_unknown_fields)]` so typos are reported, and `#[serde(default)]`
+    /// for optional fields: the host passes `{}` when the tenant gave no config.
+    /// Plugins without config can use [`NoConfig`].
+    type Config: serde::de::DeserializeOwned;
+
+    /// JSON Schema of [`Plugin::Config`], for documentation and tooling.
+    fn config_schema() -> &'static str {
+        r#"{"type":"object"}"#
+    }
+
+    /// Checks a parsed config beyond what serde enforces; the error names the bad field.
+    fn validate(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
+
+    /// Decides whether a request may proceed; runs before routing. Defaults to allow.
+    fn policy(config: &Self::Config, req: &Request) -> Decision {
+        let _ = (config, req);
+        Decision::allow()
+    }
+}
+
+/// Config for plugins that take none: accepts only `{}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoConfig {}
+
+/// Exports a [`Plugin`] implementation as the component's `guest` interface.
+///
+/// Invoke it once per plugin crate, at the crate root: `tollgate_guest::export_plugin!(MyPlugin);`
+/// It expands to nothing on non-wasm targets, where the component's export names
+/// would not link (native tests use [`testing`] instead).
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        type __TollgatePluginExport = $crate::__private::Adapter<$plugin>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::bindings::__tollgate_export_world!(
+            __TollgatePluginExport with_types_in $crate::bindings
+        );
+    };
+}

@@ -1,0 +1,310 @@
+//! Run plugins natively in `cargo test`, without wasm or a gateway.
+//!
+//! [`TestRequest`] builds a request context, plays the host (config, body, clock, log)
+//! and runs a plugin through the same code the exported component uses:
+//!
+//! ```
+//! # use tollgate_guest::{Decision, Hook, NoConfig, Plugin, Request};
+//! # struct Prod;
+//! # impl Plugin for Prod {
+//! #     const NAME: &'static str = "prod";
+//! #     const VERSION: &'static str = "0.1.0";
+//! #     const HOOKS: &'static [Hook] = &[Hook::Policy];
+//! #     type Config = NoConfig;
+//! #     fn policy(_: &NoConfig, req: &Request) -> Decision {
+//! #         req.log_info("checking env");
+//! #         match req.meta("env") {
+//! #             Some("prod") => Decision::allow(),
+//! #             _ => Decision::forbid("env must be prod"),
+//! #         }
+//! #     }
+//! # }
+//! use tollgate_guest::testing::TestRequest;
+//!
+//! let req = TestRequest::new().model("claude-x").team("eng").meta("env", "dev");
+//! let decision = req.run::<Prod>("{}").expect("config is valid");
+//! assert_eq!(decision.denial().map(|d| d.status), Some(403));
+//! assert!(req.logs().iter().any(|l| l.message == "checking env"));
+//! ```
+
+use crate::bindings::tollgate::plugin::types as wit;
+use crate::host::HostApi;
+use crate::{Decision, Endpoint, Hook, LogLevel, Plugin, adapter};
+use std::cell::{Cell, RefCell};
+
+/// One line a plugin wrote to the host log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// Severity.
+    pub level: LogLevel,
+    /// The text.
+    pub message: String,
+}
+
+/// What a plugin reports from `describe`, as the host would see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// [`Plugin::NAME`].
+    pub name: String,
+    /// [`Plugin::VERSION`].
+    pub version: String,
+    /// [`Plugin::HOOKS`].
+    pub hooks: Vec<Hook>,
+    /// [`Plugin::config_schema`].
+    pub config_schema: String,
+}
+
+/// The plugin's `describe` answer.
+pub fn describe<P: Plugin>() -> PluginInfo {
+    PluginInfo {
+        name: P::NAME.into(),
+        version: P::VERSION.into(),
+        hooks: P::HOOKS.to_vec(),
+        config_schema: P::config_schema().into(),
+    }
+}
+
+/// The plugin's `validate-config` answer for a JSON config, exactly as the host sees it.
+pub fn validate<P: Plugin>(config_json: &str) -> Result<(), String> {
+    adapter::validate_config::<P>(config_json).map(drop)
+}
+
+/// A request to run a plugin on, built with chained setters.
+///
+/// Defaults: tenant `test`, key `key_test`/`test`, no team, user or metadata, model
+/// `claude-sonnet-4-5` on the Messages endpoint, not streamed, `max_tokens` 1024, and a
+/// small Messages body matching those fields. Size fields follow the body unless set.
+#[derive(Debug)]
+pub struct TestRequest {
+    ctx: wit::RequestContext,
+    body: Option<String>,
+    body_bytes: Option<u32>,
+    prompt_tokens_estimate: Option<u32>,
+    now_ms: u64,
+    logs: RefCell<Vec<LogLine>>,
+    body_reads: Cell<u32>,
+}
+
+impl Default for TestRequest {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestRequest {
+    /// A request with the defaults listed on [`TestRequest`].
+    pub fn new() -> Self {
+        Self {
+            ctx: wit::RequestContext {
+                request_id: "req_test".into(),
+                trace_id: "req_test".into(),
+                tenant: "test".into(),
+                key_id: "key_test".into(),
+                key_name: "test".into(),
+                team: None,
+                user: None,
+                metadata: Vec::new(),
+                model: "claude-sonnet-4-5".into(),
+                endpoint: wit::Endpoint::Messages,
+                stream: false,
+                max_tokens: Some(1024),
+                body_bytes: 0,
+                prompt_tokens_estimate: 0,
+                message_count: 1,
+            },
+            body: None,
+            body_bytes: None,
+            prompt_tokens_estimate: None,
+            now_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+            logs: RefCell::new(Vec::new()),
+            body_reads: Cell::new(0),
+        }
+    }
+
+    /// Sets the request id (and the trace id, unless set afterwards).
+    pub fn request_id(mut self, id: &str) -> Self {
+        self.ctx.request_id = id.into();
+        self.ctx.trace_id = id.into();
+        self
+    }
+
+    /// Sets the trace id.
+    pub fn trace_id(mut self, id: &str) -> Self {
+        self.ctx.trace_id = id.into();
+        self
+    }
+
+    /// Sets the tenant id.
+    pub fn tenant(mut self, tenant: &str) -> Self {
+        self.ctx.tenant = tenant.into();
+        self
+    }
+
+    /// Sets the API key's public id.
+    pub fn key_id(mut self, id: &str) -> Self {
+        self.ctx.key_id = id.into();
+        self
+    }
+
+    /// Sets the API key's name.
+    pub fn key_name(mut self, name: &str) -> Self {
+        self.ctx.key_name = name.into();
+        self
+    }
+
+    /// Sets the team (as if the key were bound to it).
+    pub fn team(mut self, team: &str) -> Self {
+        self.ctx.team = Some(team.into());
+        self
+    }
+
+    /// Sets the user (as if the key were bound to it).
+    pub fn user(mut self, user: &str) -> Self {
+        self.ctx.user = Some(user.into());
+        self
+    }
+
+    /// Adds an `x-portkey-metadata` entry. Like the host, a `team`/`user` entry also
+    /// sets the team/user when none is set yet.
+    pub fn meta(mut self, key: &str, value: &str) -> Self {
+        match key {
+            "team" if self.ctx.team.is_none() => self.ctx.team = Some(value.into()),
+            "user" if self.ctx.user.is_none() => self.ctx.user = Some(value.into()),
+            _ => {}
+        }
+        self.ctx.metadata.push((key.into(), value.into()));
+        self
+    }
+
+    /// Sets the requested model.
+    pub fn model(mut self, model: &str) -> Self {
+        self.ctx.model = model.into();
+        self
+    }
+
+    /// Sets the endpoint.
+    pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
+        self.ctx.endpoint = endpoint.into();
+        self
+    }
+
+    /// Sets whether the caller asked for streaming.
+    pub fn stream(mut self, stream: bool) -> Self {
+        self.ctx.stream = stream;
+        self
+    }
+
+    /// Sets `max_tokens` (`None` = absent).
+    pub fn max_tokens(mut self, max_tokens: Option<u32>) -> Self {
+        self.ctx.max_tokens = max_tokens;
+        self
+    }
+
+    /// Sets the message count.
+    pub fn message_count(mut self, count: u32) -> Self {
+        self.ctx.message_count = count;
+        self
+    }
+
+    /// Sets the request body returned by [`Request::body`](crate::Request::body).
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Overrides the body size (defaults to the body's length).
+    pub fn body_bytes(mut self, bytes: u32) -> Self {
+        self.body_bytes = Some(bytes);
+        self
+    }
+
+    /// Overrides the prompt token estimate (defaults to body length / 4).
+    pub fn prompt_tokens_estimate(mut self, tokens: u32) -> Self {
+        self.prompt_tokens_estimate = Some(tokens);
+        self
+    }
+
+    /// Sets the host clock, in milliseconds since the Unix epoch.
+    pub fn now_ms(mut self, now_ms: u64) -> Self {
+        self.now_ms = now_ms;
+        self
+    }
+
+    /// Runs the plugin as the host would: `validate-config` first (its error is
+    /// returned as `Err`), then `policy` if [`Plugin::HOOKS`] declares it (else
+    /// `Allow`, since the host skips undeclared hooks).
+    ///
+    /// Clears the log lines of any earlier run; read them with [`TestRequest::logs`].
+    pub fn run<P: Plugin>(&self, config_json: &str) -> Result<Decision, String> {
+        self.logs.borrow_mut().clear();
+        self.body_reads.set(0);
+        adapter::validate_config::<P>(config_json)?;
+        if !P::HOOKS.contains(&Hook::Policy) {
+            return Ok(Decision::Allow);
+        }
+        let body = self.body.clone().unwrap_or_else(|| self.default_body());
+        let mut ctx = self.ctx.clone();
+        let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+        ctx.body_bytes = self.body_bytes.unwrap_or(len);
+        ctx.prompt_tokens_estimate = self.prompt_tokens_estimate.unwrap_or(len / 4);
+        let host = TestHost {
+            req: self,
+            config: config_json,
+            body: &body,
+        };
+        Ok(adapter::policy::<P>(ctx, &host))
+    }
+
+    /// Log lines the plugin wrote during the last [`TestRequest::run`].
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.logs.borrow().clone()
+    }
+
+    /// How many times the last run fetched the body from the host (0 or 1: it is cached).
+    pub fn body_reads(&self) -> u32 {
+        self.body_reads.get()
+    }
+
+    fn default_body(&self) -> String {
+        let mut body = serde_json::json!({
+            "model": self.ctx.model,
+            "messages": [{"role": "user", "content": "Hello"}],
+        });
+        if let Some(n) = self.ctx.max_tokens {
+            body["max_tokens"] = n.into();
+        }
+        if self.ctx.stream {
+            body["stream"] = true.into();
+        }
+        body.to_string()
+    }
+}
+
+/// The host as played by a [`TestRequest`].
+struct TestHost<'a> {
+    req: &'a TestRequest,
+    config: &'a str,
+    body: &'a str,
+}
+
+impl HostApi for TestHost<'_> {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.req.logs.borrow_mut().push(LogLine {
+            level,
+            message: message.into(),
+        });
+    }
+
+    fn config(&self) -> String {
+        self.config.into()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.req.now_ms
+    }
+
+    fn request_body(&self) -> String {
+        self.req.body_reads.set(self.req.body_reads.get() + 1);
+        self.body.into()
+    }
+}
