@@ -44,7 +44,7 @@ def test_non_streaming_message_is_forwarded_and_logged(gateway, mock_a, acme_key
     assert headers["x-api-key"] == "upstream-secret-a"
     assert acme_key not in json.dumps(headers)
     assert headers["anthropic-beta"] == "prompt-caching-2024-07-31"
-    assert headers["anthropic-version"] == "2023-06-01"
+    assert headers["anthropic-version"] == raw.http_request.headers["anthropic-version"]
     assert "x-portkey-metadata" not in headers
 
     row = gateway.wait_log(request_id)

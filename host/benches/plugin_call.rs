@@ -44,6 +44,10 @@ fn context() -> RequestContext {
 }
 
 fn bench(c: &mut Criterion) {
+    let exec = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
     let ctx = context();
     let body =
@@ -58,19 +62,31 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy_call");
     for (name, config) in cases {
         let path = plugin_path(&name.replace('-', "_"));
-        let plugin = rt
-            .load_file(name, &path)
+        let plugin = exec
+            .block_on(rt.load_file(name, &path))
             .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
         let label: Arc<str> = Arc::from(name);
         let config: Arc<str> = Arc::from(config);
-        match rt.call_policy(&plugin, label.clone(), config.clone(), body.clone(), &ctx) {
+        match exec.block_on(rt.call_policy(
+            &plugin,
+            label.clone(),
+            config.clone(),
+            body.clone(),
+            &ctx,
+        )) {
             Ok(Decision::Allow | Decision::AllowWith(_)) => {}
             other => panic!("{name} should allow the bench request: {other:?}"),
         }
         group.bench_function(name, |b| {
             b.iter(|| {
-                rt.call_policy(&plugin, label.clone(), config.clone(), body.clone(), &ctx)
-                    .expect("call")
+                exec.block_on(rt.call_policy(
+                    &plugin,
+                    label.clone(),
+                    config.clone(),
+                    body.clone(),
+                    &ctx,
+                ))
+                .expect("call")
             })
         });
     }

@@ -14,6 +14,7 @@ pub mod glob;
 pub mod http;
 pub mod ids;
 pub mod metadata;
+pub mod mock;
 pub mod pipeline;
 pub mod plugins;
 pub mod providers;

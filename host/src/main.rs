@@ -32,6 +32,20 @@ enum Command {
         data_dir: Option<PathBuf>,
     },
     /// Run a mock Anthropic/OpenAI-compatible upstream (tests and offline use).
+    /// Run a mock Anthropic-compatible upstream (tests and offline use).
+    Mock {
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: std::net::SocketAddr,
+        /// Name matched by `only=` directives.
+        #[arg(long, default_value = "mock")]
+        name: String,
+        /// Require this key (x-api-key or bearer).
+        #[arg(long)]
+        api_key: Option<String>,
+        /// API flavour (anthropic; openai arrives with the routing work).
+        #[arg(long, default_value = "anthropic")]
+        flavor: String,
+    },
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -209,19 +223,38 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             listen,
             data_dir,
         } => serve(config, listen, data_dir).await.map(|()| 0),
+        Command::Mock {
+            listen,
+            name,
+            api_key,
+            flavor: _,
+        } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!(
+                "mock '{name}' listening on http://{}",
+                listener.local_addr()?
+            );
+            let cfg = tollgate::mock::MockConfig {
+                name,
+                api_key,
+                ..Default::default()
+            };
+            tollgate::mock::serve(listener, cfg).await?;
+            Ok(0)
+        }
         Command::Plugin(PluginCmd::Check {
             file,
             config,
             request,
         }) => {
-            let code = tokio::task::spawn_blocking(move || {
-                tollgate::cli::run_plugin_check(&PluginCheck {
-                    wasm: file,
-                    config,
-                    request,
-                })
+            let code = tollgate::cli::run_plugin_check(&PluginCheck {
+                wasm: file,
+                config,
+                request,
             })
-            .await??;
+            .await?;
             Ok(u8::try_from(code).unwrap_or(1))
         }
         Command::Tenants(TenantsCmd::Create { id, name, remote }) => remote

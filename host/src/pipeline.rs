@@ -169,7 +169,7 @@ pub fn authenticate(
 }
 
 /// Runs every admission phase for a model request.
-pub fn admit(
+pub async fn admit(
     state: &AppState,
     ex: &mut Exchange,
     headers: &HeaderMap,
@@ -215,7 +215,7 @@ pub fn admit(
             prompt_tokens_estimate: summary.prompt_tokens_estimate,
             message_count: summary.message_count,
         };
-        match tenant.chain.run(&state.plugins, &ctx, &body) {
+        match tenant.chain.run(&state.plugins, &ctx, &body).await {
             ChainOutcome::Allowed(decisions) => ex.record.decisions = decisions,
             ChainOutcome::Refused(decisions, err) => {
                 ex.record.decisions = decisions;

@@ -84,7 +84,7 @@ pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
 }
 
 /// Loads, describes and validates one tenant's chain; errors name tenant and plugin.
-fn build_chain(
+async fn build_chain(
     rt: &PluginRuntime,
     plugin_dir: &Path,
     t: &TenantConfig,
@@ -99,9 +99,11 @@ fn build_chain(
         };
         let loaded = rt
             .load_file(&label, &path)
+            .await
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
         let config = p.config_json();
         rt.validate_config(&loaded, &label, &config)
+            .await
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
         tracing::info!(tenant = %t.id, plugin = %label, version = %loaded.info.version, hash = %&loaded.hash[..12], "plugin loaded");
         plugins.push(ConfiguredPlugin {
@@ -131,7 +133,13 @@ impl Gateway {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
             let handle = tokio::spawn(async move {
-                drop(listener);
+                let cfg = crate::mock::MockConfig {
+                    name: "embedded-mock".into(),
+                    ..Default::default()
+                };
+                if let Err(e) = crate::mock::serve(listener, cfg).await {
+                    tracing::error!(error = %e, "embedded mock upstream stopped");
+                }
             });
             (Some(url), Some(handle))
         } else {
@@ -143,7 +151,7 @@ impl Gateway {
         let mut tenants = HashMap::new();
         for t in &cfg.tenants {
             store.ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))?;
-            let chain = build_chain(&plugins, &plugin_dir, t)?;
+            let chain = build_chain(&plugins, &plugin_dir, t).await?;
             tenants.insert(
                 t.id.clone(),
                 Arc::new(TenantRuntime {

@@ -44,7 +44,7 @@ fn default_tenant() -> String {
 pub const EXIT_DENY: i32 = 3;
 
 /// Runs the check and prints the decision; returns the process exit code.
-pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
+pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
     let config = match &args.config {
         Some(p) => {
             let text =
@@ -104,7 +104,7 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "plugin".into());
-    let plugin = rt.load_file(&label, &args.wasm)?;
+    let plugin = rt.load_file(&label, &args.wasm).await?;
     // Name it as its author does, like the gateway's errors will.
     let label = plugin.info.name.clone();
     println!(
@@ -114,7 +114,7 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         plugin.info.hooks,
         &plugin.hash[..16]
     );
-    if let Err(e) = rt.validate_config(&plugin, &label, &config) {
+    if let Err(e) = rt.validate_config(&plugin, &label, &config).await {
         println!("config: REJECTED: {e}");
         return Ok(1);
     }
@@ -141,13 +141,15 @@ pub fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         message_count: summary.message_count,
     };
     let started = std::time::Instant::now();
-    let result = rt.call_policy(
-        &plugin,
-        Arc::from(label.as_str()),
-        Arc::from(config.as_str()),
-        body,
-        &ctx,
-    );
+    let result = rt
+        .call_policy(
+            &plugin,
+            Arc::from(label.as_str()),
+            Arc::from(config.as_str()),
+            body,
+            &ctx,
+        )
+        .await;
     let took = started.elapsed();
     match result {
         Ok(Decision::Allow) => {

@@ -65,7 +65,7 @@ async fn model_request(
         Ok(b) => b,
         Err(e) => return ex.fail(body_rejection(e)),
     };
-    let admitted = match pipeline::admit(&state, &mut ex, &headers, body, endpoint) {
+    let admitted = match pipeline::admit(&state, &mut ex, &headers, body, endpoint).await {
         Ok(a) => a,
         Err(e) => return ex.fail(e),
     };

@@ -3,6 +3,9 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
+    // Exports run on a fiber so a plugin can be paused at its epoch deadline and so
+    // WASI's stdio never blocks a runtime thread. Host imports stay synchronous.
+    exports: { default: async },
 });
 
 pub use exports::tollgate::plugin::guest::{Decision, PluginInfo, RequestContext};

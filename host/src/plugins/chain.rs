@@ -48,20 +48,27 @@ impl PolicyChain {
     }
 
     /// Runs every policy plugin in order; the first denial or closed failure stops the chain.
-    pub fn run(&self, rt: &PluginRuntime, ctx: &RequestContext, body: &Bytes) -> ChainOutcome {
+    pub async fn run(
+        &self,
+        rt: &PluginRuntime,
+        ctx: &RequestContext,
+        body: &Bytes,
+    ) -> ChainOutcome {
         let mut decisions = Vec::with_capacity(self.plugins.len());
         for p in &self.plugins {
             if !p.plugin.info.hooks.contains(&Hook::Policy) {
                 continue;
             }
             let started = Instant::now();
-            let result = rt.call_policy(
-                &p.plugin,
-                p.label.clone(),
-                p.config.clone(),
-                body.clone(),
-                ctx,
-            );
+            let result = rt
+                .call_policy(
+                    &p.plugin,
+                    p.label.clone(),
+                    p.config.clone(),
+                    body.clone(),
+                    ctx,
+                )
+                .await;
             let micros = started.elapsed().as_micros() as u64;
             let mut record = PluginDecision {
                 plugin: p.label.to_string(),

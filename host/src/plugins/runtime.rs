@@ -61,6 +61,7 @@ impl PluginRuntime {
             .total_tables(max_instances.saturating_mul(8))
             // The limiter enforces the exact cap; the pool only bounds the slot size.
             .max_memory_size(limits.memory_bytes.saturating_mul(2).max(64 << 20))
+            .total_stacks(max_instances)
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10);
         let mut config = Config::new();
@@ -70,7 +71,7 @@ impl PluginRuntime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
         spawn_epoch_ticker(&engine);
         if let Some(dir) = &cache_dir {
@@ -91,17 +92,25 @@ impl PluginRuntime {
     }
 
     /// Loads a plugin file; identical bytes are compiled and described once per process.
-    pub fn load_file(&self, label: &str, path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+    pub async fn load_file(
+        &self,
+        label: &str,
+        path: &Path,
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             plugin: label.to_string(),
             path: path.to_path_buf(),
             source,
         })?;
-        self.load_bytes(label, &bytes)
+        self.load_bytes(label, &bytes).await
     }
 
     /// Loads plugin bytes (see [`PluginRuntime::load_file`]).
-    pub fn load_bytes(&self, label: &str, bytes: &[u8]) -> Result<Arc<LoadedPlugin>, PluginError> {
+    pub async fn load_bytes(
+        &self,
+        label: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let hash = hex::encode(Sha256::digest(bytes));
         if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(&hash).cloned()) {
             return Ok(p);
@@ -134,8 +143,9 @@ impl PluginRuntime {
                 "{}".into(),
                 Bytes::new(),
                 "describe".into(),
-                |p, s| p.tollgate_plugin_guest().call_describe(s),
+                async |p, s| p.tollgate_plugin_guest().call_describe(s).await,
             )
+            .await
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
                 failure,
@@ -148,7 +158,7 @@ impl PluginRuntime {
     }
 
     /// Asks the plugin whether `config` (JSON) is acceptable.
-    pub fn validate_config(
+    pub async fn validate_config(
         &self,
         plugin: &LoadedPlugin,
         label: &str,
@@ -160,8 +170,13 @@ impl PluginRuntime {
                 config.into(),
                 Bytes::new(),
                 "validate-config".into(),
-                |p, s| p.tollgate_plugin_guest().call_validate_config(s, config),
+                async |p, s| {
+                    p.tollgate_plugin_guest()
+                        .call_validate_config(s, config)
+                        .await
+                },
             )
+            .await
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
                 failure,
@@ -173,7 +188,7 @@ impl PluginRuntime {
     }
 
     /// Runs the policy hook in a fresh, bounded instance.
-    pub fn call_policy(
+    pub async fn call_policy(
         &self,
         plugin: &LoadedPlugin,
         label: Arc<str>,
@@ -182,56 +197,68 @@ impl PluginRuntime {
         ctx: &RequestContext,
     ) -> Result<Decision, CallFailure> {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        self.call_labelled(plugin, label, config, body, request_id, |p, s| {
-            p.tollgate_plugin_guest().call_policy(s, ctx)
+        self.call_labelled(plugin, label, config, body, request_id, async |p, s| {
+            p.tollgate_plugin_guest().call_policy(s, ctx).await
         })
+        .await
     }
 
-    fn call<R>(
+    async fn call<R>(
         &self,
         plugin: &LoadedPlugin,
         config: Arc<str>,
         body: Bytes,
         request_id: Arc<str>,
-        f: impl FnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let label: Arc<str> = Arc::from(plugin.info.name.as_str());
         self.call_labelled(plugin, label, config, body, request_id, f)
+            .await
     }
 
-    fn call_labelled<R>(
+    async fn call_labelled<R>(
         &self,
         plugin: &LoadedPlugin,
         label: Arc<str>,
         config: Arc<str>,
         body: Bytes,
         request_id: Arc<str>,
-        f: impl FnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let state = PluginState::new(&self.limits, label, request_id, config, body);
         let hit = state.limiter.hit.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = (self.limits.deadline.as_millis() as u64).max(1);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        let instance = plugin.pre.instantiate(&mut store).map_err(|e| {
-            match sandbox::classify(
-                &e,
-                &self.limits,
-                hit.load(std::sync::atomic::Ordering::Relaxed),
-            ) {
-                CallFailure::Trap(m) => CallFailure::Instantiate(m),
-                other => other,
+        // Yield to the executor at every tick so a busy plugin cannot hold a runtime
+        // thread, and trap once it has used its whole deadline.
+        let budget = (self.limits.deadline.as_millis() as u64).max(1);
+        let mut used = 0u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            used += 1;
+            if used >= budget {
+                Ok(wasmtime::UpdateDeadline::Interrupt)
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(1))
             }
-        })?;
-        f(&instance, &mut store).map_err(|e| {
+        });
+        let classify = |e: &wasmtime::Error| {
             sandbox::classify(
-                &e,
+                e,
                 &self.limits,
                 hit.load(std::sync::atomic::Ordering::Relaxed),
             )
-        })
+        };
+        let instance =
+            plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| match classify(&e) {
+                    CallFailure::Trap(m) => CallFailure::Instantiate(m),
+                    other => other,
+                })?;
+        f(&instance, &mut store).await.map_err(|e| classify(&e))
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
