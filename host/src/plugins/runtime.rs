@@ -62,7 +62,10 @@ impl PluginRuntime {
             // The limiter enforces the exact cap; the pool only bounds the slot size.
             .max_memory_size(limits.memory_bytes.saturating_mul(2).max(64 << 20))
             .total_stacks(max_instances)
-            .linear_memory_keep_resident(1 << 20)
+            // Reset the first pages of a slot with memset instead of madvise: a small
+            // plugin's whole working set lives there, and re-faulting it per request
+            // was the largest cost in the instantiate profile.
+            .linear_memory_keep_resident(512 << 10)
             .table_keep_resident(64 << 10);
         let mut config = Config::new();
         config
