@@ -3,7 +3,7 @@
 CARGO  ?= cargo
 VENV   := tests/.venv
 PY     := $(VENV)/bin/python
-PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos
+PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router
 
 .PHONY: run test setup toolchain venv plugins build unit e2e lint bench clean
 

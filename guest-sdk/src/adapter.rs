@@ -3,7 +3,9 @@
 use crate::bindings::exports::tollgate::plugin::guest::Guest;
 use crate::bindings::tollgate::plugin::types as wit;
 use crate::host::{HostApi, WasmHost};
-use crate::{Decision, Endpoint, Hook, LogLevel, Plugin, Request};
+use crate::{
+    Decision, Endpoint, Hook, LogLevel, Plugin, Request, RetryOn, RoutePlan, Strategy, Target,
+};
 use std::marker::PhantomData;
 
 /// Implements the generated `Guest` trait for any [`Plugin`]; named by [`crate::export_plugin!`].
@@ -25,6 +27,10 @@ impl<P: Plugin> Guest for Adapter<P> {
 
     fn policy(ctx: wit::RequestContext) -> wit::Decision {
         policy::<P>(ctx, &WasmHost).into()
+    }
+
+    fn route(ctx: wit::RequestContext) -> Option<wit::RoutePlan> {
+        route::<P>(ctx, &WasmHost).map(Into::into)
     }
 }
 
@@ -69,36 +75,58 @@ pub(crate) fn validate_config<P: Plugin>(json: &str) -> Result<P::Config, String
     Ok(config)
 }
 
-/// `policy`: fetch and check the config, then run [`Plugin::policy`].
-///
-/// A config that no longer parses or validates denies with `500 api_error`; the detail
-/// goes to the gateway log, not to the caller.
-pub(crate) fn policy<P: Plugin>(ctx: wit::RequestContext, host: &dyn HostApi) -> Decision {
-    let config = match validate_config::<P>(&host.config()) {
-        Ok(c) => c,
+/// Fetches and checks the config for a hook call; on failure logs the detail at error
+/// level and returns `None`.
+fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<P::Config> {
+    match validate_config::<P>(&host.config()) {
+        Ok(c) => Some(c),
         Err(e) => {
             host.log(
                 LogLevel::Error,
                 &format!("plugin '{}' rejected its config: {e}", P::NAME),
             );
-            return Decision::deny(
-                500,
-                "api_error",
-                format!(
-                    "plugin '{}' is misconfigured; contact the gateway administrator",
-                    P::NAME
-                ),
-            );
+            None
         }
+    }
+}
+
+/// `policy`: fetch and check the config, then run [`Plugin::policy`].
+///
+/// A config that no longer parses or validates denies with `500 api_error`; the detail
+/// goes to the gateway log, not to the caller.
+pub(crate) fn policy<P: Plugin>(ctx: wit::RequestContext, host: &dyn HostApi) -> Decision {
+    let Some(config) = hook_config::<P>(host) else {
+        return Decision::deny(
+            500,
+            "api_error",
+            format!(
+                "plugin '{}' is misconfigured; contact the gateway administrator",
+                P::NAME
+            ),
+        );
     };
     let req = Request::new(ctx, host);
     P::policy(&config, &req)
+}
+
+/// `route`: fetch and check the config, then run [`Plugin::route`].
+///
+/// A config that no longer parses or validates logs the detail and then panics (a trap
+/// in wasm), so the host fails the request (or skips the plugin if it is fail-open)
+/// rather than silently serving it from the default provider.
+pub(crate) fn route<P: Plugin>(ctx: wit::RequestContext, host: &dyn HostApi) -> Option<RoutePlan> {
+    let Some(config) = hook_config::<P>(host) else {
+        panic!("plugin '{}' is misconfigured", P::NAME);
+    };
+    let req = Request::new(ctx, host);
+    P::route(&config, &req)
 }
 
 impl From<Hook> for wit::Hook {
     fn from(h: Hook) -> Self {
         match h {
             Hook::Policy => wit::Hook::Policy,
+            Hook::Route => wit::Hook::Route,
         }
     }
 }
@@ -154,6 +182,56 @@ impl From<Decision> for wit::Decision {
     }
 }
 
+impl From<Strategy> for wit::Strategy {
+    fn from(s: Strategy) -> Self {
+        match s {
+            Strategy::Single => wit::Strategy::Single,
+            Strategy::Fallback => wit::Strategy::Fallback,
+            Strategy::LoadBalance => wit::Strategy::LoadBalance,
+        }
+    }
+}
+
+impl From<Target> for wit::RouteTarget {
+    fn from(t: Target) -> Self {
+        wit::RouteTarget {
+            provider: t.provider,
+            model: t.model,
+            weight: t.weight,
+            max_tokens_cap: t.max_tokens_cap,
+        }
+    }
+}
+
+impl From<RetryOn> for wit::RetryOn {
+    fn from(r: RetryOn) -> Self {
+        wit::RetryOn {
+            statuses: r.statuses,
+            timeout: r.timeout,
+            connect_error: r.connect_error,
+        }
+    }
+}
+
+impl From<RoutePlan> for wit::RoutePlan {
+    fn from(p: RoutePlan) -> Self {
+        wit::RoutePlan {
+            strategy: p.strategy.into(),
+            targets: p.targets.into_iter().map(Into::into).collect(),
+            retry_on: p.retry_on.into(),
+            retries: p.retries,
+            backoff_ms: p.backoff_ms,
+            max_backoff_ms: p.max_backoff_ms,
+            attempt_timeout_ms: p.attempt_timeout_ms,
+            labels: p
+                .labels
+                .into_iter()
+                .map(|(key, value)| wit::Annotation { key, value })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +258,24 @@ mod tests {
             } else {
                 Ok(())
             }
+        }
+    }
+
+    /// Routes everything to one provider; `n` becomes the retry count.
+    struct Router;
+
+    impl Plugin for Router {
+        const NAME: &'static str = "router";
+        const VERSION: &'static str = "0.1.0";
+        const HOOKS: &'static [Hook] = &[Hook::Route];
+        type Config = StrictConfig;
+
+        fn validate(c: &StrictConfig) -> Result<(), String> {
+            Strict::validate(c)
+        }
+
+        fn route(c: &StrictConfig, req: &Request) -> Option<RoutePlan> {
+            Some(RoutePlan::single(Target::new("anthropic").model(req.model())).retries(c.n.into()))
         }
     }
 
@@ -286,6 +382,104 @@ mod tests {
             Endpoint::ChatCompletions,
         ] {
             assert_eq!(Endpoint::from(wit::Endpoint::from(e)), e);
+        }
+    }
+
+    #[test]
+    fn route_runs_with_a_good_config() {
+        let host = FakeHost {
+            config: r#"{"n": 2}"#,
+            logs: RefCell::new(vec![]),
+        };
+        let plan = route::<Router>(ctx(), &host).expect("routed");
+        assert_eq!(plan.retries, 2);
+        assert_eq!(plan.targets, vec![Target::new("anthropic").model("m")]);
+        // The default `route` routes nothing.
+        assert_eq!(route::<Strict>(ctx(), &host), None);
+        assert!(host.logs.borrow().is_empty());
+    }
+
+    #[test]
+    fn bad_config_at_route_time_logs_then_traps() {
+        let host = FakeHost {
+            config: r#"{"n": 11}"#,
+            logs: RefCell::new(vec![]),
+        };
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            route::<Router>(ctx(), &host)
+        }));
+        assert!(
+            caught.is_err(),
+            "a misconfigured router must not fall through"
+        );
+        let logs = host.logs.borrow();
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0].0, LogLevel::Error);
+        assert!(logs[0].1.contains("config: n: at most 10"), "{}", logs[0].1);
+    }
+
+    #[test]
+    fn route_plans_convert_to_wit() {
+        let info = <Adapter<Router> as Guest>::describe();
+        assert!(matches!(info.hooks.as_slice(), [wit::Hook::Route]));
+        let plan = RoutePlan::load_balance([
+            Target::new("a").weight(70).max_tokens_cap(512),
+            Target::new("b").model("gpt-4o").weight(30),
+        ])
+        .retry_on(RetryOn::statuses([429]).connect_errors())
+        .retries(1)
+        .backoff_ms(50)
+        .max_backoff_ms(900)
+        .attempt_timeout_ms(1500)
+        .label("route_rule", "x");
+        let w = wit::RoutePlan::from(plan);
+        assert!(matches!(w.strategy, wit::Strategy::LoadBalance));
+        assert_eq!(w.targets.len(), 2);
+        let (a, b) = (&w.targets[0], &w.targets[1]);
+        assert_eq!(
+            (
+                a.provider.as_str(),
+                a.model.as_deref(),
+                a.weight,
+                a.max_tokens_cap
+            ),
+            ("a", None, 70, Some(512))
+        );
+        assert_eq!(
+            (
+                b.provider.as_str(),
+                b.model.as_deref(),
+                b.weight,
+                b.max_tokens_cap
+            ),
+            ("b", Some("gpt-4o"), 30, None)
+        );
+        assert_eq!(
+            (
+                w.retry_on.statuses.as_slice(),
+                w.retry_on.timeout,
+                w.retry_on.connect_error
+            ),
+            (&[429u16][..], false, true)
+        );
+        assert_eq!(
+            (
+                w.retries,
+                w.backoff_ms,
+                w.max_backoff_ms,
+                w.attempt_timeout_ms
+            ),
+            (1, 50, 900, Some(1500))
+        );
+        assert_eq!(
+            (w.labels[0].key.as_str(), w.labels[0].value.as_str()),
+            ("route_rule", "x")
+        );
+        for (s, expected) in [
+            (Strategy::Single, wit::Strategy::Single),
+            (Strategy::Fallback, wit::Strategy::Fallback),
+        ] {
+            assert_eq!(wit::Strategy::from(s) as u8, expected as u8);
         }
     }
 }

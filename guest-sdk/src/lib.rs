@@ -1,9 +1,10 @@
-//! Write Tollgate policy plugins in idiomatic Rust.
+//! Write Tollgate policy and routing plugins in idiomatic Rust.
 //!
 //! A plugin is a type implementing [`Plugin`], exported with [`export_plugin!`] and
 //! built for `wasm32-wasip2`. The SDK turns the host's raw WIT interface
-//! (`tollgate:plugin@0.1.0`) into typed config, a [`Request`] with helpers, and
-//! [`Decision`] constructors; [`testing`] runs the same code natively in `cargo test`.
+//! (`tollgate:plugin@0.2.0`) into typed config, a [`Request`] with helpers,
+//! [`Decision`] constructors for the policy hook and [`RoutePlan`] builders for the
+//! route hook; [`testing`] runs the same code natively in `cargo test`.
 //!
 //! ```
 //! use serde::Deserialize;
@@ -43,6 +44,40 @@
 //! assert_eq!(denied.denial().map(|d| d.status), Some(400));
 //! # }
 //! ```
+//!
+//! A router implements [`Plugin::route`] and declares [`Hook::Route`]:
+//!
+//! ```
+//! use tollgate_guest::{Hook, NoConfig, Plugin, Request, RoutePlan, Target};
+//!
+//! /// Sends haiku requests to a second Anthropic account, everything else falls back.
+//! pub struct Split;
+//!
+//! impl Plugin for Split {
+//!     const NAME: &'static str = "split";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const HOOKS: &'static [Hook] = &[Hook::Route];
+//!     type Config = NoConfig;
+//!
+//!     fn route(_: &NoConfig, req: &Request) -> Option<RoutePlan> {
+//!         if req.model().starts_with("claude-haiku") {
+//!             return Some(RoutePlan::single(Target::new("anthropic-b")));
+//!         }
+//!         Some(RoutePlan::fallback([Target::new("anthropic"), Target::new("openai").model("gpt-4o")]))
+//!     }
+//! }
+//!
+//! tollgate_guest::export_plugin!(Split);
+//!
+//! # fn main() {
+//! let plan = tollgate_guest::testing::TestRequest::new()
+//!     .model("claude-haiku-4-5")
+//!     .run_route::<Split>("{}")
+//!     .unwrap()
+//!     .expect("routed");
+//! assert_eq!(plan.targets[0].provider, "anthropic-b");
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
@@ -53,7 +88,7 @@ pub mod testing;
 mod types;
 
 pub use request::Request;
-pub use types::{Decision, Denial, Endpoint, Hook, LogLevel};
+pub use types::{Decision, Denial, Endpoint, Hook, LogLevel, RetryOn, RoutePlan, Strategy, Target};
 
 /// Compiles the Rust examples in the plugin author guide.
 #[cfg(doctest)]
@@ -79,17 +114,22 @@ pub mod __private {
     pub use crate::adapter::Adapter;
 }
 
-/// A Tollgate policy plugin.
+/// A Tollgate plugin: a policy hook, a route hook, or both.
 ///
 /// The host creates a fresh instance for every call, so a plugin keeps no state: every
 /// method is an associated function that receives the parsed config.
+///
+/// Every hook method has a default (policy allows, route returns `None`), and the host
+/// only calls the hooks named in [`Plugin::HOOKS`]: list exactly the hooks you override.
 pub trait Plugin: 'static {
     /// Short machine name, e.g. `metadata-policy`; shown in logs and denials.
     const NAME: &'static str;
     /// The plugin's own semantic version, usually `env!("CARGO_PKG_VERSION")`.
     const VERSION: &'static str;
-    /// Hooks this plugin implements. The host skips undeclared hooks without
-    /// entering the plugin, so list every hook method you override.
+    /// Hooks this plugin implements, reported by `describe`. The host skips undeclared
+    /// hooks without entering the plugin, so list every hook method you override:
+    /// [`Hook::Policy`] for [`Plugin::policy`], [`Hook::Route`] for [`Plugin::route`].
+    /// (Rust cannot tell whether a default method was overridden, so this is explicit.)
     const HOOKS: &'static [Hook];
 
     /// The plugin's config, parsed from the tenant's JSON with serde.
@@ -114,6 +154,16 @@ pub trait Plugin: 'static {
     fn policy(config: &Self::Config, req: &Request) -> Decision {
         let _ = (config, req);
         Decision::allow()
+    }
+
+    /// Chooses where the request is served; runs after every policy allowed it.
+    ///
+    /// `None` leaves the choice to later plugins in the chain and then the tenant's
+    /// default provider. Defaults to `None`. Declare [`Hook::Route`] in
+    /// [`Plugin::HOOKS`] when you override it.
+    fn route(config: &Self::Config, req: &Request) -> Option<RoutePlan> {
+        let _ = (config, req);
+        None
     }
 }
 

@@ -1,7 +1,8 @@
 //! Run plugins natively in `cargo test`, without wasm or a gateway.
 //!
 //! [`TestRequest`] builds a request context, plays the host (config, body, clock, log)
-//! and runs a plugin through the same code the exported component uses:
+//! and runs a plugin's policy ([`TestRequest::run`]) or route ([`TestRequest::run_route`])
+//! hook through the same code the exported component uses:
 //!
 //! ```
 //! # use tollgate_guest::{Decision, Hook, NoConfig, Plugin, Request};
@@ -29,7 +30,7 @@
 
 use crate::bindings::tollgate::plugin::types as wit;
 use crate::host::HostApi;
-use crate::{Decision, Endpoint, Hook, LogLevel, Plugin, adapter};
+use crate::{Decision, Endpoint, Hook, LogLevel, Plugin, RoutePlan, adapter};
 use std::cell::{Cell, RefCell};
 
 /// One line a plugin wrote to the host log.
@@ -230,18 +231,74 @@ impl TestRequest {
         self
     }
 
-    /// Runs the plugin as the host would: `validate-config` first (its error is
-    /// returned as `Err`), then `policy` if [`Plugin::HOOKS`] declares it (else
-    /// `Allow`, since the host skips undeclared hooks).
+    /// Runs the plugin's policy hook as the host would: `validate-config` first (its
+    /// error is returned as `Err`), then `policy` if [`Plugin::HOOKS`] declares it
+    /// (else `Allow`, since the host skips undeclared hooks).
     ///
     /// Clears the log lines of any earlier run; read them with [`TestRequest::logs`].
     pub fn run<P: Plugin>(&self, config_json: &str) -> Result<Decision, String> {
-        self.logs.borrow_mut().clear();
-        self.body_reads.set(0);
-        adapter::validate_config::<P>(config_json)?;
+        self.prepare::<P>(config_json)?;
         if !P::HOOKS.contains(&Hook::Policy) {
             return Ok(Decision::Allow);
         }
+        Ok(self.with_host(config_json, |ctx, host| adapter::policy::<P>(ctx, host)))
+    }
+
+    /// Runs the plugin's route hook as the host would: `validate-config` first (its
+    /// error is returned as `Err`), then `route` if [`Plugin::HOOKS`] declares it (else
+    /// `Ok(None)`, since the host skips undeclared hooks).
+    ///
+    /// A plan without targets is returned as `Err`, because the host would fail the
+    /// request. Clears the log lines of any earlier run; read them with
+    /// [`TestRequest::logs`].
+    ///
+    /// ```
+    /// # use tollgate_guest::{Hook, NoConfig, Plugin, Request, RoutePlan, Target};
+    /// # struct Eu;
+    /// # impl Plugin for Eu {
+    /// #     const NAME: &'static str = "eu";
+    /// #     const VERSION: &'static str = "0.1.0";
+    /// #     const HOOKS: &'static [Hook] = &[Hook::Route];
+    /// #     type Config = NoConfig;
+    /// #     fn route(_: &NoConfig, req: &Request) -> Option<RoutePlan> {
+    /// #         (req.meta("region") == Some("eu"))
+    /// #             .then(|| RoutePlan::single(Target::new("anthropic-eu")).label("region", "eu"))
+    /// #     }
+    /// # }
+    /// use tollgate_guest::testing::TestRequest;
+    ///
+    /// let plan = TestRequest::new().meta("region", "eu").run_route::<Eu>("{}").unwrap();
+    /// assert_eq!(plan.expect("routed").targets[0].provider, "anthropic-eu");
+    /// assert_eq!(TestRequest::new().run_route::<Eu>("{}"), Ok(None));
+    /// ```
+    pub fn run_route<P: Plugin>(&self, config_json: &str) -> Result<Option<RoutePlan>, String> {
+        self.prepare::<P>(config_json)?;
+        if !P::HOOKS.contains(&Hook::Route) {
+            return Ok(None);
+        }
+        let plan = self.with_host(config_json, |ctx, host| adapter::route::<P>(ctx, host));
+        match plan {
+            Some(p) if p.targets.is_empty() => Err(format!(
+                "plugin '{}' returned a route plan without targets; the host would fail the request",
+                P::NAME
+            )),
+            plan => Ok(plan),
+        }
+    }
+
+    /// Resets the per-run counters and checks the config like `validate-config`.
+    fn prepare<P: Plugin>(&self, config_json: &str) -> Result<(), String> {
+        self.logs.borrow_mut().clear();
+        self.body_reads.set(0);
+        adapter::validate_config::<P>(config_json).map(drop)
+    }
+
+    /// Builds the context and the host the way the gateway would, and calls `hook`.
+    fn with_host<T>(
+        &self,
+        config_json: &str,
+        hook: impl FnOnce(wit::RequestContext, &dyn HostApi) -> T,
+    ) -> T {
         let body = self.body.clone().unwrap_or_else(|| self.default_body());
         let mut ctx = self.ctx.clone();
         let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
@@ -252,10 +309,11 @@ impl TestRequest {
             config: config_json,
             body: &body,
         };
-        Ok(adapter::policy::<P>(ctx, &host))
+        hook(ctx, &host)
     }
 
-    /// Log lines the plugin wrote during the last [`TestRequest::run`].
+    /// Log lines the plugin wrote during the last [`TestRequest::run`] or
+    /// [`TestRequest::run_route`].
     pub fn logs(&self) -> Vec<LogLine> {
         self.logs.borrow().clone()
     }

@@ -1,10 +1,13 @@
 //! The SDK seen from a plugin author's side: config parsing, the request wrapper,
-//! decisions and the testing harness.
+//! decisions, route plans and the testing harness.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tollgate_guest::testing::{self, LogLine, TestRequest};
-use tollgate_guest::{Decision, Denial, Endpoint, Hook, LogLevel, NoConfig, Plugin, Request};
+use tollgate_guest::{
+    Decision, Denial, Endpoint, Hook, LogLevel, NoConfig, Plugin, Request, RetryOn, RoutePlan,
+    Strategy, Target,
+};
 
 /// Echoes what it sees into annotations.
 struct Echo;
@@ -92,6 +95,56 @@ impl Plugin for Undeclared {
 
     fn policy(_: &NoConfig, _: &Request) -> Decision {
         Decision::forbid("never")
+    }
+}
+
+/// Policy and route: routes `team` metadata to a provider of the same name.
+struct TeamRouter;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TeamRouterConfig {
+    #[serde(default)]
+    empty: bool,
+}
+
+impl Plugin for TeamRouter {
+    const NAME: &'static str = "team-router";
+    const VERSION: &'static str = "0.2.0";
+    const HOOKS: &'static [Hook] = &[Hook::Policy, Hook::Route];
+    type Config = TeamRouterConfig;
+
+    fn policy(_: &TeamRouterConfig, req: &Request) -> Decision {
+        match req.team() {
+            Some(_) => Decision::allow(),
+            None => Decision::forbid("team required"),
+        }
+    }
+
+    fn route(c: &TeamRouterConfig, req: &Request) -> Option<RoutePlan> {
+        if c.empty {
+            return Some(RoutePlan::fallback([]));
+        }
+        req.log_info("routing");
+        let team = req.team()?;
+        Some(
+            RoutePlan::fallback([Target::new(team), Target::new("shared").model("gpt-4o")])
+                .label("team", team),
+        )
+    }
+}
+
+/// Overrides `route` but forgets to declare it.
+struct UndeclaredRouter;
+
+impl Plugin for UndeclaredRouter {
+    const NAME: &'static str = "undeclared-router";
+    const VERSION: &'static str = "0.0.1";
+    const HOOKS: &'static [Hook] = &[Hook::Policy];
+    type Config = NoConfig;
+
+    fn route(_: &NoConfig, _: &Request) -> Option<RoutePlan> {
+        Some(RoutePlan::single(Target::new("never")))
     }
 }
 
@@ -301,4 +354,110 @@ fn decision_helpers() {
     assert_eq!(d.annotation("b"), Some("2"));
     assert_eq!(d.annotation("c"), None);
     assert!(d.denial().is_none());
+}
+
+#[test]
+fn route_hook_runs_through_the_harness() {
+    assert_eq!(
+        testing::describe::<TeamRouter>().hooks,
+        vec![Hook::Policy, Hook::Route]
+    );
+    let req = TestRequest::new().meta("team", "research");
+    let plan = req.run_route::<TeamRouter>("{}").unwrap().expect("routed");
+    assert_eq!(plan.strategy, Strategy::Fallback);
+    assert_eq!(
+        plan.targets,
+        vec![
+            Target::new("research"),
+            Target::new("shared").model("gpt-4o")
+        ]
+    );
+    assert_eq!(plan.annotation("team"), Some("research"));
+    assert_eq!(req.logs().len(), 1, "route logs like policy does");
+    // The same request through the policy hook.
+    assert!(req.run::<TeamRouter>("{}").unwrap().is_allow());
+    assert!(req.logs().is_empty(), "each run clears the log");
+    // No team: no plan.
+    assert_eq!(TestRequest::new().run_route::<TeamRouter>("{}"), Ok(None));
+}
+
+#[test]
+fn route_harness_reports_config_errors_and_empty_plans() {
+    let err = TestRequest::new()
+        .run_route::<TeamRouter>(r#"{"nope": 1}"#)
+        .unwrap_err();
+    assert!(err.starts_with("config: nope: unknown field"), "{err}");
+    let err = TestRequest::new()
+        .run_route::<TeamRouter>(r#"{"empty": true}"#)
+        .unwrap_err();
+    assert!(err.contains("without targets"), "{err}");
+}
+
+#[test]
+fn undeclared_route_is_skipped_like_the_host_does() {
+    assert_eq!(
+        TestRequest::new().run_route::<UndeclaredRouter>("{}"),
+        Ok(None)
+    );
+    assert_eq!(TestRequest::new().run_route::<Echo>("{}"), Ok(None));
+    assert_eq!(TestRequest::new().run_route::<Inert>("{}"), Ok(None));
+}
+
+#[test]
+fn route_plan_builders_and_defaults() {
+    let plan = RoutePlan::single(Target::new("anthropic"));
+    assert_eq!(plan.strategy, Strategy::Single);
+    assert_eq!(plan.targets, vec![Target::new("anthropic")]);
+    assert_eq!(plan.retry_on, RetryOn::transient());
+    assert_eq!(plan.retry_on.statuses, vec![429, 500, 502, 503, 504]);
+    assert!(plan.retry_on.timeout && plan.retry_on.connect_error);
+    assert_eq!(
+        (plan.retries, plan.backoff_ms, plan.max_backoff_ms),
+        (0, 200, 5000)
+    );
+    assert_eq!(plan.attempt_timeout_ms, None);
+    assert!(plan.labels.is_empty());
+
+    let t = Target::new("openai");
+    assert_eq!(
+        (t.model.as_deref(), t.weight, t.max_tokens_cap),
+        (None, 1, None)
+    );
+    let t = t.model("gpt-4o").weight(0).max_tokens_cap(256);
+    assert_eq!(
+        (t.model.as_deref(), t.weight, t.max_tokens_cap),
+        (Some("gpt-4o"), 0, Some(256))
+    );
+
+    let plan = RoutePlan::load_balance([Target::new("a").weight(3), Target::new("b")])
+        .retry_on(RetryOn::statuses([429, 500]).timeout().connect_errors())
+        .retries(2)
+        .backoff_ms(100)
+        .max_backoff_ms(1000)
+        .attempt_timeout_ms(30_000)
+        .label("k", "v1")
+        .label("k", "v2");
+    assert_eq!(plan.strategy, Strategy::LoadBalance);
+    assert_eq!(plan.targets[0].weight, 3);
+    assert_eq!(
+        plan.retry_on,
+        RetryOn::statuses([429, 500]).timeout().connect_errors()
+    );
+    assert_eq!(
+        (
+            plan.retries,
+            plan.backoff_ms,
+            plan.max_backoff_ms,
+            plan.attempt_timeout_ms
+        ),
+        (2, 100, 1000, Some(30_000))
+    );
+    assert_eq!(plan.annotation("k"), Some("v1"), "first label wins");
+    assert_eq!(plan.labels.len(), 2);
+    assert_eq!(plan.annotation("x"), None);
+
+    let never = RetryOn::never();
+    assert!(never.statuses.is_empty() && !never.timeout && !never.connect_error);
+    let plan = RoutePlan::new(Strategy::Fallback, vec![Target::new("a")]);
+    assert_eq!(plan, RoutePlan::fallback([Target::new("a")]));
 }

@@ -137,6 +137,10 @@ impl Default for LogConfig {
 pub enum ProviderKind {
     /// Anthropic's API, or any Anthropic-compatible server via `base_url`.
     Anthropic,
+    /// OpenAI's Chat Completions API (`https://api.openai.com` unless `base_url` is set).
+    Openai,
+    /// Any OpenAI-compatible server (vLLM, Ollama, LiteLLM...): `base_url` is required.
+    OpenaiCompatible,
     /// The built-in mock upstream, started in-process (offline demo and tests).
     Mock,
 }
@@ -167,6 +171,9 @@ pub struct ProviderConfig {
     /// Extra headers sent on every upstream request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Models this provider serves, advertised by `GET /v1/models`.
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 fn default_connect_ms() -> u64 {
@@ -184,7 +191,8 @@ impl ProviderConfig {
     pub fn base_url(&self) -> String {
         let url = self.base_url.as_deref().unwrap_or(match self.kind {
             ProviderKind::Anthropic => "https://api.anthropic.com",
-            ProviderKind::Mock => "http://127.0.0.1",
+            ProviderKind::Openai => "https://api.openai.com",
+            ProviderKind::OpenaiCompatible | ProviderKind::Mock => "http://127.0.0.1",
         });
         url.trim_end_matches('/').to_string()
     }
@@ -205,6 +213,10 @@ pub struct TenantConfig {
     /// Plugins run in order on every request.
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
+    /// Model names advertised to this tenant by `GET /v1/models` (e.g. the aliases its
+    /// router serves); empty = the models its providers list.
+    #[serde(default)]
+    pub models: Vec<String>,
 }
 
 /// A plugin in a tenant's chain.
@@ -286,6 +298,13 @@ impl Config {
                 return Err(bad(
                     format!("{field}.id"),
                     format!("duplicate provider id '{}'", p.id),
+                ));
+            }
+            if p.kind == ProviderKind::OpenaiCompatible && p.base_url.is_none() {
+                return Err(bad(
+                    format!("{field}.base_url"),
+                    "required for kind \"openai-compatible\" (e.g. \"http://localhost:11434\")"
+                        .into(),
                 ));
             }
             let url = p.base_url();

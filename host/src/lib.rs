@@ -18,6 +18,8 @@ pub mod mock;
 pub mod pipeline;
 pub mod plugins;
 pub mod providers;
+pub mod routing;
 pub mod server;
 pub mod store;
+pub mod translate;
 pub mod usage;

@@ -32,7 +32,6 @@ enum Command {
         data_dir: Option<PathBuf>,
     },
     /// Run a mock Anthropic/OpenAI-compatible upstream (tests and offline use).
-    /// Run a mock Anthropic-compatible upstream (tests and offline use).
     Mock {
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: std::net::SocketAddr,
@@ -42,9 +41,9 @@ enum Command {
         /// Require this key (x-api-key or bearer).
         #[arg(long)]
         api_key: Option<String>,
-        /// API flavour (anthropic; openai arrives with the routing work).
-        #[arg(long, default_value = "anthropic")]
-        flavor: String,
+        /// API flavour: anthropic, openai or both.
+        #[arg(long, value_enum, default_value_t = tollgate::mock::Flavor::Both)]
+        flavor: tollgate::mock::Flavor,
     },
     /// Work with plugins.
     #[command(subcommand)]
@@ -227,7 +226,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             listen,
             name,
             api_key,
-            flavor: _,
+            flavor,
         } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -239,6 +238,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let cfg = tollgate::mock::MockConfig {
                 name,
                 api_key,
+                flavor,
                 ..Default::default()
             };
             tollgate::mock::serve(listener, cfg).await?;

@@ -1,12 +1,13 @@
 //! The phases every data-plane request passes through, in order:
 //! authenticate → read metadata → parse the body → check key scope → run the tenant's
-//! policy chain → pick the provider. [`Exchange`] follows the request from first byte to
+//! policy chain → routing plugins (or the tenant's default provider) → a [`Plan`]. [`Exchange`] follows the request from first byte to
 //! last and writes its log row exactly once, however it ends.
 
 use crate::error::{ApiError, ApiFlavor};
 use crate::metadata::{self, Metadata};
-use crate::plugins::{ChainOutcome, Endpoint, RequestContext};
-use crate::providers::AnthropicProvider;
+use crate::plugins::{ChainOutcome, Endpoint, RequestContext, RouteOutcome};
+use crate::providers::Provider;
+use crate::routing::Plan;
 use crate::server::AppState;
 use crate::store::{ApiKey, LogRecord};
 use crate::usage::Usage;
@@ -68,6 +69,7 @@ impl Exchange {
                 ttft_ms: None,
                 usage: Usage::default(),
                 decisions: Vec::new(),
+                attempts: Vec::new(),
                 error: None,
             },
             started: Instant::now(),
@@ -142,18 +144,20 @@ fn empty_record() -> LogRecord {
         ttft_ms: None,
         usage: Usage::default(),
         decisions: Vec::new(),
+        attempts: Vec::new(),
         error: None,
     }
 }
 
-/// A request that passed every check, ready to forward.
+/// A request that passed every check, with where to serve it.
 pub struct Admitted {
     pub key: Arc<ApiKey>,
-    pub provider: Arc<AnthropicProvider>,
-    /// The body as received (forwarded unchanged).
+    /// The body as received.
     pub body: Bytes,
     pub stream: bool,
-    pub model: Option<String>,
+    /// The model the caller asked for.
+    pub model: String,
+    pub plan: Plan,
 }
 
 /// Authenticates the key and records who is calling.
@@ -193,10 +197,11 @@ pub async fn admit(
 
     let summary = BodySummary::parse(&body)?;
     ex.record.requested_model = Some(summary.model.clone());
-    ex.record.stream = summary.stream && endpoint == Endpoint::Messages;
+    ex.record.stream = summary.stream && endpoint != Endpoint::CountTokens;
     crate::auth::check_scope(&key, &ex.record.metadata, Some(&summary.model))?;
 
     let tenant = state.tenant(&key.tenant_id);
+    let mut plan = None;
     if !tenant.chain.is_empty() {
         let ctx = RequestContext {
             request_id: ex.record.request_id.clone(),
@@ -222,31 +227,51 @@ pub async fn admit(
                 return Err(err);
             }
         }
+        if tenant.chain.has_router() {
+            let outcome = tenant
+                .chain
+                .route(&state.plugins, &ctx, &body, &mut ex.record.decisions)
+                .await;
+            match outcome {
+                RouteOutcome::Planned { plugin, plan: p } => {
+                    plan = Some(Plan::resolve(p, &plugin, &state.providers, &summary.model)?);
+                }
+                RouteOutcome::Unrouted => {}
+                RouteOutcome::Failed(err) => return Err(err),
+            }
+        }
     }
+    let plan = match plan {
+        Some(p) => p,
+        None => Plan::single(default_provider(state, &key.tenant_id)?, &summary.model),
+    };
+    Ok(Admitted {
+        key,
+        body,
+        stream: ex.record.stream,
+        model: summary.model,
+        plan,
+    })
+}
 
-    let provider_id = tenant
+/// The provider serving a tenant's unrouted requests.
+pub fn default_provider(state: &AppState, tenant_id: &str) -> Result<Arc<Provider>, ApiError> {
+    let tenant = state.tenant(tenant_id);
+    let id = tenant
         .default_provider
         .as_deref()
         .or(state.default_provider.as_deref())
         .ok_or_else(|| {
             ApiError::invalid(format!(
-                "no provider is configured for tenant '{}': set default_provider",
-                key.tenant_id
+                "no route for this request: no routing plugin chose a target and tenant \
+                 '{tenant_id}' has no default_provider"
             ))
         })?;
-    let provider =
-        state.providers.get(provider_id).cloned().ok_or_else(|| {
-            ApiError::internal(format!("provider '{provider_id}' is not configured"))
-        })?;
-    ex.record.provider = Some(provider.id.clone());
-    ex.record.served_model = Some(summary.model.clone());
-    Ok(Admitted {
-        key,
-        provider,
-        body,
-        stream: ex.record.stream,
-        model: Some(summary.model),
-    })
+    state
+        .providers
+        .get(id)
+        .cloned()
+        .ok_or_else(|| ApiError::internal(format!("provider '{id}' is not configured")))
 }
 
 /// What the gateway reads from a request body; everything else is skipped unparsed.

@@ -16,8 +16,10 @@ use std::time::Duration;
 pub struct TenantRuntime {
     /// Provider that serves this tenant unless a route says otherwise.
     pub default_provider: Option<String>,
-    /// Policy plugins, in order.
+    /// Policy and routing plugins, in order.
     pub chain: PolicyChain,
+    /// Models advertised by `GET /v1/models` (empty = the providers' lists).
+    pub models: Vec<String>,
 }
 
 /// Shared state of the running gateway.
@@ -157,6 +159,7 @@ impl Gateway {
                 Arc::new(TenantRuntime {
                     default_provider: t.default_provider.clone(),
                     chain,
+                    models: t.models.clone(),
                 }),
             );
         }

@@ -30,6 +30,25 @@ impl Usage {
         }
     }
 
+    /// Reads an OpenAI `usage` object. OpenAI counts cached prompt tokens inside
+    /// `prompt_tokens`; they are split out so input is billed once.
+    pub fn from_openai(usage: &serde_json::Value) -> Self {
+        let get = |p: &str| {
+            usage
+                .pointer(p)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
+        let prompt = get("/prompt_tokens");
+        let cached = get("/prompt_tokens_details/cached_tokens").min(prompt);
+        Usage {
+            input_tokens: prompt - cached,
+            output_tokens: get("/completion_tokens"),
+            cache_read_tokens: cached,
+            cache_write_tokens: 0,
+        }
+    }
+
     /// Usage from a whole Anthropic message body.
     pub fn from_anthropic_body(body: &[u8]) -> Option<Self> {
         let v: serde_json::Value = serde_json::from_slice(body).ok()?;

@@ -1,17 +1,21 @@
-//! Sending an admitted request upstream and relaying the answer: whole bodies with their
-//! usage read, and SSE streams passed through event by event as they arrive.
+//! Serving an admitted request: shape the body for each target of the plan (translate,
+//! swap the model, cap max_tokens), walk the plan, and relay the answer in the client's
+//! API: whole bodies with their usage read, streams through [`super::stream`].
 
+use super::stream::{OpenAiRelay, RelayStream, StreamMode, Translating};
 use crate::error::{ApiError, ApiFlavor, ErrorKind, error_body};
 use crate::pipeline::{Admitted, Exchange};
-use crate::providers::root_cause;
+use crate::plugins::Endpoint;
+use crate::providers::Wire;
+use crate::routing::{self, Served, Target};
+use crate::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 use crate::usage::{AnthropicStreamTap, Usage};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use futures_util::StreamExt;
+use serde_json::Value;
 
 /// Upstream response headers worth relaying to the client.
 const RELAYED: &[&str] = &[
@@ -22,24 +26,164 @@ const RELAYED: &[&str] = &[
     "anthropic-ratelimit-tokens-limit",
     "anthropic-ratelimit-tokens-remaining",
     "anthropic-ratelimit-tokens-reset",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
 ];
 
 /// Largest non-streamed upstream body accepted.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
-/// Forwards the request and builds the client's response; the exchange is logged when
-/// the response (or the stream) ends.
+/// The API a client flavor corresponds to on the wire.
+fn wire_of(flavor: ApiFlavor) -> Wire {
+    match flavor {
+        ApiFlavor::Anthropic => Wire::Anthropic,
+        ApiFlavor::OpenAi => Wire::OpenAi,
+    }
+}
+
+/// Serves the request through its plan; the exchange is logged when the response (or
+/// the stream) ends.
 pub async fn forward(
     mut ex: Exchange,
-    a: Admitted,
-    method: Method,
-    path: &str,
+    mut a: Admitted,
+    endpoint: Endpoint,
     headers: &HeaderMap,
 ) -> Response {
-    let upstream = match a.provider.send(method, path, headers, a.body).await {
-        Ok(r) => r,
-        Err(e) => return ex.fail(e.to_api_error()),
+    let client = ex.flavor;
+    if endpoint == Endpoint::CountTokens {
+        // Only Anthropic upstreams count tokens; others get a local estimate.
+        a.plan
+            .targets
+            .retain(|t| t.provider.wire == Wire::Anthropic);
+        if a.plan.targets.is_empty() {
+            return local_token_count(ex, &a.body);
+        }
+    }
+    let mut parsed: Option<Value> = None;
+    let body = a.body.clone();
+    let stream = a.stream;
+    let prepare = |t: &Target| -> Result<(String, Bytes), ApiError> {
+        let path = match endpoint {
+            Endpoint::CountTokens => "/v1/messages/count_tokens".to_string(),
+            _ => t.provider.wire.model_path().to_string(),
+        };
+        let same = t.provider.wire == wire_of(client);
+        let needs_usage = stream && t.provider.wire == Wire::OpenAi;
+        if same && t.model == a.model && t.max_tokens_cap.is_none() && !needs_usage {
+            return Ok((path, body.clone()));
+        }
+        if parsed.is_none() {
+            parsed =
+                Some(serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::invalid(format!("request body is not valid JSON: {e}"))
+                })?);
+        }
+        let original = parsed.as_ref().unwrap_or(&Value::Null);
+        let mut out = match (client, t.provider.wire) {
+            (ApiFlavor::Anthropic, Wire::OpenAi) => {
+                translate::anthropic_request_to_openai(original, &t.model)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?
+            }
+            (ApiFlavor::OpenAi, Wire::Anthropic) => {
+                translate::openai_request_to_anthropic(original, &t.model)
+                    .map_err(|e| ApiError::invalid(e.to_string()))?
+            }
+            _ => {
+                let mut v = original.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("model".into(), Value::String(t.model.clone()));
+                }
+                v
+            }
+        };
+        if let Some(o) = out.as_object_mut() {
+            if let Some(cap) = t.max_tokens_cap {
+                for field in ["max_tokens", "max_completion_tokens"] {
+                    if let Some(m) = o.get(field).and_then(Value::as_u64)
+                        && m > u64::from(cap)
+                    {
+                        o.insert(field.into(), cap.into());
+                    }
+                }
+                if t.provider.wire == Wire::Anthropic && !o.contains_key("max_tokens") {
+                    o.insert("max_tokens".into(), cap.into());
+                }
+            }
+            if needs_usage {
+                let opts = o
+                    .entry("stream_options")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Some(opts) = opts.as_object_mut() {
+                    opts.insert("include_usage".into(), Value::Bool(true));
+                }
+            }
+        }
+        let bytes = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok((path, Bytes::from(bytes)))
     };
+    let result = routing::execute(
+        &a.plan,
+        Method::POST,
+        headers,
+        prepare,
+        &mut ex.record.attempts,
+    )
+    .await;
+    let served = match result {
+        Ok(s) => s,
+        Err(e) => return ex.fail(e),
+    };
+    ex.record.provider = Some(served.target.provider.id.clone());
+    ex.record.served_model = Some(served.target.model.clone());
+    let client_include_usage =
+        stream && client == ApiFlavor::OpenAi && client_asked_usage(parsed.as_ref(), &a.body);
+    relay(ex, served, endpoint, stream, client_include_usage).await
+}
+
+/// Whether an OpenAI client asked for `stream_options.include_usage`.
+fn client_asked_usage(parsed: Option<&Value>, body: &[u8]) -> bool {
+    let check = |v: &Value| {
+        v.pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    };
+    match parsed {
+        Some(v) => check(v),
+        None => serde_json::from_slice::<Value>(body)
+            .map(|v| check(&v))
+            .unwrap_or(false),
+    }
+}
+
+/// Answers `count_tokens` locally (about four bytes per token) when no Anthropic
+/// upstream can count; the header says it is an estimate.
+fn local_token_count(mut ex: Exchange, body: &[u8]) -> Response {
+    let estimate = (body.len() / 4).max(1) as u64;
+    ex.record.usage.input_tokens = estimate;
+    ex.finish(200, None);
+    let mut resp = axum::Json(serde_json::json!({ "input_tokens": estimate })).into_response();
+    resp.headers_mut()
+        .insert("x-tollgate-estimate", HeaderValue::from_static("true"));
+    resp
+}
+
+/// Builds the client's response from the serving attempt.
+async fn relay(
+    mut ex: Exchange,
+    served: Served,
+    endpoint: Endpoint,
+    stream: bool,
+    include_usage: bool,
+) -> Response {
+    let client = ex.flavor;
+    let Served {
+        response: upstream,
+        target,
+        attempt,
+    } = served;
+    let wire = target.provider.wire;
     let status = upstream.status();
     let mut out_headers = HeaderMap::new();
     for name in RELAYED {
@@ -47,82 +191,89 @@ pub async fn forward(
             out_headers.insert(*name, v.clone());
         }
     }
-    if let Some(v) = upstream.headers().get("request-id") {
-        out_headers.insert("x-upstream-request-id", v.clone());
+    for id in ["request-id", "x-request-id"] {
+        if let Some(v) = upstream.headers().get(id) {
+            out_headers.insert("x-upstream-request-id", v.clone());
+        }
     }
-    if let Ok(v) = HeaderValue::from_str(&a.provider.id) {
+    if let Ok(v) = HeaderValue::from_str(&target.provider.id) {
         out_headers.insert("x-tollgate-provider", v);
     }
-    if let Some(m) = a
-        .model
-        .as_deref()
-        .and_then(|m| HeaderValue::from_str(m).ok())
-    {
-        out_headers.insert("x-tollgate-model", m);
+    if let Ok(v) = HeaderValue::from_str(&target.model) {
+        out_headers.insert("x-tollgate-model", v);
     }
+    out_headers.insert("x-tollgate-attempt", HeaderValue::from(attempt));
+    out_headers.insert("x-tollgate-target", HeaderValue::from(target.index));
     let is_sse = upstream
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
 
-    if a.stream && status.is_success() && is_sse {
+    if stream && status.is_success() && is_sse {
+        let id = ex.record.request_id.clone();
+        let mode = match (client, wire) {
+            (ApiFlavor::Anthropic, Wire::Anthropic) => {
+                StreamMode::Anthropic(AnthropicStreamTap::default())
+            }
+            (ApiFlavor::OpenAi, Wire::OpenAi) => {
+                StreamMode::OpenAi(OpenAiRelay::new(!include_usage))
+            }
+            (ApiFlavor::Anthropic, Wire::OpenAi) => {
+                StreamMode::ToAnthropic(Box::new(Translating::new(OpenAiToAnthropicStream::new(
+                    &target.model,
+                    &format!("msg_{id}"),
+                ))))
+            }
+            (ApiFlavor::OpenAi, Wire::Anthropic) => {
+                StreamMode::ToOpenAi(Box::new(Translating::new(AnthropicToOpenAiStream::new(
+                    &target.model,
+                    &format!("chatcmpl-{id}"),
+                    include_usage,
+                ))))
+            }
+        };
         out_headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
         );
         out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        let stream = RelayStream {
-            inner: Box::pin(upstream.bytes_stream()),
-            tap: AnthropicStreamTap::default(),
-            ex: Some(ex),
-            done: false,
-        };
-        let mut resp = Response::new(Body::from_stream(stream));
+        let mut resp = Response::new(Body::from_stream(RelayStream::new(upstream, mode, ex)));
         *resp.headers_mut() = out_headers;
         return resp;
     }
 
-    let body = match read_body(upstream, a.provider.timeout()).await {
+    let body = match read_body(upstream, target.provider.timeout()).await {
         Ok(b) => b,
         Err(e) => return ex.fail(e),
     };
-    if status.is_success() {
-        match Usage::from_anthropic_body(&body) {
-            Some(u) => ex.record.usage = u,
-            None if ex.record.endpoint == "messages" => {
-                return ex.fail(
-                    ApiError::new(
-                        ErrorKind::Api,
-                        "the provider returned a response that is not a valid message",
-                    )
-                    .with_status(StatusCode::BAD_GATEWAY),
-                );
+    let body = if status.is_success() {
+        match success_body(client, wire, endpoint, &target.model, &body) {
+            Ok((b, usage)) => {
+                ex.record.usage = usage;
+                ex.finish(status.as_u16(), None);
+                b
             }
-            None => {}
+            Err(e) => return ex.fail(e),
         }
-        ex.finish(status.as_u16(), None);
     } else {
-        let message = upstream_error_message(&body);
+        let message = translate::upstream_error_message(&body);
         ex.finish(
             status.as_u16(),
             Some(format!("upstream {}: {message}", status.as_u16())),
         );
-    }
-    let body = if status.is_success() || is_anthropic_error(&body) {
-        body
-    } else {
-        // Keep the upstream's status, but give the client an error it can parse.
-        let kind = ErrorKind::from_status(status.as_u16());
-        Bytes::from(
-            error_body(
-                ApiFlavor::Anthropic,
-                kind.anthropic_type(),
-                &upstream_error_message(&body),
-            )
-            .to_string(),
-        )
+        if is_error_shape(client, &body) && wire == wire_of(client) {
+            body
+        } else {
+            // Keep the upstream's status, but give the client an error it can parse.
+            let kind = ErrorKind::from_status(status.as_u16());
+            let ty = match client {
+                ApiFlavor::Anthropic => kind.anthropic_type(),
+                ApiFlavor::OpenAi => kind.openai_type(),
+            };
+            Bytes::from(error_body(client, ty, &message).to_string())
+        }
     };
     out_headers.insert(
         header::CONTENT_TYPE,
@@ -131,6 +282,81 @@ pub async fn forward(
     let mut resp = (status, body).into_response();
     resp.headers_mut().extend(out_headers);
     resp
+}
+
+/// A successful upstream body in the client's API, with its usage.
+fn success_body(
+    client: ApiFlavor,
+    wire: Wire,
+    endpoint: Endpoint,
+    model: &str,
+    body: &Bytes,
+) -> Result<(Bytes, Usage), ApiError> {
+    let not_valid = || {
+        ApiError::new(
+            ErrorKind::Api,
+            "the provider returned a response that is not a valid completion",
+        )
+        .with_status(StatusCode::BAD_GATEWAY)
+    };
+    if endpoint == Endpoint::CountTokens {
+        let usage = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("input_tokens").and_then(Value::as_u64))
+            .ok_or_else(not_valid)?;
+        return Ok((
+            body.clone(),
+            Usage {
+                input_tokens: usage,
+                ..Usage::default()
+            },
+        ));
+    }
+    match (client, wire) {
+        (ApiFlavor::Anthropic, Wire::Anthropic) => {
+            let usage = Usage::from_anthropic_body(body).ok_or_else(not_valid)?;
+            Ok((body.clone(), usage))
+        }
+        (ApiFlavor::OpenAi, Wire::OpenAi) => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
+            if v.get("choices").is_none() {
+                return Err(not_valid());
+            }
+            let usage = v.get("usage").map(Usage::from_openai).unwrap_or_default();
+            Ok((body.clone(), usage))
+        }
+        (ApiFlavor::Anthropic, Wire::OpenAi) => {
+            let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
+            let out = translate::openai_response_to_anthropic(&v, model).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Api,
+                    format!("the provider's response could not be translated: {e}"),
+                )
+                .with_status(StatusCode::BAD_GATEWAY)
+            })?;
+            let usage = out
+                .get("usage")
+                .map(|u| {
+                    let mut usage = Usage::default();
+                    usage.merge_anthropic(u);
+                    usage
+                })
+                .unwrap_or_default();
+            Ok((Bytes::from(out.to_string()), usage))
+        }
+        (ApiFlavor::OpenAi, Wire::Anthropic) => {
+            let usage = Usage::from_anthropic_body(body).ok_or_else(not_valid)?;
+            let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
+            let out = translate::anthropic_response_to_openai(&v, model).map_err(|e| {
+                ApiError::new(
+                    ErrorKind::Api,
+                    format!("the provider's response could not be translated: {e}"),
+                )
+                .with_status(StatusCode::BAD_GATEWAY)
+            })?;
+            Ok((Bytes::from(out.to_string()), usage))
+        }
+    }
 }
 
 async fn read_body(
@@ -168,108 +394,18 @@ async fn read_body(
         })
 }
 
-fn is_anthropic_error(body: &[u8]) -> bool {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .is_some_and(|v| {
-            v.get("type").and_then(|t| t.as_str()) == Some("error") && v.get("error").is_some()
-        })
-}
-
-/// The message of an upstream error body, or a readable snippet of whatever it was.
-fn upstream_error_message(body: &[u8]) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        for ptr in ["/error/message", "/message", "/error"] {
-            if let Some(m) = v.pointer(ptr).and_then(|m| m.as_str()) {
-                return m.to_string();
-            }
+/// Whether `body` is already an error in the client's API shape.
+fn is_error_shape(client: ApiFlavor, body: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    match client {
+        ApiFlavor::Anthropic => {
+            v.get("type").and_then(Value::as_str) == Some("error") && v.get("error").is_some()
         }
-    }
-    let text = String::from_utf8_lossy(body);
-    let snippet: String = text.chars().take(200).collect();
-    if snippet.trim().is_empty() {
-        "empty response body".into()
-    } else {
-        format!("non-JSON response body: {}", snippet.trim())
-    }
-}
-
-/// An Anthropic SSE `error` event.
-fn error_event(message: &str) -> Bytes {
-    let data = error_body(ApiFlavor::Anthropic, "api_error", message);
-    Bytes::from(format!("event: error\ndata: {data}\n\n"))
-}
-
-/// Relays upstream bytes unchanged while the tap reads usage; turns an upstream failure
-/// into an Anthropic `error` event, and logs the exchange when the stream ends or the
-/// client goes away.
-struct RelayStream {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    tap: AnthropicStreamTap,
-    ex: Option<Exchange>,
-    done: bool,
-}
-
-impl RelayStream {
-    fn finish(&mut self, error: Option<String>) {
-        if let Some(mut ex) = self.ex.take() {
-            ex.record.usage = self.tap.usage;
-            ex.finish(200, error);
-        }
-    }
-}
-
-impl Stream for RelayStream {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        match self.inner.as_mut().poll_next(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(chunk))) => {
-                let had_content = self.tap.saw_content;
-                self.tap.feed(&chunk);
-                if !had_content && self.tap.saw_content {
-                    let this = &mut *self;
-                    if let Some(ex) = this.ex.as_mut() {
-                        ex.record.ttft_ms = Some(ex.elapsed_ms());
-                    }
-                }
-                if self.tap.finished {
-                    let err = self.tap.error.clone();
-                    self.finish(err);
-                }
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
-                self.finish(Some(msg.clone()));
-                Poll::Ready(Some(Ok(error_event(&msg))))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                if self.ex.is_none() || self.tap.error.is_some() {
-                    let err = self.tap.error.clone();
-                    self.finish(err);
-                    return Poll::Ready(None);
-                }
-                let msg = "the provider's stream ended before message_stop".to_string();
-                self.finish(Some(msg.clone()));
-                Poll::Ready(Some(Ok(error_event(&msg))))
-            }
-        }
-    }
-}
-
-impl Drop for RelayStream {
-    fn drop(&mut self) {
-        if let Some(mut ex) = self.ex.take() {
-            // The client hung up mid-stream; bill what was generated so far.
-            ex.record.usage = self.tap.usage;
-            ex.finish(499, Some("client closed the stream".into()));
-        }
+        ApiFlavor::OpenAi => v
+            .get("error")
+            .and_then(|e| e.get("message"))
+            .is_some_and(Value::is_string),
     }
 }

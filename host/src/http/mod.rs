@@ -3,6 +3,8 @@
 
 mod forward;
 mod messages;
+mod models;
+mod stream;
 
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -27,7 +29,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
-        .route("/v1/models", get(messages::models))
+        .route("/v1/chat/completions", post(messages::chat_completions))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .route("/healthz", get(|| async { "ok" }))
         .nest("/admin/v1", crate::admin::router(state.clone()))
         .fallback(not_found)
@@ -50,11 +54,27 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {
+    // OpenAI SDK paths get OpenAI-shaped errors.
+    let flavor = if uri.path().starts_with("/v1/messages") {
+        crate::error::ApiFlavor::Anthropic
+    } else if [
+        "/v1/chat",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/responses",
+    ]
+    .iter()
+    .any(|p| uri.path().starts_with(p))
+    {
+        crate::error::ApiFlavor::OpenAi
+    } else {
+        crate::error::ApiFlavor::Anthropic
+    };
     ApiError::new(
         crate::error::ErrorKind::NotFound,
         format!("no route for {}", uri.path()),
     )
-    .into_response()
+    .into_response_for(flavor)
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {

@@ -1,27 +1,24 @@
 //! The mock's Anthropic Messages API.
 
 use super::MockState;
-use super::directive::{Behavior, texts};
-use axum::body::{Body, Bytes};
+use super::reply::{
+    Api, Reply, Stop, accept, estimate_tokens, json_response, misbehave, model_of, sse,
+};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 
-fn error(status: StatusCode, kind: &str, message: &str) -> Response {
-    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
-    let mut r = (status, body.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
+/// The models `GET /v1/models` lists.
+pub(super) const MODELS: [&str; 3] = ["claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"];
+/// Their `created_at`.
+pub(super) const MODELS_CREATED_AT: &str = "2025-09-29T00:00:00Z";
 
-fn error_type(status: u16) -> &'static str {
-    match status {
+/// An Anthropic error body.
+pub(super) fn error_body(status: StatusCode, message: &str) -> Value {
+    let kind = match status.as_u16() {
         400 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
@@ -30,113 +27,16 @@ fn error_type(status: u16) -> &'static str {
         429 => "rate_limit_error",
         503 | 529 => "overloaded_error",
         _ => "api_error",
-    }
-}
-
-/// Parses, records and authorizes a request; `Err` is the answer to send instead.
-fn accept(
-    s: &MockState,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Value, Behavior), Response> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            &format!("invalid JSON: {e}"),
-        )
-    })?;
-    s.record("POST", path, headers, &v);
-    if !s.authorized(headers) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid x-api-key",
-        ));
-    }
-    Ok((v.clone(), s.behavior_for(&v)))
-}
-
-/// Applies delay and failure directives; `Some` is the failure answer.
-async fn misbehave(b: &Behavior) -> Option<Response> {
-    if b.delay_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(b.delay_ms)).await;
-    }
-    if let Some(status) = b.status {
-        let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut r = error(code, error_type(status), &format!("mock failure {status}"));
-        if let Some(ra) = b.retry_after
-            && let Ok(v) = HeaderValue::from_str(&ra.to_string())
-        {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return Some(r);
-    }
-    if b.garbage {
-        let mut r = (StatusCode::OK, "<html>definitely not json").into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Some(r);
-    }
-    None
-}
-
-/// ~4 characters per token, at least 1.
-fn estimate_tokens(body: &Value) -> u64 {
-    let chars: usize = texts(body).iter().map(|t| t.len()).sum();
-    (chars as u64 / 4).max(1)
-}
-
-/// The reply's words: the behaviour's text, else an echo of the last user message.
-fn reply_words(body: &Value, b: &Behavior) -> Vec<String> {
-    let text = match &b.text {
-        Some(t) => t.clone(),
-        None => {
-            let last = body
-                .get("messages")
-                .and_then(Value::as_array)
-                .and_then(|m| {
-                    m.iter()
-                        .rev()
-                        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
-                })
-                .map(|m| {
-                    let mut t = Vec::new();
-                    super::directive::texts(&json!({"messages": [m]}))
-                        .into_iter()
-                        .for_each(|s| t.push(s.to_string()));
-                    t.join(" ")
-                })
-                .unwrap_or_default();
-            format!("echo: {last}")
-        }
     };
-    let mut words: Vec<String> = text.split_whitespace().map(str::to_string).collect();
-    if let Some(n) = b.tokens {
-        let n = n as usize;
-        let mut i = 0;
-        while words.len() < n {
-            words.push(format!("word{i}"));
-            i += 1;
-        }
-        words.truncate(n.max(1));
-    }
-    let max = body
-        .get("max_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(u64::MAX) as usize;
-    words.truncate(max.max(1));
-    words
+    json!({"type": "error", "error": {"type": kind, "message": message}})
 }
 
-fn model_of(body: &Value) -> String {
-    body.get("model")
-        .and_then(Value::as_str)
-        .unwrap_or("mock-model")
-        .to_string()
+fn stop_reason(stop: Stop) -> &'static str {
+    match stop {
+        Stop::End => "end_turn",
+        Stop::Length => "max_tokens",
+        Stop::Tool => "tool_use",
+    }
 }
 
 /// `POST /v1/messages`.
@@ -145,44 +45,38 @@ pub async fn messages(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (req, b) = match accept(&s, "/v1/messages", &headers, &body) {
+    let (req, b) = match accept(&s, Api::Anthropic, "/v1/messages", &headers, &body) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Some(r) = misbehave(&b).await {
+    if let Some(r) = misbehave(Api::Anthropic, &b).await {
         return r;
     }
-    let words = reply_words(&req, &b);
-    let max = req
-        .get("max_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(u64::MAX);
-    let stop_reason = if (words.len() as u64) >= max {
-        "max_tokens"
-    } else {
-        "end_turn"
-    };
-    let input = estimate_tokens(&req);
+    let reply = Reply::plan(&req, &b, req.get("max_tokens").and_then(Value::as_u64));
     let id = format!("msg_mock{}", crate::ids::random_token(16));
+    let tool_id = format!("toolu_{}", crate::ids::random_token(24));
     let model = model_of(&req);
     if req.get("stream").and_then(Value::as_bool) == Some(true) {
-        return stream(id, model, words, input, stop_reason, b);
+        return stream(&id, &tool_id, &model, &reply, &b);
     }
-    let text = words.join(" ");
+    let mut content = Vec::new();
+    if !reply.words.is_empty() {
+        content.push(json!({"type": "text", "text": reply.text()}));
+    }
+    if let Some(t) = &reply.tool {
+        let input: Value = serde_json::from_str(&t.args).unwrap_or_else(|_| json!({}));
+        content.push(json!({"type": "tool_use", "id": tool_id, "name": t.name, "input": input}));
+    }
     let out = json!({
         "id": id, "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": text}],
-        "stop_reason": stop_reason, "stop_sequence": null,
+        "content": content,
+        "stop_reason": stop_reason(reply.stop), "stop_sequence": null,
         "usage": {
-            "input_tokens": input, "output_tokens": words.len(),
+            "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens(),
             "cache_creation_input_tokens": b.cache_write, "cache_read_input_tokens": b.cache_read,
         },
     });
-    let mut r = (StatusCode::OK, out.to_string()).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut r = json_response(StatusCode::OK, &out);
     r.headers_mut()
         .insert("request-id", HeaderValue::from_static("req_mock_upstream"));
     r
@@ -192,81 +86,69 @@ fn event(name: &str, data: Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
 }
 
-fn stream(
-    id: String,
-    model: String,
-    words: Vec<String>,
-    input: u64,
-    stop_reason: &str,
-    b: Behavior,
-) -> Response {
-    let mut events = vec![
-        event(
-            "message_start",
-            json!({"type": "message_start", "message": {
+fn stream(id: &str, tool_id: &str, model: &str, reply: &Reply, b: &super::Behavior) -> Response {
+    let mut events = vec![event(
+        "message_start",
+        json!({"type": "message_start", "message": {
             "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": input, "output_tokens": 1,
-                      "cache_creation_input_tokens": b.cache_write, "cache_read_input_tokens": b.cache_read}}}),
-        ),
-        event(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "text", "text": ""}}),
-        ),
-        event("ping", json!({"type": "ping"})),
-    ];
-    let deltas_start = events.len();
-    for (i, w) in words.iter().enumerate() {
-        let text = if i == 0 { w.clone() } else { format!(" {w}") };
+            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1,
+                      "cache_creation_input_tokens": b.cache_write,
+                      "cache_read_input_tokens": b.cache_read}}}),
+    )];
+    let mut index = 0;
+    let mut deltas_start = None;
+    let mut block = |events: &mut Vec<Bytes>, index: usize, start: Value, deltas: Vec<Value>| {
         events.push(event(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": text}}),
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
         ));
+        if index == 0 {
+            events.push(event("ping", json!({"type": "ping"})));
+        }
+        deltas_start.get_or_insert(events.len());
+        for delta in deltas {
+            events.push(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ));
+        }
+        events.push(event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    };
+    if !reply.words.is_empty() || reply.tool.is_none() {
+        let deltas = reply
+            .deltas()
+            .map(|text| json!({"type": "text_delta", "text": text}))
+            .collect();
+        block(
+            &mut events,
+            index,
+            json!({"type": "text", "text": ""}),
+            deltas,
+        );
+        index += 1;
     }
-    events.push(event(
-        "content_block_stop",
-        json!({"type": "content_block_stop", "index": 0}),
-    ));
+    if let Some(t) = &reply.tool {
+        let deltas = t
+            .pieces
+            .iter()
+            .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
+            .collect();
+        let start = json!({"type": "tool_use", "id": tool_id, "name": t.name, "input": {}});
+        block(&mut events, index, start, deltas);
+    }
+    let deltas_start = deltas_start.unwrap_or(events.len());
     events.push(event(
         "message_delta",
         json!({"type": "message_delta",
-        "delta": {"stop_reason": stop_reason, "stop_sequence": null},
-        "usage": {"output_tokens": words.len()}}),
+            "delta": {"stop_reason": stop_reason(reply.stop), "stop_sequence": null},
+            "usage": {"output_tokens": reply.output_tokens()}}),
     ));
     events.push(event("message_stop", json!({"type": "message_stop"})));
-
-    let cut = b.drop_after.map(|n| deltas_start + n as usize);
-    let stall = b.stall_after.map(|n| deltas_start + n as usize);
-    let gap = Duration::from_millis(b.gap_ms.max(1));
-    let body = futures_util::stream::unfold(0usize, move |i| {
-        let events = events.clone();
-        async move {
-            if i > 0 {
-                tokio::time::sleep(gap).await;
-            }
-            if stall == Some(i) {
-                std::future::pending::<()>().await;
-            }
-            if cut == Some(i) {
-                return Some((
-                    Err(std::io::Error::other("mock dropped the stream")),
-                    usize::MAX,
-                ));
-            }
-            let ev = events.get(i)?.clone();
-            Some((Ok::<_, std::io::Error>(ev), i + 1))
-        }
-    });
-    let mut r = Response::new(Body::from_stream(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    sse(events, deltas_start, b)
 }
 
 /// `POST /v1/messages/count_tokens`.
@@ -275,31 +157,30 @@ pub async fn count_tokens(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (req, b) = match accept(&s, "/v1/messages/count_tokens", &headers, &body) {
+    let (req, b) = match accept(
+        &s,
+        Api::Anthropic,
+        "/v1/messages/count_tokens",
+        &headers,
+        &body,
+    ) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if let Some(r) = misbehave(&b).await {
+    if let Some(r) = misbehave(Api::Anthropic, &b).await {
         return r;
     }
-    axum::Json(json!({ "input_tokens": estimate_tokens(&req) })).into_response()
+    json_response(
+        StatusCode::OK,
+        &json!({ "input_tokens": estimate_tokens(&req) }),
+    )
 }
 
-/// `GET /v1/models`.
-pub async fn models(State(s): State<Arc<MockState>>, headers: HeaderMap) -> Response {
-    s.record("GET", "/v1/models", &headers, &Value::Null);
-    if !s.authorized(&headers) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "authentication_error",
-            "invalid x-api-key",
-        );
-    }
-    let ids = ["claude-opus-4-1", "claude-sonnet-4-5", "claude-haiku-4-5"];
-    let data: Vec<Value> = ids
+/// The Anthropic `GET /v1/models` body.
+pub(super) fn models_body() -> Value {
+    let data: Vec<Value> = MODELS
         .iter()
-        .map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": "2025-09-29T00:00:00Z"}))
+        .map(|id| json!({"type": "model", "id": id, "display_name": id, "created_at": MODELS_CREATED_AT}))
         .collect();
-    axum::Json(json!({"data": data, "has_more": false, "first_id": ids[0], "last_id": ids[2]}))
-        .into_response()
+    json!({"data": data, "has_more": false, "first_id": MODELS[0], "last_id": MODELS[MODELS.len() - 1]})
 }

@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::tollgate::plugin::guest::{Decision, PluginInfo, RequestContext};
-pub use tollgate::plugin::types::{Endpoint, Hook, LogLevel};
+pub use exports::tollgate::plugin::guest::{Decision, PluginInfo, RequestContext, RoutePlan};
+pub use tollgate::plugin::types::{Endpoint, Hook, LogLevel, RouteTarget, Strategy};

@@ -1,6 +1,6 @@
 //! A tenant's ordered policy chain and how its decisions combine.
 
-use super::bindings::{Decision, Hook, RequestContext};
+use super::bindings::{Decision, Hook, RequestContext, RoutePlan};
 use super::runtime::{LoadedPlugin, PluginRuntime};
 use crate::error::{ApiError, ErrorKind};
 use crate::store::PluginDecision;
@@ -36,6 +36,17 @@ pub enum ChainOutcome {
     Refused(Vec<PluginDecision>, ApiError),
 }
 
+/// How the route step ended.
+#[derive(Debug)]
+pub enum RouteOutcome {
+    /// This plugin chose the plan.
+    Planned { plugin: Arc<str>, plan: RoutePlan },
+    /// No plugin routed the request: use the tenant's default provider.
+    Unrouted,
+    /// A routing plugin failed closed.
+    Failed(ApiError),
+}
+
 impl PolicyChain {
     /// A chain of `plugins` in order.
     pub fn new(plugins: Vec<ConfiguredPlugin>) -> Self {
@@ -45,6 +56,76 @@ impl PolicyChain {
     /// Whether the chain has no policy plugins.
     pub fn is_empty(&self) -> bool {
         self.plugins.is_empty()
+    }
+
+    /// Asks each routing plugin in order for a plan; the first that returns one wins.
+    /// A failing router is skipped when fail-open, else it fails the request.
+    pub async fn route(
+        &self,
+        rt: &PluginRuntime,
+        ctx: &RequestContext,
+        body: &Bytes,
+        decisions: &mut Vec<PluginDecision>,
+    ) -> RouteOutcome {
+        for p in &self.plugins {
+            if !p.plugin.info.hooks.contains(&Hook::Route) {
+                continue;
+            }
+            let started = Instant::now();
+            let result = rt
+                .call_route(
+                    &p.plugin,
+                    p.label.clone(),
+                    p.config.clone(),
+                    body.clone(),
+                    ctx,
+                )
+                .await;
+            let mut record = PluginDecision {
+                plugin: p.label.to_string(),
+                outcome: String::new(),
+                detail: None,
+                annotations: Vec::new(),
+                micros: started.elapsed().as_micros() as u64,
+            };
+            match result {
+                Ok(Some(plan)) => {
+                    record.outcome = "route".into();
+                    record.annotations = plan
+                        .labels
+                        .iter()
+                        .map(|a| (a.key.clone(), a.value.clone()))
+                        .collect();
+                    decisions.push(record);
+                    return RouteOutcome::Planned {
+                        plugin: p.label.clone(),
+                        plan,
+                    };
+                }
+                Ok(None) => record.outcome = "pass".into(),
+                Err(failure) => {
+                    let reason = format!("plugin '{}' {failure}", p.label);
+                    tracing::warn!(plugin = %p.label, request_id = %ctx.request_id, fail_open = p.fail_open, "{reason}");
+                    record.detail = Some(reason.clone());
+                    if p.fail_open {
+                        record.outcome = "skipped".into();
+                    } else {
+                        record.outcome = "error".into();
+                        decisions.push(record);
+                        return RouteOutcome::Failed(ApiError::internal(reason));
+                    }
+                }
+            }
+            decisions.push(record);
+        }
+        RouteOutcome::Unrouted
+    }
+
+    /// Whether any plugin implements the route hook.
+    pub fn has_router(&self) -> bool {
+        self.plugins
+            .iter()
+            .any(|p| p.plugin.info.hooks.contains(&Hook::Route))
     }
 
     /// Runs every policy plugin in order; the first denial or closed failure stops the chain.

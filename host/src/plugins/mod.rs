@@ -11,8 +11,10 @@ mod chain;
 mod runtime;
 mod sandbox;
 
-pub use bindings::{Decision, Endpoint, Hook, PluginInfo, RequestContext};
-pub use chain::{ChainOutcome, ConfiguredPlugin, PolicyChain};
+pub use bindings::{
+    Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy,
+};
+pub use chain::{ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
 pub use runtime::{LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
 

@@ -1,7 +1,7 @@
 //! The engine, the linker, and compiling/loading plugins (cached on disk by content hash).
 
 use super::PluginError;
-use super::bindings::{Decision, Plugin, PluginInfo, PluginPre, RequestContext};
+use super::bindings::{Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan};
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -202,6 +202,22 @@ impl PluginRuntime {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
         self.call_labelled(plugin, label, config, body, request_id, async |p, s| {
             p.tollgate_plugin_guest().call_policy(s, ctx).await
+        })
+        .await
+    }
+
+    /// Runs the route hook in a fresh, bounded instance.
+    pub async fn call_route(
+        &self,
+        plugin: &LoadedPlugin,
+        label: Arc<str>,
+        config: Arc<str>,
+        body: Bytes,
+        ctx: &RequestContext,
+    ) -> Result<Option<RoutePlan>, CallFailure> {
+        let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
+        self.call_labelled(plugin, label, config, body, request_id, async |p, s| {
+            p.tollgate_plugin_guest().call_route(s, ctx).await
         })
         .await
     }

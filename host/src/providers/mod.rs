@@ -1,9 +1,9 @@
 //! Upstream model providers: where admitted requests are forwarded, with pooled
 //! connections and timeouts.
 
-mod anthropic;
+mod upstream;
 
-pub use anthropic::{AnthropicProvider, root_cause};
+pub use upstream::{Provider, root_cause};
 
 use crate::config::{Config, ProviderKind};
 use std::collections::HashMap;
@@ -14,8 +14,8 @@ use std::sync::Arc;
 pub enum UpstreamError {
     #[error("could not connect to provider '{provider}': {message}")]
     Connect { provider: String, message: String },
-    #[error("provider '{provider}' did not answer within {secs} s")]
-    Timeout { provider: String, secs: u64 },
+    #[error("provider '{provider}' did not answer within {ms} ms")]
+    Timeout { provider: String, ms: u64 },
     #[error("provider '{provider}' request failed: {message}")]
     Other { provider: String, message: String },
 }
@@ -32,10 +32,39 @@ impl UpstreamError {
     }
 }
 
+/// The API an upstream speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// Anthropic Messages (`/v1/messages`).
+    Anthropic,
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    OpenAi,
+}
+
+impl Wire {
+    /// The wire of a configured provider kind.
+    pub fn of(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::Anthropic | ProviderKind::Mock => Self::Anthropic,
+            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Self::OpenAi,
+        }
+    }
+
+    /// Path of the model endpoint.
+    pub fn model_path(self) -> &'static str {
+        match self {
+            Self::Anthropic => "/v1/messages",
+            Self::OpenAi => "/v1/chat/completions",
+        }
+    }
+}
+
 /// All configured providers by id.
 #[derive(Default)]
 pub struct Providers {
-    by_id: HashMap<String, Arc<AnthropicProvider>>,
+    by_id: HashMap<String, Arc<Provider>>,
+    /// Ids in config order, for listings.
+    order: Vec<String>,
 }
 
 impl Providers {
@@ -48,7 +77,7 @@ impl Providers {
                 ProviderKind::Mock => mock_url.map(str::to_string).ok_or_else(|| {
                     anyhow::anyhow!("provider '{}': the embedded mock is not running", p.id)
                 })?,
-                ProviderKind::Anthropic => p.base_url(),
+                _ => p.base_url(),
             };
             let api_key = match &p.api_key_env {
                 Some(var) => match std::env::var(var) {
@@ -60,17 +89,20 @@ impl Providers {
                 },
                 None => None,
             };
-            by_id.insert(
-                p.id.clone(),
-                Arc::new(AnthropicProvider::new(p, base_url, api_key)?),
-            );
+            by_id.insert(p.id.clone(), Arc::new(Provider::new(p, base_url, api_key)?));
         }
-        Ok(Self { by_id })
+        let order = cfg.providers.iter().map(|p| p.id.clone()).collect();
+        Ok(Self { by_id, order })
     }
 
     /// The provider with this id.
-    pub fn get(&self, id: &str) -> Option<&Arc<AnthropicProvider>> {
+    pub fn get(&self, id: &str) -> Option<&Arc<Provider>> {
         self.by_id.get(id)
+    }
+
+    /// Every provider, in config order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Provider>> {
+        self.order.iter().filter_map(|id| self.by_id.get(id))
     }
 
     /// Whether any provider is configured.

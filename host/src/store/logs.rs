@@ -26,6 +26,25 @@ pub struct PluginDecision {
     pub micros: u64,
 }
 
+/// One try at one upstream target while serving a request.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AttemptRecord {
+    /// Provider id tried.
+    pub provider: String,
+    /// Model asked of it.
+    pub model: String,
+    /// Position of the target in the route plan (0-based).
+    pub target: u32,
+    /// Upstream HTTP status; `None` when no response arrived (timeout, refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Time until the upstream answered or failed.
+    pub latency_ms: u64,
+    /// Why the attempt did not serve the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// One request, as logged.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LogRecord {
@@ -47,6 +66,9 @@ pub struct LogRecord {
     pub ttft_ms: Option<u64>,
     pub usage: Usage,
     pub decisions: Vec<PluginDecision>,
+    /// Every upstream attempt, in order (the last one served, unless all failed).
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
     pub error: Option<String>,
 }
 
@@ -169,8 +191,8 @@ fn write_batch(conn: &mut Connection, batch: &[Box<LogRecord>]) -> Result<(), ru
         let mut row = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
                metadata, requested_model, served_model, provider, status, stream, latency_ms, ttft_ms,
-               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )?;
         let mut meta = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
@@ -199,6 +221,7 @@ fn write_batch(conn: &mut Connection, batch: &[Box<LogRecord>]) -> Result<(), ru
                 r.usage.cache_write_tokens as i64,
                 serde_json::to_string(&r.decisions).unwrap_or_else(|_| "[]".into()),
                 r.error,
+                serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
             ])?;
             for (k, v) in &r.metadata.0 {
                 meta.execute(params![r.request_id, r.tenant_id, k, v])?;
@@ -266,6 +289,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
         },
         decisions: serde_json::from_str(&decisions).unwrap_or_default(),
         error: r.get(21)?,
+        attempts: serde_json::from_str(&r.get::<_, String>(22)?).unwrap_or_default(),
     })
 }
 
@@ -281,7 +305,7 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         "SELECT l.request_id, l.ts_ms, l.tenant_id, l.key_id, l.trace_id, l.endpoint, l.team, l.user,
                 l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
                 l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
-                l.decisions, l.error
+                l.decisions, l.error, l.attempts
          FROM request_logs l WHERE 1=1",
     );
     let mut args: Vec<SqlValue> = Vec::new();
@@ -364,6 +388,7 @@ mod tests {
                 ..Default::default()
             },
             decisions: vec![],
+            attempts: vec![],
             error: None,
         }
     }

@@ -9,7 +9,7 @@ mod logs;
 mod tenants;
 
 pub use keys::{ApiKey, NewKey, hash_secret};
-pub use logs::{LogQuery, LogRecord, LogSender, LogWriter, PluginDecision};
+pub use logs::{AttemptRecord, LogQuery, LogRecord, LogSender, LogWriter, PluginDecision};
 pub use tenants::Tenant;
 
 use rusqlite::Connection;
@@ -35,7 +35,8 @@ pub enum StoreError {
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tenants (
     id          TEXT PRIMARY KEY,
     name        TEXT NOT NULL,
@@ -89,7 +90,11 @@ CREATE TABLE request_log_meta (
     PRIMARY KEY (request_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX request_log_meta_kv ON request_log_meta(tenant_id, key, value);
-"#];
+"#,
+    r#"
+ALTER TABLE request_logs ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]';
+"#,
+];
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]

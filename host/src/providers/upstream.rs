@@ -1,6 +1,7 @@
-//! The Anthropic Messages API upstream (api.anthropic.com or any compatible server).
+//! One configured upstream: its pooled HTTP client, credentials and the headers its
+//! wire protocol takes.
 
-use super::UpstreamError;
+use super::{UpstreamError, Wire};
 use crate::config::ProviderConfig;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::Bytes;
@@ -9,13 +10,18 @@ use std::time::Duration;
 /// `anthropic-version` sent when the client sent none.
 pub const DEFAULT_VERSION: &str = "2023-06-01";
 
-/// Client headers passed through to an Anthropic upstream.
-const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta", "accept"];
+/// Client headers passed through to an Anthropic upstream. An OpenAI upstream gets none
+/// of them: `anthropic-beta` and friends mean nothing there.
+const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta"];
 
-/// A configured Anthropic-compatible upstream.
-pub struct AnthropicProvider {
+/// A configured upstream of either wire protocol.
+pub struct Provider {
     /// Provider id from the config.
     pub id: String,
+    /// The API the upstream speaks.
+    pub wire: Wire,
+    /// Models advertised for it by `GET /v1/models`.
+    pub models: Vec<String>,
     base_url: String,
     api_key: Option<HeaderValue>,
     extra_headers: HeaderMap,
@@ -23,7 +29,7 @@ pub struct AnthropicProvider {
     timeout: Duration,
 }
 
-impl AnthropicProvider {
+impl Provider {
     /// Builds the provider's pooled HTTP client.
     pub fn new(
         cfg: &ProviderConfig,
@@ -60,6 +66,8 @@ impl AnthropicProvider {
             });
         Ok(Self {
             id: cfg.id.clone(),
+            wire: Wire::of(cfg.kind),
+            models: cfg.models.clone(),
             base_url,
             api_key,
             extra_headers,
@@ -73,27 +81,42 @@ impl AnthropicProvider {
         self.timeout
     }
 
-    /// Sends `body` to `path` (e.g. `/v1/messages`), forwarding the client's Anthropic
-    /// headers and authenticating with the provider's own key. Returns once headers arrive.
+    /// Sends `body` to `path` (e.g. `/v1/messages`), forwarding the client headers this
+    /// wire takes and authenticating with the provider's own key. Returns once response
+    /// headers arrive or `timeout` (default: the provider's) passes.
     pub async fn send(
         &self,
         method: Method,
         path_and_query: &str,
         client_headers: &HeaderMap,
         body: Bytes,
+        timeout: Option<Duration>,
     ) -> Result<reqwest::Response, UpstreamError> {
         let url = format!("{}{}", self.base_url, path_and_query);
         let mut headers = self.extra_headers.clone();
-        for name in FORWARDED {
-            if let Some(v) = client_headers.get(*name) {
-                headers.insert(*name, v.clone());
+        match self.wire {
+            Wire::Anthropic => {
+                for name in FORWARDED {
+                    if let Some(v) = client_headers.get(*name) {
+                        headers.insert(*name, v.clone());
+                    }
+                }
+                headers
+                    .entry("anthropic-version")
+                    .or_insert(HeaderValue::from_static(DEFAULT_VERSION));
+                if let Some(k) = &self.api_key {
+                    headers.insert("x-api-key", k.clone());
+                }
             }
-        }
-        headers
-            .entry("anthropic-version")
-            .or_insert(HeaderValue::from_static(DEFAULT_VERSION));
-        if let Some(k) = &self.api_key {
-            headers.insert("x-api-key", k.clone());
+            Wire::OpenAi => {
+                if let Some(k) = &self.api_key
+                    && let Ok(mut v) =
+                        HeaderValue::from_str(&format!("Bearer {}", k.to_str().unwrap_or_default()))
+                {
+                    v.set_sensitive(true);
+                    headers.insert(axum::http::header::AUTHORIZATION, v);
+                }
+            }
         }
         let mut req = self.client.request(method.clone(), url).headers(headers);
         if method != Method::GET {
@@ -101,10 +124,11 @@ impl AnthropicProvider {
                 .header(axum::http::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        match tokio::time::timeout(self.timeout, req.send()).await {
+        let timeout = timeout.unwrap_or(self.timeout);
+        match tokio::time::timeout(timeout, req.send()).await {
             Err(_) => Err(UpstreamError::Timeout {
                 provider: self.id.clone(),
-                secs: self.timeout.as_secs(),
+                ms: timeout.as_millis() as u64,
             }),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(self.classify(e)),
@@ -117,7 +141,7 @@ impl AnthropicProvider {
         if e.is_timeout() {
             UpstreamError::Timeout {
                 provider,
-                secs: self.timeout.as_secs(),
+                ms: self.timeout.as_millis() as u64,
             }
         } else if e.is_connect() {
             UpstreamError::Connect {

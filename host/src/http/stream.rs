@@ -1,0 +1,333 @@
+//! Relaying an upstream SSE stream to the client as it arrives: unchanged when both
+//! sides speak the same API, translated event by event when they do not. Usage, first
+//! token and how the stream ended are read on the way for the log.
+
+use crate::error::{ApiFlavor, error_body};
+use crate::pipeline::Exchange;
+use crate::providers::root_cause;
+use crate::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, SseEvent, SseParser};
+use crate::usage::{AnthropicStreamTap, Usage};
+use bytes::Bytes;
+use futures_util::Stream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// How upstream events become client events.
+pub enum StreamMode {
+    /// Anthropic on both sides: bytes pass through untouched.
+    Anthropic(AnthropicStreamTap),
+    /// OpenAI on both sides: events pass through, except the usage chunk the gateway
+    /// asked for on a client's behalf that did not ask for it itself.
+    OpenAi(OpenAiRelay),
+    /// OpenAI upstream, Anthropic client.
+    ToAnthropic(Box<Translating<OpenAiToAnthropicStream>>),
+    /// Anthropic upstream, OpenAI client.
+    ToOpenAi(Box<Translating<AnthropicToOpenAiStream>>),
+}
+
+/// An SSE parser feeding a stream translator.
+pub struct Translating<T> {
+    parser: SseParser,
+    events: Vec<SseEvent>,
+    tr: T,
+}
+
+impl<T> Translating<T> {
+    /// Wraps a translator.
+    pub fn new(tr: T) -> Self {
+        Self {
+            parser: SseParser::new(),
+            events: Vec::new(),
+            tr,
+        }
+    }
+}
+
+/// State of an OpenAI-to-OpenAI relay.
+pub struct OpenAiRelay {
+    parser: SseParser,
+    events: Vec<SseEvent>,
+    /// Drop the usage-only chunk (the client did not ask for `include_usage`).
+    strip_usage: bool,
+    usage: Usage,
+    finished: bool,
+    saw_content: bool,
+    error: Option<String>,
+}
+
+impl OpenAiRelay {
+    /// A relay; `strip_usage` when the gateway added `include_usage` itself.
+    pub fn new(strip_usage: bool) -> Self {
+        Self {
+            parser: SseParser::new(),
+            events: Vec::new(),
+            strip_usage,
+            usage: Usage::default(),
+            finished: false,
+            saw_content: false,
+            error: None,
+        }
+    }
+
+    fn push(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            self.finished = true;
+        } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
+            if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                self.usage = Usage::from_openai(u);
+            }
+            if let Some(e) = v.get("error") {
+                self.error = Some(
+                    e.get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("upstream error")
+                        .to_string(),
+                );
+            }
+            let choices = v.get("choices").and_then(|c| c.as_array());
+            if choices.is_some_and(|c| {
+                c.iter().any(|ch| {
+                    ch.pointer("/delta/content")
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| !t.is_empty())
+                        || ch.pointer("/delta/tool_calls").is_some()
+                })
+            }) {
+                self.saw_content = true;
+            }
+            if self.strip_usage && choices.is_some_and(|c| c.is_empty()) && v.get("usage").is_some()
+            {
+                return;
+            }
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(ev.data.as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+}
+
+impl StreamMode {
+    /// Client bytes for the next upstream chunk (possibly none yet).
+    fn on_chunk(&mut self, chunk: Bytes) -> Bytes {
+        match self {
+            Self::Anthropic(tap) => {
+                tap.feed(&chunk);
+                chunk
+            }
+            Self::OpenAi(r) => {
+                let mut events = std::mem::take(&mut r.events);
+                r.parser.feed(&chunk, &mut events);
+                let mut out = Vec::with_capacity(chunk.len());
+                for ev in events.drain(..) {
+                    r.push(&ev, &mut out);
+                }
+                r.events = events;
+                Bytes::from(out)
+            }
+            Self::ToAnthropic(t) => {
+                t.parser.feed(&chunk, &mut t.events);
+                let mut out = Vec::with_capacity(chunk.len() * 2);
+                for ev in t.events.drain(..) {
+                    t.tr.push(&ev, &mut out);
+                }
+                Bytes::from(out)
+            }
+            Self::ToOpenAi(t) => {
+                t.parser.feed(&chunk, &mut t.events);
+                let mut out = Vec::with_capacity(chunk.len());
+                for ev in t.events.drain(..) {
+                    t.tr.push(&ev, &mut out);
+                }
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// The upstream closed: trailing client bytes, and the error if it ended badly.
+    fn on_end(&mut self, flavor: ApiFlavor) -> (Bytes, Option<String>) {
+        match self {
+            Self::Anthropic(tap) => {
+                if tap.finished || tap.error.is_some() {
+                    (Bytes::new(), tap.error.clone())
+                } else {
+                    let msg = "the provider's stream ended before message_stop";
+                    (error_event(flavor, msg), Some(msg.into()))
+                }
+            }
+            Self::OpenAi(r) => {
+                let mut out = Vec::new();
+                let mut events = std::mem::take(&mut r.events);
+                r.parser.finish(&mut events);
+                for ev in events.drain(..) {
+                    r.push(&ev, &mut out);
+                }
+                if r.finished || r.error.is_some() {
+                    (Bytes::from(out), r.error.clone())
+                } else {
+                    let msg = "the provider's stream ended before [DONE]";
+                    out.extend_from_slice(&error_event(flavor, msg));
+                    (Bytes::from(out), Some(msg.into()))
+                }
+            }
+            Self::ToAnthropic(t) => {
+                let mut out = Vec::new();
+                t.parser.finish(&mut t.events);
+                for ev in t.events.drain(..) {
+                    t.tr.push(&ev, &mut out);
+                }
+                t.tr.finish(&mut out);
+                (Bytes::from(out), t.tr.error().map(str::to_string))
+            }
+            Self::ToOpenAi(t) => {
+                let mut out = Vec::new();
+                t.parser.finish(&mut t.events);
+                for ev in t.events.drain(..) {
+                    t.tr.push(&ev, &mut out);
+                }
+                t.tr.finish(&mut out);
+                (Bytes::from(out), t.tr.error().map(str::to_string))
+            }
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        match self {
+            Self::Anthropic(tap) => tap.usage,
+            Self::OpenAi(r) => r.usage,
+            Self::ToAnthropic(t) => t.tr.usage(),
+            Self::ToOpenAi(t) => t.tr.usage(),
+        }
+    }
+
+    fn saw_content(&self) -> bool {
+        match self {
+            Self::Anthropic(tap) => tap.saw_content,
+            Self::OpenAi(r) => r.saw_content,
+            Self::ToAnthropic(t) => t.tr.saw_content(),
+            Self::ToOpenAi(t) => t.tr.saw_content(),
+        }
+    }
+
+    /// The stream reached its proper end; the log row can be written.
+    fn finished(&self) -> Option<Option<String>> {
+        match self {
+            Self::Anthropic(tap) => tap.finished.then(|| tap.error.clone()),
+            Self::OpenAi(r) => r.finished.then(|| r.error.clone()),
+            Self::ToAnthropic(t) => t.tr.is_finished().then(|| t.tr.error().map(str::to_string)),
+            Self::ToOpenAi(t) => t.tr.is_finished().then(|| t.tr.error().map(str::to_string)),
+        }
+    }
+}
+
+/// An error event in the client's stream shape.
+pub fn error_event(flavor: ApiFlavor, message: &str) -> Bytes {
+    match flavor {
+        ApiFlavor::Anthropic => {
+            let data = error_body(flavor, "api_error", message);
+            Bytes::from(format!("event: error\ndata: {data}\n\n"))
+        }
+        ApiFlavor::OpenAi => {
+            let data = error_body(flavor, "server_error", message);
+            Bytes::from(format!("data: {data}\n\n"))
+        }
+    }
+}
+
+/// The client's side of a relayed stream; logs the exchange when the stream ends or
+/// the client goes away (then with what was generated so far, as 499).
+pub struct RelayStream {
+    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    mode: StreamMode,
+    ex: Option<Exchange>,
+    done: bool,
+}
+
+impl RelayStream {
+    /// Relays `upstream` through `mode`, logging into `ex`.
+    pub fn new(upstream: reqwest::Response, mode: StreamMode, ex: Exchange) -> Self {
+        Self {
+            inner: Box::pin(upstream.bytes_stream()),
+            mode,
+            ex: Some(ex),
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, error: Option<String>) {
+        if let Some(mut ex) = self.ex.take() {
+            ex.record.usage = self.mode.usage();
+            ex.finish(200, error);
+        }
+    }
+}
+
+impl Stream for RelayStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let this = &mut *self;
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    let had_content = this.mode.saw_content();
+                    let out = this.mode.on_chunk(chunk);
+                    if !had_content
+                        && this.mode.saw_content()
+                        && let Some(ex) = this.ex.as_mut()
+                    {
+                        ex.record.ttft_ms = Some(ex.elapsed_ms());
+                    }
+                    if let Some(err) = this.mode.finished() {
+                        this.finish(err);
+                    }
+                    if !out.is_empty() {
+                        return Poll::Ready(Some(Ok(out)));
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
+                    this.finish(Some(msg.clone()));
+                    let flavor = flavor_of(&this.mode);
+                    return Poll::Ready(Some(Ok(error_event(flavor, &msg))));
+                }
+                Poll::Ready(None) => {
+                    this.done = true;
+                    if this.ex.is_none() {
+                        return Poll::Ready(None);
+                    }
+                    let flavor = flavor_of(&this.mode);
+                    let (tail, err) = this.mode.on_end(flavor);
+                    this.finish(err);
+                    if tail.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Ok(tail)));
+                }
+            }
+        }
+    }
+}
+
+/// The API the client of a stream speaks.
+fn flavor_of(mode: &StreamMode) -> ApiFlavor {
+    match mode {
+        StreamMode::Anthropic(_) | StreamMode::ToAnthropic(_) => ApiFlavor::Anthropic,
+        StreamMode::OpenAi(_) | StreamMode::ToOpenAi(_) => ApiFlavor::OpenAi,
+    }
+}
+
+impl Drop for RelayStream {
+    fn drop(&mut self) {
+        if let Some(mut ex) = self.ex.take() {
+            // The client hung up mid-stream; bill what was generated so far.
+            ex.record.usage = self.mode.usage();
+            ex.finish(499, Some("client closed the stream".into()));
+        }
+    }
+}

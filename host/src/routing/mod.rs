@@ -1,0 +1,261 @@
+//! Where a request is served: the route plan a plugin returned (or the tenant's default
+//! provider), resolved against the configured providers, and the attempt loop that
+//! walks it with retries, backoff and fallbacks.
+
+mod executor;
+
+pub use executor::{Served, execute};
+
+use crate::error::ApiError;
+use crate::plugins::{RoutePlan, Strategy};
+use crate::providers::{Provider, Providers};
+use rand::RngExt as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most retries of one target a plan may ask for.
+const MAX_RETRIES: u32 = 10;
+/// Longest wait between two attempts a plan may ask for.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// One target of a resolved plan.
+#[derive(Clone)]
+pub struct Target {
+    /// Position in the plan as the plugin wrote it (0-based), for logs and headers.
+    pub index: u32,
+    pub provider: Arc<Provider>,
+    /// Model asked of the provider.
+    pub model: String,
+    /// Upper bound on the request's max_tokens.
+    pub max_tokens_cap: Option<u32>,
+}
+
+/// Upstream outcomes that move on to the next attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryOn {
+    pub statuses: Vec<u16>,
+    pub timeout: bool,
+    pub connect_error: bool,
+}
+
+impl Default for RetryOn {
+    fn default() -> Self {
+        Self {
+            statuses: vec![429, 500, 502, 503, 504],
+            timeout: true,
+            connect_error: true,
+        }
+    }
+}
+
+/// A plan resolved against the configured providers, targets in attempt order.
+pub struct Plan {
+    pub targets: Vec<Target>,
+    pub retry_on: RetryOn,
+    /// Extra attempts per target.
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// Time allowed for each attempt's response headers; `None` = the provider's timeout.
+    pub attempt_timeout: Option<Duration>,
+}
+
+impl Plan {
+    /// Serve from one provider, asking it for `model`, with no retries.
+    pub fn single(provider: Arc<Provider>, model: &str) -> Self {
+        Self {
+            targets: vec![Target {
+                index: 0,
+                provider,
+                model: model.to_string(),
+                max_tokens_cap: None,
+            }],
+            retry_on: RetryOn::default(),
+            retries: 0,
+            backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            attempt_timeout: None,
+        }
+    }
+
+    /// Resolves a plugin's plan: providers must exist and targets must not be empty.
+    /// Under `load-balance`, one target is drawn by weight and the rest follow in order.
+    pub fn resolve(
+        plan: RoutePlan,
+        plugin: &str,
+        providers: &Providers,
+        requested_model: &str,
+    ) -> Result<Self, ApiError> {
+        let bad = |why: String| {
+            ApiError::internal(format!(
+                "plugin '{plugin}' returned an unusable route: {why}"
+            ))
+        };
+        if plan.targets.is_empty() {
+            return Err(bad("no targets".into()));
+        }
+        let mut targets = Vec::with_capacity(plan.targets.len());
+        let mut weights = Vec::with_capacity(plan.targets.len());
+        for (i, t) in plan.targets.into_iter().enumerate() {
+            let provider = providers
+                .get(&t.provider)
+                .cloned()
+                .ok_or_else(|| bad(format!("unknown provider '{}'", t.provider)))?;
+            weights.push(t.weight);
+            targets.push(Target {
+                index: i as u32,
+                provider,
+                model: t
+                    .model
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| requested_model.to_string()),
+                max_tokens_cap: t.max_tokens_cap,
+            });
+        }
+        match plan.strategy {
+            Strategy::Single => targets.truncate(1),
+            Strategy::Fallback => {}
+            Strategy::LoadBalance => {
+                let first = pick_weighted(&weights, rand::rng().random::<f64>());
+                let chosen = targets.remove(first);
+                targets.insert(0, chosen);
+            }
+        }
+        Ok(Self {
+            targets,
+            retry_on: RetryOn {
+                statuses: plan.retry_on.statuses,
+                timeout: plan.retry_on.timeout,
+                connect_error: plan.retry_on.connect_error,
+            },
+            retries: plan.retries.min(MAX_RETRIES),
+            backoff: Duration::from_millis(plan.backoff_ms.into()).min(MAX_BACKOFF),
+            max_backoff: Duration::from_millis(plan.max_backoff_ms.into()).min(MAX_BACKOFF),
+            attempt_timeout: plan
+                .attempt_timeout_ms
+                .filter(|&ms| ms > 0)
+                .map(|ms| Duration::from_millis(ms.into())),
+        })
+    }
+
+    /// The wait before retry number `n` (1-based) of the same target: exponential from
+    /// `backoff` with "equal jitter" (half fixed, half random), capped; an upstream
+    /// `retry-after` replaces it, within the cap.
+    pub fn wait_before_retry(&self, n: u32, retry_after: Option<Duration>, unit: f64) -> Duration {
+        if let Some(ra) = retry_after {
+            return ra.min(self.max_backoff.max(self.backoff));
+        }
+        let exp = self
+            .backoff
+            .saturating_mul(1u32 << (n.saturating_sub(1)).min(16));
+        let capped = if self.max_backoff.is_zero() {
+            exp
+        } else {
+            exp.min(self.max_backoff)
+        };
+        capped.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+    }
+}
+
+/// Index drawn from `weights` with `unit` in [0, 1); all-zero weights pick the first.
+fn pick_weighted(weights: &[u32], unit: f64) -> usize {
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    if total == 0 {
+        return 0;
+    }
+    let mut point = (unit.clamp(0.0, 1.0) * total as f64) as u64;
+    for (i, &w) in weights.iter().enumerate() {
+        if point < u64::from(w) {
+            return i;
+        }
+        point -= u64::from(w);
+    }
+    weights.iter().rposition(|&w| w > 0).unwrap_or(0)
+}
+
+/// Parses `retry-after` (delay seconds; HTTP dates are rare from model APIs and ignored).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_pick_follows_weights() {
+        let w = [70, 30, 0];
+        let mut counts = [0u32; 3];
+        for i in 0..1000 {
+            counts[pick_weighted(&w, i as f64 / 1000.0)] += 1;
+        }
+        assert_eq!(counts, [700, 300, 0]);
+        assert_eq!(pick_weighted(&[0, 0], 0.5), 0);
+        assert_eq!(pick_weighted(&[0, 5], 0.999_999), 1);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_retry_after() {
+        let plan = Plan {
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(1000),
+            retries: 3,
+            ..Plan::single_for_test()
+        };
+        assert_eq!(
+            plan.wait_before_retry(1, None, 1.0),
+            Duration::from_millis(100)
+        );
+        assert_eq!(
+            plan.wait_before_retry(1, None, 0.0),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            plan.wait_before_retry(3, None, 1.0),
+            Duration::from_millis(400)
+        );
+        assert_eq!(
+            plan.wait_before_retry(9, None, 1.0),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            plan.wait_before_retry(1, Some(Duration::from_secs(2)), 0.3),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            plan.wait_before_retry(1, Some(Duration::from_millis(300)), 0.3),
+            Duration::from_millis(300)
+        );
+    }
+
+    #[test]
+    fn retry_after_parses_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "2".parse().expect("value"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after", "0.5".parse().expect("value"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
+        h.insert("retry-after", "soon".parse().expect("value"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    impl Plan {
+        fn single_for_test() -> Self {
+            Self {
+                targets: Vec::new(),
+                retry_on: RetryOn::default(),
+                retries: 0,
+                backoff: Duration::ZERO,
+                max_backoff: Duration::ZERO,
+                attempt_timeout: None,
+            }
+        }
+    }
+}
