@@ -82,11 +82,13 @@
 #![warn(missing_docs)]
 
 mod adapter;
+mod glob;
 mod host;
 mod request;
 pub mod testing;
 mod types;
 
+pub use glob::glob_match;
 pub use request::Request;
 pub use types::{Decision, Denial, Endpoint, Hook, LogLevel, RetryOn, RoutePlan, Strategy, Target};
 

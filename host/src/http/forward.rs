@@ -219,19 +219,21 @@ async fn relay(
             (ApiFlavor::OpenAi, Wire::OpenAi) => {
                 StreamMode::OpenAi(OpenAiRelay::new(!include_usage))
             }
-            (ApiFlavor::Anthropic, Wire::OpenAi) => {
-                StreamMode::ToAnthropic(Box::new(Translating::new(OpenAiToAnthropicStream::new(
+            (ApiFlavor::Anthropic, Wire::OpenAi) => StreamMode::Translated(
+                client,
+                Translating::new(OpenAiToAnthropicStream::new(
                     &target.model,
                     &format!("msg_{id}"),
-                ))))
-            }
-            (ApiFlavor::OpenAi, Wire::Anthropic) => {
-                StreamMode::ToOpenAi(Box::new(Translating::new(AnthropicToOpenAiStream::new(
+                )),
+            ),
+            (ApiFlavor::OpenAi, Wire::Anthropic) => StreamMode::Translated(
+                client,
+                Translating::new(AnthropicToOpenAiStream::new(
                     &target.model,
                     &format!("chatcmpl-{id}"),
                     include_usage,
-                ))))
-            }
+                )),
+            ),
         };
         out_headers.insert(
             header::CONTENT_TYPE,

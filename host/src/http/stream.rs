@@ -5,7 +5,7 @@
 use crate::error::{ApiFlavor, error_body};
 use crate::pipeline::Exchange;
 use crate::providers::root_cause;
-use crate::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, SseEvent, SseParser};
+use crate::translate::{SseEvent, SseParser, StreamTranslator};
 use crate::usage::{AnthropicStreamTap, Usage};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -19,27 +19,25 @@ pub enum StreamMode {
     /// OpenAI on both sides: events pass through, except the usage chunk the gateway
     /// asked for on a client's behalf that did not ask for it itself.
     OpenAi(OpenAiRelay),
-    /// OpenAI upstream, Anthropic client.
-    ToAnthropic(Box<Translating<OpenAiToAnthropicStream>>),
-    /// Anthropic upstream, OpenAI client.
-    ToOpenAi(Box<Translating<AnthropicToOpenAiStream>>),
+    /// The client speaks the other API: events are translated for `client`.
+    Translated(ApiFlavor, Box<Translating>),
 }
 
 /// An SSE parser feeding a stream translator.
-pub struct Translating<T> {
+pub struct Translating {
     parser: SseParser,
     events: Vec<SseEvent>,
-    tr: T,
+    tr: Box<dyn StreamTranslator>,
 }
 
-impl<T> Translating<T> {
+impl Translating {
     /// Wraps a translator.
-    pub fn new(tr: T) -> Self {
-        Self {
+    pub fn new(tr: impl StreamTranslator + 'static) -> Box<Self> {
+        Box::new(Self {
             parser: SseParser::new(),
             events: Vec::new(),
-            tr,
-        }
+            tr: Box::new(tr),
+        })
     }
 }
 
@@ -125,17 +123,9 @@ impl StreamMode {
                 r.events = events;
                 Bytes::from(out)
             }
-            Self::ToAnthropic(t) => {
+            Self::Translated(_, t) => {
                 t.parser.feed(&chunk, &mut t.events);
                 let mut out = Vec::with_capacity(chunk.len() * 2);
-                for ev in t.events.drain(..) {
-                    t.tr.push(&ev, &mut out);
-                }
-                Bytes::from(out)
-            }
-            Self::ToOpenAi(t) => {
-                t.parser.feed(&chunk, &mut t.events);
-                let mut out = Vec::with_capacity(chunk.len());
                 for ev in t.events.drain(..) {
                     t.tr.push(&ev, &mut out);
                 }
@@ -170,16 +160,7 @@ impl StreamMode {
                     (Bytes::from(out), Some(msg.into()))
                 }
             }
-            Self::ToAnthropic(t) => {
-                let mut out = Vec::new();
-                t.parser.finish(&mut t.events);
-                for ev in t.events.drain(..) {
-                    t.tr.push(&ev, &mut out);
-                }
-                t.tr.finish(&mut out);
-                (Bytes::from(out), t.tr.error().map(str::to_string))
-            }
-            Self::ToOpenAi(t) => {
+            Self::Translated(_, t) => {
                 let mut out = Vec::new();
                 t.parser.finish(&mut t.events);
                 for ev in t.events.drain(..) {
@@ -195,8 +176,7 @@ impl StreamMode {
         match self {
             Self::Anthropic(tap) => tap.usage,
             Self::OpenAi(r) => r.usage,
-            Self::ToAnthropic(t) => t.tr.usage(),
-            Self::ToOpenAi(t) => t.tr.usage(),
+            Self::Translated(_, t) => t.tr.usage(),
         }
     }
 
@@ -204,8 +184,7 @@ impl StreamMode {
         match self {
             Self::Anthropic(tap) => tap.saw_content,
             Self::OpenAi(r) => r.saw_content,
-            Self::ToAnthropic(t) => t.tr.saw_content(),
-            Self::ToOpenAi(t) => t.tr.saw_content(),
+            Self::Translated(_, t) => t.tr.saw_content(),
         }
     }
 
@@ -214,8 +193,7 @@ impl StreamMode {
         match self {
             Self::Anthropic(tap) => tap.finished.then(|| tap.error.clone()),
             Self::OpenAi(r) => r.finished.then(|| r.error.clone()),
-            Self::ToAnthropic(t) => t.tr.is_finished().then(|| t.tr.error().map(str::to_string)),
-            Self::ToOpenAi(t) => t.tr.is_finished().then(|| t.tr.error().map(str::to_string)),
+            Self::Translated(_, t) => t.tr.is_finished().then(|| t.tr.error().map(str::to_string)),
         }
     }
 }
@@ -317,8 +295,9 @@ impl Stream for RelayStream {
 /// The API the client of a stream speaks.
 fn flavor_of(mode: &StreamMode) -> ApiFlavor {
     match mode {
-        StreamMode::Anthropic(_) | StreamMode::ToAnthropic(_) => ApiFlavor::Anthropic,
-        StreamMode::OpenAi(_) | StreamMode::ToOpenAi(_) => ApiFlavor::OpenAi,
+        StreamMode::Anthropic(_) => ApiFlavor::Anthropic,
+        StreamMode::OpenAi(_) => ApiFlavor::OpenAi,
+        StreamMode::Translated(client, _) => *client,
     }
 }
 

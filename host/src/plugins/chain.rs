@@ -2,6 +2,7 @@
 
 use super::bindings::{Decision, Hook, RequestContext, RoutePlan};
 use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::sandbox::CallFailure;
 use crate::error::{ApiError, ErrorKind};
 use crate::store::PluginDecision;
 use axum::http::StatusCode;
@@ -19,6 +20,39 @@ pub struct ConfiguredPlugin {
     pub config: Arc<str>,
     /// Skip the plugin (instead of failing the request) when it fails.
     pub fail_open: bool,
+}
+
+impl ConfiguredPlugin {
+    /// This plugin's log entry for a call that started at `started`.
+    fn record(&self, started: Instant) -> PluginDecision {
+        PluginDecision {
+            plugin: self.label.to_string(),
+            outcome: String::new(),
+            detail: None,
+            annotations: Vec::new(),
+            micros: started.elapsed().as_micros() as u64,
+        }
+    }
+
+    /// Records a failed call: `None` when the plugin is fail-open (skipped), else the
+    /// error that fails the request.
+    fn failed(
+        &self,
+        failure: &CallFailure,
+        ctx: &RequestContext,
+        record: &mut PluginDecision,
+    ) -> Option<ApiError> {
+        let reason = format!("plugin '{}' {failure}", self.label);
+        tracing::warn!(plugin = %self.label, request_id = %ctx.request_id, fail_open = self.fail_open, "{reason}");
+        record.detail = Some(reason.clone());
+        if self.fail_open {
+            record.outcome = "skipped".into();
+            None
+        } else {
+            record.outcome = "error".into();
+            Some(ApiError::internal(reason))
+        }
+    }
 }
 
 /// The plugins a tenant's requests pass through, in order.
@@ -67,10 +101,7 @@ impl PolicyChain {
         body: &Bytes,
         decisions: &mut Vec<PluginDecision>,
     ) -> RouteOutcome {
-        for p in &self.plugins {
-            if !p.plugin.info.hooks.contains(&Hook::Route) {
-                continue;
-            }
+        for p in self.with_hook(Hook::Route) {
             let started = Instant::now();
             let result = rt
                 .call_route(
@@ -81,13 +112,7 @@ impl PolicyChain {
                     ctx,
                 )
                 .await;
-            let mut record = PluginDecision {
-                plugin: p.label.to_string(),
-                outcome: String::new(),
-                detail: None,
-                annotations: Vec::new(),
-                micros: started.elapsed().as_micros() as u64,
-            };
+            let mut record = p.record(started);
             match result {
                 Ok(Some(plan)) => {
                     record.outcome = "route".into();
@@ -104,15 +129,9 @@ impl PolicyChain {
                 }
                 Ok(None) => record.outcome = "pass".into(),
                 Err(failure) => {
-                    let reason = format!("plugin '{}' {failure}", p.label);
-                    tracing::warn!(plugin = %p.label, request_id = %ctx.request_id, fail_open = p.fail_open, "{reason}");
-                    record.detail = Some(reason.clone());
-                    if p.fail_open {
-                        record.outcome = "skipped".into();
-                    } else {
-                        record.outcome = "error".into();
+                    if let Some(err) = p.failed(&failure, ctx, &mut record) {
                         decisions.push(record);
-                        return RouteOutcome::Failed(ApiError::internal(reason));
+                        return RouteOutcome::Failed(err);
                     }
                 }
             }
@@ -123,9 +142,14 @@ impl PolicyChain {
 
     /// Whether any plugin implements the route hook.
     pub fn has_router(&self) -> bool {
+        self.with_hook(Hook::Route).next().is_some()
+    }
+
+    /// The plugins that implement `hook`, in chain order.
+    fn with_hook(&self, hook: Hook) -> impl Iterator<Item = &ConfiguredPlugin> {
         self.plugins
             .iter()
-            .any(|p| p.plugin.info.hooks.contains(&Hook::Route))
+            .filter(move |p| p.plugin.info.hooks.contains(&hook))
     }
 
     /// Runs every policy plugin in order; the first denial or closed failure stops the chain.
@@ -136,10 +160,7 @@ impl PolicyChain {
         body: &Bytes,
     ) -> ChainOutcome {
         let mut decisions = Vec::with_capacity(self.plugins.len());
-        for p in &self.plugins {
-            if !p.plugin.info.hooks.contains(&Hook::Policy) {
-                continue;
-            }
+        for p in self.with_hook(Hook::Policy) {
             let started = Instant::now();
             let result = rt
                 .call_policy(
@@ -150,14 +171,7 @@ impl PolicyChain {
                     ctx,
                 )
                 .await;
-            let micros = started.elapsed().as_micros() as u64;
-            let mut record = PluginDecision {
-                plugin: p.label.to_string(),
-                outcome: String::new(),
-                detail: None,
-                annotations: Vec::new(),
-                micros,
-            };
+            let mut record = p.record(started);
             match result {
                 Ok(Decision::Allow) => record.outcome = "allow".into(),
                 Ok(Decision::AllowWith(labels)) => {
@@ -180,15 +194,9 @@ impl PolicyChain {
                     return ChainOutcome::Refused(decisions, err);
                 }
                 Err(failure) => {
-                    let reason = format!("plugin '{}' {failure}", p.label);
-                    tracing::warn!(plugin = %p.label, request_id = %ctx.request_id, fail_open = p.fail_open, "{reason}");
-                    record.detail = Some(reason.clone());
-                    if p.fail_open {
-                        record.outcome = "skipped".into();
-                    } else {
-                        record.outcome = "error".into();
+                    if let Some(err) = p.failed(&failure, ctx, &mut record) {
                         decisions.push(record);
-                        return ChainOutcome::Refused(decisions, ApiError::internal(reason));
+                        return ChainOutcome::Refused(decisions, err);
                     }
                 }
             }

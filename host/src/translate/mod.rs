@@ -16,7 +16,7 @@ pub use response::{
     stop_reason_from_openai,
 };
 pub use sse::{SseEvent, SseParser};
-pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, StreamTranslator};
 
 use serde_json::Value;
 

@@ -23,6 +23,23 @@ fn write_openai(out: &mut Vec<u8>, data: &Value) {
     out.extend_from_slice(b"\n\n");
 }
 
+/// Turns one API's stream events into the other's, event by event.
+pub trait StreamTranslator: Send {
+    /// Translates one upstream event, appending client bytes to `out`.
+    fn push(&mut self, ev: &SseEvent, out: &mut Vec<u8>);
+    /// The upstream closed: ends the client's stream properly, or with an error event
+    /// when it had not finished. Returns whether it ended well.
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool;
+    /// Usage so far.
+    fn usage(&self) -> Usage;
+    /// Whether any text or tool-call content has been sent.
+    fn saw_content(&self) -> bool;
+    /// Whether the stream ended (well or with an error).
+    fn is_finished(&self) -> bool;
+    /// The error the stream ended with, if any.
+    fn error(&self) -> Option<&str>;
+}
+
 /// The content block currently open in the Anthropic stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Open {
@@ -96,8 +113,43 @@ impl OpenAiToAnthropicStream {
         self.open = Open::None;
     }
 
+    fn end(&mut self, out: &mut Vec<u8>) {
+        self.start(out);
+        self.close_block(out);
+        if !self.saw_usage {
+            self.usage.output_tokens = self.deltas;
+        }
+        let stop = stop_reason_from_openai(self.finish_reason.as_deref().unwrap_or("stop"));
+        write_anthropic(
+            out,
+            "message_delta",
+            &json!({"type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": {
+                "input_tokens": self.usage.input_tokens,
+                "output_tokens": self.usage.output_tokens,
+                "cache_read_input_tokens": self.usage.cache_read_tokens,
+                "cache_creation_input_tokens": 0,
+            }}),
+        );
+        write_anthropic(out, "message_stop", &json!({"type": "message_stop"}));
+        self.finished = true;
+    }
+
+    fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
+        write_anthropic(
+            out,
+            "error",
+            &json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+        );
+        self.error = Some(message.to_string());
+        self.finished = true;
+    }
+}
+
+impl StreamTranslator for OpenAiToAnthropicStream {
     /// Translates one upstream event, appending Anthropic events to `out`.
-    pub fn push(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
+    fn push(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
         if self.finished {
             return;
         }
@@ -206,42 +258,9 @@ impl OpenAiToAnthropicStream {
         }
     }
 
-    fn end(&mut self, out: &mut Vec<u8>) {
-        self.start(out);
-        self.close_block(out);
-        if !self.saw_usage {
-            self.usage.output_tokens = self.deltas;
-        }
-        let stop = stop_reason_from_openai(self.finish_reason.as_deref().unwrap_or("stop"));
-        write_anthropic(
-            out,
-            "message_delta",
-            &json!({"type": "message_delta",
-            "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-                "cache_read_input_tokens": self.usage.cache_read_tokens,
-                "cache_creation_input_tokens": 0,
-            }}),
-        );
-        write_anthropic(out, "message_stop", &json!({"type": "message_stop"}));
-        self.finished = true;
-    }
-
-    fn fail(&mut self, message: &str, out: &mut Vec<u8>) {
-        write_anthropic(
-            out,
-            "error",
-            &json!({"type": "error", "error": {"type": "api_error", "message": message}}),
-        );
-        self.error = Some(message.to_string());
-        self.finished = true;
-    }
-
     /// The upstream closed. Ends the message if it had finished (some servers omit
     /// `[DONE]`), else appends an error event. Returns whether the stream ended well.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
         if !self.finished {
             if self.finish_reason.is_some() {
                 self.end(out);
@@ -253,7 +272,7 @@ impl OpenAiToAnthropicStream {
     }
 
     /// Usage so far.
-    pub fn usage(&self) -> Usage {
+    fn usage(&self) -> Usage {
         let mut u = self.usage;
         if !self.saw_usage {
             u.output_tokens = self.deltas;
@@ -262,17 +281,17 @@ impl OpenAiToAnthropicStream {
     }
 
     /// Whether any text or tool-call content has been sent.
-    pub fn saw_content(&self) -> bool {
+    fn saw_content(&self) -> bool {
         self.deltas > 0 || !self.tools.is_empty()
     }
 
     /// Whether the message ended (well or with an error).
-    pub fn is_finished(&self) -> bool {
+    fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// The error the stream ended with, if any.
-    pub fn error(&self) -> Option<&str> {
+    fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 }
@@ -323,8 +342,24 @@ impl AnthropicToOpenAiStream {
         write_openai(out, &c);
     }
 
+    fn fail(&mut self, message: &str, kind: &str, out: &mut Vec<u8>) {
+        let ty = match kind {
+            "overloaded_error" | "api_error" => "server_error",
+            "rate_limit_error" => "rate_limit_exceeded",
+            other => other,
+        };
+        write_openai(
+            out,
+            &json!({"error": {"message": message, "type": ty, "param": null, "code": null}}),
+        );
+        self.error = Some(message.to_string());
+        self.finished = true;
+    }
+}
+
+impl StreamTranslator for AnthropicToOpenAiStream {
     /// Translates one upstream event, appending OpenAI chunks to `out`.
-    pub fn push(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
+    fn push(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
         if self.finished {
             return;
         }
@@ -436,23 +471,9 @@ impl AnthropicToOpenAiStream {
         }
     }
 
-    fn fail(&mut self, message: &str, kind: &str, out: &mut Vec<u8>) {
-        let ty = match kind {
-            "overloaded_error" | "api_error" => "server_error",
-            "rate_limit_error" => "rate_limit_exceeded",
-            other => other,
-        };
-        write_openai(
-            out,
-            &json!({"error": {"message": message, "type": ty, "param": null, "code": null}}),
-        );
-        self.error = Some(message.to_string());
-        self.finished = true;
-    }
-
     /// The upstream closed; appends an error chunk unless the message had ended.
     /// Returns whether the stream ended well.
-    pub fn finish(&mut self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
         if !self.finished {
             self.fail(
                 "the provider's stream ended before message_stop",
@@ -464,22 +485,22 @@ impl AnthropicToOpenAiStream {
     }
 
     /// Usage so far.
-    pub fn usage(&self) -> Usage {
+    fn usage(&self) -> Usage {
         self.usage
     }
 
     /// Whether any text or tool-call content has been sent.
-    pub fn saw_content(&self) -> bool {
+    fn saw_content(&self) -> bool {
         self.saw_content
     }
 
     /// Whether the stream ended (well or with an error).
-    pub fn is_finished(&self) -> bool {
+    fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// The error the stream ended with, if any.
-    pub fn error(&self) -> Option<&str> {
+    fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 }

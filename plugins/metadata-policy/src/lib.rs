@@ -15,7 +15,7 @@
 //!   not listed in `required`, `optional` or `allowed_values` are refused (400); list
 //!   `team` and `user` too if callers send them.
 //! - `team_models`: for a team, the model patterns it may request (403 `permission_error`).
-//!   A pattern is an exact name or uses `*` for any run of characters (`claude-haiku-*`).
+//!   A pattern is an exact name or uses `*` for any run of characters and `?` for one (`claude-haiku-*`).
 //! - `default_models`: patterns for teams not in `team_models` and for requests without a
 //!   team. Absent = any model; `[]` = only the teams listed in `team_models` get through.
 //!
@@ -25,7 +25,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tollgate_guest::{Decision, Hook, Plugin, Request};
+use tollgate_guest::{Decision, Hook, Plugin, Request, glob_match};
 
 /// The plugin; exported as the component's `guest` interface.
 pub struct MetadataPolicy;
@@ -234,31 +234,6 @@ fn shown(s: &str) -> String {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
     }
-}
-
-/// Whether `text` matches `pattern`, where `*` matches any run of characters
-/// (including none) and everything else matches itself.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    // Position of the last `*` seen and the text index it is currently matched up to.
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&b| b == b'*')
 }
 
 #[cfg(test)]
@@ -673,36 +648,5 @@ mod tests {
         let cfg = r#"{"allowed_values": {"env": ["prod", "staging", "dev"]}}"#;
         assert_eq!(testing::validate::<MetadataPolicy>(cfg), Ok(()));
         assert!(run(TestRequest::new(), cfg).is_allow());
-    }
-
-    #[test]
-    fn glob() {
-        for (p, t) in [
-            ("claude-haiku-*", "claude-haiku-4-5"),
-            ("claude-haiku-*", "claude-haiku-"),
-            ("*-latest", "claude-sonnet-latest"),
-            ("*sonnet*", "claude-sonnet-4-5"),
-            ("claude-*-4-5", "claude-sonnet-4-5"),
-            ("*", ""),
-            ("*", "anything"),
-            ("exact", "exact"),
-            ("a*b*c", "aXXbYYc"),
-            ("a*b*c", "abcbc"),
-            ("**", "x"),
-        ] {
-            assert!(glob_match(p, t), "{p} should match {t}");
-        }
-        for (p, t) in [
-            ("claude-haiku-*", "claude-sonnet-4-5"),
-            ("claude-haiku-*", "claude-haiku"),
-            ("*-latest", "claude-latest-2"),
-            ("exact", "exact2"),
-            ("exact", "Exact"),
-            ("a*b*c", "aXXbYY"),
-            ("", "x"),
-            ("?", "x"),
-        ] {
-            assert!(!glob_match(p, t), "{p} should not match {t}");
-        }
     }
 }
