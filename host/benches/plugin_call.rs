@@ -1,5 +1,5 @@
-//! Per-request cost of a policy plugin call: a fresh sandboxed instance from the
-//! pre-linked component, the context lowered in, the decision lifted out.
+//! Per-request cost of a plugin call: a fresh sandboxed instance from the pre-linked
+//! component, the context lowered in, the decision (or route plan) lifted out.
 //!
 //! Needs the first-party plugins built (`make plugins`).
 
@@ -91,6 +91,28 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The route hook: model-router matching the documented example's engineering rule.
+    let router = exec
+        .block_on(rt.load_file("model-router", &plugin_path("model_router")))
+        .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
+    let label: Arc<str> = Arc::from("model-router");
+    let config: Arc<str> = Arc::from(
+        r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
+            "route":{"strategy":"fallback","targets":[{"provider":"anthropic"},{"provider":"openai","model":"gpt-4o"}]}},
+           {"name":"dev","when":{"metadata":{"env":{"equals":"dev"}}},
+            "route":{"targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}]}}],
+          "default":{"targets":[{"provider":"anthropic"}]}}"#,
+    );
+    let call = || {
+        exec.block_on(rt.call_route(&router, label.clone(), config.clone(), body.clone(), &ctx))
+            .expect("call")
+    };
+    assert!(
+        call().is_some(),
+        "model-router should route the bench request"
+    );
+    c.bench_function("route_call/model-router", |b| b.iter(call));
 }
 
 criterion_group!(benches, bench);

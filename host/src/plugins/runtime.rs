@@ -42,6 +42,7 @@ pub struct PluginRuntime {
     limits: SandboxLimits,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    wasi: sandbox::WasiPool,
 }
 
 impl PluginRuntime {
@@ -86,6 +87,7 @@ impl PluginRuntime {
             limits,
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
+            wasi: sandbox::WasiPool::default(),
         })
     }
 
@@ -244,7 +246,8 @@ impl PluginRuntime {
         request_id: Arc<str>,
         f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
-        let state = PluginState::new(&self.limits, label, request_id, config, body);
+        let wasi = self.wasi.take();
+        let state = PluginState::new(&self.limits, wasi, label, request_id, config, body);
         let hit = state.limiter.hit.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -277,7 +280,9 @@ impl PluginRuntime {
                     CallFailure::Trap(m) => CallFailure::Instantiate(m),
                     other => other,
                 })?;
-        f(&instance, &mut store).await.map_err(|e| classify(&e))
+        let result = f(&instance, &mut store).await.map_err(|e| classify(&e));
+        self.wasi.put(store.into_data());
+        result
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {

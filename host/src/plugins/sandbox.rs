@@ -98,15 +98,17 @@ pub(super) struct PluginState {
 }
 
 impl PluginState {
+    /// A call's state; `wasi` comes from [`WasiPool::take`].
     pub(super) fn new(
         limits: &SandboxLimits,
+        wasi: WasiCtx,
         plugin: Arc<str>,
         request_id: Arc<str>,
         config: Arc<str>,
         body: Bytes,
     ) -> Self {
         Self {
-            wasi: deny_all_wasi(),
+            wasi,
             table: ResourceTable::new(),
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
@@ -116,6 +118,33 @@ impl PluginState {
             request_id,
             config,
             body,
+        }
+    }
+}
+
+/// Deny-all WASI contexts kept for reuse: building one seeds several RNGs and boxes its
+/// streams, a measurable share of a plugin call. A context holds no per-call state a
+/// plugin could observe (no files, env, args or sockets; stdio closed), and each call
+/// still gets a fresh resource table, so reuse leaks nothing between calls.
+#[derive(Default)]
+pub(super) struct WasiPool(std::sync::Mutex<Vec<WasiCtx>>);
+
+/// Most idle contexts kept.
+const WASI_POOL_MAX: usize = 256;
+
+impl WasiPool {
+    /// A context from the pool, or a new one.
+    pub(super) fn take(&self) -> WasiCtx {
+        let reused = self.0.lock().ok().and_then(|mut v| v.pop());
+        reused.unwrap_or_else(deny_all_wasi)
+    }
+
+    /// Returns the context of a finished call.
+    pub(super) fn put(&self, state: PluginState) {
+        if let Ok(mut v) = self.0.lock()
+            && v.len() < WASI_POOL_MAX
+        {
+            v.push(state.wasi);
         }
     }
 }
