@@ -3,7 +3,7 @@
 CARGO  ?= cargo
 VENV   := tests/.venv
 PY     := $(VENV)/bin/python
-PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router
+PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit
 
 .PHONY: run test setup toolchain venv plugins build unit e2e lint bench clean
 
@@ -43,7 +43,7 @@ lint:
 
 ## The per-request plugin cost (criterion); see README for the figure.
 bench: plugins
-	$(CARGO) bench -p tollgate --bench plugin_call
+	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger
 
 clean:
 	$(CARGO) clean

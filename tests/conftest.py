@@ -176,6 +176,17 @@ class Gateway:
 import urllib.parse  # noqa: E402  (used by Gateway.logs)
 
 
+def toml_inline(v) -> str:
+    """A Python value as a TOML inline value (tables, arrays, strings, numbers, booleans)."""
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_inline(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_inline(x) for x in v) + "]"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return json.dumps(v)
+
+
 def tollgate(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Runs the tollgate CLI."""
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout,

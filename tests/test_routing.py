@@ -12,7 +12,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import Gateway, Mock, http
+from conftest import Gateway, Mock, http, toml_inline
 
 OAI_KEY = "sk-mock-openai"
 
@@ -39,16 +39,6 @@ FAIL_OVER = {"statuses": [429, 500, 502, 503, 504], "timeout": True, "connect_er
 def router(config: dict) -> str:
     """A tenant plugin entry for model-router with `config` (TOML inline table via JSON)."""
     return f"[[tenants.plugins]]\nname = \"model-router\"\nconfig = {toml_inline(config)}\n"
-
-
-def toml_inline(v) -> str:
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_inline(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_inline(x) for x in v) + "]"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return json.dumps(v)
 
 
 @pytest.fixture(scope="module")

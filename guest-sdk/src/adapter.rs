@@ -4,7 +4,8 @@ use crate::bindings::exports::tollgate::plugin::guest::Guest;
 use crate::bindings::tollgate::plugin::types as wit;
 use crate::host::{HostApi, WasmHost};
 use crate::{
-    Decision, Endpoint, Hook, LogLevel, Plugin, Request, RetryOn, RoutePlan, Strategy, Target,
+    BudgetDecision, Decision, Denial, Endpoint, Hook, LogLevel, Plugin, Request, RetryOn,
+    RoutePlan, Strategy, Target,
 };
 use std::marker::PhantomData;
 
@@ -31,6 +32,10 @@ impl<P: Plugin> Guest for Adapter<P> {
 
     fn route(ctx: wit::RequestContext) -> Option<wit::RoutePlan> {
         route::<P>(ctx, &WasmHost).map(Into::into)
+    }
+
+    fn budget(ctx: wit::RequestContext, target: wit::RouteTarget) -> wit::BudgetDecision {
+        budget::<P>(ctx, target.into(), &WasmHost).into()
     }
 }
 
@@ -90,23 +95,40 @@ fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<P::Config> {
     }
 }
 
+/// The `500 api_error` message for a config that fails at request time.
+fn misconfigured<P: Plugin>() -> String {
+    format!(
+        "plugin '{}' is misconfigured; contact the gateway administrator",
+        P::NAME
+    )
+}
+
 /// `policy`: fetch and check the config, then run [`Plugin::policy`].
 ///
 /// A config that no longer parses or validates denies with `500 api_error`; the detail
 /// goes to the gateway log, not to the caller.
 pub(crate) fn policy<P: Plugin>(ctx: wit::RequestContext, host: &dyn HostApi) -> Decision {
     let Some(config) = hook_config::<P>(host) else {
-        return Decision::deny(
-            500,
-            "api_error",
-            format!(
-                "plugin '{}' is misconfigured; contact the gateway administrator",
-                P::NAME
-            ),
-        );
+        return Decision::deny(500, "api_error", misconfigured::<P>());
     };
     let req = Request::new(ctx, host);
     P::policy(&config, &req)
+}
+
+/// `budget`: fetch and check the config, then run [`Plugin::budget`] on `target`.
+///
+/// Like `policy`, a config that no longer parses or validates denies with
+/// `500 api_error` (an unchecked budget must not let spend through) and logs the detail.
+pub(crate) fn budget<P: Plugin>(
+    ctx: wit::RequestContext,
+    target: Target,
+    host: &dyn HostApi,
+) -> BudgetDecision {
+    let Some(config) = hook_config::<P>(host) else {
+        return BudgetDecision::deny(500, "api_error", misconfigured::<P>());
+    };
+    let req = Request::new(ctx, host);
+    P::budget(&config, &req, &target)
 }
 
 /// `route`: fetch and check the config, then run [`Plugin::route`].
@@ -127,6 +149,7 @@ impl From<Hook> for wit::Hook {
         match h {
             Hook::Policy => wit::Hook::Policy,
             Hook::Route => wit::Hook::Route,
+            Hook::Budget => wit::Hook::Budget,
         }
     }
 }
@@ -173,11 +196,17 @@ impl From<Decision> for wit::Decision {
                     .map(|(key, value)| wit::Annotation { key, value })
                     .collect(),
             ),
-            Decision::Deny(d) => wit::Decision::Deny(wit::Denial {
-                status: d.status,
-                error_type: d.error_type,
-                message: d.message,
-            }),
+            Decision::Deny(d) => wit::Decision::Deny(d.into()),
+        }
+    }
+}
+
+impl From<Denial> for wit::Denial {
+    fn from(d: Denial) -> Self {
+        wit::Denial {
+            status: d.status,
+            error_type: d.error_type,
+            message: d.message,
         }
     }
 }
@@ -195,6 +224,17 @@ impl From<Strategy> for wit::Strategy {
 impl From<Target> for wit::RouteTarget {
     fn from(t: Target) -> Self {
         wit::RouteTarget {
+            provider: t.provider,
+            model: t.model,
+            weight: t.weight,
+            max_tokens_cap: t.max_tokens_cap,
+        }
+    }
+}
+
+impl From<wit::RouteTarget> for Target {
+    fn from(t: wit::RouteTarget) -> Self {
+        Target {
             provider: t.provider,
             model: t.model,
             weight: t.weight,
@@ -235,6 +275,7 @@ impl From<RoutePlan> for wit::RoutePlan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BudgetLimit, Metric, Period, Scope, UsageReport, Window};
     use std::cell::RefCell;
 
     struct Strict;
@@ -279,6 +320,39 @@ mod tests {
         }
     }
 
+    /// Caps the tenant at `n` dollars a day; downgrades on the host's reading.
+    struct Budgeter;
+
+    impl Plugin for Budgeter {
+        const NAME: &'static str = "budgeter";
+        const VERSION: &'static str = "0.1.0";
+        const HOOKS: &'static [Hook] = &[Hook::Budget];
+        type Config = StrictConfig;
+
+        fn validate(c: &StrictConfig) -> Result<(), String> {
+            Strict::validate(c)
+        }
+
+        fn budget(c: &StrictConfig, req: &Request, target: &Target) -> BudgetDecision {
+            let limit = BudgetLimit::new(
+                "daily",
+                Scope::Tenant,
+                Metric::Cost,
+                Period::Day,
+                c.n.into(),
+            )
+            .alert_at([80]);
+            let used = req.usage(&Scope::Tenant, Period::Day, Window::Calendar);
+            BudgetDecision::allow()
+                .limit(limit)
+                .downgrade(Target::new(target.provider.as_str()).model("cheap"))
+                .label(
+                    "used",
+                    format!("{}@{}", used.cost_usd, used.value.unwrap_or_default()),
+                )
+        }
+    }
+
     struct FakeHost {
         config: &'static str,
         logs: RefCell<Vec<(LogLevel, String)>>,
@@ -296,6 +370,13 @@ mod tests {
         }
         fn request_body(&self) -> String {
             String::new()
+        }
+        fn usage(&self, _: &Scope, value: Option<&str>, _: Period, _: Window) -> UsageReport {
+            UsageReport {
+                value: value.map(String::from),
+                cost_usd: 2.5,
+                ..UsageReport::default()
+            }
         }
     }
 
@@ -397,6 +478,74 @@ mod tests {
         // The default `route` routes nothing.
         assert_eq!(route::<Strict>(ctx(), &host), None);
         assert!(host.logs.borrow().is_empty());
+    }
+
+    #[test]
+    fn budget_runs_with_a_good_config_and_converts_to_wit() {
+        let host = FakeHost {
+            config: r#"{"n": 5}"#,
+            logs: RefCell::new(vec![]),
+        };
+        let target = wit::RouteTarget {
+            provider: "anthropic".into(),
+            model: Some("m".into()),
+            weight: 1,
+            max_tokens_cap: None,
+        };
+        let d = budget::<Budgeter>(ctx(), target.into(), &host);
+        assert_eq!(d.annotation("used"), Some("2.5@"));
+        match wit::BudgetDecision::from(d) {
+            wit::BudgetDecision::Allow(g) => {
+                let l = &g.limits[0];
+                assert_eq!(
+                    (l.name.as_str(), l.limit, l.alert_at.as_slice()),
+                    ("daily", 5.0, &[80][..])
+                );
+                assert!(matches!(l.scope, wit::Scope::Tenant));
+                assert!(matches!(
+                    (l.metric, l.period, l.window),
+                    (wit::Metric::Cost, wit::Period::Day, wit::Window::Calendar)
+                ));
+                let t = g.downgrade.expect("downgrade");
+                assert_eq!(
+                    (t.provider.as_str(), t.model.as_deref()),
+                    ("anthropic", Some("cheap"))
+                );
+                assert_eq!(g.labels[0].key, "used");
+            }
+            wit::BudgetDecision::Deny(_) => panic!("expected allow"),
+        }
+        // The default `budget` allows with no limits.
+        assert_eq!(
+            budget::<Strict>(ctx(), Target::new("a"), &host),
+            BudgetDecision::allow()
+        );
+        let info = <Adapter<Budgeter> as Guest>::describe();
+        assert!(matches!(info.hooks.as_slice(), [wit::Hook::Budget]));
+    }
+
+    #[test]
+    fn bad_config_at_budget_time_denies_500_and_logs_detail() {
+        let host = FakeHost {
+            config: r#"{"n": 11}"#,
+            logs: RefCell::new(vec![]),
+        };
+        let d = budget::<Budgeter>(ctx(), Target::new("a"), &host);
+        let denial = d.denial().expect("denied");
+        assert_eq!(
+            (denial.status, denial.error_type.as_str()),
+            (500, "api_error")
+        );
+        assert!(host.logs.borrow()[0].1.contains("config: n: at most 10"));
+        match wit::BudgetDecision::from(BudgetDecision::rate_limited("slow")) {
+            wit::BudgetDecision::Deny(d) => assert_eq!(
+                (d.status, d.error_type.as_str(), d.message.as_str()),
+                (429, "rate_limit_error", "slow")
+            ),
+            wit::BudgetDecision::Allow(_) => panic!("expected deny"),
+        }
+        let scope = wit::Scope::from(&Scope::metadata("project"));
+        assert!(matches!(scope, wit::Scope::Metadata(k) if k == "project"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Host access behind a trait, so plugin code runs natively under [`crate::testing`].
 
-use crate::LogLevel;
+use crate::{LogLevel, Period, Scope, UsageReport, Window};
 
 /// What a plugin may ask of the host during one call.
 pub(crate) trait HostApi {
@@ -12,6 +12,15 @@ pub(crate) trait HostApi {
     fn now_ms(&self) -> u64;
     /// The full request body (JSON text).
     fn request_body(&self) -> String;
+    /// Usage of `scope` in the current `period` window: the request's own value of the
+    /// scope when `value` is `None`, else that value (within the request's tenant).
+    fn usage(
+        &self,
+        scope: &Scope,
+        value: Option<&str>,
+        period: Period,
+        window: Window,
+    ) -> UsageReport;
 }
 
 /// The real host, reached through the component's `tollgate:plugin/host` imports.
@@ -35,5 +44,21 @@ impl HostApi for WasmHost {
 
     fn request_body(&self) -> String {
         crate::bindings::tollgate::plugin::host::request_body()
+    }
+
+    fn usage(
+        &self,
+        scope: &Scope,
+        value: Option<&str>,
+        period: Period,
+        window: Window,
+    ) -> UsageReport {
+        crate::bindings::tollgate::plugin::host::usage(
+            &scope.into(),
+            value,
+            period.into(),
+            window.into(),
+        )
+        .into()
     }
 }

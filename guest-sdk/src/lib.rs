@@ -1,10 +1,11 @@
-//! Write Tollgate policy and routing plugins in idiomatic Rust.
+//! Write Tollgate policy, routing and budget plugins in idiomatic Rust.
 //!
 //! A plugin is a type implementing [`Plugin`], exported with [`export_plugin!`] and
 //! built for `wasm32-wasip2`. The SDK turns the host's raw WIT interface
-//! (`tollgate:plugin@0.2.0`) into typed config, a [`Request`] with helpers,
-//! [`Decision`] constructors for the policy hook and [`RoutePlan`] builders for the
-//! route hook; [`testing`] runs the same code natively in `cargo test`.
+//! (`tollgate:plugin@0.3.0`) into typed config, a [`Request`] with helpers,
+//! [`Decision`] constructors for the policy hook, [`RoutePlan`] builders for the
+//! route hook and [`BudgetDecision`] builders for the budget hook; [`testing`] runs the
+//! same code natively in `cargo test`.
 //!
 //! ```
 //! use serde::Deserialize;
@@ -78,16 +79,66 @@
 //! assert_eq!(plan.targets[0].provider, "anthropic-b");
 //! # }
 //! ```
+//!
+//! A budget plugin implements [`Plugin::budget`] and declares [`Hook::Budget`]. It
+//! grants [`BudgetLimit`]s that the host then enforces atomically (check, reserve, 429
+//! when exhausted, alerts), and may read usage with [`Request::usage`] to downgrade:
+//!
+//! ```
+//! use tollgate_guest::{
+//!     BudgetDecision, BudgetLimit, Hook, Metric, NoConfig, Period, Plugin, Request, Scope,
+//!     Target, Window,
+//! };
+//!
+//! /// $5 a day per team; haiku from $4 on.
+//! pub struct TeamBudget;
+//!
+//! impl Plugin for TeamBudget {
+//!     const NAME: &'static str = "team-budget";
+//!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+//!     const HOOKS: &'static [Hook] = &[Hook::Budget];
+//!     type Config = NoConfig;
+//!
+//!     fn budget(_: &NoConfig, req: &Request, target: &Target) -> BudgetDecision {
+//!         let limit = BudgetLimit::new("team-daily", Scope::Team, Metric::Cost, Period::Day, 5.0)
+//!             .alert_at([80, 100]);
+//!         let decision = BudgetDecision::allow().limit(limit);
+//!         let spent = req.usage(&Scope::Team, Period::Day, Window::Calendar).current(Metric::Cost);
+//!         let cheap = Target::new(target.provider.as_str()).model("claude-haiku-4-5");
+//!         if spent >= 4.0 && target.model != cheap.model {
+//!             return decision.downgrade(cheap).label("budget", "downgraded");
+//!         }
+//!         decision
+//!     }
+//! }
+//!
+//! tollgate_guest::export_plugin!(TeamBudget);
+//!
+//! # fn main() {
+//! use tollgate_guest::UsageReport;
+//! use tollgate_guest::testing::TestRequest;
+//!
+//! let spent = UsageReport { cost_usd: 4.2, ..Default::default() };
+//! let req = TestRequest::new().team("eng").usage(Scope::Team, Period::Day, Window::Calendar, spent);
+//! let d = req.run_budget::<TeamBudget>("{}", &Target::new("anthropic")).unwrap();
+//! assert_eq!(d.limits()[0].name, "team-daily");
+//! assert_eq!(d.downgrade_target(), Some(&Target::new("anthropic").model("claude-haiku-4-5")));
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
 mod adapter;
+mod budget;
 mod glob;
 mod host;
 mod request;
 pub mod testing;
 mod types;
 
+pub use budget::{
+    BudgetDecision, BudgetGrant, BudgetLimit, Metric, Period, Scope, UsageReport, Window,
+};
 pub use glob::glob_match;
 pub use request::Request;
 pub use types::{Decision, Denial, Endpoint, Hook, LogLevel, RetryOn, RoutePlan, Strategy, Target};
@@ -116,13 +167,14 @@ pub mod __private {
     pub use crate::adapter::Adapter;
 }
 
-/// A Tollgate plugin: a policy hook, a route hook, or both.
+/// A Tollgate plugin: any of a policy hook, a route hook and a budget hook.
 ///
 /// The host creates a fresh instance for every call, so a plugin keeps no state: every
 /// method is an associated function that receives the parsed config.
 ///
-/// Every hook method has a default (policy allows, route returns `None`), and the host
-/// only calls the hooks named in [`Plugin::HOOKS`]: list exactly the hooks you override.
+/// Every hook method has a default (policy allows, route returns `None`, budget allows
+/// without limits), and the host only calls the hooks named in [`Plugin::HOOKS`]: list
+/// exactly the hooks you override.
 pub trait Plugin: 'static {
     /// Short machine name, e.g. `metadata-policy`; shown in logs and denials.
     const NAME: &'static str;
@@ -130,7 +182,8 @@ pub trait Plugin: 'static {
     const VERSION: &'static str;
     /// Hooks this plugin implements, reported by `describe`. The host skips undeclared
     /// hooks without entering the plugin, so list every hook method you override:
-    /// [`Hook::Policy`] for [`Plugin::policy`], [`Hook::Route`] for [`Plugin::route`].
+    /// [`Hook::Policy`] for [`Plugin::policy`], [`Hook::Route`] for [`Plugin::route`],
+    /// [`Hook::Budget`] for [`Plugin::budget`].
     /// (Rust cannot tell whether a default method was overridden, so this is explicit.)
     const HOOKS: &'static [Hook];
 
@@ -166,6 +219,19 @@ pub trait Plugin: 'static {
     fn route(config: &Self::Config, req: &Request) -> Option<RoutePlan> {
         let _ = (config, req);
         None
+    }
+
+    /// Grants the limits the request is held to; runs after routing, with `target` the
+    /// plan's first target (its model resolved).
+    ///
+    /// The host then checks every granted limit and reserves the request's estimate
+    /// atomically, denies with a 429 naming an exhausted limit, raises the limits'
+    /// alerts, and serves the request on the grant's downgrade target if it has one.
+    /// Defaults to allowing with no limits. Declare [`Hook::Budget`] in
+    /// [`Plugin::HOOKS`] when you override it.
+    fn budget(config: &Self::Config, req: &Request, target: &Target) -> BudgetDecision {
+        let _ = (config, req, target);
+        BudgetDecision::allow()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::bindings::tollgate::plugin::types::RequestContext;
 use crate::host::HostApi;
-use crate::{Endpoint, LogLevel};
+use crate::{Endpoint, LogLevel, Period, Scope, UsageReport, Window};
 use std::cell::OnceCell;
 
 /// The request a hook is deciding on: cheap context fields, the body on demand, and
@@ -77,6 +77,32 @@ impl<'h> Request<'h> {
             .metadata
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// This request's value of `scope`: the tenant, team, user, key id or metadata value
+    /// its usage is counted under, or `None` when it has none (e.g. no team).
+    pub fn scope_value(&self, scope: &Scope) -> Option<&str> {
+        scope_value(&self.ctx, scope)
+    }
+
+    /// Usage of this request's value of `scope` in the current `period` window, from the
+    /// host (a call per use). Counts include requests still running; see [`UsageReport`].
+    /// When the request has no value for the scope, the report is empty and its `value`
+    /// is `None`.
+    pub fn usage(&self, scope: &Scope, period: Period, window: Window) -> UsageReport {
+        self.host.usage(scope, None, period, window)
+    }
+
+    /// Usage of another `value` of `scope` (e.g. a team other than this request's), within
+    /// this request's tenant; otherwise like [`Request::usage`].
+    pub fn usage_of(
+        &self,
+        scope: &Scope,
+        value: &str,
+        period: Period,
+        window: Window,
+    ) -> UsageReport {
+        self.host.usage(scope, Some(value), period, window)
     }
 
     /// The model the caller asked for.
@@ -160,6 +186,21 @@ impl<'h> Request<'h> {
     /// Logs at [`LogLevel::Error`].
     pub fn log_error(&self, message: impl AsRef<str>) {
         self.log(LogLevel::Error, message);
+    }
+}
+
+/// The value of `scope` in a request context (shared with [`crate::testing`]).
+pub(crate) fn scope_value<'a>(ctx: &'a RequestContext, scope: &Scope) -> Option<&'a str> {
+    match scope {
+        Scope::Tenant => Some(&ctx.tenant),
+        Scope::Team => ctx.team.as_deref(),
+        Scope::User => ctx.user.as_deref(),
+        Scope::Key => Some(&ctx.key_id),
+        Scope::Metadata(key) => ctx
+            .metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str()),
     }
 }
 

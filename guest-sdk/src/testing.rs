@@ -1,8 +1,9 @@
 //! Run plugins natively in `cargo test`, without wasm or a gateway.
 //!
-//! [`TestRequest`] builds a request context, plays the host (config, body, clock, log)
-//! and runs a plugin's policy ([`TestRequest::run`]) or route ([`TestRequest::run_route`])
-//! hook through the same code the exported component uses:
+//! [`TestRequest`] builds a request context, plays the host (config, body, clock, log,
+//! usage readings) and runs a plugin's policy ([`TestRequest::run`]), route
+//! ([`TestRequest::run_route`]) or budget ([`TestRequest::run_budget`]) hook through the
+//! same code the exported component uses:
 //!
 //! ```
 //! # use tollgate_guest::{Decision, Hook, NoConfig, Plugin, Request};
@@ -30,7 +31,11 @@
 
 use crate::bindings::tollgate::plugin::types as wit;
 use crate::host::HostApi;
-use crate::{Decision, Endpoint, Hook, LogLevel, Plugin, RoutePlan, adapter};
+use crate::request::scope_value;
+use crate::{
+    BudgetDecision, Decision, Endpoint, Hook, LogLevel, Period, Plugin, RoutePlan, Scope, Target,
+    UsageReport, Window, adapter,
+};
 use std::cell::{Cell, RefCell};
 
 /// One line a plugin wrote to the host log.
@@ -73,8 +78,9 @@ pub fn validate<P: Plugin>(config_json: &str) -> Result<(), String> {
 /// A request to run a plugin on, built with chained setters.
 ///
 /// Defaults: tenant `test`, key `key_test`/`test`, no team, user or metadata, model
-/// `claude-sonnet-4-5` on the Messages endpoint, not streamed, `max_tokens` 1024, and a
-/// small Messages body matching those fields. Size fields follow the body unless set.
+/// `claude-sonnet-4-5` on the Messages endpoint, not streamed, `max_tokens` 1024, a
+/// small Messages body matching those fields, and zero usage everywhere. Size fields
+/// follow the body unless set.
 #[derive(Debug)]
 pub struct TestRequest {
     ctx: wit::RequestContext,
@@ -82,8 +88,21 @@ pub struct TestRequest {
     body_bytes: Option<u32>,
     prompt_tokens_estimate: Option<u32>,
     now_ms: u64,
+    usage: Vec<UsagePreset>,
     logs: RefCell<Vec<LogLine>>,
     body_reads: Cell<u32>,
+    usage_reads: Cell<u32>,
+}
+
+/// A usage reading set with [`TestRequest::usage`] or [`TestRequest::usage_of`].
+#[derive(Debug)]
+struct UsagePreset {
+    scope: Scope,
+    /// `None`: the request's own value of the scope.
+    value: Option<String>,
+    period: Period,
+    window: Window,
+    report: UsageReport,
 }
 
 impl Default for TestRequest {
@@ -117,8 +136,10 @@ impl TestRequest {
             body_bytes: None,
             prompt_tokens_estimate: None,
             now_ms: 1_767_225_600_000, // 2026-01-01T00:00:00Z
+            usage: Vec::new(),
             logs: RefCell::new(Vec::new()),
             body_reads: Cell::new(0),
+            usage_reads: Cell::new(0),
         }
     }
 
@@ -231,6 +252,57 @@ impl TestRequest {
         self
     }
 
+    /// Presets the usage the host reports for this request's own value of `scope` in
+    /// one `period`/`window` (readings not preset are zero). The report's `value` is
+    /// filled in as the host would; a later preset for the same reading wins. Has no
+    /// effect when the request has no value for `scope` (e.g. no team).
+    ///
+    /// ```
+    /// use tollgate_guest::testing::TestRequest;
+    /// use tollgate_guest::{Period, Scope, UsageReport, Window};
+    ///
+    /// let spent = UsageReport { cost_usd: 4.0, reserved_cost_usd: 0.5, ..Default::default() };
+    /// let req = TestRequest::new().team("eng").usage(Scope::Team, Period::Day, Window::Calendar, spent);
+    /// # let _ = req;
+    /// ```
+    pub fn usage(
+        mut self,
+        scope: Scope,
+        period: Period,
+        window: Window,
+        report: UsageReport,
+    ) -> Self {
+        self.usage.push(UsagePreset {
+            scope,
+            value: None,
+            period,
+            window,
+            report,
+        });
+        self
+    }
+
+    /// Presets the usage the host reports for a given `value` of `scope` (what
+    /// [`Request::usage_of`](crate::Request::usage_of) reads, and also
+    /// [`Request::usage`](crate::Request::usage) when it is the request's own value).
+    pub fn usage_of(
+        mut self,
+        scope: Scope,
+        value: &str,
+        period: Period,
+        window: Window,
+        report: UsageReport,
+    ) -> Self {
+        self.usage.push(UsagePreset {
+            scope,
+            value: Some(value.into()),
+            period,
+            window,
+            report,
+        });
+        self
+    }
+
     /// Runs the plugin's policy hook as the host would: `validate-config` first (its
     /// error is returned as `Err`), then `policy` if [`Plugin::HOOKS`] declares it
     /// (else `Allow`, since the host skips undeclared hooks).
@@ -286,10 +358,38 @@ impl TestRequest {
         }
     }
 
+    /// Runs the plugin's budget hook as the host would, on `target` (the routed plan's
+    /// first target; a target without a model gets the requested one, as the host
+    /// resolves it): `validate-config` first (its error is returned as `Err`), then
+    /// `budget` if [`Plugin::HOOKS`] declares it (else an allow without limits, since the
+    /// host skips undeclared hooks).
+    ///
+    /// The host's part, checking and reserving the granted limits, is not played: assert
+    /// on the returned grant. Preset usage with [`TestRequest::usage`]. Clears the log
+    /// lines of any earlier run; read them with [`TestRequest::logs`].
+    pub fn run_budget<P: Plugin>(
+        &self,
+        config_json: &str,
+        target: &Target,
+    ) -> Result<BudgetDecision, String> {
+        self.prepare::<P>(config_json)?;
+        if !P::HOOKS.contains(&Hook::Budget) {
+            return Ok(BudgetDecision::allow());
+        }
+        let mut target = target.clone();
+        if target.model.is_none() {
+            target.model = Some(self.ctx.model.clone());
+        }
+        Ok(self.with_host(config_json, |ctx, host| {
+            adapter::budget::<P>(ctx, target, host)
+        }))
+    }
+
     /// Resets the per-run counters and checks the config like `validate-config`.
     fn prepare<P: Plugin>(&self, config_json: &str) -> Result<(), String> {
         self.logs.borrow_mut().clear();
         self.body_reads.set(0);
+        self.usage_reads.set(0);
         adapter::validate_config::<P>(config_json).map(drop)
     }
 
@@ -312,8 +412,7 @@ impl TestRequest {
         hook(ctx, &host)
     }
 
-    /// Log lines the plugin wrote during the last [`TestRequest::run`] or
-    /// [`TestRequest::run_route`].
+    /// Log lines the plugin wrote during the last run.
     pub fn logs(&self) -> Vec<LogLine> {
         self.logs.borrow().clone()
     }
@@ -321,6 +420,37 @@ impl TestRequest {
     /// How many times the last run fetched the body from the host (0 or 1: it is cached).
     pub fn body_reads(&self) -> u32 {
         self.body_reads.get()
+    }
+
+    /// How many usage readings the last run asked the host for.
+    pub fn usage_reads(&self) -> u32 {
+        self.usage_reads.get()
+    }
+
+    /// The preset reading for `value` of `scope`, else zero, as the host would report it.
+    fn usage_report(
+        &self,
+        scope: &Scope,
+        value: Option<&str>,
+        period: Period,
+        window: Window,
+    ) -> UsageReport {
+        let own = scope_value(&self.ctx, scope);
+        let value = value.or(own);
+        let preset = self.usage.iter().rev().find(|p| {
+            p.scope == *scope
+                && p.period == period
+                && p.window == window
+                && value.is_some()
+                && match &p.value {
+                    Some(v) => value == Some(v.as_str()),
+                    None => value == own,
+                }
+        });
+        UsageReport {
+            value: value.map(String::from),
+            ..preset.map(|p| p.report.clone()).unwrap_or_default()
+        }
     }
 
     fn default_body(&self) -> String {
@@ -364,5 +494,16 @@ impl HostApi for TestHost<'_> {
     fn request_body(&self) -> String {
         self.req.body_reads.set(self.req.body_reads.get() + 1);
         self.body.into()
+    }
+
+    fn usage(
+        &self,
+        scope: &Scope,
+        value: Option<&str>,
+        period: Period,
+        window: Window,
+    ) -> UsageReport {
+        self.req.usage_reads.set(self.req.usage_reads.get() + 1);
+        self.req.usage_report(scope, value, period, window)
     }
 }

@@ -8,6 +8,9 @@ pub enum Hook {
     Policy,
     /// [`Plugin::route`](crate::Plugin::route): choose where an allowed request is served.
     Route,
+    /// [`Plugin::budget`](crate::Plugin::budget): grant the limits a routed request is
+    /// held to, or downgrade it to a cheaper target.
+    Budget,
 }
 
 /// Severity of a plugin log line.

@@ -1,12 +1,13 @@
 //! The SDK seen from a plugin author's side: config parsing, the request wrapper,
-//! decisions, route plans and the testing harness.
+//! decisions, route plans, budget decisions and the testing harness.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tollgate_guest::testing::{self, LogLine, TestRequest};
 use tollgate_guest::{
-    Decision, Denial, Endpoint, Hook, LogLevel, NoConfig, Plugin, Request, RetryOn, RoutePlan,
-    Strategy, Target,
+    BudgetDecision, BudgetGrant, BudgetLimit, Decision, Denial, Endpoint, Hook, LogLevel, Metric,
+    NoConfig, Period, Plugin, Request, RetryOn, RoutePlan, Scope, Strategy, Target, UsageReport,
+    Window,
 };
 
 /// Echoes what it sees into annotations.
@@ -145,6 +146,75 @@ impl Plugin for UndeclaredRouter {
 
     fn route(_: &NoConfig, _: &Request) -> Option<RoutePlan> {
         Some(RoutePlan::single(Target::new("never")))
+    }
+}
+
+/// Budget: a per-`scope` cap of `limit` dollars a day; labels what it read; denies
+/// when `deny` is set; downgrades to `cheap` at `limit - 1`.
+struct Budgeted;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetedConfig {
+    scope: String,
+    limit: f64,
+    #[serde(default)]
+    deny: bool,
+    #[serde(default)]
+    other: Option<String>,
+}
+
+impl Plugin for Budgeted {
+    const NAME: &'static str = "budgeted";
+    const VERSION: &'static str = "0.3.0";
+    const HOOKS: &'static [Hook] = &[Hook::Budget];
+    type Config = BudgetedConfig;
+
+    fn validate(c: &BudgetedConfig) -> Result<(), String> {
+        c.scope
+            .parse::<Scope>()
+            .map(drop)
+            .map_err(|e| format!("scope: {e}"))
+    }
+
+    fn budget(c: &BudgetedConfig, req: &Request, target: &Target) -> BudgetDecision {
+        if c.deny {
+            return BudgetDecision::over_budget("no budget");
+        }
+        let Ok(scope) = c.scope.parse::<Scope>() else {
+            return BudgetDecision::deny(500, "api_error", "unreachable");
+        };
+        let used = req.usage(&scope, Period::Day, Window::Calendar);
+        let mut d = BudgetDecision::allow()
+            .limit(BudgetLimit::new(
+                "daily",
+                scope.clone(),
+                Metric::Cost,
+                Period::Day,
+                c.limit,
+            ))
+            .label(
+                "target",
+                format!(
+                    "{}/{}",
+                    target.provider,
+                    target.model.as_deref().unwrap_or("-")
+                ),
+            )
+            .label("value", used.value.as_deref().unwrap_or("-"))
+            .label("cost", used.current(Metric::Cost).to_string())
+            .label("own", req.scope_value(&scope).unwrap_or("-"));
+        if let Some(other) = &c.other {
+            let o = req.usage_of(&scope, other, Period::Day, Window::Rolling);
+            d = d.label(
+                "other",
+                format!("{}={}", o.value.unwrap_or_default(), o.requests),
+            );
+        }
+        if used.current(Metric::Cost) >= c.limit - 1.0 {
+            d = d.downgrade(Target::new("cheap"));
+        }
+        d
     }
 }
 
@@ -460,4 +530,264 @@ fn route_plan_builders_and_defaults() {
     assert!(never.statuses.is_empty() && !never.timeout && !never.connect_error);
     let plan = RoutePlan::new(Strategy::Fallback, vec![Target::new("a")]);
     assert_eq!(plan, RoutePlan::fallback([Target::new("a")]));
+}
+
+// --- Budget hook ---------------------------------------------------------------------
+
+const TEAM_BUDGET: &str = r#"{"scope": "team", "limit": 5}"#;
+
+fn spent(cost_usd: f64) -> UsageReport {
+    UsageReport {
+        cost_usd,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn budget_hook_runs_through_the_harness() {
+    assert_eq!(testing::describe::<Budgeted>().hooks, vec![Hook::Budget]);
+    let req = TestRequest::new().model("claude-x").team("eng");
+    let d = req
+        .run_budget::<Budgeted>(TEAM_BUDGET, &Target::new("anthropic"))
+        .unwrap();
+    assert!(d.is_allow() && !d.is_deny());
+    assert_eq!(
+        d.limits(),
+        &[BudgetLimit::new(
+            "daily",
+            Scope::Team,
+            Metric::Cost,
+            Period::Day,
+            5.0
+        )]
+    );
+    assert_eq!(
+        d.annotation("target"),
+        Some("anthropic/claude-x"),
+        "the harness resolves the target's model like the host"
+    );
+    assert_eq!(d.annotation("value"), Some("eng"));
+    assert_eq!(d.annotation("cost"), Some("0"), "unset usage is zero");
+    assert_eq!(d.downgrade_target(), None);
+    assert_eq!(req.usage_reads(), 1);
+    let d = req
+        .run_budget::<Budgeted>(TEAM_BUDGET, &Target::new("openai").model("gpt-4o"))
+        .unwrap();
+    assert_eq!(d.annotation("target"), Some("openai/gpt-4o"));
+}
+
+#[test]
+fn usage_presets_answer_the_requests_own_value() {
+    let req = TestRequest::new()
+        .team("eng")
+        .usage(Scope::Team, Period::Day, Window::Calendar, spent(3.0))
+        .usage(Scope::Team, Period::Day, Window::Calendar, spent(4.5))
+        .usage(Scope::Team, Period::Hour, Window::Calendar, spent(100.0))
+        .usage(Scope::Team, Period::Day, Window::Rolling, spent(100.0));
+    let d = req
+        .run_budget::<Budgeted>(TEAM_BUDGET, &Target::new("a"))
+        .unwrap();
+    assert_eq!(d.annotation("cost"), Some("4.5"), "the last preset wins");
+    assert_eq!(d.downgrade_target(), Some(&Target::new("cheap")));
+    assert_eq!(d.grant().map(|g| g.labels.len()), Some(4));
+
+    // No team: the host reports nothing and no value.
+    let d = TestRequest::new()
+        .usage(Scope::Team, Period::Day, Window::Calendar, spent(4.5))
+        .run_budget::<Budgeted>(TEAM_BUDGET, &Target::new("a"))
+        .unwrap();
+    assert_eq!(
+        (
+            d.annotation("value"),
+            d.annotation("cost"),
+            d.annotation("own")
+        ),
+        (Some("-"), Some("0"), Some("-"))
+    );
+
+    // Metadata, key and tenant scopes take their values from the request.
+    for (scope, own) in [
+        ("metadata.project", "apollo"),
+        ("key", "key_test"),
+        ("tenant", "test"),
+    ] {
+        let config = format!(r#"{{"scope": "{scope}", "limit": 5}}"#);
+        let d = TestRequest::new()
+            .meta("project", "apollo")
+            .usage(
+                scope.parse().unwrap(),
+                Period::Day,
+                Window::Calendar,
+                spent(1.0),
+            )
+            .run_budget::<Budgeted>(&config, &Target::new("a"))
+            .unwrap();
+        assert_eq!(
+            (d.annotation("own"), d.annotation("value")),
+            (Some(own), Some(own))
+        );
+        assert_eq!(d.annotation("cost"), Some("1"), "{scope}");
+    }
+}
+
+#[test]
+fn usage_of_reads_another_value() {
+    let config = r#"{"scope": "team", "limit": 5, "other": "research"}"#;
+    let rolling = |requests| UsageReport {
+        requests,
+        ..Default::default()
+    };
+    let req = TestRequest::new()
+        .team("eng")
+        .usage_of(
+            Scope::Team,
+            "research",
+            Period::Day,
+            Window::Rolling,
+            rolling(7),
+        )
+        .usage_of(
+            Scope::Team,
+            "eng",
+            Period::Day,
+            Window::Calendar,
+            spent(2.0),
+        );
+    let d = req
+        .run_budget::<Budgeted>(config, &Target::new("a"))
+        .unwrap();
+    assert_eq!(d.annotation("other"), Some("research=7"));
+    assert_eq!(
+        d.annotation("cost"),
+        Some("2"),
+        "a preset for the request's own value answers `usage` too"
+    );
+    assert_eq!(req.usage_reads(), 2);
+    let d = TestRequest::new()
+        .team("eng")
+        .run_budget::<Budgeted>(config, &Target::new("a"))
+        .unwrap();
+    assert_eq!(d.annotation("other"), Some("research=0"));
+}
+
+#[test]
+fn budget_harness_reports_config_errors_denials_and_undeclared_hooks() {
+    let err = TestRequest::new()
+        .run_budget::<Budgeted>(r#"{"scope": "org", "limit": 1}"#, &Target::new("a"))
+        .unwrap_err();
+    assert!(
+        err.starts_with("config: scope: unknown scope `org`"),
+        "{err}"
+    );
+    let err = testing::validate::<Budgeted>(r#"{"scope": "metadata.", "limit": 1}"#).unwrap_err();
+    assert!(err.contains("needs a key"), "{err}");
+    let d = TestRequest::new()
+        .run_budget::<Budgeted>(
+            r#"{"scope": "team", "limit": 1, "deny": true}"#,
+            &Target::new("a"),
+        )
+        .unwrap();
+    assert_eq!(
+        d,
+        BudgetDecision::Deny(Denial {
+            status: 429,
+            error_type: "budget_exceeded_error".into(),
+            message: "no budget".into(),
+        })
+    );
+    assert!(d.limits().is_empty() && d.annotations().is_empty() && d.grant().is_none());
+    // Undeclared: the host skips the hook, so nothing is limited.
+    for result in [
+        TestRequest::new().run_budget::<Echo>("{}", &Target::new("a")),
+        TestRequest::new().run_budget::<Inert>("{}", &Target::new("a")),
+        TestRequest::new().run_budget::<TeamRouter>("{}", &Target::new("a")),
+    ] {
+        assert_eq!(result, Ok(BudgetDecision::allow()));
+    }
+    assert_eq!(
+        TestRequest::new().run::<Budgeted>(TEAM_BUDGET),
+        Ok(Decision::Allow),
+        "a budget-only plugin has no policy"
+    );
+}
+
+#[test]
+fn budget_builders_and_helpers() {
+    let l = BudgetLimit::new("k", Scope::Key, Metric::Requests, Period::Minute, 60.0);
+    assert_eq!((l.window, l.alert_at.len()), (Window::Calendar, 0));
+    let l = l.rolling().alert_at([50, 100]);
+    assert_eq!(
+        (l.window, l.alert_at.clone()),
+        (Window::Rolling, vec![50, 100])
+    );
+    assert_eq!(l.clone().window(Window::Calendar).window, Window::Calendar);
+
+    let grant = BudgetGrant::new()
+        .limit(l.clone())
+        .downgrade(Target::new("b"))
+        .label("x", "1");
+    let d = BudgetDecision::allow_with(grant.clone());
+    assert_eq!(d.grant(), Some(&grant));
+    assert_eq!(
+        d,
+        BudgetDecision::allow()
+            .limit(l.clone())
+            .downgrade(Target::new("b"))
+            .label("x", "1")
+    );
+    assert_eq!(d.annotation("x"), Some("1"));
+    assert_eq!(BudgetDecision::default(), BudgetDecision::allow());
+
+    // Builders leave a denial alone.
+    let deny = BudgetDecision::rate_limited("slow down");
+    assert_eq!(
+        deny.clone()
+            .limit(l)
+            .downgrade(Target::new("b"))
+            .label("x", "1"),
+        deny
+    );
+    assert_eq!(
+        deny.denial().map(|d| (d.status, d.error_type.as_str())),
+        Some((429, "rate_limit_error"))
+    );
+    let d = BudgetDecision::deny(402, "payment_required", "top up");
+    assert_eq!(d.denial().map(|d| d.status), Some(402));
+
+    let u = UsageReport {
+        requests: 10,
+        tokens: 900,
+        cost_usd: 1.25,
+        reserved_requests: 2,
+        reserved_tokens: 100,
+        reserved_cost_usd: 0.25,
+        ..Default::default()
+    };
+    assert_eq!(
+        (u.current(Metric::Requests), u.settled(Metric::Requests)),
+        (10.0, 8.0)
+    );
+    assert_eq!(
+        (u.current(Metric::Tokens), u.reserved(Metric::Tokens)),
+        (900.0, 100.0)
+    );
+    assert_eq!(u.settled(Metric::Cost), 1.0);
+}
+
+#[test]
+fn scopes_parse_and_print() {
+    for (text, scope) in [
+        ("tenant", Scope::Tenant),
+        ("team", Scope::Team),
+        ("user", Scope::User),
+        ("key", Scope::Key),
+        ("metadata.env", Scope::metadata("env")),
+        ("metadata.a.b", Scope::Metadata("a.b".into())),
+    ] {
+        assert_eq!(text.parse::<Scope>(), Ok(scope.clone()));
+        assert_eq!(scope.to_string(), text);
+    }
+    for bad in ["", "Team", "metadata", "metadata.", "org"] {
+        assert!(bad.parse::<Scope>().is_err(), "{bad}");
+    }
 }

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tollgate::plugins::{Decision, Endpoint, PluginRuntime, RequestContext, SandboxLimits};
+use tollgate::plugins::{
+    CallEnv, Decision, Endpoint, PluginRuntime, RequestContext, RouteTarget, SandboxLimits, wit,
+};
 
 fn plugin_path(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -65,28 +67,20 @@ fn bench(c: &mut Criterion) {
         let plugin = exec
             .block_on(rt.load_file(name, &path))
             .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
-        let label: Arc<str> = Arc::from(name);
-        let config: Arc<str> = Arc::from(config);
-        match exec.block_on(rt.call_policy(
-            &plugin,
-            label.clone(),
-            config.clone(),
-            body.clone(),
-            &ctx,
-        )) {
+        let env = CallEnv {
+            label: Arc::from(name),
+            config: Arc::from(config),
+            body: body.clone(),
+            usage: None,
+        };
+        match exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx)) {
             Ok(Decision::Allow | Decision::AllowWith(_)) => {}
             other => panic!("{name} should allow the bench request: {other:?}"),
         }
         group.bench_function(name, |b| {
             b.iter(|| {
-                exec.block_on(rt.call_policy(
-                    &plugin,
-                    label.clone(),
-                    config.clone(),
-                    body.clone(),
-                    &ctx,
-                ))
-                .expect("call")
+                exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx))
+                    .expect("call")
             })
         });
     }
@@ -96,16 +90,20 @@ fn bench(c: &mut Criterion) {
     let router = exec
         .block_on(rt.load_file("model-router", &plugin_path("model_router")))
         .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
-    let label: Arc<str> = Arc::from("model-router");
-    let config: Arc<str> = Arc::from(
-        r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
+    let env = CallEnv {
+        label: Arc::from("model-router"),
+        body: body.clone(),
+        usage: None,
+        config: Arc::from(
+            r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
             "route":{"strategy":"fallback","targets":[{"provider":"anthropic"},{"provider":"openai","model":"gpt-4o"}]}},
            {"name":"dev","when":{"metadata":{"env":{"equals":"dev"}}},
             "route":{"targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}]}}],
           "default":{"targets":[{"provider":"anthropic"}]}}"#,
-    );
+        ),
+    };
     let call = || {
-        exec.block_on(rt.call_route(&router, label.clone(), config.clone(), body.clone(), &ctx))
+        exec.block_on(rt.call_route(&router, env.clone(), &ctx))
             .expect("call")
     };
     assert!(
@@ -113,6 +111,35 @@ fn bench(c: &mut Criterion) {
         "model-router should route the bench request"
     );
     c.bench_function("route_call/model-router", |b| b.iter(call));
+
+    // The budget hook: budget-limit granting a team cap and a key rate limit.
+    let budgeter = exec
+        .block_on(rt.load_file("budget-limit", &plugin_path("budget_limit")))
+        .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
+    let env = CallEnv {
+        label: Arc::from("budget-limit"),
+        body: body.clone(),
+        usage: None,
+        config: Arc::from(
+            r#"{"limits":[{"name":"team-daily-cost","scope":"team","metric":"cost","period":"day","limit":50,"alert_at":[50,80,100]}],
+               "rate_limits":[{"name":"key-rpm","scope":"key","requests_per_minute":600}]}"#,
+        ),
+    };
+    let target = RouteTarget {
+        provider: "anthropic".into(),
+        model: Some("claude-sonnet-4-5".into()),
+        weight: 1,
+        max_tokens_cap: None,
+    };
+    let call = || {
+        exec.block_on(rt.call_budget(&budgeter, env.clone(), &ctx, &target))
+            .expect("call")
+    };
+    match call() {
+        wit::BudgetDecision::Allow(g) => assert_eq!(g.limits.len(), 2),
+        other => panic!("budget-limit should grant two limits: {other:?}"),
+    }
+    c.bench_function("budget_call/budget-limit", |b| b.iter(call));
 }
 
 criterion_group!(benches, bench);

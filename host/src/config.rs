@@ -56,6 +56,47 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Prices (USD per million tokens) that override or extend the shipped table.
+    #[serde(default)]
+    pub pricing: Vec<crate::pricing::PriceOverride>,
+    /// What the usage ledger counts.
+    #[serde(default)]
+    pub usage: UsageConfig,
+}
+
+/// The usage ledger's scopes beyond tenant, team, user and key.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageConfig {
+    /// Metadata keys whose values get their own counters (e.g. `project`, `env`).
+    /// Keys a budget plugin limits are counted too, named here or not.
+    #[serde(default)]
+    pub metadata_keys: Vec<String>,
+}
+
+/// Where a tenant's budget alerts are delivered besides the gateway's log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// URL that receives each alert as a JSON POST.
+    pub webhook_url: String,
+    /// HMAC-SHA256 key signing each delivery (`x-tollgate-signature`).
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
+    /// Environment variable holding the key instead (keeps it out of the file).
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+}
+
+impl AlertConfig {
+    /// The signing key, from the file or the environment.
+    pub fn secret(&self) -> Option<String> {
+        match (&self.webhook_secret, &self.webhook_secret_env) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(var)) => std::env::var(var).ok().filter(|v| !v.is_empty()),
+            (None, None) => None,
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -217,6 +258,9 @@ pub struct TenantConfig {
     /// router serves); empty = the models its providers list.
     #[serde(default)]
     pub models: Vec<String>,
+    /// Budget alert delivery.
+    #[serde(default)]
+    pub alerts: Option<AlertConfig>,
 }
 
 /// A plugin in a tenant's chain.
@@ -351,6 +395,28 @@ impl Config {
                 ));
             }
             check_provider(format!("{field}.default_provider"), &t.default_provider)?;
+            if let Some(a) = &t.alerts {
+                let url = a.webhook_url.as_str();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(bad(
+                        format!("{field}.alerts.webhook_url"),
+                        format!("'{url}' must start with http:// or https://"),
+                    ));
+                }
+                if a.webhook_secret.is_some() == a.webhook_secret_env.is_some() {
+                    return Err(bad(
+                        format!("{field}.alerts.webhook_secret"),
+                        "set exactly one of webhook_secret or webhook_secret_env: deliveries are signed"
+                            .into(),
+                    ));
+                }
+                if a.secret().is_none() {
+                    return Err(bad(
+                        format!("{field}.alerts.webhook_secret_env"),
+                        "the environment variable is unset or empty".into(),
+                    ));
+                }
+            }
             for (j, p) in t.plugins.iter().enumerate() {
                 let pf = format!("{field}.plugins[{j}]");
                 match (&p.name, &p.path) {
@@ -390,6 +456,18 @@ impl Config {
                 "sandbox.max_instances".into(),
                 "must be between 1 and 10000".into(),
             ));
+        }
+        if let Err(e) = crate::pricing::Pricing::new(&self.pricing) {
+            let (field, message) = e.split_once(": ").unwrap_or(("pricing", e.as_str()));
+            return Err(bad(field.into(), message.into()));
+        }
+        for (i, k) in self.usage.metadata_keys.iter().enumerate() {
+            if k.is_empty() || k.len() > crate::metadata::MAX_KEY_LEN {
+                return Err(bad(
+                    format!("usage.metadata_keys[{i}]"),
+                    format!("must be 1 to {} bytes", crate::metadata::MAX_KEY_LEN),
+                ));
+            }
         }
         if self.logs.batch_size == 0 {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));

@@ -23,6 +23,22 @@ name = "Demo tenant"
 [[tenants.plugins]]
 name = "metadata-policy"
 config = { allowed_values = { env = ["prod", "staging", "dev"] } }
+
+# Each user may spend $5 a day (alerts at 80 and 100%, see `tollgate alerts`);
+# each key may send 120 requests a minute. `tollgate budgets` shows where they stand.
+[[tenants.plugins]]
+name = "budget-limit"
+[[tenants.plugins.config.limits]]
+name = "user-daily-cost"
+scope = "user"
+metric = "cost"
+period = "day"
+limit = 5.0
+alert_at = [80, 100]
+[[tenants.plugins.config.rate_limits]]
+name = "key-rpm"
+scope = "key"
+requests_per_minute = 120
 "#;
 
 /// The admin token: `$TOLLGATE_ADMIN_TOKEN`, else the one stored under the data dir,

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     NotFound,
     RequestTooLarge,
     RateLimit,
+    /// A spend or usage budget is exhausted until its window resets.
+    BudgetExceeded,
     Api,
     Overloaded,
     Timeout,
@@ -37,6 +39,7 @@ impl ErrorKind {
             Self::NotFound => "not_found_error",
             Self::RequestTooLarge => "request_too_large",
             Self::RateLimit => "rate_limit_error",
+            Self::BudgetExceeded => "budget_exceeded_error",
             Self::Api => "api_error",
             Self::Overloaded => "overloaded_error",
             Self::Timeout => "timeout_error",
@@ -51,6 +54,8 @@ impl ErrorKind {
             Self::Permission => "permission_error",
             Self::NotFound => "not_found_error",
             Self::RateLimit => "rate_limit_error",
+            // OpenAI's own type for an exhausted quota, which its clients already know.
+            Self::BudgetExceeded => "insufficient_quota",
             Self::Api | Self::Overloaded | Self::Timeout => "server_error",
         }
     }
@@ -63,7 +68,7 @@ impl ErrorKind {
             Self::Permission => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimit => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimit | Self::BudgetExceeded => StatusCode::TOO_MANY_REQUESTS,
             Self::Api => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
@@ -98,6 +103,11 @@ pub struct ApiError {
     pub type_override: Option<String>,
     /// Human-readable message.
     pub message: String,
+    /// Seconds the client should wait before retrying (`retry-after`).
+    pub retry_after: Option<u64>,
+    /// Tells the official SDKs whether retrying can help (`x-should-retry`), so a
+    /// client does not burn retries on a budget that resets tomorrow.
+    pub should_retry: Option<bool>,
 }
 
 impl ApiError {
@@ -108,6 +118,8 @@ impl ApiError {
             kind,
             type_override: None,
             message: message.into(),
+            retry_after: None,
+            should_retry: None,
         }
     }
 
@@ -157,10 +169,18 @@ impl ApiError {
     pub fn into_response_for(self, flavor: ApiFlavor) -> Response {
         let body = self.body(flavor).to_string();
         let mut resp = (self.status, body).into_response();
-        resp.headers_mut().insert(
+        let headers = resp.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(retry) = self.should_retry {
+            let v = if retry { "true" } else { "false" };
+            headers.insert("x-should-retry", HeaderValue::from_static(v));
+        }
         resp
     }
 }

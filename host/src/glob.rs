@@ -1,4 +1,6 @@
 //! `*` wildcard matching for model names (`claude-haiku-*`, `*-mini`, `gpt-*-turbo`).
+//! [`matches_wild`] adds `?`, the guest SDK's `glob_match` dialect, for config that
+//! documents it.
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters.
 pub fn matches(pattern: &str, text: &str) -> bool {
@@ -22,9 +24,53 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
+/// Like [`matches`], but `?` also matches exactly one character; byte-wise, so it does
+/// not allocate on the per-request path.
+pub fn matches_wild(pattern: &str, text: &str) -> bool {
+    // Length of the UTF-8 character starting with `b`, so `?` and a `*` retry step whole
+    // characters.
+    fn char_len(b: u8) -> usize {
+        match b {
+            0x00..=0x7f => 1,
+            0xc0..=0xdf => 2,
+            0xe0..=0xef => 3,
+            _ => 4,
+        }
+    }
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    // Pattern index just after the last `*`, and the text index that `*` extends to.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                pi += 1;
+                star = Some((pi, ti));
+            }
+            Some(b'?') => {
+                pi += 1;
+                ti += char_len(t[ti]);
+            }
+            Some(&c) if c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    let st = st + char_len(t[st]);
+                    star = Some((sp, st));
+                    (pi, ti) = (sp, st);
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, matches_wild};
 
     #[test]
     fn globs() {
@@ -37,5 +83,42 @@ mod tests {
         assert!(matches("a*a", "aa"));
         assert!(!matches("a*a", "a"));
         assert!(matches("*haiku*", "claude-3-5-haiku-latest"));
+    }
+
+    #[test]
+    fn wild_globs() {
+        for (p, t) in [
+            ("claude-*", "claude-sonnet-4-5"),
+            ("claude-*", "claude-"),
+            ("*", ""),
+            ("gpt-4?", "gpt-4o"),
+            ("*-4-?", "claude-opus-4-1"),
+            ("claude-*-4-*", "claude-opus-4-1"),
+            ("a*b*c", "aXXbYYc"),
+            ("a*a", "aa"),
+            ("**", "x"),
+            ("?é", "xé"),
+            ("é?", "éx"),
+            ("*é", "aéé"),
+        ] {
+            assert!(matches_wild(p, t), "{p} should match {t}");
+            assert!(
+                matches(p, t) || p.contains('?'),
+                "{p}: dialects agree on {t}"
+            );
+        }
+        for (p, t) in [
+            ("claude-*", "claud"),
+            ("gpt-4o", "gpt-4o-mini"),
+            ("gpt-4?", "gpt-4"),
+            ("gpt-4?", "gpt-4oo"),
+            ("a*b*c", "aXXbYY"),
+            ("a*a", "a"),
+            ("?", ""),
+            ("?", "éé"),
+            ("Claude-*", "claude-x"),
+        ] {
+            assert!(!matches_wild(p, t), "{p} should not match {t}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -13,10 +14,12 @@ pub mod error;
 pub mod glob;
 pub mod http;
 pub mod ids;
+pub mod ledger;
 pub mod metadata;
 pub mod mock;
 pub mod pipeline;
 pub mod plugins;
+pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod server;

@@ -56,6 +56,42 @@ enum Command {
     Keys(KeysCmd),
     /// Query request logs (admin API client).
     Logs(LogsArgs),
+    /// Usage and cost, grouped (admin API client).
+    Usage(UsageArgs),
+    /// Budgets: limit, spent, remaining and reset per scope (admin API client).
+    Budgets {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Budget alerts fired, newest first (admin API client).
+    Alerts {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+#[derive(Args)]
+struct UsageArgs {
+    #[arg(long)]
+    tenant: Option<String>,
+    /// team, user, key, model, provider or metadata.<key>.
+    #[arg(long)]
+    by: Option<String>,
+    /// minute, hour, day, week, month or total.
+    #[arg(long, default_value = "day")]
+    period: String,
+    /// calendar or rolling.
+    #[arg(long, default_value = "calendar")]
+    window: String,
+    /// Unix ms or a duration ago (15m, 24h, 7d); replaces the period.
+    #[arg(long)]
+    since: Option<String>,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 #[derive(Args, Clone)]
@@ -185,6 +221,32 @@ struct LogsArgs {
     #[command(flatten)]
     remote: Remote,
 }
+
+const BUDGET_COLUMNS: &[&str] = &[
+    "tenant",
+    "budget",
+    "scope",
+    "value",
+    "metric",
+    "period",
+    "window",
+    "limit",
+    "spent",
+    "reserved",
+    "remaining",
+    "used_pct",
+    "resets_at",
+];
+const ALERT_COLUMNS: &[&str] = &[
+    "at_ms",
+    "tenant",
+    "budget",
+    "scope",
+    "value",
+    "threshold_pct",
+    "used",
+    "limit",
+];
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -318,6 +380,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             q.append_pair("limit", &a.limit.to_string());
             a.remote.client()?.logs(&q.finish()).await.map(|()| 0)
         }
+        Command::Usage(a) => {
+            let mut q = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [("tenant", &a.tenant), ("by", &a.by), ("since", &a.since)] {
+                if let Some(v) = v {
+                    q.append_pair(k, v);
+                }
+            }
+            q.append_pair("period", &a.period);
+            q.append_pair("window", &a.window);
+            a.remote.client()?.usage(&q.finish()).await.map(|()| 0)
+        }
+        Command::Budgets { tenant, remote } => remote
+            .client()?
+            .get_listing("/budgets", tenant.as_deref(), BUDGET_COLUMNS)
+            .await
+            .map(|()| 0),
+        Command::Alerts { tenant, remote } => remote
+            .client()?
+            .get_listing("/alerts", tenant.as_deref(), ALERT_COLUMNS)
+            .await
+            .map(|()| 0),
     }
 }
 

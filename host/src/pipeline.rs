@@ -1,11 +1,17 @@
 //! The phases every data-plane request passes through, in order:
 //! authenticate → read metadata → parse the body → check key scope → run the tenant's
-//! policy chain → routing plugins (or the tenant's default provider) → a [`Plan`]. [`Exchange`] follows the request from first byte to
-//! last and writes its log row exactly once, however it ends.
+//! policy chain → routing plugins (or the tenant's default provider) → a [`Plan`] →
+//! budget plugins → the ledger's atomic check and reservation. [`Exchange`] follows the
+//! request from first byte to last, settles its reservation with the real cost and
+//! writes its log row exactly once, however it ends.
 
+use crate::budget::{self, RequestScopes, UsageView};
 use crate::error::{ApiError, ApiFlavor};
+use crate::ledger::{LedgerEntry, Reservation, ScopeKey};
 use crate::metadata::{self, Metadata};
-use crate::plugins::{ChainOutcome, Endpoint, RequestContext, RouteOutcome};
+use crate::plugins::{
+    BudgetOutcome, ChainOutcome, Endpoint, Hook, RequestContext, RouteOutcome, RouteTarget,
+};
 use crate::providers::Provider;
 use crate::routing::Plan;
 use crate::server::AppState;
@@ -29,6 +35,12 @@ pub struct Exchange {
     started: Instant,
     /// The API shape the client speaks.
     pub flavor: ApiFlavor,
+    /// Held in the ledger from admission until the request ends.
+    reservation: Option<Reservation>,
+    /// The scopes this request's usage is counted under (set with the reservation).
+    counted: Option<Arc<[ScopeKey]>>,
+    /// The usage is an estimate (a stream the client cut before its final usage).
+    pub usage_estimated: bool,
     logged: bool,
 }
 
@@ -71,9 +83,15 @@ impl Exchange {
                 decisions: Vec::new(),
                 attempts: Vec::new(),
                 error: None,
+                cost_nano: 0,
+                cost: None,
+                ledger: None,
             },
             started: Instant::now(),
             flavor,
+            reservation: None,
+            counted: None,
+            usage_estimated: false,
             logged: false,
         }
     }
@@ -106,8 +124,47 @@ impl Exchange {
         }
         self.logged = true;
         self.record.latency_ms = self.elapsed_ms();
+        self.settle();
         let record = std::mem::replace(&mut self.record, empty_record());
         self.state.logs.send(record);
+    }
+}
+
+impl Exchange {
+    /// Prices what the request used and settles its reservation in the ledger; crossed
+    /// thresholds go to the alert task, the usage to the log writer for the store.
+    fn settle(&mut self) {
+        let r = &mut self.record;
+        let cost = match (&r.provider, &r.served_model) {
+            (Some(p), Some(m)) if self.counted.is_some() => {
+                let cost = self.state.pricing.cost(p, m, &r.usage);
+                let mut json = cost.to_json();
+                if self.usage_estimated
+                    && let Some(o) = json.as_object_mut()
+                {
+                    o.insert("usage_estimated".into(), true.into());
+                }
+                r.cost = Some(json);
+                cost.total_nano
+            }
+            _ => 0,
+        };
+        r.cost_nano = cost;
+        let (Some(reservation), Some(scopes)) = (self.reservation.take(), self.counted.take())
+        else {
+            return;
+        };
+        let now = crate::ids::now_ms();
+        let amount = budget::actual(&r.usage, cost);
+        let alerts = self.state.ledger.settle(reservation, amount, now);
+        if !alerts.is_empty() {
+            self.state.alerts.send(alerts);
+        }
+        r.ledger = Some(LedgerEntry {
+            scopes,
+            amount,
+            ts_ms: now,
+        });
     }
 }
 
@@ -146,6 +203,9 @@ fn empty_record() -> LogRecord {
         decisions: Vec::new(),
         attempts: Vec::new(),
         error: None,
+        cost_nano: 0,
+        cost: None,
+        ledger: None,
     }
 }
 
@@ -201,36 +261,57 @@ pub async fn admit(
     crate::auth::check_scope(&key, &ex.record.metadata, Some(&summary.model))?;
 
     let tenant = state.tenant(&key.tenant_id);
+    let scopes = Arc::new(RequestScopes::new(
+        &key.tenant_id,
+        &key.id,
+        ex.record.team.as_deref(),
+        ex.record.user.as_deref(),
+        &ex.record.metadata,
+    ));
+    let usage = UsageView {
+        ledger: state.ledger.clone(),
+        scopes: scopes.clone(),
+    };
+    let ctx = (!tenant.chain.is_empty()).then(|| RequestContext {
+        request_id: ex.record.request_id.clone(),
+        trace_id: ex.record.trace_id.clone(),
+        tenant: key.tenant_id.clone(),
+        key_id: key.id.clone(),
+        key_name: key.name.clone(),
+        team: ex.record.team.clone(),
+        user: ex.record.user.clone(),
+        metadata: ex.record.metadata.0.clone(),
+        model: summary.model.clone(),
+        endpoint,
+        stream: ex.record.stream,
+        max_tokens: summary.max_tokens,
+        body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+        prompt_tokens_estimate: summary.prompt_tokens_estimate,
+        message_count: summary.message_count,
+    });
     let mut plan = None;
-    if !tenant.chain.is_empty() {
-        let ctx = RequestContext {
-            request_id: ex.record.request_id.clone(),
-            trace_id: ex.record.trace_id.clone(),
-            tenant: key.tenant_id.clone(),
-            key_id: key.id.clone(),
-            key_name: key.name.clone(),
-            team: ex.record.team.clone(),
-            user: ex.record.user.clone(),
-            metadata: ex.record.metadata.0.clone(),
-            model: summary.model.clone(),
-            endpoint,
-            stream: ex.record.stream,
-            max_tokens: summary.max_tokens,
-            body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
-            prompt_tokens_estimate: summary.prompt_tokens_estimate,
-            message_count: summary.message_count,
-        };
-        match tenant.chain.run(&state.plugins, &ctx, &body).await {
+    if let Some(ctx) = &ctx {
+        match tenant
+            .chain
+            .run(&state.plugins, ctx, &body, Some(&usage))
+            .await
+        {
             ChainOutcome::Allowed(decisions) => ex.record.decisions = decisions,
             ChainOutcome::Refused(decisions, err) => {
                 ex.record.decisions = decisions;
                 return Err(err);
             }
         }
-        if tenant.chain.has_router() {
+        if tenant.chain.has_hook(Hook::Route) {
             let outcome = tenant
                 .chain
-                .route(&state.plugins, &ctx, &body, &mut ex.record.decisions)
+                .route(
+                    &state.plugins,
+                    ctx,
+                    &body,
+                    Some(&usage),
+                    &mut ex.record.decisions,
+                )
                 .await;
             match outcome {
                 RouteOutcome::Planned { plugin, plan: p } => {
@@ -241,10 +322,68 @@ pub async fn admit(
             }
         }
     }
-    let plan = match plan {
+    let mut plan = match plan {
         Some(p) => p,
         None => Plan::single(default_provider(state, &key.tenant_id)?, &summary.model),
     };
+    // Counting tokens costs nothing upstream: no budget applies and nothing is counted.
+    if endpoint != Endpoint::CountTokens {
+        let mut limits = Vec::new();
+        if let Some(ctx) = &ctx
+            && tenant.chain.has_hook(Hook::Budget)
+        {
+            let first = &plan.targets[0];
+            let target = RouteTarget {
+                provider: first.provider.id.clone(),
+                model: Some(first.model.clone()),
+                weight: 1,
+                max_tokens_cap: first.max_tokens_cap,
+            };
+            let outcome = tenant
+                .chain
+                .budget(
+                    &state.plugins,
+                    ctx,
+                    &body,
+                    &target,
+                    &usage,
+                    &mut ex.record.decisions,
+                )
+                .await;
+            match outcome {
+                BudgetOutcome::Granted {
+                    limits: granted,
+                    downgrade,
+                } => {
+                    limits = budget::limits(granted, &scopes);
+                    if let Some((plugin, t)) = downgrade {
+                        plan.downgrade(t, &plugin, &state.providers, &summary.model)?;
+                    }
+                }
+                BudgetOutcome::Refused(err) => return Err(err),
+            }
+        }
+        let first = &plan.targets[0];
+        let max_tokens = summary
+            .max_tokens
+            .map(|m| first.max_tokens_cap.map_or(m, |cap| m.min(cap)));
+        let estimate = budget::estimate(
+            &state.pricing,
+            &first.provider.id,
+            &first.model,
+            summary.prompt_tokens_estimate,
+            max_tokens,
+        );
+        let counted = scopes.counted(&state.usage_keys, &limits);
+        let now = crate::ids::now_ms();
+        match state.ledger.admit(counted.clone(), limits, estimate, now) {
+            Ok(r) => {
+                ex.reservation = Some(r);
+                ex.counted = Some(counted);
+            }
+            Err(exceeded) => return Err(budget::refusal(&exceeded, now)),
+        }
+    }
     Ok(Admitted {
         key,
         body,

@@ -1,8 +1,11 @@
 //! Assembling the gateway from its config and running it until a clean shutdown.
 
 use crate::auth::KeyCache;
+use crate::budget::{AlertSink, Webhook};
 use crate::config::{Config, ProviderKind, TenantConfig};
+use crate::ledger::Ledger;
 use crate::plugins::{ConfiguredPlugin, PluginRuntime, PolicyChain, SandboxLimits};
+use crate::pricing::Pricing;
 use crate::providers::Providers;
 use crate::store::{LogSender, Store};
 use anyhow::Context as _;
@@ -25,6 +28,14 @@ pub struct TenantRuntime {
 /// Shared state of the running gateway.
 pub struct AppState {
     pub plugins: Arc<PluginRuntime>,
+    /// Model prices, for every request's cost and reservation estimate.
+    pub pricing: Pricing,
+    /// Usage counters per scope and window, backed by the store.
+    pub ledger: Arc<Ledger>,
+    /// Where crossed budget thresholds go.
+    pub alerts: AlertSink,
+    /// Metadata keys the ledger counts for every request.
+    pub usage_keys: Vec<Arc<str>>,
     pub providers: Providers,
     pub keys: KeyCache,
     pub store: Store,
@@ -164,9 +175,34 @@ impl Gateway {
             );
         }
         let keys = KeyCache::load(&store)?;
+        let pricing = Pricing::new(&cfg.pricing).map_err(anyhow::Error::msg)?;
+        let ledger = Arc::new(
+            store
+                .with_conn_blocking(|c| {
+                    crate::ledger::load(c, crate::ids::now_ms()).map_err(Into::into)
+                })
+                .context("loading the usage ledger")?,
+        );
+        let mut webhooks = HashMap::new();
+        for t in &cfg.tenants {
+            if let Some(a) = &t.alerts {
+                let secret = a.secret().with_context(|| {
+                    format!("tenant '{}': alerts webhook secret is not set", t.id)
+                })?;
+                webhooks.insert(
+                    t.id.clone(),
+                    Webhook {
+                        url: a.webhook_url.clone(),
+                        secret,
+                    },
+                );
+            }
+        }
+        let alerts = AlertSink::start(store.clone(), webhooks);
         let log_writer = store.log_writer(
             cfg.logs.batch_size,
             Duration::from_millis(cfg.logs.flush_ms),
+            ledger.clone(),
         )?;
         let default_provider = cfg
             .default_provider
@@ -174,6 +210,15 @@ impl Gateway {
             .or_else(|| (cfg.providers.len() == 1).then(|| cfg.providers[0].id.clone()));
         let state = Arc::new(AppState {
             plugins,
+            pricing,
+            ledger,
+            alerts,
+            usage_keys: cfg
+                .usage
+                .metadata_keys
+                .iter()
+                .map(|k| Arc::from(k.as_str()))
+                .collect(),
             providers,
             keys,
             store,

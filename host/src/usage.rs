@@ -75,6 +75,21 @@ pub struct AnthropicStreamTap {
     pub saw_content: bool,
     /// Stop reason from `message_delta`.
     pub stop_reason: Option<String>,
+    /// Approximate characters of content generated so far (see [`DELTA_ENVELOPE`]).
+    pub output_chars: u64,
+}
+
+/// Bytes of a `content_block_delta` event's JSON that are not content: subtracted so a
+/// delta's length approximates its text without parsing it.
+const DELTA_ENVELOPE: usize = 80;
+
+impl Usage {
+    /// Usage of a stream cut before its final usage arrived: output tokens are at least
+    /// the generated characters at about four per token.
+    pub fn with_output_estimate(mut self, output_chars: u64) -> Self {
+        self.output_tokens = self.output_tokens.max(output_chars.div_ceil(4));
+        self
+    }
 }
 
 impl AnthropicStreamTap {
@@ -107,6 +122,7 @@ impl AnthropicStreamTap {
         // Content deltas are the bulk of a stream and carry nothing we need: skip parsing them.
         if self.event.as_deref() == Some("content_block_delta") {
             self.saw_content = true;
+            self.output_chars += data.len().saturating_sub(DELTA_ENVELOPE) as u64;
             return;
         }
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {

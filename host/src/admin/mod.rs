@@ -1,7 +1,8 @@
 //! The admin JSON API under `/admin/v1`, guarded by the admin token
-//! (`TOLLGATE_ADMIN_TOKEN`): tenants, keys and request logs.
+//! (`TOLLGATE_ADMIN_TOKEN`): tenants, keys, request logs, usage, budgets and alerts.
 
 mod query;
+mod usage;
 
 pub use query::{parse_log_query, parse_time};
 
@@ -27,6 +28,9 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/keys/{id}", get(get_key).delete(revoke_key))
         .route("/keys/{id}/revoke", post(revoke_key))
         .route("/logs", get(logs))
+        .route("/usage", get(usage::usage))
+        .route("/budgets", get(usage::budgets))
+        .route("/alerts", get(usage::alerts))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 

@@ -182,6 +182,56 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// `tollgate usage`: `query` is the admin API's query string; ends with a total row.
+    pub async fn usage(&self, query: &str) -> anyhow::Result<()> {
+        let mut v = self
+            .call(reqwest::Method::GET, &format!("/usage?{query}"), None)
+            .await?;
+        if self.output == Output::Table
+            && let (Some(mut total), Some(rows)) = (
+                v.get("total").cloned(),
+                v.get_mut("data").and_then(Value::as_array_mut),
+            )
+        {
+            if let Some(t) = total.as_object_mut() {
+                t.insert("group".into(), "TOTAL".into());
+            }
+            rows.push(total);
+        }
+        self.print(
+            &v,
+            &[
+                "group",
+                "requests",
+                "errors",
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "cache_write_tokens",
+                "cost_usd",
+            ],
+        );
+        Ok(())
+    }
+
+    /// A listing endpoint (`/budgets`, `/alerts`), optionally for one tenant.
+    pub async fn get_listing(
+        &self,
+        path: &str,
+        tenant: Option<&str>,
+        columns: &[&str],
+    ) -> anyhow::Result<()> {
+        let path = match tenant {
+            Some(t) => format!("{path}?tenant={}", enc(t)),
+            None => path.to_string(),
+        };
+        let v = self.call(reqwest::Method::GET, &path, None).await?;
+        self.print(&v, columns);
+        Ok(())
+    }
+}
+
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -141,15 +141,13 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         message_count: summary.message_count,
     };
     let started = std::time::Instant::now();
-    let result = rt
-        .call_policy(
-            &plugin,
-            Arc::from(label.as_str()),
-            Arc::from(config.as_str()),
-            body,
-            &ctx,
-        )
-        .await;
+    let env = crate::plugins::CallEnv {
+        label: Arc::from(label.as_str()),
+        config: Arc::from(config.as_str()),
+        body,
+        usage: None,
+    };
+    let result = rt.call_policy(&plugin, env, &ctx).await;
     let took = started.elapsed();
     match result {
         Ok(Decision::Allow) => {

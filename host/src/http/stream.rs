@@ -50,6 +50,7 @@ pub struct OpenAiRelay {
     usage: Usage,
     finished: bool,
     saw_content: bool,
+    output_chars: u64,
     error: Option<String>,
 }
 
@@ -63,6 +64,7 @@ impl OpenAiRelay {
             usage: Usage::default(),
             finished: false,
             saw_content: false,
+            output_chars: 0,
             error: None,
         }
     }
@@ -84,15 +86,19 @@ impl OpenAiRelay {
                 );
             }
             let choices = v.get("choices").and_then(|c| c.as_array());
-            if choices.is_some_and(|c| {
-                c.iter().any(|ch| {
-                    ch.pointer("/delta/content")
-                        .and_then(|t| t.as_str())
-                        .is_some_and(|t| !t.is_empty())
-                        || ch.pointer("/delta/tool_calls").is_some()
-                })
-            }) {
-                self.saw_content = true;
+            for ch in choices.into_iter().flatten() {
+                let text = ch.pointer("/delta/content").and_then(|t| t.as_str());
+                let calls = ch.pointer("/delta/tool_calls").and_then(|t| t.as_array());
+                let args: usize = calls
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.pointer("/function/arguments").and_then(|a| a.as_str()))
+                    .map(str::len)
+                    .sum();
+                self.output_chars += (text.map_or(0, str::len) + args) as u64;
+                if text.is_some_and(|t| !t.is_empty()) || calls.is_some() {
+                    self.saw_content = true;
+                }
             }
             if self.strip_usage && choices.is_some_and(|c| c.is_empty()) && v.get("usage").is_some()
             {
@@ -178,6 +184,17 @@ impl StreamMode {
             Self::OpenAi(r) => r.usage,
             Self::Translated(_, t) => t.tr.usage(),
         }
+    }
+
+    /// Usage for a stream the client cut: what the provider reported so far, with
+    /// output tokens estimated from the content relayed when the final figure is missing.
+    fn usage_when_cut(&self) -> Usage {
+        let chars = match self {
+            Self::Anthropic(tap) => tap.output_chars,
+            Self::OpenAi(r) => r.output_chars,
+            Self::Translated(_, t) => t.tr.output_chars(),
+        };
+        self.usage().with_output_estimate(chars)
     }
 
     fn saw_content(&self) -> bool {
@@ -305,7 +322,8 @@ impl Drop for RelayStream {
     fn drop(&mut self) {
         if let Some(mut ex) = self.ex.take() {
             // The client hung up mid-stream; bill what was generated so far.
-            ex.record.usage = self.mode.usage();
+            ex.record.usage = self.mode.usage_when_cut();
+            ex.usage_estimated = true;
             ex.finish(499, Some("client closed the stream".into()));
         }
     }

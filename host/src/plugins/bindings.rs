@@ -10,3 +10,8 @@ wasmtime::component::bindgen!({
 
 pub use exports::tollgate::plugin::guest::{Decision, PluginInfo, RequestContext, RoutePlan};
 pub use tollgate::plugin::types::{Endpoint, Hook, LogLevel, RouteTarget, Strategy};
+
+/// The contract's records and enums, for code that converts to and from them.
+pub mod wit {
+    pub use super::tollgate::plugin::types::*;
+}

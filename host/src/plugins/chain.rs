@@ -1,8 +1,9 @@
 //! A tenant's ordered policy chain and how its decisions combine.
 
-use super::bindings::{Decision, Hook, RequestContext, RoutePlan};
-use super::runtime::{LoadedPlugin, PluginRuntime};
+use super::bindings::{Decision, Hook, RequestContext, RoutePlan, RouteTarget, wit};
+use super::runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 use super::sandbox::CallFailure;
+use crate::budget::UsageView;
 use crate::error::{ApiError, ErrorKind};
 use crate::store::PluginDecision;
 use axum::http::StatusCode;
@@ -23,6 +24,16 @@ pub struct ConfiguredPlugin {
 }
 
 impl ConfiguredPlugin {
+    /// What a call of this plugin runs with.
+    fn env(&self, body: &Bytes, usage: Option<&UsageView>) -> CallEnv {
+        CallEnv {
+            label: self.label.clone(),
+            config: self.config.clone(),
+            body: body.clone(),
+            usage: usage.cloned(),
+        }
+    }
+
     /// This plugin's log entry for a call that started at `started`.
     fn record(&self, started: Instant) -> PluginDecision {
         PluginDecision {
@@ -70,6 +81,19 @@ pub enum ChainOutcome {
     Refused(Vec<PluginDecision>, ApiError),
 }
 
+/// How the budget step ended.
+#[derive(Debug)]
+pub enum BudgetOutcome {
+    /// Every budget plugin allowed: the limits to enforce, and a cheaper target if one
+    /// asked for it (with the plugin's label).
+    Granted {
+        limits: Vec<wit::BudgetLimit>,
+        downgrade: Option<(Arc<str>, RouteTarget)>,
+    },
+    /// A plugin denied, or failed closed.
+    Refused(ApiError),
+}
+
 /// How the route step ended.
 #[derive(Debug)]
 pub enum RouteOutcome {
@@ -99,19 +123,12 @@ impl PolicyChain {
         rt: &PluginRuntime,
         ctx: &RequestContext,
         body: &Bytes,
+        usage: Option<&UsageView>,
         decisions: &mut Vec<PluginDecision>,
     ) -> RouteOutcome {
         for p in self.with_hook(Hook::Route) {
             let started = Instant::now();
-            let result = rt
-                .call_route(
-                    &p.plugin,
-                    p.label.clone(),
-                    p.config.clone(),
-                    body.clone(),
-                    ctx,
-                )
-                .await;
+            let result = rt.call_route(&p.plugin, p.env(body, usage), ctx).await;
             let mut record = p.record(started);
             match result {
                 Ok(Some(plan)) => {
@@ -140,9 +157,60 @@ impl PolicyChain {
         RouteOutcome::Unrouted
     }
 
-    /// Whether any plugin implements the route hook.
-    pub fn has_router(&self) -> bool {
-        self.with_hook(Hook::Route).next().is_some()
+    /// Asks each budget plugin whether the request fits, for serving on `target`. Every
+    /// plugin's limits are collected (the host enforces them together); the first
+    /// downgrade wins; the first denial or closed failure stops the step.
+    pub async fn budget(
+        &self,
+        rt: &PluginRuntime,
+        ctx: &RequestContext,
+        body: &Bytes,
+        target: &RouteTarget,
+        usage: &UsageView,
+        decisions: &mut Vec<PluginDecision>,
+    ) -> BudgetOutcome {
+        let mut limits = Vec::new();
+        let mut downgrade = None;
+        for p in self.with_hook(Hook::Budget) {
+            let started = Instant::now();
+            let result = rt
+                .call_budget(&p.plugin, p.env(body, Some(usage)), ctx, target)
+                .await;
+            let mut record = p.record(started);
+            match result {
+                Ok(wit::BudgetDecision::Allow(grant)) => {
+                    record.outcome = "allow".into();
+                    record.annotations =
+                        grant.labels.into_iter().map(|a| (a.key, a.value)).collect();
+                    limits.extend(grant.limits);
+                    if downgrade.is_none()
+                        && let Some(t) = grant.downgrade
+                    {
+                        record.outcome = "downgrade".into();
+                        downgrade = Some((p.label.clone(), t));
+                    }
+                }
+                Ok(wit::BudgetDecision::Deny(d)) => {
+                    record.outcome = "deny".into();
+                    record.detail = Some(d.message.clone());
+                    decisions.push(record);
+                    return BudgetOutcome::Refused(denial_error(d));
+                }
+                Err(failure) => {
+                    if let Some(err) = p.failed(&failure, ctx, &mut record) {
+                        decisions.push(record);
+                        return BudgetOutcome::Refused(err);
+                    }
+                }
+            }
+            decisions.push(record);
+        }
+        BudgetOutcome::Granted { limits, downgrade }
+    }
+
+    /// Whether any plugin implements `hook`.
+    pub fn has_hook(&self, hook: Hook) -> bool {
+        self.with_hook(hook).next().is_some()
     }
 
     /// The plugins that implement `hook`, in chain order.
@@ -158,19 +226,12 @@ impl PolicyChain {
         rt: &PluginRuntime,
         ctx: &RequestContext,
         body: &Bytes,
+        usage: Option<&UsageView>,
     ) -> ChainOutcome {
         let mut decisions = Vec::with_capacity(self.plugins.len());
         for p in self.with_hook(Hook::Policy) {
             let started = Instant::now();
-            let result = rt
-                .call_policy(
-                    &p.plugin,
-                    p.label.clone(),
-                    p.config.clone(),
-                    body.clone(),
-                    ctx,
-                )
-                .await;
+            let result = rt.call_policy(&p.plugin, p.env(body, usage), ctx).await;
             let mut record = p.record(started);
             match result {
                 Ok(Decision::Allow) => record.outcome = "allow".into(),
@@ -182,16 +243,7 @@ impl PolicyChain {
                     record.outcome = "deny".into();
                     record.detail = Some(d.message.clone());
                     decisions.push(record);
-                    let status = match StatusCode::from_u16(d.status) {
-                        Ok(s) if s.is_client_error() || s.is_server_error() => s,
-                        _ => StatusCode::FORBIDDEN,
-                    };
-                    let mut err = ApiError::new(ErrorKind::from_status(status.as_u16()), d.message)
-                        .with_status(status);
-                    if !d.error_type.is_empty() {
-                        err.type_override = Some(d.error_type);
-                    }
-                    return ChainOutcome::Refused(decisions, err);
+                    return ChainOutcome::Refused(decisions, denial_error(d));
                 }
                 Err(failure) => {
                     if let Some(err) = p.failed(&failure, ctx, &mut record) {
@@ -204,4 +256,19 @@ impl PolicyChain {
         }
         ChainOutcome::Allowed(decisions)
     }
+}
+
+/// A plugin's denial as the client's error: its status (clamped to 4xx/5xx, else 403),
+/// type and message.
+fn denial_error(d: wit::Denial) -> ApiError {
+    let status = match StatusCode::from_u16(d.status) {
+        Ok(s) if s.is_client_error() || s.is_server_error() => s,
+        _ => StatusCode::FORBIDDEN,
+    };
+    let mut err =
+        ApiError::new(ErrorKind::from_status(status.as_u16()), d.message).with_status(status);
+    if !d.error_type.is_empty() {
+        err.type_override = Some(d.error_type);
+    }
+    err
 }

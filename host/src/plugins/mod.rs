@@ -12,10 +12,10 @@ mod runtime;
 mod sandbox;
 
 pub use bindings::{
-    Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy,
+    Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,
 };
-pub use chain::{ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
-pub use runtime::{LoadedPlugin, PluginRuntime};
+pub use chain::{BudgetOutcome, ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
+pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
 
 /// Failures at the plugin boundary.

@@ -1,8 +1,11 @@
 //! The engine, the linker, and compiling/loading plugins (cached on disk by content hash).
 
 use super::PluginError;
-use super::bindings::{Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan};
+use super::bindings::{
+    Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
+};
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
+use crate::budget::UsageView;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -33,6 +36,19 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("hash", &self.hash)
             .finish()
     }
+}
+
+/// What one hook call runs with besides the request context.
+#[derive(Clone)]
+pub struct CallEnv {
+    /// Name used in logs and errors.
+    pub label: Arc<str>,
+    /// The tenant's config for the plugin (JSON).
+    pub config: Arc<str>,
+    /// The request body, served by `request-body`.
+    pub body: Bytes,
+    /// What `usage` may read; `None` answers every scope with zero usage.
+    pub usage: Option<UsageView>,
 }
 
 /// The process-wide plugin runtime.
@@ -196,13 +212,10 @@ impl PluginRuntime {
     pub async fn call_policy(
         &self,
         plugin: &LoadedPlugin,
-        label: Arc<str>,
-        config: Arc<str>,
-        body: Bytes,
+        env: CallEnv,
         ctx: &RequestContext,
     ) -> Result<Decision, CallFailure> {
-        let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        self.call_labelled(plugin, label, config, body, request_id, async |p, s| {
+        self.call_hook(plugin, env, ctx, async |p, s| {
             p.tollgate_plugin_guest().call_policy(s, ctx).await
         })
         .await
@@ -212,16 +225,39 @@ impl PluginRuntime {
     pub async fn call_route(
         &self,
         plugin: &LoadedPlugin,
-        label: Arc<str>,
-        config: Arc<str>,
-        body: Bytes,
+        env: CallEnv,
         ctx: &RequestContext,
     ) -> Result<Option<RoutePlan>, CallFailure> {
-        let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        self.call_labelled(plugin, label, config, body, request_id, async |p, s| {
+        self.call_hook(plugin, env, ctx, async |p, s| {
             p.tollgate_plugin_guest().call_route(s, ctx).await
         })
         .await
+    }
+
+    /// Runs the budget hook in a fresh, bounded instance, for a request about to be
+    /// served on `target`.
+    pub async fn call_budget(
+        &self,
+        plugin: &LoadedPlugin,
+        env: CallEnv,
+        ctx: &RequestContext,
+        target: &RouteTarget,
+    ) -> Result<wit::BudgetDecision, CallFailure> {
+        self.call_hook(plugin, env, ctx, async |p, s| {
+            p.tollgate_plugin_guest().call_budget(s, ctx, target).await
+        })
+        .await
+    }
+
+    async fn call_hook<R>(
+        &self,
+        plugin: &LoadedPlugin,
+        env: CallEnv,
+        ctx: &RequestContext,
+        f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallFailure> {
+        let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
+        self.call_labelled(plugin, env, request_id, f).await
     }
 
     async fn call<R>(
@@ -232,22 +268,24 @@ impl PluginRuntime {
         request_id: Arc<str>,
         f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
-        let label: Arc<str> = Arc::from(plugin.info.name.as_str());
-        self.call_labelled(plugin, label, config, body, request_id, f)
-            .await
+        let env = CallEnv {
+            label: Arc::from(plugin.info.name.as_str()),
+            config,
+            body,
+            usage: None,
+        };
+        self.call_labelled(plugin, env, request_id, f).await
     }
 
     async fn call_labelled<R>(
         &self,
         plugin: &LoadedPlugin,
-        label: Arc<str>,
-        config: Arc<str>,
-        body: Bytes,
+        env: CallEnv,
         request_id: Arc<str>,
         f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let wasi = self.wasi.take();
-        let state = PluginState::new(&self.limits, wasi, label, request_id, config, body);
+        let state = PluginState::new(&self.limits, wasi, env, request_id);
         let hit = state.limiter.hit.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

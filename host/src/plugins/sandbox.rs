@@ -4,7 +4,9 @@
 //! everything (no preopened dirs, env, args, sockets; deterministic randomness; stdio
 //! to nowhere), a memory limiter, and the request data the `host` imports serve.
 
-use super::bindings::{LogLevel, tollgate};
+use super::bindings::{LogLevel, tollgate, wit};
+use super::runtime::CallEnv;
+use crate::budget::UsageView;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -95,6 +97,7 @@ pub(super) struct PluginState {
     request_id: Arc<str>,
     config: Arc<str>,
     body: Bytes,
+    usage: Option<UsageView>,
 }
 
 impl PluginState {
@@ -102,10 +105,8 @@ impl PluginState {
     pub(super) fn new(
         limits: &SandboxLimits,
         wasi: WasiCtx,
-        plugin: Arc<str>,
+        env: CallEnv,
         request_id: Arc<str>,
-        config: Arc<str>,
-        body: Bytes,
     ) -> Self {
         Self {
             wasi,
@@ -114,10 +115,11 @@ impl PluginState {
                 memory_bytes: limits.memory_bytes,
                 hit: Arc::new(AtomicBool::new(false)),
             },
-            plugin,
+            plugin: env.label,
             request_id,
-            config,
-            body,
+            config: env.config,
+            body: env.body,
+            usage: env.usage,
         }
     }
 }
@@ -197,6 +199,19 @@ impl tollgate::plugin::host::Host for PluginState {
 
     fn request_body(&mut self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn usage(
+        &mut self,
+        scope: wit::Scope,
+        value: Option<String>,
+        period: wit::Period,
+        window: wit::Window,
+    ) -> wit::UsageReport {
+        match &self.usage {
+            Some(view) => view.report(scope, value, period, window),
+            None => UsageView::none(),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ mod executor;
 pub use executor::{Served, execute};
 
 use crate::error::ApiError;
-use crate::plugins::{RoutePlan, Strategy};
+use crate::plugins::{RoutePlan, RouteTarget, Strategy};
 use crate::providers::{Provider, Providers};
 use rand::RngExt as _;
 use std::sync::Arc;
@@ -136,6 +136,33 @@ impl Plan {
                 .filter(|&ms| ms > 0)
                 .map(|ms| Duration::from_millis(ms.into())),
         })
+    }
+
+    /// Serves on `target` alone (a budget plugin's cheaper choice), keeping the plan's
+    /// retry settings.
+    pub fn downgrade(
+        &mut self,
+        target: RouteTarget,
+        plugin: &str,
+        providers: &Providers,
+        requested_model: &str,
+    ) -> Result<(), ApiError> {
+        let provider = providers.get(&target.provider).cloned().ok_or_else(|| {
+            ApiError::internal(format!(
+                "plugin '{plugin}' downgraded to an unknown provider '{}'",
+                target.provider
+            ))
+        })?;
+        self.targets = vec![Target {
+            index: 0,
+            provider,
+            model: target
+                .model
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| requested_model.to_string()),
+            max_tokens_cap: target.max_tokens_cap,
+        }];
+        Ok(())
     }
 
     /// The wait before retry number `n` (1-based) of the same target: exponential from

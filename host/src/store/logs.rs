@@ -1,10 +1,12 @@
 //! Request logs: one row per request, written in batches off the request path.
 
 use super::{Store, StoreError};
+use crate::ledger::Ledger;
 use crate::metadata::Metadata;
 use crate::usage::Usage;
 use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -70,6 +72,16 @@ pub struct LogRecord {
     #[serde(default)]
     pub attempts: Vec<AttemptRecord>,
     pub error: Option<String>,
+    /// Total cost in nano-dollars (1e-9 USD).
+    #[serde(default)]
+    pub cost_nano: u64,
+    /// The cost's breakdown (`input_usd`, `output_usd`, cache parts, `total_usd`,
+    /// `priced_as`); absent when no upstream served the request.
+    #[serde(default)]
+    pub cost: Option<serde_json::Value>,
+    /// The usage to add to the stored ledger (not part of the row).
+    #[serde(skip)]
+    pub ledger: Option<crate::ledger::LedgerEntry>,
 }
 
 enum Msg {
@@ -106,11 +118,16 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub(super) fn start(conn: Connection, batch_size: usize, flush: Duration) -> Self {
+    pub(super) fn start(
+        conn: Connection,
+        batch_size: usize,
+        flush: Duration,
+        ledger: Arc<Ledger>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || writer_loop(conn, rx, batch_size, flush))
+            .spawn(move || writer_loop(conn, rx, batch_size, flush, &ledger))
             .ok();
         if handle.is_none() {
             tracing::error!("could not start the request log writer thread");
@@ -135,9 +152,19 @@ impl LogWriter {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>, batch_size: usize, flush: Duration) {
+/// How often buckets no window reads any more are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<Msg>,
+    batch_size: usize,
+    flush: Duration,
+    ledger: &Ledger,
+) {
     let mut batch: Vec<Box<LogRecord>> = Vec::with_capacity(batch_size);
     let mut waiters: Vec<mpsc::Sender<()>> = Vec::new();
+    let mut pruned = Instant::now();
     loop {
         let deadline = Instant::now() + flush;
         let mut stop = false;
@@ -170,11 +197,18 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>, batch_size: usize,
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
             }
         }
-        if !batch.is_empty() {
-            if let Err(e) = write_batch(&mut conn, &batch) {
+        let limits = ledger.take_new_limits();
+        if !batch.is_empty() || !limits.is_empty() {
+            if let Err(e) = write_batch(&mut conn, &batch, &limits) {
                 tracing::error!(error = %e, rows = batch.len(), "writing request logs failed");
             }
             batch.clear();
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = Instant::now();
+            if let Err(e) = crate::ledger::prune(&conn, crate::ids::now_ms()) {
+                tracing::warn!(error = %e, "pruning old usage buckets failed");
+            }
         }
         for w in waiters.drain(..) {
             let _ = w.send(());
@@ -185,14 +219,19 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>, batch_size: usize,
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Box<LogRecord>]) -> Result<(), rusqlite::Error> {
+fn write_batch(
+    conn: &mut Connection,
+    batch: &[Box<LogRecord>],
+    limits: &[crate::ledger::Limit],
+) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
     {
         let mut row = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
                metadata, requested_model, served_model, provider, status, stream, latency_ms, ttft_ms,
-               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts,
+               cost_nano, cost)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
         )?;
         let mut meta = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
@@ -222,12 +261,17 @@ fn write_batch(conn: &mut Connection, batch: &[Box<LogRecord>]) -> Result<(), ru
                 serde_json::to_string(&r.decisions).unwrap_or_else(|_| "[]".into()),
                 r.error,
                 serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
+                i64::try_from(r.cost_nano).unwrap_or(i64::MAX),
+                r.cost.as_ref().map(|c| c.to_string()),
             ])?;
             for (k, v) in &r.metadata.0 {
                 meta.execute(params![r.request_id, r.tenant_id, k, v])?;
             }
         }
     }
+    let entries: Vec<_> = batch.iter().filter_map(|r| r.ledger.clone()).collect();
+    crate::ledger::write_entries(&tx, &entries)?;
+    crate::ledger::write_limits(&tx, limits, crate::ids::now_ms())?;
     tx.commit()
 }
 
@@ -290,6 +334,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
         decisions: serde_json::from_str(&decisions).unwrap_or_default(),
         error: r.get(21)?,
         attempts: serde_json::from_str(&r.get::<_, String>(22)?).unwrap_or_default(),
+        cost_nano: r.get::<_, i64>(23)?.max(0) as u64,
+        cost: r
+            .get::<_, Option<String>>(24)?
+            .and_then(|c| serde_json::from_str(&c).ok()),
+        ledger: None,
     })
 }
 
@@ -305,7 +354,7 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         "SELECT l.request_id, l.ts_ms, l.tenant_id, l.key_id, l.trace_id, l.endpoint, l.team, l.user,
                 l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
                 l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
-                l.decisions, l.error, l.attempts
+                l.decisions, l.error, l.attempts, l.cost_nano, l.cost
          FROM request_logs l WHERE 1=1",
     );
     let mut args: Vec<SqlValue> = Vec::new();
@@ -390,6 +439,9 @@ mod tests {
             decisions: vec![],
             attempts: vec![],
             error: None,
+            cost_nano: 0,
+            cost: None,
+            ledger: None,
         }
     }
 
@@ -399,7 +451,7 @@ mod tests {
             std::env::temp_dir().join(format!("tollgate-logs-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
         let writer = store
-            .log_writer(1000, Duration::from_secs(60))
+            .log_writer(1000, Duration::from_secs(60), Arc::new(Ledger::new()))
             .expect("writer");
         let tx = writer.sender();
         tx.send(record("r1", "acme", "eng", 200));

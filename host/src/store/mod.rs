@@ -1,16 +1,19 @@
 //! The embedded SQLite store: tenants, API keys and request logs.
 //!
 //! One connection serves admin reads and writes (behind a mutex, used only from
-//! blocking tasks); request-log rows arrive over a channel and are written in batches
-//! by a dedicated thread, so the request path never waits on the disk.
+//! blocking tasks); request-log rows arrive over a channel and are written in batches,
+//! with their usage-ledger buckets, by a dedicated thread, so the request path never
+//! waits on the disk.
 
 mod keys;
 mod logs;
 mod tenants;
+mod usage;
 
 pub use keys::{ApiKey, NewKey, hash_secret};
 pub use logs::{AttemptRecord, LogQuery, LogRecord, LogSender, LogWriter, PluginDecision};
 pub use tenants::Tenant;
+pub use usage::{UsageGroup, UsageQuery, UsageRow};
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -94,6 +97,11 @@ CREATE INDEX request_log_meta_kv ON request_log_meta(tenant_id, key, value);
     r#"
 ALTER TABLE request_logs ADD COLUMN attempts TEXT NOT NULL DEFAULT '[]';
 "#,
+    r#"
+ALTER TABLE request_logs ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE request_logs ADD COLUMN cost TEXT;
+"#,
+    crate::ledger::MIGRATION,
 ];
 
 /// Handle to the store; cheap to clone.
@@ -153,14 +161,16 @@ impl Store {
         f(&mut guard)
     }
 
-    /// Starts the batched request-log writer on its own connection.
+    /// Starts the batched request-log writer on its own connection; it also stores
+    /// the usage of each row and the budgets `ledger` sees.
     pub fn log_writer(
         &self,
         batch_size: usize,
         flush: std::time::Duration,
+        ledger: std::sync::Arc<crate::ledger::Ledger>,
     ) -> Result<LogWriter, StoreError> {
         let conn = open_conn(&self.path)?;
-        Ok(LogWriter::start(conn, batch_size, flush))
+        Ok(LogWriter::start(conn, batch_size, flush, ledger))
     }
 }
 

@@ -38,6 +38,9 @@ pub trait StreamTranslator: Send {
     fn is_finished(&self) -> bool;
     /// The error the stream ended with, if any.
     fn error(&self) -> Option<&str>;
+    /// Characters of text and tool arguments generated so far: what a stream cut
+    /// before its final usage is billed on.
+    fn output_chars(&self) -> u64;
 }
 
 /// The content block currently open in the Anthropic stream.
@@ -62,6 +65,7 @@ pub struct OpenAiToAnthropicStream {
     usage: Usage,
     saw_usage: bool,
     deltas: u64,
+    chars: u64,
     finished: bool,
     error: Option<String>,
 }
@@ -80,6 +84,7 @@ impl OpenAiToAnthropicStream {
             usage: Usage::default(),
             saw_usage: false,
             deltas: 0,
+            chars: 0,
             finished: false,
             error: None,
         }
@@ -202,6 +207,7 @@ impl StreamTranslator for OpenAiToAnthropicStream {
                 }
             };
             self.deltas += 1;
+            self.chars += text.len() as u64;
             write_anthropic(
                 out,
                 "content_block_delta",
@@ -245,6 +251,7 @@ impl StreamTranslator for OpenAiToAnthropicStream {
                     && !args.is_empty()
                 {
                     self.deltas += 1;
+                    self.chars += args.len() as u64;
                     write_anthropic(
                         out,
                         "content_block_delta",
@@ -294,6 +301,10 @@ impl StreamTranslator for OpenAiToAnthropicStream {
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+
+    fn output_chars(&self) -> u64 {
+        self.chars
+    }
 }
 
 /// Anthropic Messages stream events in, OpenAI `chat.completion.chunk` events out.
@@ -308,6 +319,7 @@ pub struct AnthropicToOpenAiStream {
     finish_reason: &'static str,
     usage: Usage,
     saw_content: bool,
+    chars: u64,
     finished: bool,
     error: Option<String>,
 }
@@ -325,6 +337,7 @@ impl AnthropicToOpenAiStream {
             finish_reason: "stop",
             usage: Usage::default(),
             saw_content: false,
+            chars: 0,
             finished: false,
             error: None,
         }
@@ -413,6 +426,7 @@ impl StreamTranslator for AnthropicToOpenAiStream {
                     Some("text_delta") => {
                         if let Some(t) = delta.get("text").and_then(Value::as_str) {
                             self.saw_content = true;
+                            self.chars += t.len() as u64;
                             self.chunk(json!({"content": t}), None, out);
                         }
                     }
@@ -423,6 +437,7 @@ impl StreamTranslator for AnthropicToOpenAiStream {
                             delta.get("partial_json").and_then(Value::as_str),
                         ) && !part.is_empty()
                         {
+                            self.chars += part.len() as u64;
                             self.chunk(
                                 json!({"tool_calls": [{"index": n, "function": {"arguments": part}}]}),
                                 None,
@@ -502,6 +517,10 @@ impl StreamTranslator for AnthropicToOpenAiStream {
     /// The error the stream ended with, if any.
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    fn output_chars(&self) -> u64 {
+        self.chars
     }
 }
 

@@ -1,0 +1,193 @@
+//! Counted quantities: what a limit measures, amounts of usage and window readings.
+
+use serde::{Deserialize, Serialize};
+use std::ops::{Add, AddAssign};
+
+/// What a limit measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    Cost,
+    Tokens,
+    Requests,
+}
+
+/// Nano-USD per USD.
+const NANO: f64 = 1e9;
+
+impl Metric {
+    /// The lowercase name, as stored and serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Cost => "cost",
+            Metric::Tokens => "tokens",
+            Metric::Requests => "requests",
+        }
+    }
+
+    /// Inverse of [`Metric::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [Metric::Cost, Metric::Tokens, Metric::Requests]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// A value in the metric's unit as a whole count of its integer unit (nano-USD,
+    /// tokens, requests), so caps and thresholds compare exactly: cost rounds to the
+    /// nearest nano-USD, counts round up (`n < 10.5` ⇔ `n < 11`). NaN and negatives
+    /// give 0.
+    pub fn units_of(self, value: f64) -> u64 {
+        match self {
+            // `as` saturates and maps NaN to 0.
+            Metric::Cost => (value * NANO).round() as u64,
+            Metric::Tokens | Metric::Requests => value.ceil() as u64,
+        }
+    }
+}
+
+/// Requests, tokens (input+output+cache) and cost (nano-USD, 1e-9 $).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Amount {
+    pub requests: u64,
+    pub tokens: u64,
+    pub cost_nano: u64,
+}
+
+impl Amount {
+    /// Nothing counted.
+    pub const ZERO: Amount = Amount {
+        requests: 0,
+        tokens: 0,
+        cost_nano: 0,
+    };
+
+    /// In the metric's unit: USD (cost_nano / 1e9), tokens, requests.
+    pub fn metric(&self, m: Metric) -> f64 {
+        match m {
+            Metric::Cost => self.cost_nano as f64 / NANO,
+            _ => self.units(m) as f64,
+        }
+    }
+
+    /// In the metric's integer unit (nano-USD, tokens, requests): what caps compare.
+    pub fn units(&self, m: Metric) -> u64 {
+        match m {
+            Metric::Cost => self.cost_nano,
+            Metric::Tokens => self.tokens,
+            Metric::Requests => self.requests,
+        }
+    }
+
+    /// Field-wise subtraction floored at zero (releasing more than was reserved must not
+    /// wrap around).
+    pub fn saturating_sub(self, other: Amount) -> Amount {
+        Amount {
+            requests: self.requests.saturating_sub(other.requests),
+            tokens: self.tokens.saturating_sub(other.tokens),
+            cost_nano: self.cost_nano.saturating_sub(other.cost_nano),
+        }
+    }
+
+    /// `self × num / den`, rounded half up: the share of a previous bucket still inside
+    /// a sliding window. `den` must be positive; `num` is clamped to `0..=den`.
+    pub(crate) fn scaled(self, num: i64, den: i64) -> Amount {
+        let den = den.max(1) as u128;
+        let num = num.clamp(0, den as i64) as u128;
+        // 2·v·num + den over 2·den rounds half up without floats; u128 cannot overflow.
+        let f = |v: u64| ((2 * v as u128 * num + den) / (2 * den)) as u64;
+        Amount {
+            requests: f(self.requests),
+            tokens: f(self.tokens),
+            cost_nano: f(self.cost_nano),
+        }
+    }
+}
+
+impl Add for Amount {
+    type Output = Amount;
+    /// Saturating: counters stick at the maximum rather than wrap.
+    fn add(self, o: Amount) -> Amount {
+        Amount {
+            requests: self.requests.saturating_add(o.requests),
+            tokens: self.tokens.saturating_add(o.tokens),
+            cost_nano: self.cost_nano.saturating_add(o.cost_nano),
+        }
+    }
+}
+
+impl AddAssign for Amount {
+    fn add_assign(&mut self, o: Amount) {
+        *self = *self + o;
+    }
+}
+
+/// A scope's usage in one window at one instant.
+///
+/// `window_start_ms`: calendar → start of the current bucket; rolling → `now` minus the
+/// current bucket's length; `Total` → 0. `resets_at_ms`: calendar → end of the current
+/// bucket; rolling → end of the current bucket, when the previous bucket's share has
+/// slid out entirely (an upper bound; [`super::Exceeded`] computes a closer estimate
+/// against its limit); `Total` → `i64::MAX` (never).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Reading {
+    /// Finished requests counted in the window (rolling: the previous bucket's share is
+    /// weighted and rounded half up).
+    pub settled: Amount,
+    /// Estimates held by requests still running; they count in every window.
+    pub reserved: Amount,
+    pub window_start_ms: i64,
+    pub resets_at_ms: i64,
+}
+
+impl Reading {
+    /// settled + reserved, in the metric's unit.
+    pub fn current(&self, m: Metric) -> f64 {
+        (self.settled + self.reserved).metric(m)
+    }
+
+    /// settled + reserved in the metric's integer unit: what admission compares.
+    pub fn current_units(&self, m: Metric) -> u64 {
+        (self.settled + self.reserved).units(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_and_metric_values() {
+        let a = Amount {
+            requests: 3,
+            tokens: 1_500,
+            cost_nano: 5_020_000_000,
+        };
+        assert_eq!(a.metric(Metric::Cost), 5.02);
+        assert_eq!(a.metric(Metric::Tokens), 1_500.0);
+        assert_eq!(a.metric(Metric::Requests), 3.0);
+        assert_eq!(Metric::Cost.units_of(0.3), 300_000_000);
+        assert_eq!(Metric::Requests.units_of(10.0), 10);
+        assert_eq!(Metric::Requests.units_of(10.5), 11);
+        assert_eq!(Metric::Tokens.units_of(f64::NAN), 0);
+        assert_eq!(Metric::Tokens.units_of(-4.0), 0);
+        assert_eq!(Metric::parse("tokens"), Some(Metric::Tokens));
+        assert_eq!(Metric::parse("usd"), None);
+    }
+
+    #[test]
+    fn scaling_rounds_half_up_and_saturates() {
+        let a = Amount {
+            requests: 6,
+            tokens: 100,
+            cost_nano: u64::MAX,
+        };
+        let s = a.scaled(15, 60);
+        assert_eq!(s.requests, 2); // 1.5 rounds up
+        assert_eq!(s.tokens, 25);
+        assert_eq!(s.cost_nano, u64::MAX / 4 + 1);
+        assert_eq!(a.scaled(0, 60), Amount::ZERO);
+        assert_eq!(a.scaled(90, 60), a);
+        assert_eq!((a + a).cost_nano, u64::MAX);
+        assert_eq!(Amount::ZERO.saturating_sub(a), Amount::ZERO);
+    }
+}

@@ -1,0 +1,337 @@
+//! The ledger in SQLite: usage per stored bucket, fired alerts and limits seen, so
+//! budgets survive a restart. Rows use the same bucket numbers as the in-memory
+//! windows ([`bucket`]); names are stored lowercase and rows that do not parse are
+//! skipped on load rather than failing start-up.
+
+use super::calendar::{DAY_MS, Period, Window, bucket};
+use super::counters::Fired;
+use super::{Alert, Amount, Ledger, Limit, Metric, ScopeKey, ScopeKind, lock};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Row, Transaction, params};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// SQL for the ledger tables, run once as a schema migration by the store.
+pub const MIGRATION: &str = r#"
+CREATE TABLE usage_ledger (
+    tenant_id  TEXT NOT NULL,
+    scope      TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    period     TEXT NOT NULL,
+    bucket     INTEGER NOT NULL,
+    requests   INTEGER NOT NULL DEFAULT 0,
+    tokens     INTEGER NOT NULL DEFAULT 0,
+    cost_nano  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, scope, value, period, bucket)
+) WITHOUT ROWID;
+CREATE INDEX usage_ledger_period_bucket ON usage_ledger(period, bucket);
+CREATE TABLE budget_alerts (
+    tenant_id   TEXT NOT NULL,
+    budget      TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    period      TEXT NOT NULL,
+    bucket      INTEGER NOT NULL,
+    threshold   INTEGER NOT NULL,
+    fired_at_ms INTEGER NOT NULL,
+    payload     TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, budget, scope, value, period, bucket, threshold)
+) WITHOUT ROWID;
+CREATE INDEX budget_alerts_period_bucket ON budget_alerts(period, bucket);
+CREATE INDEX budget_alerts_fired ON budget_alerts(fired_at_ms DESC);
+CREATE INDEX budget_alerts_tenant_fired ON budget_alerts(tenant_id, fired_at_ms DESC);
+CREATE TABLE budget_limits (
+    tenant_id    TEXT NOT NULL,
+    budget       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, budget, scope, value)
+) WITHOUT ROWID;
+"#;
+
+/// How far back day/week/month buckets are kept for reporting.
+const HISTORY_MS: i64 = 400 * DAY_MS;
+
+/// A finished request's usage, as the log writer receives it. `ts_ms` must be the
+/// instant given to [`Ledger::settle`] so both land in the same buckets.
+#[derive(Clone, Debug)]
+pub struct LedgerEntry {
+    pub scopes: Arc<[ScopeKey]>,
+    pub amount: Amount,
+    pub ts_ms: i64,
+}
+
+/// The stored JSON of a limit; the row's key columns hold its name and scope.
+#[derive(Serialize, Deserialize)]
+struct Spec {
+    metric: Metric,
+    period: Period,
+    window: Window,
+    limit: f64,
+    #[serde(default)]
+    alert_at: Vec<u32>,
+}
+
+/// SQLite integers are signed; counters beyond `i64::MAX` stick there.
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored counter, tolerating what SQLite may have turned it into (an overflowing
+/// `x + y` becomes REAL) and NULL or garbage (0).
+fn counter(row: &Row<'_>, i: usize) -> u64 {
+    match row.get_ref(i) {
+        Ok(ValueRef::Integer(v)) => u64::try_from(v).unwrap_or(0),
+        Ok(ValueRef::Real(v)) => v as u64, // saturates; NaN and negatives give 0
+        _ => 0,
+    }
+}
+
+/// Adds entries to the stored buckets of every period and the total, coalesced per
+/// row first (many requests share a bucket), inside the caller's transaction.
+pub fn write_entries(tx: &Transaction<'_>, entries: &[LedgerEntry]) -> rusqlite::Result<()> {
+    let mut rows: HashMap<(&ScopeKey, Period, i64), Amount> = HashMap::new();
+    for e in entries.iter().filter(|e| e.amount != Amount::ZERO) {
+        for key in e.scopes.iter() {
+            for p in Period::ALL {
+                *rows.entry((key, p, bucket(p, e.ts_ms))).or_default() += e.amount;
+            }
+        }
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO usage_ledger
+             (tenant_id, scope, value, period, bucket, requests, tokens, cost_nano)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (tenant_id, scope, value, period, bucket) DO UPDATE SET
+             requests = requests + excluded.requests,
+             tokens = tokens + excluded.tokens,
+             cost_nano = cost_nano + excluded.cost_nano",
+    )?;
+    for ((key, p, b), a) in rows {
+        stmt.execute(params![
+            &*key.tenant,
+            key.kind_label(),
+            &*key.value,
+            p.as_str(),
+            b,
+            to_i64(a.requests),
+            to_i64(a.tokens),
+            to_i64(a.cost_nano),
+        ])?;
+    }
+    Ok(())
+}
+
+/// Stores limits first seen (upserting spec and `last_seen_ms`), so the budget view
+/// lists them after a restart.
+pub fn write_limits(tx: &Transaction<'_>, limits: &[Limit], now_ms: i64) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO budget_limits (tenant_id, budget, scope, value, spec, last_seen_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (tenant_id, budget, scope, value) DO UPDATE SET
+             spec = excluded.spec, last_seen_ms = excluded.last_seen_ms",
+    )?;
+    for l in limits {
+        let spec = Spec {
+            metric: l.metric,
+            period: l.period,
+            window: l.window,
+            limit: l.limit,
+            alert_at: l.alert_at.clone(),
+        };
+        let spec = serde_json::to_string(&spec).map_err(to_sql_err)?;
+        stmt.execute(params![
+            &*l.scope.tenant,
+            l.name,
+            l.scope.kind_label(),
+            &*l.scope.value,
+            spec,
+            now_ms
+        ])?;
+    }
+    Ok(())
+}
+
+fn to_sql_err(e: serde_json::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// Records a fired alert under the calendar bucket of its period at `at_ms` (the key
+/// the ledger deduplicates on); false when it was already recorded (another process,
+/// or a restart that lost the in-memory record).
+pub fn record_alert(conn: &Connection, alert: &Alert) -> rusqlite::Result<bool> {
+    let payload = serde_json::to_string(alert).map_err(to_sql_err)?;
+    let n = conn.execute(
+        "INSERT INTO budget_alerts
+             (tenant_id, budget, scope, value, period, bucket, threshold, fired_at_ms, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT DO NOTHING",
+        params![
+            alert.tenant,
+            alert.budget,
+            alert.scope,
+            alert.value,
+            alert.period.as_str(),
+            bucket(alert.period, alert.at_ms),
+            alert.threshold_pct,
+            alert.at_ms,
+            payload
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Fired alerts, newest first (admin API), optionally for one tenant; at most `limit`.
+/// Payloads that no longer parse are skipped.
+pub fn list_alerts(
+    conn: &Connection,
+    tenant: Option<&str>,
+    limit: u32,
+) -> rusqlite::Result<Vec<Alert>> {
+    let mut stmt = conn.prepare(if tenant.is_some() {
+        "SELECT payload FROM budget_alerts WHERE tenant_id = ?1
+         ORDER BY fired_at_ms DESC LIMIT ?2"
+    } else {
+        "SELECT payload FROM budget_alerts ORDER BY fired_at_ms DESC LIMIT ?1"
+    })?;
+    let rows = match tenant {
+        Some(t) => stmt.query_map(params![t, limit], alert_of)?,
+        None => stmt.query_map(params![limit], alert_of)?,
+    };
+    let mut out = Vec::new();
+    for alert in rows {
+        out.extend(alert?);
+    }
+    Ok(out)
+}
+
+fn alert_of(row: &Row<'_>) -> rusqlite::Result<Option<Alert>> {
+    let payload = row.get_ref(0)?.as_str().ok();
+    Ok(payload.and_then(|p| serde_json::from_str(p).ok()))
+}
+
+/// The scope a row's key columns name, if they parse.
+fn scope_of(row: &Row<'_>, tenant: usize, scope: usize, value: usize) -> Option<ScopeKey> {
+    let kind = ScopeKind::from_label(row.get_ref(scope).ok()?.as_str().ok()?)?;
+    Some(ScopeKey {
+        tenant: row.get_ref(tenant).ok()?.as_str().ok()?.into(),
+        kind,
+        value: row.get_ref(value).ok()?.as_str().ok()?.into(),
+    })
+}
+
+/// Oldest and newest bucket any window reads at `now_ms`.
+fn live_buckets(p: Period, now_ms: i64) -> (i64, i64) {
+    let b = bucket(p, now_ms);
+    (b.saturating_sub(1), b)
+}
+
+/// Rebuilds the in-memory ledger at start-up: the current and previous bucket of
+/// every period for every stored scope, totals, the alerts fired in those buckets
+/// (so they do not fire again) and the limits seen (so budgets show after a restart).
+pub fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Ledger> {
+    let ledger = Ledger::new();
+    let mut guard = lock(&ledger.state);
+    let state = &mut *guard;
+
+    let mut usage = conn.prepare(
+        "SELECT tenant_id, scope, value, bucket, requests, tokens, cost_nano
+         FROM usage_ledger WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3 ORDER BY bucket",
+    )?;
+    let mut alerts = conn.prepare(
+        "SELECT tenant_id, scope, value, bucket, budget, threshold
+         FROM budget_alerts WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3",
+    )?;
+    for p in Period::ALL {
+        let (lo, hi) = live_buckets(p, now_ms);
+        let rows = usage.query_map(params![p.as_str(), lo, hi], |row| {
+            let amount = Amount {
+                requests: counter(row, 4),
+                tokens: counter(row, 5),
+                cost_nano: counter(row, 6),
+            };
+            Ok(scope_of(row, 0, 1, 2)
+                .zip(row.get::<_, i64>(3).ok())
+                .map(|(k, b)| (k, b, amount)))
+        })?;
+        for row in rows {
+            if let Some((key, b, amount)) = row? {
+                state.counters(&key).add_bucket(p, b, amount);
+            }
+        }
+        let rows = alerts.query_map(params![p.as_str(), lo, hi], |row| {
+            let fired = || {
+                Some(Fired {
+                    budget: row.get_ref(4).ok()?.as_str().ok()?.into(),
+                    period: p,
+                    bucket: row.get(3).ok()?,
+                    threshold: u32::try_from(row.get::<_, i64>(5).ok()?).ok()?,
+                })
+            };
+            Ok(scope_of(row, 0, 1, 2).zip(fired()))
+        })?;
+        for row in rows {
+            if let Some((key, fired)) = row? {
+                state.counters(&key).fired.push(fired);
+            }
+        }
+    }
+
+    let mut limits = conn.prepare(
+        "SELECT tenant_id, scope, value, budget, spec FROM budget_limits
+         ORDER BY tenant_id, budget, scope, value",
+    )?;
+    let rows = limits.query_map([], |row| {
+        let limit = || {
+            let spec: Spec = serde_json::from_str(row.get_ref(4).ok()?.as_str().ok()?).ok()?;
+            Some(Limit {
+                name: row.get(3).ok()?,
+                scope: scope_of(row, 0, 1, 2)?,
+                metric: spec.metric,
+                period: spec.period,
+                window: spec.window,
+                limit: spec.limit,
+                alert_at: spec.alert_at,
+            })
+        };
+        Ok(limit())
+    })?;
+    for row in rows {
+        if let Some(l) = row? {
+            let c = state.counters(&l.scope);
+            if !c.limits.iter().any(|seen| seen.name == l.name) {
+                c.limits.push(l);
+            }
+        }
+    }
+    drop(guard);
+    Ok(ledger)
+}
+
+/// Deletes what no window reads any more: minute and hour buckets older than the
+/// previous one, day/week/month buckets older than ~400 days (kept for reporting),
+/// and non-`Total` alerts fired before then. Totals, `Total` alerts and limits stay.
+/// Returns the number of rows deleted.
+pub fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    let mut stmt =
+        conn.prepare_cached("DELETE FROM usage_ledger WHERE period = ?1 AND bucket < ?2")?;
+    let mut deleted = 0;
+    for p in Period::ALL {
+        let keep_from = match p {
+            Period::Minute | Period::Hour => live_buckets(p, now_ms).0,
+            Period::Day | Period::Week | Period::Month => live_buckets(p, now_ms)
+                .0
+                .min(bucket(p, now_ms.saturating_sub(HISTORY_MS))),
+            Period::Total => continue,
+        };
+        deleted += stmt.execute(params![p.as_str(), keep_from])?;
+    }
+    deleted += conn.execute(
+        "DELETE FROM budget_alerts WHERE period <> 'total' AND fired_at_ms < ?1",
+        params![now_ms.saturating_sub(HISTORY_MS)],
+    )?;
+    Ok(deleted)
+}

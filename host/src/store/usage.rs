@@ -1,0 +1,164 @@
+//! Usage reports from the request log: requests, tokens and cost grouped by a column or
+//! a metadata key over a time range (the admin API's `GET /usage`).
+
+use super::{Store, StoreError};
+use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
+use serde::Serialize;
+
+/// What a usage report is grouped by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// One row for everything.
+    None,
+    Team,
+    User,
+    Key,
+    /// The served model (the requested one when nothing was served).
+    Model,
+    Provider,
+    /// The value of a metadata key.
+    Metadata(String),
+}
+
+impl std::str::FromStr for UsageGroup {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "" | "none" | "tenant" => Self::None,
+            "team" => Self::Team,
+            "user" => Self::User,
+            "key" => Self::Key,
+            "model" => Self::Model,
+            "provider" => Self::Provider,
+            other => match other.strip_prefix("metadata.") {
+                Some(k) if !k.is_empty() => Self::Metadata(k.to_string()),
+                _ => {
+                    return Err(format!(
+                        "by: '{other}' is not one of team, user, key, model, provider, metadata.<key>"
+                    ));
+                }
+            },
+        })
+    }
+}
+
+/// A usage report's filters.
+#[derive(Clone, Debug)]
+pub struct UsageQuery {
+    pub tenant: Option<String>,
+    pub by: UsageGroup,
+    /// Inclusive, Unix ms.
+    pub since_ms: i64,
+    /// Exclusive, Unix ms.
+    pub until_ms: i64,
+}
+
+/// One group's totals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct UsageRow {
+    /// The group's value; `None` for requests without one (or when ungrouped).
+    pub group: Option<String>,
+    pub requests: u64,
+    /// Requests that ended with status 400 or above.
+    pub errors: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    /// All four token counts together.
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl UsageRow {
+    /// Adds `other`'s counts (for a report's total).
+    pub fn add(&mut self, other: &UsageRow) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cache_read_tokens += other.cache_read_tokens;
+        self.cache_write_tokens += other.cache_write_tokens;
+        self.tokens += other.tokens;
+        self.cost_usd += other.cost_usd;
+    }
+}
+
+impl Store {
+    /// Usage grouped as `q` asks, highest cost first. `count_tokens` calls are not usage.
+    pub async fn usage_report(&self, q: UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+        self.with_conn(move |c| usage_report(c, &q)).await
+    }
+}
+
+fn usage_report(c: &mut Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
+    let mut args: Vec<SqlValue> = Vec::new();
+    let (group, join) = match &q.by {
+        UsageGroup::None => ("NULL", String::new()),
+        UsageGroup::Team => ("l.team", String::new()),
+        UsageGroup::User => ("l.user", String::new()),
+        UsageGroup::Key => ("l.key_id", String::new()),
+        UsageGroup::Model => ("COALESCE(l.served_model, l.requested_model)", String::new()),
+        UsageGroup::Provider => ("l.provider", String::new()),
+        UsageGroup::Metadata(k) => {
+            args.push(k.clone().into());
+            (
+                "m.value",
+                " LEFT JOIN request_log_meta m ON m.request_id = l.request_id AND m.key = ?1"
+                    .to_string(),
+            )
+        }
+    };
+    let mut sql = format!(
+        "SELECT {group} AS g, COUNT(*), SUM(l.status >= 400), SUM(l.input_tokens), SUM(l.output_tokens),
+                SUM(l.cache_read_tokens), SUM(l.cache_write_tokens), SUM(l.cost_nano)
+         FROM request_logs l{join}
+         WHERE l.endpoint != 'count_tokens'"
+    );
+    args.push(q.since_ms.into());
+    sql.push_str(&format!(" AND l.ts_ms >= ?{}", args.len()));
+    args.push(q.until_ms.into());
+    sql.push_str(&format!(" AND l.ts_ms < ?{}", args.len()));
+    if let Some(t) = &q.tenant {
+        args.push(t.clone().into());
+        sql.push_str(&format!(" AND l.tenant_id = ?{}", args.len()));
+    }
+    sql.push_str(" GROUP BY g ORDER BY SUM(l.cost_nano) DESC, g");
+    let mut st = c.prepare(&sql)?;
+    let rows = st.query_map(params_from_iter(args), |r| {
+        let n = |i: usize| -> rusqlite::Result<u64> {
+            Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+        };
+        let (input, output, cache_read, cache_write) = (n(3)?, n(4)?, n(5)?, n(6)?);
+        Ok(UsageRow {
+            group: r.get(0)?,
+            requests: n(1)?,
+            errors: n(2)?,
+            input_tokens: input,
+            output_tokens: output,
+            cache_read_tokens: cache_read,
+            cache_write_tokens: cache_write,
+            tokens: input + output + cache_read + cache_write,
+            cost_usd: n(7)? as f64 / 1e9,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_parse_and_bad_ones_name_the_field() {
+        assert_eq!("team".parse::<UsageGroup>(), Ok(UsageGroup::Team));
+        assert_eq!(
+            "metadata.project".parse::<UsageGroup>(),
+            Ok(UsageGroup::Metadata("project".into()))
+        );
+        let err = "colour".parse::<UsageGroup>().expect_err("unknown");
+        assert!(err.starts_with("by:"), "{err}");
+        assert!("metadata.".parse::<UsageGroup>().is_err());
+    }
+}
