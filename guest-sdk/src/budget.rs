@@ -10,7 +10,8 @@ use std::str::FromStr;
 /// always within its tenant.
 ///
 /// Written in config as `tenant`, `team`, `user`, `key` or `metadata.<key>`
-/// ([`FromStr`] and [`Display`](fmt::Display) use that spelling):
+/// ([`FromStr`], [`Display`](fmt::Display) and serde's `Deserialize` use that spelling,
+/// so a plugin can put a `Scope` straight into its config struct):
 ///
 /// ```
 /// use tollgate_guest::Scope;
@@ -19,6 +20,13 @@ use std::str::FromStr;
 /// assert_eq!("metadata.project".parse(), Ok(Scope::metadata("project")));
 /// assert_eq!(Scope::metadata("project").to_string(), "metadata.project");
 /// assert!("metadata.".parse::<Scope>().is_err());
+///
+/// #[derive(serde::Deserialize)]
+/// struct Config {
+///     scope: Scope,
+/// }
+/// let c: Config = serde_json::from_str(r#"{"scope": "metadata.project"}"#).unwrap();
+/// assert_eq!(c.scope, Scope::metadata("project"));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -54,6 +62,14 @@ impl fmt::Display for Scope {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Scope {
+    /// Deserializes from a string in the [`FromStr`] spelling, failing with its message.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for Scope {
     type Err = String;
 
@@ -75,7 +91,11 @@ impl FromStr for Scope {
 }
 
 /// What a [`BudgetLimit`] counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Deserializes from its lower-case name (`cost`, `tokens` or `requests`), so a plugin
+/// can put a `Metric` straight into its config struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Metric {
     /// Spend in US dollars, from the served model's prices.
@@ -87,7 +107,11 @@ pub enum Metric {
 }
 
 /// The length of a usage window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Deserializes from its lower-case name (`minute`, `hour`, `day`, `week`, `month` or
+/// `total`), so a plugin can put a `Period` straight into its config struct.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Period {
     /// One minute.
@@ -105,7 +129,11 @@ pub enum Period {
 }
 
 /// How a usage window moves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+///
+/// Deserializes from its lower-case name (`calendar` or `rolling`), so a plugin can put
+/// a `Window` straight into its config struct (with `#[serde(default)]` for calendar).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Window {
     /// Resets at the start of each UTC minute, hour, day, ISO week (Monday) or month.

@@ -1,32 +1,10 @@
-//! `*` wildcard matching for model names (`claude-haiku-*`, `*-mini`, `gpt-*-turbo`).
-//! [`matches_wild`] adds `?`, the guest SDK's `glob_match` dialect, for config that
-//! documents it.
+//! Wildcard matching for model names (`claude-haiku-*`, `*-mini`, `gpt-4?`): the guest
+//! SDK's `glob_match` dialect, so a pattern means the same in gateway config and in
+//! plugin config.
 
-/// Whether `text` matches `pattern`, where `*` matches any run of characters.
+/// Whether `text` matches `pattern`: `*` matches any run of characters, `?` exactly one.
+/// Byte-wise, so it does not allocate on the per-request path.
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let Some(first) = parts.next() else {
-        return text.is_empty();
-    };
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let parts: Vec<&str> = parts.collect();
-    let Some((last, middle)) = parts.split_last() else {
-        return rest.is_empty();
-    };
-    for part in middle {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
-}
-
-/// Like [`matches`], but `?` also matches exactly one character; byte-wise, so it does
-/// not allocate on the per-request path.
-pub fn matches_wild(pattern: &str, text: &str) -> bool {
     // Length of the UTF-8 character starting with `b`, so `?` and a `*` retry step whole
     // characters.
     fn char_len(b: u8) -> usize {
@@ -70,7 +48,7 @@ pub fn matches_wild(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{matches, matches_wild};
+    use super::matches;
 
     #[test]
     fn globs() {
@@ -101,11 +79,7 @@ mod tests {
             ("é?", "éx"),
             ("*é", "aéé"),
         ] {
-            assert!(matches_wild(p, t), "{p} should match {t}");
-            assert!(
-                matches(p, t) || p.contains('?'),
-                "{p}: dialects agree on {t}"
-            );
+            assert!(matches(p, t), "{p} should match {t}");
         }
         for (p, t) in [
             ("claude-*", "claud"),
@@ -118,7 +92,7 @@ mod tests {
             ("?", "éé"),
             ("Claude-*", "claude-x"),
         ] {
-            assert!(!matches_wild(p, t), "{p} should not match {t}");
+            assert!(!matches(p, t), "{p} should not match {t}");
         }
     }
 }

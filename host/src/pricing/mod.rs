@@ -181,7 +181,7 @@ impl Pricing {
         let global = self.overrides.iter().filter(|o| o.provider.is_none());
         if let Some(o) = by_provider
             .chain(global)
-            .find(|o| crate::glob::matches_wild(&o.pattern, &model))
+            .find(|o| crate::glob::matches(&o.pattern, &model))
         {
             return Some((&o.price, &o.label));
         }

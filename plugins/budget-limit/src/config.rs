@@ -2,7 +2,6 @@
 //! naming the field path.
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer};
 use tollgate_guest::{BudgetLimit, Metric, Period, Scope, Target, Window, glob_match};
 
 /// The plugin's config; see the crate docs.
@@ -24,17 +23,17 @@ pub struct Limit {
     /// Unique name, shown in denials, alerts and the admin API.
     pub name: String,
     /// Whose usage is counted.
-    pub scope: ScopeName,
+    pub scope: Scope,
     /// Only these scope values (globs); absent = every value, each with its own cap.
     #[serde(default, rename = "match")]
     pub matches: Option<Vec<String>>,
     /// What is counted.
-    pub metric: MetricName,
+    pub metric: Metric,
     /// The window's length.
-    pub period: PeriodName,
+    pub period: Period,
     /// How the window moves (default calendar).
     #[serde(default)]
-    pub window: WindowName,
+    pub window: Window,
     /// The cap, in the metric's unit (US dollars, tokens or requests).
     pub limit: f64,
     /// Percentages of `limit` at which the gateway raises an alert, once per period.
@@ -50,12 +49,12 @@ impl Limit {
     pub fn budget_limit(&self) -> BudgetLimit {
         BudgetLimit::new(
             self.name.as_str(),
-            self.scope.0.clone(),
-            self.metric.into(),
-            self.period.into(),
+            self.scope.clone(),
+            self.metric,
+            self.period,
             self.limit,
         )
-        .window(self.window.into())
+        .window(self.window)
         .alert_at(self.alert_at.iter().copied())
     }
 }
@@ -92,7 +91,7 @@ pub struct RateLimit {
     /// Prefix of the generated limits' names.
     pub name: String,
     /// Whose usage is counted.
-    pub scope: ScopeName,
+    pub scope: Scope,
     /// Only these scope values (globs); absent = every value.
     #[serde(default, rename = "match")]
     pub matches: Option<Vec<String>>,
@@ -114,7 +113,7 @@ impl RateLimit {
         .into_iter()
         .filter_map(move |(suffix, metric, cap)| {
             let name = format!("{}:{suffix}", self.name);
-            let scope = self.scope.0.clone();
+            let scope = self.scope.clone();
             cap.map(|cap| {
                 BudgetLimit::new(name, scope, metric, Period::Minute, cap as f64).rolling()
             })
@@ -125,90 +124,6 @@ impl RateLimit {
 /// Whether a scope value passes an optional `match` list of globs.
 pub fn matches(patterns: Option<&[String]>, value: &str) -> bool {
     patterns.is_none_or(|ps| ps.iter().any(|p| glob_match(p, value)))
-}
-
-/// A scope as written in config: `tenant`, `team`, `user`, `key` or `metadata.<key>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScopeName(pub Scope);
-
-impl<'de> Deserialize<'de> for ScopeName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map(ScopeName).map_err(de::Error::custom)
-    }
-}
-
-/// A metric as written in config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MetricName {
-    /// Spend in US dollars.
-    Cost,
-    /// Input, output and cache tokens.
-    Tokens,
-    /// Requests admitted.
-    Requests,
-}
-
-impl From<MetricName> for Metric {
-    fn from(m: MetricName) -> Self {
-        match m {
-            MetricName::Cost => Metric::Cost,
-            MetricName::Tokens => Metric::Tokens,
-            MetricName::Requests => Metric::Requests,
-        }
-    }
-}
-
-/// A period as written in config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeriodName {
-    /// One minute.
-    Minute,
-    /// One hour.
-    Hour,
-    /// One day.
-    Day,
-    /// One week (calendar: from Monday; rolling: 7 days).
-    Week,
-    /// One month (calendar: from the 1st; rolling: 30 days).
-    Month,
-    /// Everything ever counted.
-    Total,
-}
-
-impl From<PeriodName> for Period {
-    fn from(p: PeriodName) -> Self {
-        match p {
-            PeriodName::Minute => Period::Minute,
-            PeriodName::Hour => Period::Hour,
-            PeriodName::Day => Period::Day,
-            PeriodName::Week => Period::Week,
-            PeriodName::Month => Period::Month,
-            PeriodName::Total => Period::Total,
-        }
-    }
-}
-
-/// A window as written in config.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowName {
-    /// Resets at the start of each UTC minute, hour, day, ISO week or month.
-    #[default]
-    Calendar,
-    /// Slides over the last period.
-    Rolling,
-}
-
-impl From<WindowName> for Window {
-    fn from(w: WindowName) -> Self {
-        match w {
-            WindowName::Calendar => Window::Calendar,
-            WindowName::Rolling => Window::Rolling,
-        }
-    }
 }
 
 /// Checks what serde cannot; the error starts with the field path.
@@ -222,7 +137,7 @@ pub fn validate(c: &Config) -> Result<(), String> {
         if !l.limit.is_finite() || l.limit <= 0.0 {
             return Err(format!("{at}.limit: must be a number above 0"));
         }
-        if l.period == PeriodName::Total && l.window == WindowName::Rolling {
+        if l.period == Period::Total && l.window == Window::Rolling {
             return Err(format!(
                 "{at}.window: a `total` period has no rolling window; omit `window`"
             ));

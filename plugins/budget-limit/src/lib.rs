@@ -153,7 +153,7 @@ impl Plugin for BudgetLimiter {
         let mut decision = BudgetDecision::allow();
         let mut downgrade = None;
         for limit in &c.limits {
-            let Some(value) = req.scope_value(&limit.scope.0) else {
+            let Some(value) = req.scope_value(&limit.scope) else {
                 continue;
             };
             if !config::matches(limit.matches.as_deref(), value) {
@@ -166,7 +166,7 @@ impl Plugin for BudgetLimiter {
         }
         for rate in &c.rate_limits {
             let applies = req
-                .scope_value(&rate.scope.0)
+                .scope_value(&rate.scope)
                 .is_some_and(|v| config::matches(rate.matches.as_deref(), v));
             if applies {
                 for limit in rate.budget_limits() {
@@ -193,10 +193,9 @@ fn downgrade_for(limit: &Limit, req: &Request, target: &Target) -> Option<Target
     {
         return None;
     }
-    let metric = limit.metric.into();
     let used = req
-        .usage(&limit.scope.0, limit.period.into(), limit.window.into())
-        .current(metric);
+        .usage(&limit.scope, limit.period, limit.window)
+        .current(limit.metric);
     if used * 100.0 < f64::from(d.at) * limit.limit {
         return None;
     }
