@@ -361,6 +361,16 @@ mod tests {
         }
     }
 
+    /// (input, output, cache read, cache write) nano-dollars.
+    fn parts(c: &Cost) -> (u64, u64, u64, u64) {
+        (
+            c.input_nano,
+            c.output_nano,
+            c.cache_read_nano,
+            c.cache_write_nano,
+        )
+    }
+
     fn priced_as(p: &Pricing, provider: &str, model: &str) -> Option<String> {
         p.lookup(provider, model).map(|(_, name)| name.to_string())
     }
@@ -445,15 +455,7 @@ mod tests {
             "claude-haiku-4-5",
             &usage(1234, 567, 8901, 2345),
         );
-        assert_eq!(
-            (
-                cost.input_nano,
-                cost.output_nano,
-                cost.cache_read_nano,
-                cost.cache_write_nano
-            ),
-            (1_234_000, 2_835_000, 890_100, 2_931_250)
-        );
+        assert_eq!(parts(&cost), (1_234_000, 2_835_000, 890_100, 2_931_250));
         assert_eq!(cost.total_nano, 7_890_350);
         // claude-3-5-haiku-20241022 (retired; from LiteLLM's Bedrock entry): 0.8, 4, 0.08, 1.
         let cost = Pricing::builtin().cost(
@@ -461,15 +463,7 @@ mod tests {
             "claude-3-5-haiku-20241022",
             &usage(1000, 1000, 1000, 1000),
         );
-        assert_eq!(
-            (
-                cost.input_nano,
-                cost.output_nano,
-                cost.cache_read_nano,
-                cost.cache_write_nano
-            ),
-            (800_000, 4_000_000, 80_000, 1_000_000)
-        );
+        assert_eq!(parts(&cost), (800_000, 4_000_000, 80_000, 1_000_000));
         assert_eq!(cost.total_nano, 5_880_000);
     }
 
@@ -480,12 +474,7 @@ mod tests {
         let cost =
             Pricing::builtin().cost("openai", "gpt-4o", &usage(1_000_000, 100_000, 400_000, 10));
         assert_eq!(
-            (
-                cost.input_nano,
-                cost.output_nano,
-                cost.cache_read_nano,
-                cost.cache_write_nano
-            ),
+            parts(&cost),
             (2_500_000_000, 1_000_000_000, 500_000_000, 25_000)
         );
         assert_eq!(cost.total_nano, 4_000_025_000);
@@ -496,15 +485,7 @@ mod tests {
     fn gpt_4o_mini_cost() {
         // gpt-4o-mini: input 0.15, output 0.6, cache_read 0.075, cache_write 0.15.
         let cost = Pricing::builtin().cost("openai", "gpt-4o-mini", &usage(1, 3, 7, 1));
-        assert_eq!(
-            (
-                cost.input_nano,
-                cost.output_nano,
-                cost.cache_read_nano,
-                cost.cache_write_nano
-            ),
-            (150, 1800, 525, 150)
-        );
+        assert_eq!(parts(&cost), (150, 1800, 525, 150));
         assert_eq!(cost.total_nano, 2625);
         let json = cost.to_json();
         assert_eq!(json["priced_as"], "gpt-4o-mini");
@@ -529,15 +510,7 @@ mod tests {
         // 1.5 nano rounds up, 0.4 rounds down (cache prices default to the input's);
         // the total is the sum of the rounded parts, not the rounded sum (3.5 -> 4).
         let cost = p.cost("x", "tiny", &usage(1, 1, 1, 1));
-        assert_eq!(
-            (
-                cost.input_nano,
-                cost.output_nano,
-                cost.cache_read_nano,
-                cost.cache_write_nano
-            ),
-            (2, 0, 2, 2)
-        );
+        assert_eq!(parts(&cost), (2, 0, 2, 2));
         assert_eq!(cost.total_nano, 6);
     }
 
