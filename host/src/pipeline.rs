@@ -39,8 +39,10 @@ pub struct Exchange {
     reservation: Option<Reservation>,
     /// The scopes this request's usage is counted under (set with the reservation).
     counted: Option<Arc<[ScopeKey]>>,
-    /// The usage is an estimate (a stream the client cut before its final usage).
+    /// The usage is an estimate (a stream cut before its final usage).
     pub usage_estimated: bool,
+    /// The prompt's size estimate, billed as input when a cut stream reported none.
+    prompt_estimate: u64,
     logged: bool,
 }
 
@@ -92,6 +94,7 @@ impl Exchange {
             reservation: None,
             counted: None,
             usage_estimated: false,
+            prompt_estimate: 0,
             logged: false,
         }
     }
@@ -135,6 +138,18 @@ impl Exchange {
     /// thresholds go to the alert task, the usage to the log writer for the store.
     fn settle(&mut self) {
         let r = &mut self.record;
+        if r.attempts.is_empty() {
+            // Refused before any provider saw it (e.g. a body that cannot be translated):
+            // nothing was used, so the reservation is released uncounted.
+            self.reservation = None;
+            self.counted = None;
+            return;
+        }
+        let u = &mut r.usage;
+        if self.usage_estimated && u.input_tokens + u.cache_read_tokens + u.cache_write_tokens == 0
+        {
+            u.input_tokens = self.prompt_estimate;
+        }
         let cost = match (&r.provider, &r.served_model) {
             (Some(p), Some(m)) if self.counted.is_some() => {
                 let cost = self.state.pricing.cost(p, m, &r.usage);
@@ -364,9 +379,10 @@ pub async fn admit(
             }
         }
         let first = &plan.targets[0];
-        let max_tokens = summary
-            .max_tokens
-            .map(|m| first.max_tokens_cap.map_or(m, |cap| m.min(cap)));
+        let max_tokens = match (summary.max_tokens, first.max_tokens_cap) {
+            (Some(m), Some(cap)) => Some(m.min(cap)),
+            (m, cap) => m.or(cap),
+        };
         let estimate = budget::estimate(
             &state.pricing,
             &first.provider.id,
@@ -380,6 +396,7 @@ pub async fn admit(
             Ok(r) => {
                 ex.reservation = Some(r);
                 ex.counted = Some(counted);
+                ex.prompt_estimate = u64::from(summary.prompt_tokens_estimate);
             }
             Err(exceeded) => return Err(budget::refusal(&exceeded, now)),
         }

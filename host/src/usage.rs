@@ -142,7 +142,14 @@ impl AnthropicStreamTap {
                     self.stop_reason = Some(r.to_string());
                 }
             }
-            Some("content_block_delta") => self.saw_content = true,
+            Some("content_block_delta") => {
+                self.saw_content = true;
+                let delta = v.get("delta");
+                let text = ["text", "partial_json", "thinking"]
+                    .iter()
+                    .find_map(|k| delta.and_then(|d| d.get(*k)).and_then(|t| t.as_str()));
+                self.output_chars += text.map_or(0, str::len) as u64;
+            }
             Some("message_stop") => self.finished = true,
             Some("error") => {
                 self.error = Some(

@@ -251,7 +251,14 @@ impl RelayStream {
 
     fn finish(&mut self, error: Option<String>) {
         if let Some(mut ex) = self.ex.take() {
-            ex.record.usage = self.mode.usage();
+            // A stream that failed may never have carried its final usage: bill at least
+            // what was relayed.
+            ex.record.usage = if error.is_some() {
+                ex.usage_estimated = true;
+                self.mode.usage_when_cut()
+            } else {
+                self.mode.usage()
+            };
             ex.finish(200, error);
         }
     }
