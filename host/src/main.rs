@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tollgate::cli::{AdminClient, Output, PluginCheck};
+use tollgate::cli::{AdminClient, BundleScope, Output, PluginCheck};
 use tollgate::config::Config;
 
 #[derive(Parser)]
@@ -72,6 +72,83 @@ enum Command {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Versioned policy bundles, per tenant or platform-wide (admin API client).
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Upload a TOML bundle file as the new active version.
+    Apply {
+        #[command(flatten)]
+        target: BundleTarget,
+        /// The bundle file: default_provider, models and [[plugins]] (name or path).
+        file: PathBuf,
+        /// Why this version exists, kept in the history.
+        #[arg(long)]
+        message: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the bundle's versions.
+    History {
+        #[command(flatten)]
+        target: BundleTarget,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print a version's bundle as JSON (default: the active version).
+    Show {
+        #[command(flatten)]
+        target: BundleTarget,
+        /// A version number from `bundle history`.
+        #[arg(long)]
+        version: Option<u64>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// What changed between two versions.
+    Diff {
+        #[command(flatten)]
+        target: BundleTarget,
+        /// The older version.
+        from: u64,
+        /// The newer version.
+        to: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Re-activate a version's content (recorded as a new version).
+    Rollback {
+        #[command(flatten)]
+        target: BundleTarget,
+        /// The version whose content becomes active again.
+        version: u64,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Exactly one of --tenant and --platform.
+#[derive(Args)]
+#[group(id = "bundle_target", required = true, multiple = false)]
+struct BundleTarget {
+    /// A tenant's bundle.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The platform bundle, applied to every tenant before its own.
+    #[arg(long)]
+    platform: bool,
+}
+
+impl BundleTarget {
+    fn scope(self) -> BundleScope {
+        match self.tenant {
+            Some(t) => BundleScope::Tenant(t),
+            None => BundleScope::Platform,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -401,6 +478,53 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .get_listing("/alerts", tenant.as_deref(), ALERT_COLUMNS)
             .await
             .map(|()| 0),
+        Command::Bundle(cmd) => bundle(cmd).await.map(|()| 0),
+    }
+}
+
+async fn bundle(cmd: BundleCmd) -> anyhow::Result<()> {
+    match cmd {
+        BundleCmd::Apply {
+            target,
+            file,
+            message,
+            remote,
+        } => {
+            let body = tollgate::cli::read_bundle_file(&file)?;
+            remote
+                .client()?
+                .bundle_apply(&target.scope(), body, message.as_deref())
+                .await
+        }
+        BundleCmd::History { target, remote } => {
+            remote.client()?.bundle_history(&target.scope()).await
+        }
+        BundleCmd::Show {
+            target,
+            version,
+            remote,
+        } => remote.client()?.bundle_show(&target.scope(), version).await,
+        BundleCmd::Diff {
+            target,
+            from,
+            to,
+            remote,
+        } => {
+            remote
+                .client()?
+                .bundle_diff(&target.scope(), from, to)
+                .await
+        }
+        BundleCmd::Rollback {
+            target,
+            version,
+            remote,
+        } => {
+            remote
+                .client()?
+                .bundle_rollback(&target.scope(), version)
+                .await
+        }
     }
 }
 
@@ -446,4 +570,52 @@ async fn serve(
     // Tests and scripts wait for this line.
     println!("tollgate listening on {base_url}");
     gateway.serve(listener).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bundle_commands_need_exactly_one_target() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["tollgate", "bundle"], args].concat());
+        assert!(parse(&["history", "--tenant", "acme"]).is_ok());
+        assert!(parse(&["history", "--platform"]).is_ok());
+        assert!(parse(&["history"]).is_err());
+        assert!(parse(&["history", "--tenant", "acme", "--platform"]).is_err());
+        let Ok(Cli {
+            command:
+                Command::Bundle(BundleCmd::Apply {
+                    target,
+                    file,
+                    message,
+                    ..
+                }),
+        }) = parse(&["apply", "--platform", "b.toml", "--message", "why"])
+        else {
+            panic!("apply did not parse");
+        };
+        assert_eq!(target.scope(), BundleScope::Platform);
+        assert_eq!(file, PathBuf::from("b.toml"));
+        assert_eq!(message.as_deref(), Some("why"));
+        let Ok(Cli {
+            command:
+                Command::Bundle(BundleCmd::Show {
+                    target, version, ..
+                }),
+        }) = parse(&["show", "--tenant", "acme", "--version", "3"])
+        else {
+            panic!("show did not parse");
+        };
+        assert_eq!(target.scope(), BundleScope::Tenant("acme".into()));
+        assert_eq!(version, Some(3));
+        assert!(parse(&["diff", "--platform", "1", "2"]).is_ok());
+        assert!(parse(&["rollback", "--tenant", "acme", "2"]).is_ok());
+    }
 }

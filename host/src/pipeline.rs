@@ -87,6 +87,8 @@ impl Exchange {
                 error: None,
                 cost_nano: 0,
                 cost: None,
+                bundle_version: None,
+                platform_version: None,
                 ledger: None,
             },
             started: Instant::now(),
@@ -220,6 +222,8 @@ fn empty_record() -> LogRecord {
         error: None,
         cost_nano: 0,
         cost: None,
+        bundle_version: None,
+        platform_version: None,
         ledger: None,
     }
 }
@@ -275,7 +279,11 @@ pub async fn admit(
     ex.record.stream = summary.stream && endpoint != Endpoint::CountTokens;
     crate::auth::check_scope(&key, &ex.record.metadata, Some(&summary.model))?;
 
+    // This request is decided by the bundle versions active now, even if a newer one
+    // is activated while it runs.
     let tenant = state.tenant(&key.tenant_id);
+    ex.record.bundle_version = tenant.version;
+    ex.record.platform_version = tenant.platform_version;
     let scopes = Arc::new(RequestScopes::new(
         &key.tenant_id,
         &key.id,

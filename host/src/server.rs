@@ -11,18 +11,75 @@ use crate::store::{LogSender, Store};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// What the gateway knows about one tenant at request time.
+/// What the gateway knows about one tenant at request time: one immutable snapshot per
+/// bundle activation, so a request keeps the version it started with.
 #[derive(Clone, Debug, Default)]
 pub struct TenantRuntime {
     /// Provider that serves this tenant unless a route says otherwise.
     pub default_provider: Option<String>,
-    /// Policy and routing plugins, in order.
+    /// The platform's plugins, then the tenant's own, in order.
     pub chain: PolicyChain,
     /// Models advertised by `GET /v1/models` (empty = the providers' lists).
     pub models: Vec<String>,
+    /// The tenant bundle version in force (`None`: the config file's chain).
+    pub version: Option<u32>,
+    /// The platform bundle version in force, if any.
+    pub platform_version: Option<u32>,
+    /// The tenant's own plugins (the chain without the platform's).
+    pub own: Vec<ConfiguredPlugin>,
+}
+
+/// The platform bundle: plugins every tenant's chain starts with, which a tenant's
+/// bundle cannot remove.
+#[derive(Clone, Debug, Default)]
+pub struct Platform {
+    pub plugins: Vec<ConfiguredPlugin>,
+    pub version: Option<u32>,
+}
+
+impl TenantRuntime {
+    /// A tenant's runtime: `platform`'s plugins, then `own`.
+    pub fn compose(
+        platform: &Platform,
+        default_provider: Option<String>,
+        models: Vec<String>,
+        own: Vec<ConfiguredPlugin>,
+        version: Option<u32>,
+    ) -> Self {
+        let mut all = platform.plugins.clone();
+        all.extend(own.iter().cloned());
+        Self {
+            default_provider,
+            chain: PolicyChain::new(all),
+            models,
+            version,
+            platform_version: platform.version,
+            own,
+        }
+    }
+
+    /// The same tenant under another platform bundle.
+    fn recompose(&self, platform: &Platform) -> Self {
+        Self::compose(
+            platform,
+            self.default_provider.clone(),
+            self.models.clone(),
+            self.own.clone(),
+            self.version,
+        )
+    }
+}
+
+/// Every tenant's current runtime and the platform bundle they share.
+#[derive(Default)]
+struct Tenants {
+    by_id: HashMap<String, Arc<TenantRuntime>>,
+    platform: Platform,
+    /// Tenants with no config and no bundle: the platform's plugins only.
+    no_tenant: Arc<TenantRuntime>,
 }
 
 /// Shared state of the running gateway.
@@ -43,18 +100,60 @@ pub struct AppState {
     pub default_provider: Option<String>,
     pub admin_token: String,
     pub max_body_bytes: usize,
-    tenants: HashMap<String, Arc<TenantRuntime>>,
-    no_tenant: Arc<TenantRuntime>,
+    /// Where first-party plugins (`name = "..."`) are found.
+    pub plugin_dir: PathBuf,
+    /// The config file's tenants: what a bundle that sets no default provider or
+    /// models falls back to.
+    pub config_tenants: HashMap<String, TenantConfig>,
+    /// Serialises bundle activations (admin path only; never held by requests).
+    pub bundle_lock: tokio::sync::Mutex<()>,
+    tenants: RwLock<Tenants>,
 }
 
 impl AppState {
     /// The runtime of `tenant_id`; tenants created through the admin API and absent from
-    /// the config get an empty chain and the default provider.
+    /// the config get the platform's plugins and the default provider. The lock is held
+    /// only to clone an `Arc`.
     pub fn tenant(&self, tenant_id: &str) -> Arc<TenantRuntime> {
-        self.tenants
+        let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        t.by_id
             .get(tenant_id)
             .cloned()
-            .unwrap_or_else(|| self.no_tenant.clone())
+            .unwrap_or_else(|| t.no_tenant.clone())
+    }
+
+    /// The platform bundle in force.
+    pub fn platform(&self) -> Platform {
+        let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        t.platform.clone()
+    }
+
+    /// Activates a tenant's new runtime (built with [`TenantRuntime::compose`] on the
+    /// current platform): the next request uses it, requests in flight keep theirs.
+    pub fn set_tenant(
+        &self,
+        tenant_id: &str,
+        default_provider: Option<String>,
+        models: Vec<String>,
+        own: Vec<ConfiguredPlugin>,
+        version: Option<u32>,
+    ) {
+        let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let rt = TenantRuntime::compose(&t.platform, default_provider, models, own, version);
+        t.by_id.insert(tenant_id.to_string(), Arc::new(rt));
+    }
+
+    /// Activates a new platform bundle: every tenant's chain is recomposed at once.
+    pub fn set_platform(&self, platform: Platform) {
+        let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let by_id = t
+            .by_id
+            .iter()
+            .map(|(id, rt)| (id.clone(), Arc::new(rt.recompose(&platform))))
+            .collect();
+        t.by_id = by_id;
+        t.no_tenant = Arc::new(t.no_tenant.recompose(&platform));
+        t.platform = platform;
     }
 }
 
@@ -101,7 +200,7 @@ async fn build_chain(
     rt: &PluginRuntime,
     plugin_dir: &Path,
     t: &TenantConfig,
-) -> anyhow::Result<PolicyChain> {
+) -> anyhow::Result<Vec<ConfiguredPlugin>> {
     let mut plugins = Vec::with_capacity(t.plugins.len());
     for (i, p) in t.plugins.iter().enumerate() {
         let label = p.label();
@@ -126,7 +225,7 @@ async fn build_chain(
             fail_open: p.fail_open,
         });
     }
-    Ok(PolicyChain::new(plugins))
+    Ok(plugins)
 }
 
 /// A ready-to-serve gateway.
@@ -161,18 +260,18 @@ impl Gateway {
         let providers = Providers::from_config(&cfg, mock_url.as_deref())?;
         let plugins = plugin_runtime(&cfg)?;
         let plugin_dir = cfg.plugin_dir.clone().unwrap_or_else(default_plugin_dir);
-        let mut tenants = HashMap::new();
+        let mut tenants = Tenants::default();
         for t in &cfg.tenants {
             store.ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))?;
-            let chain = build_chain(&plugins, &plugin_dir, t).await?;
-            tenants.insert(
-                t.id.clone(),
-                Arc::new(TenantRuntime {
-                    default_provider: t.default_provider.clone(),
-                    chain,
-                    models: t.models.clone(),
-                }),
+            let own = build_chain(&plugins, &plugin_dir, t).await?;
+            let rt = TenantRuntime::compose(
+                &tenants.platform,
+                t.default_provider.clone(),
+                t.models.clone(),
+                own,
+                None,
             );
+            tenants.by_id.insert(t.id.clone(), Arc::new(rt));
         }
         let keys = KeyCache::load(&store)?;
         let pricing = Pricing::new(&cfg.pricing).map_err(anyhow::Error::msg)?;
@@ -226,9 +325,20 @@ impl Gateway {
             default_provider,
             admin_token,
             max_body_bytes: cfg.max_body_bytes,
-            tenants,
-            no_tenant: Arc::new(TenantRuntime::default()),
+            plugin_dir,
+            config_tenants: cfg
+                .tenants
+                .iter()
+                .map(|t| (t.id.clone(), t.clone()))
+                .collect(),
+            bundle_lock: tokio::sync::Mutex::new(()),
+            tenants: RwLock::new(tenants),
         });
+        // Bundles applied through the admin API outlive restarts: they replace the
+        // config file's chains.
+        crate::bundles::activate_stored(&state)
+            .await
+            .context("activating stored policy bundles")?;
         Ok(Self {
             state,
             config: cfg,

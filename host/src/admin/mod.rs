@@ -1,6 +1,8 @@
 //! The admin JSON API under `/admin/v1`, guarded by the admin token
-//! (`TOLLGATE_ADMIN_TOKEN`): tenants, keys, request logs, usage, budgets and alerts.
+//! (`TOLLGATE_ADMIN_TOKEN`): tenants, keys, request logs, usage, budgets, alerts and
+//! policy bundles.
 
+mod bundles;
 mod query;
 mod usage;
 
@@ -31,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/usage", get(usage::usage))
         .route("/budgets", get(usage::budgets))
         .route("/alerts", get(usage::alerts))
+        .merge(bundles::routes())
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 

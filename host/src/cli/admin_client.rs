@@ -1,5 +1,6 @@
 //! A thin client of the admin API, printing tables for people and JSON for scripts.
 
+use super::bundle::BundleScope;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
@@ -230,6 +231,147 @@ impl AdminClient {
         self.print(&v, columns);
         Ok(())
     }
+}
+
+/// `tollgate bundle …`: policy bundle versions, one tenant's or the platform's.
+impl AdminClient {
+    /// `tollgate bundle apply`: uploads `body` (from [`super::read_bundle_file`]) as a
+    /// new active version; prints its version, hash and summary.
+    pub async fn bundle_apply(
+        &self,
+        scope: &BundleScope,
+        mut body: Value,
+        message: Option<&str>,
+    ) -> anyhow::Result<()> {
+        if let (Some(m), Some(o)) = (message, body.as_object_mut()) {
+            o.insert("message".into(), m.into());
+        }
+        let v = self
+            .call(reqwest::Method::PUT, &bundle_path(scope, ""), Some(body))
+            .await?;
+        self.print(&v, BUNDLE_VERSION_COLUMNS);
+        Ok(())
+    }
+
+    /// `tollgate bundle history`: every version, newest as the server orders them.
+    pub async fn bundle_history(&self, scope: &BundleScope) -> anyhow::Result<()> {
+        let v = self
+            .call(reqwest::Method::GET, &bundle_path(scope, "/versions"), None)
+            .await?;
+        if self.output == Output::Json {
+            self.print(&v, &[]);
+            return Ok(());
+        }
+        let rows: Vec<Value> = v
+            .get("data")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(history_row).collect())
+            .unwrap_or_default();
+        print_table(
+            &rows.iter().collect::<Vec<_>>(),
+            &[
+                "version", "active", "created", "author", "hash", "message", "summary",
+            ],
+        );
+        Ok(())
+    }
+
+    /// `tollgate bundle show`: the active version, or `version`. Prints the bundle as
+    /// pretty JSON (`--json`: the whole response, with version, hash and author).
+    pub async fn bundle_show(
+        &self,
+        scope: &BundleScope,
+        version: Option<u64>,
+    ) -> anyhow::Result<()> {
+        let suffix = match version {
+            Some(n) => format!("/versions/{n}"),
+            None => String::new(),
+        };
+        let v = self
+            .call(reqwest::Method::GET, &bundle_path(scope, &suffix), None)
+            .await?;
+        let shown = match self.output {
+            Output::Json => &v,
+            Output::Table => v.get("bundle").unwrap_or(&v),
+        };
+        println!("{}", serde_json::to_string_pretty(shown)?);
+        Ok(())
+    }
+
+    /// `tollgate bundle diff`: one line per change from version `from` to `to`.
+    pub async fn bundle_diff(&self, scope: &BundleScope, from: u64, to: u64) -> anyhow::Result<()> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &bundle_path(scope, &format!("/diff?from={from}&to={to}")),
+                None,
+            )
+            .await?;
+        if self.output == Output::Json {
+            self.print(&v, &[]);
+            return Ok(());
+        }
+        let changes = v.get("changes").and_then(Value::as_array);
+        match changes {
+            Some(c) if !c.is_empty() => {
+                for change in c {
+                    println!(
+                        "{}",
+                        change
+                            .as_str()
+                            .map_or_else(|| change.to_string(), str::to_string)
+                    );
+                }
+            }
+            _ => println!("(no changes)"),
+        }
+        Ok(())
+    }
+
+    /// `tollgate bundle rollback`: a new version re-activating `version`'s content.
+    pub async fn bundle_rollback(&self, scope: &BundleScope, version: u64) -> anyhow::Result<()> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                &bundle_path(scope, "/rollback"),
+                Some(serde_json::json!({ "version": version })),
+            )
+            .await?;
+        self.print(&v, BUNDLE_VERSION_COLUMNS);
+        Ok(())
+    }
+}
+
+const BUNDLE_VERSION_COLUMNS: &[&str] = &["version", "hash", "summary"];
+
+/// `/tenants/{id}/bundle{suffix}` or `/bundle{suffix}`.
+fn bundle_path(scope: &BundleScope, suffix: &str) -> String {
+    match scope {
+        BundleScope::Tenant(id) => format!("/tenants/{}/bundle{suffix}", enc(id)),
+        BundleScope::Platform => format!("/bundle{suffix}"),
+    }
+}
+
+/// A `bundle history` table row: readable time, short hash.
+fn history_row(r: &Value) -> Value {
+    let created = r
+        .get("created_at_ms")
+        .and_then(Value::as_i64)
+        .map(crate::ledger::calendar::rfc3339);
+    let hash: Option<String> = r
+        .get("hash")
+        .and_then(Value::as_str)
+        .map(|h| h.chars().take(12).collect());
+    let active = r.get("active").and_then(Value::as_bool).unwrap_or(false);
+    serde_json::json!({
+        "version": r.get("version"),
+        "active": if active { "yes" } else { "no" },
+        "created": created,
+        "author": r.get("author"),
+        "hash": hash,
+        "message": r.get("message"),
+        "summary": r.get("summary"),
+    })
 }
 
 fn enc(s: &str) -> String {

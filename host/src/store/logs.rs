@@ -79,6 +79,12 @@ pub struct LogRecord {
     /// `priced_as`); absent when no upstream served the request.
     #[serde(default)]
     pub cost: Option<serde_json::Value>,
+    /// The tenant bundle version that decided the request (`None`: the config file's chain).
+    #[serde(default)]
+    pub bundle_version: Option<u32>,
+    /// The platform bundle version that decided it, if one is active.
+    #[serde(default)]
+    pub platform_version: Option<u32>,
     /// The usage to add to the stored ledger (not part of the row).
     #[serde(skip)]
     pub ledger: Option<crate::ledger::LedgerEntry>,
@@ -230,8 +236,8 @@ fn write_batch(
             "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
                metadata, requested_model, served_model, provider, status, stream, latency_ms, ttft_ms,
                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts,
-               cost_nano, cost)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+               cost_nano, cost, bundle_version, platform_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
         )?;
         let mut meta = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
@@ -263,6 +269,8 @@ fn write_batch(
                 serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
                 i64::try_from(r.cost_nano).unwrap_or(i64::MAX),
                 r.cost.as_ref().map(|c| c.to_string()),
+                r.bundle_version,
+                r.platform_version,
             ])?;
             for (k, v) in &r.metadata.0 {
                 meta.execute(params![r.request_id, r.tenant_id, k, v])?;
@@ -338,6 +346,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
         cost: r
             .get::<_, Option<String>>(24)?
             .and_then(|c| serde_json::from_str(&c).ok()),
+        bundle_version: r.get(25)?,
+        platform_version: r.get(26)?,
         ledger: None,
     })
 }
@@ -354,7 +364,7 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         "SELECT l.request_id, l.ts_ms, l.tenant_id, l.key_id, l.trace_id, l.endpoint, l.team, l.user,
                 l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
                 l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
-                l.decisions, l.error, l.attempts, l.cost_nano, l.cost
+                l.decisions, l.error, l.attempts, l.cost_nano, l.cost, l.bundle_version, l.platform_version
          FROM request_logs l WHERE 1=1",
     );
     let mut args: Vec<SqlValue> = Vec::new();
@@ -441,6 +451,8 @@ mod tests {
             error: None,
             cost_nano: 0,
             cost: None,
+            bundle_version: None,
+            platform_version: None,
             ledger: None,
         }
     }

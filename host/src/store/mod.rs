@@ -5,6 +5,7 @@
 //! with their usage-ledger buckets, by a dedicated thread, so the request path never
 //! waits on the disk.
 
+pub mod bundles;
 mod keys;
 mod logs;
 mod tenants;
@@ -102,6 +103,38 @@ ALTER TABLE request_logs ADD COLUMN cost_nano INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE request_logs ADD COLUMN cost TEXT;
 "#,
     crate::ledger::MIGRATION,
+    r#"
+CREATE TABLE bundles (
+    scope         TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    author        TEXT NOT NULL,
+    hash          TEXT NOT NULL,
+    message       TEXT,
+    summary       TEXT NOT NULL,
+    spec          TEXT NOT NULL,
+    PRIMARY KEY (scope, version)
+) WITHOUT ROWID;
+CREATE TABLE bundle_active (
+    scope   TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE plugin_blobs (
+    sha256 TEXT PRIMARY KEY,
+    bytes  BLOB NOT NULL
+);
+CREATE TABLE audit_log (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_ms  INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    scope  TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_log_scope ON audit_log(scope, id DESC);
+ALTER TABLE request_logs ADD COLUMN bundle_version INTEGER;
+ALTER TABLE request_logs ADD COLUMN platform_version INTEGER;
+"#,
 ];
 
 /// Handle to the store; cheap to clone.

@@ -1,0 +1,528 @@
+//! Policy bundles: what an admin ships (a chain of plugins with their configs, and a
+//! tenant's default provider and models), validated in full before it is activated
+//! atomically as a new numbered version, kept with its history for diff and rollback.
+//!
+//! Activation swaps an immutable [`TenantRuntime`](crate::server::TenantRuntime)
+//! snapshot: a request holds the snapshot it was admitted under, so requests in flight
+//! finish on their version and the next request sees the new one, with no restart.
+
+mod diff;
+
+pub use diff::diff;
+
+use crate::error::{ApiError, ErrorKind};
+use crate::plugins::{
+    CallEnv, ConfiguredPlugin, Endpoint, Hook, LoadedPlugin, RequestContext, RouteTarget,
+};
+use crate::server::{AppState, Platform};
+use crate::store::StoreError;
+use crate::store::bundles::{self as stored, BundleVersion, PLATFORM};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Whose bundle: one tenant's, or the platform's (run first for every tenant).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Tenant(String),
+    Platform,
+}
+
+impl Scope {
+    /// The store's name for the scope.
+    fn key(&self) -> &str {
+        match self {
+            Scope::Tenant(id) => id,
+            Scope::Platform => PLATFORM,
+        }
+    }
+}
+
+/// A bundle as uploaded (`PUT .../bundle`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleRequest {
+    /// Tenant bundles only: the provider serving unrouted requests.
+    #[serde(default)]
+    pub default_provider: Option<String>,
+    /// Tenant bundles only: models `GET /v1/models` advertises.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// The chain, in order.
+    pub plugins: Vec<PluginUpload>,
+    /// Why the change was made (kept in the history).
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// One plugin of an uploaded bundle: a first-party `name`, or a component (`wasm`,
+/// base64).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginUpload {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub wasm: Option<String>,
+    /// Name in logs and errors (default: `name`, else `plugin<i>`).
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub config: Option<Value>,
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+/// A bundle as stored: components by content hash.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_provider: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    pub plugins: Vec<StoredPlugin>,
+}
+
+/// One plugin of a stored bundle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPlugin {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_sha256: Option<String>,
+    pub label: String,
+    pub config: Value,
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+/// Uploaded plugin components by their SHA-256 (hex).
+type Blobs = Vec<(String, Vec<u8>)>;
+
+/// A refused bundle: 400 naming the entry and the reason.
+fn refused(why: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(format!("bundle refused: {why}"))
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
+        other => {
+            tracing::error!(error = %other, "bundle store operation failed");
+            ApiError::internal("store operation failed; see the gateway log")
+        }
+    }
+}
+
+/// Turns an upload into a stored spec plus the components it carries.
+fn stored_spec(scope: &Scope, req: BundleRequest) -> Result<(Spec, Blobs), ApiError> {
+    if scope == &Scope::Platform && (req.default_provider.is_some() || req.models.is_some()) {
+        return Err(refused(
+            "default_provider and models belong to tenant bundles, not the platform's",
+        ));
+    }
+    let mut blobs = Vec::new();
+    let mut plugins = Vec::with_capacity(req.plugins.len());
+    for (i, p) in req.plugins.into_iter().enumerate() {
+        let at = format!("plugins[{i}]");
+        let config = match p.config {
+            None => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(refused(format!("{at}.config: must be an object"))),
+        };
+        let (name, wasm_sha256) = match (p.name, p.wasm) {
+            (Some(n), None) if crate::config::valid_id(&n) => (Some(n), None),
+            (Some(n), None) => {
+                return Err(refused(format!("{at}.name: '{n}' is not a plugin name")));
+            }
+            (None, Some(b64)) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map_err(|e| refused(format!("{at}.wasm: not base64: {e}")))?;
+                let sha = hex::encode(Sha256::digest(&bytes));
+                blobs.push((sha.clone(), bytes));
+                (None, Some(sha))
+            }
+            _ => return Err(refused(format!("{at}: set exactly one of name or wasm"))),
+        };
+        let label = p
+            .label
+            .or_else(|| name.clone())
+            .unwrap_or_else(|| format!("plugin{i}"));
+        plugins.push(StoredPlugin {
+            name,
+            wasm_sha256,
+            label,
+            config,
+            fail_open: p.fail_open,
+        });
+    }
+    Ok((
+        Spec {
+            default_provider: req.default_provider,
+            models: req.models,
+            plugins,
+        },
+        blobs,
+    ))
+}
+
+/// Compiles, describes and config-checks every plugin of `spec`, and (when `smoke`)
+/// runs each declared hook once on a sample request. Errors name the entry.
+async fn build(
+    state: &AppState,
+    scope: &Scope,
+    spec: &Spec,
+    blobs: &[(String, Vec<u8>)],
+    smoke: bool,
+) -> Result<Vec<ConfiguredPlugin>, String> {
+    if let Some(p) = &spec.default_provider
+        && state.providers.get(p).is_none()
+    {
+        return Err(format!("default_provider: unknown provider '{p}'"));
+    }
+    let mut out = Vec::with_capacity(spec.plugins.len());
+    for (i, p) in spec.plugins.iter().enumerate() {
+        let at = format!("plugins[{i}] ({})", p.label);
+        let loaded = load(state, p, blobs)
+            .await
+            .map_err(|e| format!("{at}: {e}"))?;
+        let config = p.config.to_string();
+        state
+            .plugins
+            .validate_config(&loaded, &p.label, &config)
+            .await
+            .map_err(|e| format!("{at}: {e}"))?;
+        let configured = ConfiguredPlugin {
+            label: Arc::from(p.label.as_str()),
+            plugin: loaded,
+            config: Arc::from(config.as_str()),
+            fail_open: p.fail_open,
+        };
+        if smoke {
+            smoke_test(state, scope, &configured)
+                .await
+                .map_err(|e| format!("{at}: {e} on the smoke request"))?;
+        }
+        out.push(configured);
+    }
+    Ok(out)
+}
+
+/// The component of one plugin: a first-party file, or uploaded bytes.
+async fn load(
+    state: &AppState,
+    p: &StoredPlugin,
+    blobs: &[(String, Vec<u8>)],
+) -> Result<Arc<LoadedPlugin>, String> {
+    match (&p.name, &p.wasm_sha256) {
+        (Some(name), _) => {
+            let path = crate::server::first_party_path(&state.plugin_dir, name);
+            if !path.is_file() {
+                return Err(format!(
+                    "no first-party plugin '{name}' in {}",
+                    state.plugin_dir.display()
+                ));
+            }
+            state
+                .plugins
+                .load_file(&p.label, &path)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        (None, Some(sha)) => {
+            let bytes = blobs
+                .iter()
+                .find(|(h, _)| h == sha)
+                .map(|(_, b)| b)
+                .ok_or_else(|| format!("component {sha} is missing from the store"))?;
+            state
+                .plugins
+                .load_bytes(&p.label, bytes)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        (None, None) => Err("no name or component".into()),
+    }
+}
+
+/// Runs every hook the plugin declares on a sample request: a plugin that traps, runs
+/// out of time or memory, or routes to an unknown provider is refused before it can
+/// fail a real request. Denials are fine: a policy may well deny the sample.
+async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Result<(), String> {
+    const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"smoke test"}]}"#;
+    let tenant = match scope {
+        Scope::Tenant(id) => id.clone(),
+        Scope::Platform => "platform-smoke".into(),
+    };
+    let ctx = RequestContext {
+        request_id: "req_smoke".into(),
+        trace_id: "req_smoke".into(),
+        tenant,
+        key_id: "key_smoke".into(),
+        key_name: "smoke".into(),
+        team: Some("smoke".into()),
+        user: Some("smoke@example.com".into()),
+        metadata: vec![
+            ("env".into(), "prod".into()),
+            ("team".into(), "smoke".into()),
+            ("user".into(), "smoke@example.com".into()),
+        ],
+        model: "claude-sonnet-4-5".into(),
+        endpoint: Endpoint::Messages,
+        stream: false,
+        max_tokens: Some(16),
+        body_bytes: BODY.len() as u32,
+        prompt_tokens_estimate: (BODY.len() / 4) as u32,
+        message_count: 1,
+    };
+    let env = || CallEnv {
+        label: p.label.clone(),
+        config: p.config.clone(),
+        body: Bytes::from_static(BODY.as_bytes()),
+        usage: None,
+    };
+    let rt = &state.plugins;
+    let hooks = &p.plugin.info.hooks;
+    if hooks.contains(&Hook::Policy) {
+        rt.call_policy(&p.plugin, env(), &ctx)
+            .await
+            .map_err(|f| f.to_string())?;
+    }
+    if hooks.contains(&Hook::Route)
+        && let Some(plan) = rt
+            .call_route(&p.plugin, env(), &ctx)
+            .await
+            .map_err(|f| f.to_string())?
+    {
+        crate::routing::Plan::resolve(plan, &p.label, &state.providers, &ctx.model)
+            .map_err(|e| e.message)?;
+    }
+    if hooks.contains(&Hook::Budget) {
+        let target = RouteTarget {
+            provider: state.default_provider.clone().unwrap_or_default(),
+            model: Some(ctx.model.clone()),
+            weight: 1,
+            max_tokens_cap: None,
+        };
+        rt.call_budget(&p.plugin, env(), &ctx, &target)
+            .await
+            .map_err(|f| f.to_string())?;
+    }
+    Ok(())
+}
+
+/// Makes `plugins` the scope's chain in memory (the next request uses it).
+fn activate(
+    state: &AppState,
+    scope: &Scope,
+    spec: &Spec,
+    plugins: Vec<ConfiguredPlugin>,
+    version: u32,
+) {
+    match scope {
+        Scope::Platform => state.set_platform(Platform {
+            plugins,
+            version: Some(version),
+        }),
+        Scope::Tenant(id) => {
+            let base = state.config_tenants.get(id);
+            state.set_tenant(
+                id,
+                spec.default_provider
+                    .clone()
+                    .or_else(|| base.and_then(|t| t.default_provider.clone())),
+                spec.models
+                    .clone()
+                    .or_else(|| base.map(|t| t.models.clone()))
+                    .unwrap_or_default(),
+                plugins,
+                Some(version),
+            );
+        }
+    }
+}
+
+/// What changed against the active version, in a line.
+fn summarise(previous: Option<&Spec>, spec: &Spec) -> String {
+    let labels: Vec<&str> = spec.plugins.iter().map(|p| p.label.as_str()).collect();
+    let Some(prev) = previous else {
+        return format!(
+            "first version: {} plugin(s): {}",
+            labels.len(),
+            labels.join(", ")
+        );
+    };
+    let changes = diff(&to_value(prev), &to_value(spec));
+    match changes.len() {
+        0 => "no change".into(),
+        n => {
+            let paths: Vec<&str> = changes
+                .iter()
+                .take(3)
+                .map(|c| c.split(": ").next().unwrap_or(c))
+                .collect();
+            let more = if n > 3 { ", ..." } else { "" };
+            format!("{n} change(s): {}{more}", paths.join(", "))
+        }
+    }
+}
+
+fn to_value(spec: &Spec) -> Value {
+    serde_json::to_value(spec).unwrap_or(Value::Null)
+}
+
+/// Validates `req` in full and activates it as the scope's next version; refused
+/// bundles change nothing (and are audited).
+pub async fn apply(
+    state: &Arc<AppState>,
+    scope: Scope,
+    req: BundleRequest,
+    author: &str,
+) -> Result<BundleVersion, ApiError> {
+    let message = req.message.clone();
+    let (spec, blobs) = stored_spec(&scope, req)?;
+    commit(state, scope, spec, blobs, message, author, "apply").await
+}
+
+/// Re-activates the content of `version` as the scope's next version.
+pub async fn rollback(
+    state: &Arc<AppState>,
+    scope: Scope,
+    version: u32,
+    author: &str,
+) -> Result<BundleVersion, ApiError> {
+    let key = scope.key().to_string();
+    let (old, blobs) = state
+        .store
+        .bundles(move |c| {
+            let v = stored::version(c, &key, Some(version))?
+                .ok_or_else(|| StoreError::NotFound(format!("no bundle version {version}")))?;
+            let spec: Spec = serde_json::from_str(&v.spec)
+                .map_err(|e| StoreError::Task(format!("stored bundle is unreadable: {e}")))?;
+            let blobs = blobs_of(c, &spec)?;
+            Ok((spec, blobs))
+        })
+        .await
+        .map_err(store_error)?;
+    let message = Some(format!("rollback to version {version}"));
+    commit(state, scope, old, blobs, message, author, "rollback").await
+}
+
+fn blobs_of(c: &rusqlite::Connection, spec: &Spec) -> Result<Blobs, StoreError> {
+    let mut out = Vec::new();
+    for sha in spec.plugins.iter().filter_map(|p| p.wasm_sha256.as_ref()) {
+        let bytes = stored::get_blob(c, sha)?
+            .ok_or_else(|| StoreError::NotFound(format!("component {sha} is missing")))?;
+        out.push((sha.clone(), bytes));
+    }
+    Ok(out)
+}
+
+async fn commit(
+    state: &Arc<AppState>,
+    scope: Scope,
+    spec: Spec,
+    blobs: Blobs,
+    message: Option<String>,
+    author: &str,
+    action: &str,
+) -> Result<BundleVersion, ApiError> {
+    if let Scope::Tenant(id) = &scope
+        && state
+            .store
+            .get_tenant(id.clone())
+            .await
+            .map_err(store_error)?
+            .is_none()
+    {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("tenant '{id}' does not exist"),
+        ));
+    }
+    // One activation at a time, so versions and the in-memory chain agree.
+    let _serial = state.bundle_lock.lock().await;
+    let plugins = match build(state, &scope, &spec, &blobs, true).await {
+        Ok(p) => p,
+        Err(why) => {
+            let (key, actor, detail) = (scope.key().to_string(), author.to_string(), why.clone());
+            let action = format!("{action}-refused");
+            let _ = state
+                .store
+                .bundles(move |c| Ok(stored::audit(c, &key, &actor, &action, &detail)?))
+                .await;
+            return Err(refused(why));
+        }
+    };
+    let key = scope.key().to_string();
+    let json = serde_json::to_string(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    let hash = hex::encode(Sha256::digest(json.as_bytes()));
+    let (author, action) = (author.to_string(), action.to_string());
+    let spec_for_summary = spec.clone();
+    let version = state
+        .store
+        .bundles(move |c| {
+            let previous = stored::version(c, &key, None)?
+                .and_then(|v| serde_json::from_str::<Spec>(&v.spec).ok());
+            let summary = summarise(previous.as_ref(), &spec_for_summary);
+            for (sha, bytes) in &blobs {
+                stored::put_blob(c, sha, bytes)?;
+            }
+            let new = stored::NewVersion {
+                author: &author,
+                hash: &hash,
+                message: message.as_deref(),
+                summary: &summary,
+                spec: &json,
+                action: &action,
+            };
+            stored::insert_active(c, &key, new)
+        })
+        .await
+        .map_err(store_error)?;
+    activate(state, &scope, &spec, plugins, version.version);
+    tracing::info!(scope = %scope.key(), version = version.version, hash = %&version.hash[..12], "bundle activated: {}", version.summary);
+    Ok(version)
+}
+
+/// At start-up: activates every scope's stored active version (platform first), so
+/// bundles applied through the admin API outlive a restart.
+pub async fn activate_stored(state: &Arc<AppState>) -> anyhow::Result<()> {
+    let active = state
+        .store
+        .bundles(|c| {
+            let mut out = Vec::new();
+            for v in stored::all_active(c)? {
+                let spec: Spec = serde_json::from_str(&v.spec)
+                    .map_err(|e| StoreError::Task(format!("stored bundle is unreadable: {e}")))?;
+                let blobs = blobs_of(c, &spec)?;
+                out.push((v, spec, blobs));
+            }
+            Ok(out)
+        })
+        .await?;
+    // The platform's scope name sorts first ('*'), so tenants compose on top of it.
+    for (v, spec, blobs) in active {
+        let scope = match v.tenant {
+            Some(id) => Scope::Tenant(id),
+            None => Scope::Platform,
+        };
+        let plugins = build(state, &scope, &spec, &blobs, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("bundle '{}' version {}: {e}", scope.key(), v.version))?;
+        activate(state, &scope, &spec, plugins, v.version);
+        tracing::info!(scope = %scope.key(), version = v.version, "stored bundle activated");
+    }
+    Ok(())
+}
+
+/// A stored version's spec as the admin API shows it.
+pub fn spec_json(v: &BundleVersion) -> Value {
+    serde_json::from_str(&v.spec).unwrap_or(Value::Null)
+}
