@@ -255,3 +255,76 @@ config = {{ default = {{ targets = [{{ provider = "{provider}" }}] }} }}
     bundle.write_text("[[plugins]]\nname = \"model-router\"\nfail_opne = true\n")
     out = tollgate("bundle", "apply", "--tenant", "swap", str(bundle), env=env)
     assert out.returncode != 0 and "fail_opne" in out.stderr
+
+
+def test_watch_mode_applies_bundle_files_and_keeps_serving_through_a_broken_one(tmp_path, mocks):
+    from conftest import BIN, Process
+    watch_dir = tmp_path / "bundles"
+    watch_dir.mkdir()
+
+    class WatchingGateway(Gateway):
+        def start(self) -> None:
+            self.process = Process([str(BIN), "serve", "--config", str(self.config_path), "--watch", str(watch_dir)],
+                                   env=self.env, ready="tollgate listening on")
+            self.url = self.process.url
+
+    def router_file(provider: str) -> str:
+        return f"""
+[[plugins]]
+name = "model-router"
+config = {{ default = {{ targets = [{{ provider = "{provider}" }}] }} }}
+"""
+
+    def served_by(c: anthropic.Anthropic, provider: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        seen = None
+        while time.monotonic() < deadline:
+            seen = ask(c).headers["x-tollgate-provider"]
+            if seen == provider:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"still served by {seen}, not {provider}\n" + g.process.output())
+
+    bundle = watch_dir / "swap.toml"
+    bundle.write_text(router_file("a"))
+    g = WatchingGateway(tmp_path, config(tmp_path, mocks))
+    try:
+        c = client(g, "swap")
+        served_by(c, "a")
+        # "a" is also the config's default: wait for the file's version to be active too.
+        deadline = time.monotonic() + 10
+        while g.admin("GET", "/tenants/swap/bundle")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        status, _, first = g.admin("GET", "/tenants/swap/bundle")
+        assert status == 200 and first["author"] == "watch", first
+        raw = ask(c)
+        assert raw.headers["x-tollgate-provider"] == "a"
+        assert g.wait_log(raw.headers["request-id"])["bundle_version"] == first["version"]
+        bundle.write_text(router_file("b"))
+        served_by(c, "b")
+        status, _, hist = g.admin("GET", "/tenants/swap/bundle/versions")
+        assert status == 200
+        assert [(v["author"], v["message"]) for v in hist["data"][:2]] == [("watch", "watch: swap.toml")] * 2
+        good = hist["data"][0]["version"]
+
+        bundle.write_text('[[plugins]]\nname = "model-router"\nconfig = { defualt = {} }\n')
+        deadline = time.monotonic() + 10
+        refused = []
+        while not refused and time.monotonic() < deadline:
+            status, _, audit = g.admin("GET", "/audit?tenant=swap")
+            assert status == 200, audit
+            refused = [e for e in audit["data"] if e["action"] == "apply-refused" and e["actor"] == "watch"]
+            time.sleep(0.1)
+        assert refused, g.process.output()
+        assert "defualt" in refused[0]["detail"]
+        # The refused file is not retried every poll, and the good version keeps serving.
+        time.sleep(1.5)
+        status, _, audit = g.admin("GET", "/audit?tenant=swap")
+        assert len([e for e in audit["data"] if e["action"] == "apply-refused"]) == 1
+        for _ in range(3):
+            assert ask(c).headers["x-tollgate-provider"] == "b"
+        status, _, active = g.admin("GET", "/tenants/swap/bundle")
+        assert status == 200 and active["version"] == good
+        assert g.process.proc.poll() is None
+    finally:
+        g.stop()

@@ -30,6 +30,10 @@ enum Command {
         /// Override the config's data directory.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// GitOps: apply bundle files from DIR when they change (`platform.toml`,
+        /// `<tenant-id>.toml`; polled every 500 ms).
+        #[arg(long, value_name = "DIR")]
+        watch: Option<PathBuf>,
     },
     /// Run a mock Anthropic/OpenAI-compatible upstream (tests and offline use).
     Mock {
@@ -360,7 +364,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             config,
             listen,
             data_dir,
-        } => serve(config, listen, data_dir).await.map(|()| 0),
+            watch,
+        } => serve(config, listen, data_dir, watch).await.map(|()| 0),
         Command::Mock {
             listen,
             name,
@@ -532,7 +537,17 @@ async fn serve(
     config: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
     data_dir: Option<PathBuf>,
+    watch: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    if let Some(dir) = &watch {
+        let meta = std::fs::metadata(dir)
+            .with_context(|| format!("--watch directory {}", dir.display()))?;
+        anyhow::ensure!(
+            meta.is_dir(),
+            "--watch {} is not a directory",
+            dir.display()
+        );
+    }
     let embedded = config.is_none();
     let mut cfg = match &config {
         Some(p) => Config::load(p)?,
@@ -566,6 +581,9 @@ async fn serve(
                 gateway.config.data_dir.display()
             ),
         }
+    }
+    if let Some(dir) = watch {
+        tokio::spawn(tollgate::bundles::watch(gateway.state.clone(), dir));
     }
     // Tests and scripts wait for this line.
     println!("tollgate listening on {base_url}");

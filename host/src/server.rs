@@ -105,6 +105,8 @@ pub struct AppState {
     /// The config file's tenants: what a bundle that sets no default provider or
     /// models falls back to.
     pub config_tenants: HashMap<String, TenantConfig>,
+    /// Tenant admin tokens (the platform's is `admin_token`).
+    pub admin_tokens: crate::admin::AdminTokens,
     /// Serialises bundle activations (admin path only; never held by requests).
     pub bundle_lock: tokio::sync::Mutex<()>,
     tenants: RwLock<Tenants>,
@@ -274,6 +276,7 @@ impl Gateway {
             tenants.by_id.insert(t.id.clone(), Arc::new(rt));
         }
         let keys = KeyCache::load(&store)?;
+        let admin_tokens = crate::admin::AdminTokens::new(store.admin_tokens_blocking()?);
         let pricing = Pricing::new(&cfg.pricing).map_err(anyhow::Error::msg)?;
         let ledger = Arc::new(
             store
@@ -331,6 +334,7 @@ impl Gateway {
                 .iter()
                 .map(|t| (t.id.clone(), t.clone()))
                 .collect(),
+            admin_tokens,
             bundle_lock: tokio::sync::Mutex::new(()),
             tenants: RwLock::new(tenants),
         });

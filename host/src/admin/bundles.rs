@@ -1,12 +1,13 @@
 //! Policy bundles over the admin API: apply, show, history, diff, rollback, for a
 //! tenant (`/tenants/{id}/bundle...`) or the platform (`/bundle...`), and the audit log.
 
-use super::{AdminResult, json_rejection};
+use super::{AdminResult, Caller, json_rejection};
 use crate::bundles::{self, BundleRequest, Scope};
 use crate::error::{ApiError, ErrorKind};
 use crate::server::AppState;
 use crate::store::StoreError;
 use crate::store::bundles::{self as stored, PLATFORM};
+use axum::Extension;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -16,9 +17,6 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
-
-/// Who the admin API records as the author of a change.
-const AUTHOR: &str = "platform-admin";
 
 /// The bundle routes, for both scopes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -42,11 +40,12 @@ fn store_err(e: StoreError) -> ApiError {
 
 async fn apply(
     state: Arc<AppState>,
+    caller: Caller,
     scope: Scope,
     body: Result<Json<BundleRequest>, JsonRejection>,
 ) -> AdminResult<Response> {
     let Json(req) = body.map_err(json_rejection)?;
-    let v = bundles::apply(&state, scope, req, AUTHOR).await?;
+    let v = bundles::apply(&state, scope, req, &caller.author()).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -120,26 +119,29 @@ struct Rollback {
 
 async fn rollback(
     state: Arc<AppState>,
+    caller: Caller,
     scope: Scope,
     body: Result<Json<Rollback>, JsonRejection>,
 ) -> AdminResult<Response> {
     let Json(r) = body.map_err(json_rejection)?;
-    let v = bundles::rollback(&state, scope, r.version, AUTHOR).await?;
+    let v = bundles::rollback(&state, scope, r.version, &caller.author()).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
 async fn platform_apply(
     State(s): State<Arc<AppState>>,
+    Extension(c): Extension<Caller>,
     body: Result<Json<BundleRequest>, JsonRejection>,
 ) -> AdminResult<Response> {
-    apply(s, Scope::Platform, body).await
+    apply(s, c, Scope::Platform, body).await
 }
 async fn tenant_apply(
     State(s): State<Arc<AppState>>,
+    Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<BundleRequest>, JsonRejection>,
 ) -> AdminResult<Response> {
-    apply(s, Scope::Tenant(id), body).await
+    apply(s, c, Scope::Tenant(id), body).await
 }
 async fn platform_active(State(s): State<Arc<AppState>>) -> AdminResult<Response> {
     show(s, PLATFORM.into(), None).await
@@ -186,16 +188,18 @@ async fn tenant_diff(
 }
 async fn platform_rollback(
     State(s): State<Arc<AppState>>,
+    Extension(c): Extension<Caller>,
     body: Result<Json<Rollback>, JsonRejection>,
 ) -> AdminResult<Response> {
-    rollback(s, Scope::Platform, body).await
+    rollback(s, c, Scope::Platform, body).await
 }
 async fn tenant_rollback(
     State(s): State<Arc<AppState>>,
+    Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<Rollback>, JsonRejection>,
 ) -> AdminResult<Response> {
-    rollback(s, Scope::Tenant(id), body).await
+    rollback(s, c, Scope::Tenant(id), body).await
 }
 
 /// `GET /audit?tenant=&limit=`: bundle changes (applied, rolled back, refused), newest first.

@@ -4,7 +4,10 @@
 
 mod bundles;
 mod query;
+mod roles;
 mod usage;
+
+pub use roles::{AdminTokens, Caller};
 
 pub use query::{parse_log_query, parse_time};
 
@@ -34,19 +37,29 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/budgets", get(usage::budgets))
         .route("/alerts", get(usage::alerts))
         .merge(bundles::routes())
+        .route("/tenants/{id}/admin-tokens", post(create_admin_token))
+        .route("/admin-tokens/{id}/revoke", post(revoke_admin_token))
         .route_layer(middleware::from_fn_with_state(state, require_admin))
 }
 
-async fn require_admin(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    match check_token(&state, &req) {
-        Ok(()) => next.run(req).await,
-        Err(e) => e.into_response(),
+async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let caller = match presented_token(&req).and_then(|t| roles::identify(&state, t)) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = roles::authorize(&state, &caller, &mut req).await {
+        return e.into_response();
     }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
 }
 
-fn check_token(state: &AppState, req: &Request) -> Result<(), ApiError> {
-    let presented = req
-        .headers()
+fn presented_token(req: &Request) -> Result<&str, ApiError> {
+    req.headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -55,16 +68,56 @@ fn check_token(state: &AppState, req: &Request) -> Result<(), ApiError> {
                 .get("x-admin-token")
                 .and_then(|v| v.to_str().ok())
         })
+        .map(str::trim)
         .ok_or_else(|| {
             ApiError::unauthenticated("admin API: missing admin token (Authorization: Bearer …)")
-        })?;
-    if !constant_time_eq(presented.trim().as_bytes(), state.admin_token.as_bytes()) {
-        return Err(ApiError::unauthenticated("admin API: invalid admin token"));
-    }
-    Ok(())
+        })
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAdminToken {
+    #[serde(default)]
+    name: Option<String>,
+}
+
+/// `POST /tenants/{id}/admin-tokens` (platform only): a token that manages that tenant;
+/// its secret is in the answer only.
+async fn create_admin_token(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    body: Result<Json<NewAdminToken>, axum::extract::rejection::JsonRejection>,
+) -> AdminResult<Response> {
+    let Json(req) = body.map_err(json_rejection)?;
+    let name = req.name.unwrap_or_else(|| format!("{tenant}-admin"));
+    let (token, secret) = state
+        .store
+        .create_admin_token(tenant, name)
+        .await
+        .map_err(store_err)?;
+    state.admin_tokens.upsert(token.clone());
+    let mut body = serde_json::to_value(&token).unwrap_or_default();
+    if let Some(o) = body.as_object_mut() {
+        o.insert("token".into(), secret.into());
+    }
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `POST /admin-tokens/{id}/revoke` (platform only).
+async fn revoke_admin_token(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> AdminResult<Response> {
+    let token = state
+        .store
+        .revoke_admin_token(id)
+        .await
+        .map_err(store_err)?;
+    state.admin_tokens.upsert(token.clone());
+    Ok(Json(token).into_response())
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -7,8 +7,10 @@
 //! finish on their version and the next request sees the new one, with no restart.
 
 mod diff;
+mod watch;
 
 pub use diff::diff;
+pub use watch::watch;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::plugins::{

@@ -5,12 +5,14 @@
 //! with their usage-ledger buckets, by a dedicated thread, so the request path never
 //! waits on the disk.
 
+mod admin_tokens;
 pub mod bundles;
 mod keys;
 mod logs;
 mod tenants;
 mod usage;
 
+pub use admin_tokens::AdminToken;
 pub use keys::{ApiKey, NewKey, hash_secret};
 pub use logs::{AttemptRecord, LogQuery, LogRecord, LogSender, LogWriter, PluginDecision};
 pub use tenants::Tenant;
@@ -134,6 +136,16 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_log_scope ON audit_log(scope, id DESC);
 ALTER TABLE request_logs ADD COLUMN bundle_version INTEGER;
 ALTER TABLE request_logs ADD COLUMN platform_version INTEGER;
+"#,
+    r#"
+CREATE TABLE admin_tokens (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants(id),
+    name        TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER,
+    secret_hash TEXT NOT NULL UNIQUE
+);
 "#,
 ];
 
