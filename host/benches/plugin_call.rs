@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
             config: Arc::from(config),
             body: body.clone(),
             usage: None,
+            sandbox: None,
         };
         match exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx)) {
             Ok(Decision::Allow | Decision::AllowWith(_)) => {}
@@ -94,6 +95,7 @@ fn bench(c: &mut Criterion) {
         label: Arc::from("model-router"),
         body: body.clone(),
         usage: None,
+        sandbox: None,
         config: Arc::from(
             r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
             "route":{"strategy":"fallback","targets":[{"provider":"anthropic"},{"provider":"openai","model":"gpt-4o"}]}},
@@ -120,6 +122,7 @@ fn bench(c: &mut Criterion) {
         label: Arc::from("budget-limit"),
         body: body.clone(),
         usage: None,
+        sandbox: None,
         config: Arc::from(
             r#"{"limits":[{"name":"team-daily-cost","scope":"team","metric":"cost","period":"day","limit":50,"alert_at":[50,80,100]}],
                "rate_limits":[{"name":"key-rpm","scope":"key","requests_per_minute":600}]}"#,

@@ -122,6 +122,43 @@ pub struct SandboxConfig {
     /// Plugin instances that may exist at once across the gateway.
     #[serde(default = "default_max_instances")]
     pub max_instances: u32,
+    /// Plugin instances one tenant may hold at once (default: half the CPU cores, at
+    /// least one), so one tenant's runaway plugins can occupy neither the whole pool
+    /// nor every core. A plugin call takes tens of microseconds, so even one slot
+    /// serves thousands of requests a second.
+    #[serde(default)]
+    pub tenant_max_instances: Option<u32>,
+    /// Longest a plugin call waits for an instance slot before its request fails with
+    /// 503, in milliseconds.
+    #[serde(default = "default_queue_ms")]
+    pub queue_ms: u64,
+}
+
+impl SandboxConfig {
+    /// The instance slots of a tenant that sets none.
+    pub fn tenant_default_instances(&self) -> u32 {
+        self.tenant_max_instances.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            u32::try_from(cores / 2)
+                .unwrap_or(u32::MAX)
+                .clamp(1, self.max_instances)
+        })
+    }
+}
+
+/// A tenant's own sandbox limits; what is unset comes from `[sandbox]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSandboxConfig {
+    /// CPU deadline of one of this tenant's plugin calls, in milliseconds.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+    /// Linear-memory cap of one of this tenant's plugin instances, in MiB.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Plugin instances this tenant may hold at once.
+    #[serde(default)]
+    pub max_instances: Option<u32>,
 }
 
 fn default_deadline_ms() -> u64 {
@@ -133,6 +170,9 @@ fn default_memory_mib() -> u64 {
 fn default_max_instances() -> u32 {
     128
 }
+fn default_queue_ms() -> u64 {
+    1_000
+}
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -140,6 +180,8 @@ impl Default for SandboxConfig {
             deadline_ms: default_deadline_ms(),
             memory_mib: default_memory_mib(),
             max_instances: default_max_instances(),
+            tenant_max_instances: None,
+            queue_ms: default_queue_ms(),
         }
     }
 }
@@ -261,6 +303,9 @@ pub struct TenantConfig {
     /// Budget alert delivery.
     #[serde(default)]
     pub alerts: Option<AlertConfig>,
+    /// This tenant's plugin limits (CPU deadline, memory, concurrent instances).
+    #[serde(default)]
+    pub sandbox: TenantSandboxConfig,
 }
 
 /// A plugin in a tenant's chain.
@@ -439,23 +484,34 @@ impl Config {
             }
         }
         let s = &self.sandbox;
-        if !(1..=60_000).contains(&s.deadline_ms) {
+        check_sandbox(
+            "sandbox",
+            Some(s.deadline_ms),
+            Some(s.memory_mib),
+            Some(s.max_instances),
+            10_000,
+        )
+        .map_err(|(f, m)| bad(f, m))?;
+        if let Some(n) = s.tenant_max_instances {
+            check_sandbox("sandbox", None, None, Some(n), s.max_instances)
+                .map_err(|(_, m)| bad("sandbox.tenant_max_instances".into(), m))?;
+        }
+        if !(1..=600_000).contains(&s.queue_ms) {
             return Err(bad(
-                "sandbox.deadline_ms".into(),
-                "must be between 1 and 60000".into(),
+                "sandbox.queue_ms".into(),
+                "must be between 1 and 600000".into(),
             ));
         }
-        if !(1..=4096).contains(&s.memory_mib) {
-            return Err(bad(
-                "sandbox.memory_mib".into(),
-                "must be between 1 and 4096".into(),
-            ));
-        }
-        if !(1..=10_000).contains(&s.max_instances) {
-            return Err(bad(
-                "sandbox.max_instances".into(),
-                "must be between 1 and 10000".into(),
-            ));
+        for (i, t) in self.tenants.iter().enumerate() {
+            let ts = &t.sandbox;
+            check_sandbox(
+                &format!("tenants[{i}].sandbox"),
+                ts.deadline_ms,
+                ts.memory_mib,
+                ts.max_instances,
+                s.max_instances,
+            )
+            .map_err(|(f, m)| bad(f, m))?;
         }
         if let Err(e) = crate::pricing::Pricing::new(&self.pricing) {
             let (field, message) = e.split_once(": ").unwrap_or(("pricing", e.as_str()));
@@ -474,6 +530,41 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Checks sandbox limits under `at`; instances may not exceed `max_instances`.
+fn check_sandbox(
+    at: &str,
+    deadline_ms: Option<u64>,
+    memory_mib: Option<u64>,
+    instances: Option<u32>,
+    max_instances: u32,
+) -> Result<(), (String, String)> {
+    if let Some(d) = deadline_ms
+        && !(1..=60_000).contains(&d)
+    {
+        return Err((
+            format!("{at}.deadline_ms"),
+            "must be between 1 and 60000".into(),
+        ));
+    }
+    if let Some(m) = memory_mib
+        && !(1..=4096).contains(&m)
+    {
+        return Err((
+            format!("{at}.memory_mib"),
+            "must be between 1 and 4096".into(),
+        ));
+    }
+    if let Some(n) = instances
+        && !(1..=max_instances).contains(&n)
+    {
+        return Err((
+            format!("{at}.max_instances"),
+            format!("must be between 1 and {max_instances}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `s` is usable as a tenant or provider id.
@@ -540,6 +631,26 @@ default_provider = "openai"
             .expect_err("bad plugin")
             .to_string();
         assert!(msg.contains("tenants[0].plugins[0]"), "{msg}");
+    }
+
+    #[test]
+    fn tenant_sandbox_limits_are_checked_against_the_pool() {
+        let text = "[sandbox]\nmax_instances = 8\n[[tenants]]\nid = \"a\"\nsandbox = { max_instances = 9 }\n";
+        let msg = Config::parse(text, "t.toml")
+            .expect_err("too many")
+            .to_string();
+        assert!(msg.contains("tenants[0].sandbox.max_instances"), "{msg}");
+        assert!(msg.contains("between 1 and 8"), "{msg}");
+        let text = "[[tenants]]\nid = \"a\"\nsandbox = { deadline_ms = 0 }\n";
+        let msg = Config::parse(text, "t.toml").expect_err("zero").to_string();
+        assert!(msg.contains("tenants[0].sandbox.deadline_ms"), "{msg}");
+        let ok = Config::parse(
+            "[sandbox]\nmax_instances = 8\n[[tenants]]\nid = \"a\"\nsandbox = { memory_mib = 32, max_instances = 2 }\n",
+            "t.toml",
+        )
+        .expect("valid");
+        assert_eq!(ok.tenants[0].sandbox.max_instances, Some(2));
+        assert!((1..=8).contains(&ok.sandbox.tenant_default_instances()));
     }
 
     #[test]

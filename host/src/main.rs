@@ -123,6 +123,23 @@ enum BundleCmd {
         #[command(flatten)]
         remote: Remote,
     },
+    /// Dry run: decide the tenant's logged requests again under a candidate bundle
+    /// file and report what would change (denials, targets, budget hits).
+    Replay {
+        /// The tenant whose requests are replayed.
+        #[arg(long)]
+        tenant: String,
+        /// The candidate bundle file.
+        file: PathBuf,
+        /// Window start: Unix ms, RFC 3339, or an age (15m, 24h, 7d).
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Window end (default: now).
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Re-activate a version's content (recorded as a new version).
     Rollback {
         #[command(flatten)]
@@ -518,6 +535,19 @@ async fn bundle(cmd: BundleCmd) -> anyhow::Result<()> {
             remote
                 .client()?
                 .bundle_diff(&target.scope(), from, to)
+                .await
+        }
+        BundleCmd::Replay {
+            tenant,
+            file,
+            since,
+            until,
+            remote,
+        } => {
+            let bundle = tollgate::cli::read_bundle_file(&file)?;
+            remote
+                .client()?
+                .bundle_replay(&tenant, bundle, &since, until.as_deref())
                 .await
         }
         BundleCmd::Rollback {

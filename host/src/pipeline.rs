@@ -14,9 +14,8 @@ use crate::plugins::{
 };
 use crate::providers::Provider;
 use crate::routing::Plan;
-use crate::server::AppState;
-use crate::store::{ApiKey, LogRecord};
-use crate::usage::Usage;
+use crate::server::{AppState, TenantRuntime};
+use crate::store::{ApiKey, LogRecord, PluginDecision};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -67,29 +66,9 @@ impl Exchange {
             record: LogRecord {
                 request_id: request_id.to_string(),
                 ts_ms: crate::ids::now_ms(),
-                tenant_id: String::new(),
-                key_id: None,
                 trace_id,
                 endpoint: endpoint.to_string(),
-                team: None,
-                user: None,
-                metadata: Metadata::default(),
-                requested_model: None,
-                served_model: None,
-                provider: None,
-                status: 0,
-                stream: false,
-                latency_ms: 0,
-                ttft_ms: None,
-                usage: Usage::default(),
-                decisions: Vec::new(),
-                attempts: Vec::new(),
-                error: None,
-                cost_nano: 0,
-                cost: None,
-                bundle_version: None,
-                platform_version: None,
-                ledger: None,
+                ..LogRecord::default()
             },
             started: Instant::now(),
             flavor,
@@ -130,7 +109,7 @@ impl Exchange {
         self.logged = true;
         self.record.latency_ms = self.elapsed_ms();
         self.settle();
-        let record = std::mem::replace(&mut self.record, empty_record());
+        let record = std::mem::take(&mut self.record);
         self.state.logs.send(record);
     }
 }
@@ -198,36 +177,6 @@ impl Drop for Exchange {
     }
 }
 
-fn empty_record() -> LogRecord {
-    LogRecord {
-        request_id: String::new(),
-        ts_ms: 0,
-        tenant_id: String::new(),
-        key_id: None,
-        trace_id: String::new(),
-        endpoint: String::new(),
-        team: None,
-        user: None,
-        metadata: Metadata::default(),
-        requested_model: None,
-        served_model: None,
-        provider: None,
-        status: 0,
-        stream: false,
-        latency_ms: 0,
-        ttft_ms: None,
-        usage: Usage::default(),
-        decisions: Vec::new(),
-        attempts: Vec::new(),
-        error: None,
-        cost_nano: 0,
-        cost: None,
-        bundle_version: None,
-        platform_version: None,
-        ledger: None,
-    }
-}
-
 /// A request that passed every check, with where to serve it.
 pub struct Admitted {
     pub key: Arc<ApiKey>,
@@ -276,6 +225,9 @@ pub async fn admit(
 
     let summary = BodySummary::parse(&body)?;
     ex.record.requested_model = Some(summary.model.clone());
+    ex.record.max_tokens = summary.max_tokens;
+    ex.record.body_bytes = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    ex.record.message_count = summary.message_count;
     ex.record.stream = summary.stream && endpoint != Endpoint::CountTokens;
     crate::auth::check_scope(&key, &ex.record.metadata, Some(&summary.model))?;
 
@@ -284,61 +236,133 @@ pub async fn admit(
     let tenant = state.tenant(&key.tenant_id);
     ex.record.bundle_version = tenant.version;
     ex.record.platform_version = tenant.platform_version;
-    let scopes = Arc::new(RequestScopes::new(
-        &key.tenant_id,
-        &key.id,
-        ex.record.team.as_deref(),
-        ex.record.user.as_deref(),
-        &ex.record.metadata,
-    ));
-    let usage = UsageView {
-        ledger: state.ledger.clone(),
-        scopes: scopes.clone(),
-    };
-    let ctx = (!tenant.chain.is_empty()).then(|| RequestContext {
-        request_id: ex.record.request_id.clone(),
-        trace_id: ex.record.trace_id.clone(),
+    let ctx = request_context(&ex.record, &key, &summary, endpoint, body.len());
+    let decided = decide(
+        Decide {
+            state,
+            tenant: &tenant,
+            ledger: &state.ledger,
+            ctx: &ctx,
+            body: &body,
+            usage_at_ms: None,
+        },
+        &mut ex.record.decisions,
+    )
+    .await?;
+    if let Some((r, counted)) = decided.reservation {
+        ex.reservation = Some(r);
+        ex.counted = Some(counted);
+        ex.prompt_estimate = u64::from(summary.prompt_tokens_estimate);
+    }
+    Ok(Admitted {
+        key,
+        body,
+        stream: ex.record.stream,
+        model: summary.model,
+        plan: decided.plan,
+    })
+}
+
+/// The context plugins see for a request, from what admission has read of it.
+pub fn request_context(
+    record: &LogRecord,
+    key: &ApiKey,
+    summary: &BodySummary,
+    endpoint: Endpoint,
+    body_len: usize,
+) -> RequestContext {
+    RequestContext {
+        request_id: record.request_id.clone(),
+        trace_id: record.trace_id.clone(),
         tenant: key.tenant_id.clone(),
         key_id: key.id.clone(),
         key_name: key.name.clone(),
-        team: ex.record.team.clone(),
-        user: ex.record.user.clone(),
-        metadata: ex.record.metadata.0.clone(),
+        team: record.team.clone(),
+        user: record.user.clone(),
+        metadata: record.metadata.0.clone(),
         model: summary.model.clone(),
         endpoint,
-        stream: ex.record.stream,
+        stream: record.stream,
         max_tokens: summary.max_tokens,
-        body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
+        body_bytes: u32::try_from(body_len).unwrap_or(u32::MAX),
         prompt_tokens_estimate: summary.prompt_tokens_estimate,
         message_count: summary.message_count,
-    });
+    }
+}
+
+/// What the plugin phases of admission run against.
+pub struct Decide<'a> {
+    pub state: &'a AppState,
+    /// The tenant's runtime (chain, default provider) deciding the request.
+    pub tenant: &'a TenantRuntime,
+    /// The usage counters read by plugins and charged by the reservation.
+    pub ledger: &'a Arc<crate::ledger::Ledger>,
+    pub ctx: &'a RequestContext,
+    pub body: &'a Bytes,
+    /// The moment the request is decided at (`None`: now); replays decide logged
+    /// requests at the time they arrived.
+    pub usage_at_ms: Option<i64>,
+}
+
+/// How the plugin phases admitted a request.
+pub struct Decided {
+    /// Where to serve it.
+    pub plan: Plan,
+    /// The estimate held in the ledger and the scopes it is counted under (none for
+    /// `count_tokens`, which costs nothing upstream).
+    pub reservation: Option<(Reservation, Arc<[ScopeKey]>)>,
+}
+
+/// Policy chain → routing plugins (or the tenant's default provider) → budget plugins
+/// → the ledger's atomic check and reservation. Every plugin's decision is appended to
+/// `decisions`; a refusal is the error the client gets.
+pub async fn decide(
+    d: Decide<'_>,
+    decisions: &mut Vec<PluginDecision>,
+) -> Result<Decided, ApiError> {
+    let Decide {
+        state,
+        tenant,
+        ledger,
+        ctx,
+        body,
+        usage_at_ms,
+    } = d;
+    let meta = Metadata(ctx.metadata.clone());
+    let scopes = Arc::new(RequestScopes::new(
+        &ctx.tenant,
+        &ctx.key_id,
+        ctx.team.as_deref(),
+        ctx.user.as_deref(),
+        &meta,
+    ));
+    let usage = UsageView {
+        ledger: ledger.clone(),
+        scopes: scopes.clone(),
+        at_ms: usage_at_ms,
+    };
+    let has_plugins = !tenant.chain.is_empty();
     let mut plan = None;
-    if let Some(ctx) = &ctx {
+    if has_plugins {
         match tenant
             .chain
-            .run(&state.plugins, ctx, &body, Some(&usage))
+            .run(&state.plugins, ctx, body, Some(&usage))
             .await
         {
-            ChainOutcome::Allowed(decisions) => ex.record.decisions = decisions,
-            ChainOutcome::Refused(decisions, err) => {
-                ex.record.decisions = decisions;
+            ChainOutcome::Allowed(mut d) => decisions.append(&mut d),
+            ChainOutcome::Refused(mut d, err) => {
+                decisions.append(&mut d);
                 return Err(err);
             }
         }
         if tenant.chain.has_hook(Hook::Route) {
             let outcome = tenant
                 .chain
-                .route(
-                    &state.plugins,
-                    ctx,
-                    &body,
-                    Some(&usage),
-                    &mut ex.record.decisions,
-                )
+                .route(&state.plugins, ctx, body, Some(&usage), decisions)
                 .await;
             match outcome {
                 RouteOutcome::Planned { plugin, plan: p } => {
-                    plan = Some(Plan::resolve(p, &plugin, &state.providers, &summary.model)?);
+                    plan = Some(Plan::resolve(p, &plugin, &state.providers, &ctx.model)?);
                 }
                 RouteOutcome::Unrouted => {}
                 RouteOutcome::Failed(err) => return Err(err),
@@ -347,80 +371,70 @@ pub async fn admit(
     }
     let mut plan = match plan {
         Some(p) => p,
-        None => Plan::single(default_provider(state, &key.tenant_id)?, &summary.model),
+        None => Plan::single(default_provider(state, tenant, &ctx.tenant)?, &ctx.model),
     };
     // Counting tokens costs nothing upstream: no budget applies and nothing is counted.
-    if endpoint != Endpoint::CountTokens {
-        let mut limits = Vec::new();
-        if let Some(ctx) = &ctx
-            && tenant.chain.has_hook(Hook::Budget)
-        {
-            let first = &plan.targets[0];
-            let target = RouteTarget {
-                provider: first.provider.id.clone(),
-                model: Some(first.model.clone()),
-                weight: 1,
-                max_tokens_cap: first.max_tokens_cap,
-            };
-            let outcome = tenant
-                .chain
-                .budget(
-                    &state.plugins,
-                    ctx,
-                    &body,
-                    &target,
-                    &usage,
-                    &mut ex.record.decisions,
-                )
-                .await;
-            match outcome {
-                BudgetOutcome::Granted {
-                    limits: granted,
-                    downgrade,
-                } => {
-                    limits = budget::limits(granted, &scopes);
-                    if let Some((plugin, t)) = downgrade {
-                        plan.downgrade(t, &plugin, &state.providers, &summary.model)?;
-                    }
-                }
-                BudgetOutcome::Refused(err) => return Err(err),
-            }
-        }
+    if ctx.endpoint == Endpoint::CountTokens {
+        return Ok(Decided {
+            plan,
+            reservation: None,
+        });
+    }
+    let mut limits = Vec::new();
+    if has_plugins && tenant.chain.has_hook(Hook::Budget) {
         let first = &plan.targets[0];
-        let max_tokens = match (summary.max_tokens, first.max_tokens_cap) {
-            (Some(m), Some(cap)) => Some(m.min(cap)),
-            (m, cap) => m.or(cap),
+        let target = RouteTarget {
+            provider: first.provider.id.clone(),
+            model: Some(first.model.clone()),
+            weight: 1,
+            max_tokens_cap: first.max_tokens_cap,
         };
-        let estimate = budget::estimate(
-            &state.pricing,
-            &first.provider.id,
-            &first.model,
-            summary.prompt_tokens_estimate,
-            max_tokens,
-        );
-        let counted = scopes.counted(&state.usage_keys, &limits);
-        let now = crate::ids::now_ms();
-        match state.ledger.admit(counted.clone(), limits, estimate, now) {
-            Ok(r) => {
-                ex.reservation = Some(r);
-                ex.counted = Some(counted);
-                ex.prompt_estimate = u64::from(summary.prompt_tokens_estimate);
+        let outcome = tenant
+            .chain
+            .budget(&state.plugins, ctx, body, &target, &usage, decisions)
+            .await;
+        match outcome {
+            BudgetOutcome::Granted {
+                limits: granted,
+                downgrade,
+            } => {
+                limits = budget::limits(granted, &scopes);
+                if let Some((plugin, t)) = downgrade {
+                    plan.downgrade(t, &plugin, &state.providers, &ctx.model)?;
+                }
             }
-            Err(exceeded) => return Err(budget::refusal(&exceeded, now)),
+            BudgetOutcome::Refused(err) => return Err(err),
         }
     }
-    Ok(Admitted {
-        key,
-        body,
-        stream: ex.record.stream,
-        model: summary.model,
-        plan,
-    })
+    let first = &plan.targets[0];
+    let max_tokens = match (ctx.max_tokens, first.max_tokens_cap) {
+        (Some(m), Some(cap)) => Some(m.min(cap)),
+        (m, cap) => m.or(cap),
+    };
+    let estimate = budget::estimate(
+        &state.pricing,
+        &first.provider.id,
+        &first.model,
+        ctx.prompt_tokens_estimate,
+        max_tokens,
+    );
+    let counted = scopes.counted(&state.usage_keys, &limits);
+    let now = usage_at_ms.unwrap_or_else(crate::ids::now_ms);
+    match ledger.admit(counted.clone(), limits, estimate, now) {
+        Ok(r) => Ok(Decided {
+            plan,
+            reservation: Some((r, counted)),
+        }),
+        Err(exceeded) => Err(budget::refusal(&exceeded, now)),
+    }
 }
 
 /// The provider serving a tenant's unrouted requests.
-pub fn default_provider(state: &AppState, tenant_id: &str) -> Result<Arc<Provider>, ApiError> {
-    let tenant = state.tenant(tenant_id);
+pub fn default_provider(
+    state: &AppState,
+    tenant: &TenantRuntime,
+    tenant_id: &str,
+) -> Result<Arc<Provider>, ApiError> {
     let id = tenant
         .default_provider
         .as_deref()

@@ -4,7 +4,7 @@ use crate::auth::KeyCache;
 use crate::budget::{AlertSink, Webhook};
 use crate::config::{Config, ProviderKind, TenantConfig};
 use crate::ledger::Ledger;
-use crate::plugins::{ConfiguredPlugin, PluginRuntime, PolicyChain, SandboxLimits};
+use crate::plugins::{ConfiguredPlugin, PluginRuntime, PolicyChain, SandboxLimits, TenantSandbox};
 use crate::pricing::Pricing;
 use crate::providers::Providers;
 use crate::store::{LogSender, Store};
@@ -41,19 +41,20 @@ pub struct Platform {
 }
 
 impl TenantRuntime {
-    /// A tenant's runtime: `platform`'s plugins, then `own`.
+    /// A tenant's runtime: `platform`'s plugins, then `own`, run in `sandbox`.
     pub fn compose(
         platform: &Platform,
         default_provider: Option<String>,
         models: Vec<String>,
         own: Vec<ConfiguredPlugin>,
         version: Option<u32>,
+        sandbox: Option<Arc<TenantSandbox>>,
     ) -> Self {
         let mut all = platform.plugins.clone();
         all.extend(own.iter().cloned());
         Self {
             default_provider,
-            chain: PolicyChain::new(all),
+            chain: PolicyChain::new(all, sandbox),
             models,
             version,
             platform_version: platform.version,
@@ -69,7 +70,15 @@ impl TenantRuntime {
             self.models.clone(),
             self.own.clone(),
             self.version,
+            self.chain.sandbox().cloned(),
         )
+    }
+
+    /// The same chain in another tenant's sandbox.
+    fn for_sandbox(&self, sandbox: Arc<TenantSandbox>) -> Self {
+        let mut rt = self.clone();
+        rt.chain = self.chain.with_sandbox(sandbox);
+        rt
     }
 }
 
@@ -109,19 +118,56 @@ pub struct AppState {
     pub admin_tokens: crate::admin::AdminTokens,
     /// Serialises bundle activations (admin path only; never held by requests).
     pub bundle_lock: tokio::sync::Mutex<()>,
+    /// Sandbox limits every tenant starts from.
+    pub sandbox: crate::config::SandboxConfig,
     tenants: RwLock<Tenants>,
+}
+
+/// A tenant's sandbox share from the gateway's `[sandbox]` and the tenant's own limits.
+pub fn tenant_sandbox(
+    base: &crate::config::SandboxConfig,
+    own: Option<&crate::config::TenantSandboxConfig>,
+) -> Arc<TenantSandbox> {
+    let own = own.cloned().unwrap_or_default();
+    let limits = SandboxLimits {
+        deadline: Duration::from_millis(own.deadline_ms.unwrap_or(base.deadline_ms)),
+        memory_bytes: (own.memory_mib.unwrap_or(base.memory_mib) as usize) << 20,
+    };
+    Arc::new(TenantSandbox::new(
+        limits,
+        own.max_instances
+            .unwrap_or_else(|| base.tenant_default_instances()),
+        Duration::from_millis(base.queue_ms),
+    ))
 }
 
 impl AppState {
     /// The runtime of `tenant_id`; tenants created through the admin API and absent from
-    /// the config get the platform's plugins and the default provider. The lock is held
-    /// only to clone an `Arc`.
+    /// the config get the platform's plugins and the default provider, in a sandbox
+    /// share of their own. The lock is held only to clone an `Arc` (or, once per new
+    /// tenant, to add its entry).
     pub fn tenant(&self, tenant_id: &str) -> Arc<TenantRuntime> {
-        let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
-        t.by_id
-            .get(tenant_id)
-            .cloned()
-            .unwrap_or_else(|| t.no_tenant.clone())
+        {
+            let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(rt) = t.by_id.get(tenant_id) {
+                return rt.clone();
+            }
+        }
+        let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(rt) = t.by_id.get(tenant_id) {
+            return rt.clone();
+        }
+        let rt = Arc::new(t.no_tenant.for_sandbox(self.sandbox_of(tenant_id)));
+        t.by_id.insert(tenant_id.to_string(), rt.clone());
+        rt
+    }
+
+    /// A new sandbox share for `tenant_id`, from its config.
+    fn sandbox_of(&self, tenant_id: &str) -> Arc<TenantSandbox> {
+        tenant_sandbox(
+            &self.sandbox,
+            self.config_tenants.get(tenant_id).map(|t| &t.sandbox),
+        )
     }
 
     /// The platform bundle in force.
@@ -141,7 +187,21 @@ impl AppState {
         version: Option<u32>,
     ) {
         let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
-        let rt = TenantRuntime::compose(&t.platform, default_provider, models, own, version);
+        // The tenant keeps its slots across versions: requests of the old version
+        // still hold some.
+        let sandbox = t
+            .by_id
+            .get(tenant_id)
+            .and_then(|rt| rt.chain.sandbox().cloned())
+            .unwrap_or_else(|| self.sandbox_of(tenant_id));
+        let rt = TenantRuntime::compose(
+            &t.platform,
+            default_provider,
+            models,
+            own,
+            version,
+            Some(sandbox),
+        );
         t.by_id.insert(tenant_id.to_string(), Arc::new(rt));
     }
 
@@ -188,9 +248,17 @@ pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
         deadline: Duration::from_millis(cfg.sandbox.deadline_ms),
         memory_bytes: (cfg.sandbox.memory_mib as usize) << 20,
     };
-    let rt = PluginRuntime::new(
+    let largest = cfg
+        .tenants
+        .iter()
+        .filter_map(|t| t.sandbox.memory_mib)
+        .map(|m| (m as usize) << 20)
+        .max()
+        .unwrap_or(0);
+    let rt = PluginRuntime::with_pool(
         limits,
         cfg.sandbox.max_instances,
+        largest,
         Some(cfg.data_dir.join("plugin-cache")),
     )
     .context("starting the plugin runtime")?;
@@ -272,6 +340,7 @@ impl Gateway {
                 t.models.clone(),
                 own,
                 None,
+                Some(tenant_sandbox(&cfg.sandbox, Some(&t.sandbox))),
             );
             tenants.by_id.insert(t.id.clone(), Arc::new(rt));
         }
@@ -336,6 +405,7 @@ impl Gateway {
                 .collect(),
             admin_tokens,
             bundle_lock: tokio::sync::Mutex::new(()),
+            sandbox: cfg.sandbox.clone(),
             tenants: RwLock::new(tenants),
         });
         // Bundles applied through the admin API outlive restarts: they replace the

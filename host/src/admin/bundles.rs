@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/tenants/{id}/bundle/versions/{v}", get(tenant_version))
         .route("/tenants/{id}/bundle/diff", get(tenant_diff))
         .route("/tenants/{id}/bundle/rollback", post(tenant_rollback))
+        .route("/tenants/{id}/bundle/replay", post(tenant_replay))
         .route("/audit", get(audit))
 }
 
@@ -200,6 +201,29 @@ async fn tenant_rollback(
     body: Result<Json<Rollback>, JsonRejection>,
 ) -> AdminResult<Response> {
     rollback(s, c, Scope::Tenant(id), body).await
+}
+
+/// `POST /tenants/{id}/bundle/replay`: what a candidate bundle would change over the
+/// tenant's logged requests (nothing is applied).
+async fn tenant_replay(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Result<Json<bundles::ReplayRequest>, JsonRejection>,
+) -> AdminResult<Response> {
+    let Json(req) = body.map_err(json_rejection)?;
+    if s.store
+        .get_tenant(id.clone())
+        .await
+        .map_err(store_err)?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("tenant '{id}' does not exist"),
+        ));
+    }
+    let report = bundles::replay(&s, &id, req).await?;
+    Ok(Json(report).into_response())
 }
 
 /// `GET /audit?tenant=&limit=`: bundle changes (applied, rolled back, refused), newest first.

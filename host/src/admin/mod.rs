@@ -176,9 +176,24 @@ async fn get_tenant(
         .store
         .get_tenant(id.clone())
         .await
-        .map_err(store_err)?;
-    t.map(|t| Json(t).into_response())
-        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no tenant '{id}'")))
+        .map_err(store_err)?
+        .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no tenant '{id}'")))?;
+    let rt = state.tenant(&id);
+    let mut body = serde_json::to_value(&t).unwrap_or_default();
+    if let (Some(o), Some(s)) = (body.as_object_mut(), rt.chain.sandbox()) {
+        o.insert(
+            "sandbox".into(),
+            serde_json::json!({
+                "deadline_ms": s.limits.deadline.as_millis() as u64,
+                "memory_mib": s.limits.memory_bytes >> 20,
+                "max_instances": s.max_instances(),
+                "instances_in_use": s.in_use(),
+            }),
+        );
+        o.insert("bundle_version".into(), rt.version.into());
+        o.insert("platform_version".into(), rt.platform_version.into());
+    }
+    Ok(Json(body).into_response())
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,9 @@ const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
 pub struct UsageView {
     pub ledger: Arc<Ledger>,
     pub scopes: Arc<RequestScopes>,
+    /// The moment usage is read at (`None`: now); a replay reads as of the request's
+    /// own arrival.
+    pub at_ms: Option<i64>,
 }
 
 impl UsageView {
@@ -38,6 +41,11 @@ impl UsageView {
             reserved_cost_usd: 0.0,
             resets_at_ms: 0,
         }
+    }
+
+    /// The clock plugins and windows see.
+    pub fn now_ms(&self) -> i64 {
+        self.at_ms.unwrap_or_else(crate::ids::now_ms)
     }
 
     /// The `usage` host import: `value` (or the request's own) of `scope` in a window.
@@ -58,7 +66,7 @@ impl UsageView {
         };
         let r = self
             .ledger
-            .read(&key, period.into(), window.into(), crate::ids::now_ms());
+            .read(&key, period.into(), window.into(), self.now_ms());
         let (s, h) = (r.settled, r.reserved);
         wit::UsageReport {
             value: Some(key.value.to_string()),

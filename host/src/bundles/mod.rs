@@ -7,9 +7,11 @@
 //! finish on their version and the next request sees the new one, with no restart.
 
 mod diff;
+mod replay;
 mod watch;
 
 pub use diff::diff;
+pub use replay::{ReplayReport, ReplayRequest, replay};
 pub use watch::watch;
 
 use crate::error::{ApiError, ErrorKind};
@@ -283,11 +285,22 @@ async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Re
         prompt_tokens_estimate: (BODY.len() / 4) as u32,
         message_count: 1,
     };
+    // The tenant's limits, but slots of its own: a smoke test neither waits behind the
+    // tenant's traffic nor takes its slots.
+    let sandbox = match scope {
+        Scope::Tenant(id) => state
+            .tenant(id)
+            .chain
+            .sandbox()
+            .map(|s| Arc::new(crate::plugins::TenantSandbox::new(s.limits, 1, s.queue()))),
+        Scope::Platform => None,
+    };
     let env = || CallEnv {
         label: p.label.clone(),
         config: p.config.clone(),
         body: Bytes::from_static(BODY.as_bytes()),
         usage: None,
+        sandbox: sandbox.clone(),
     };
     let rt = &state.plugins;
     let hooks = &p.plugin.info.hooks;

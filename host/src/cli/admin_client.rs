@@ -342,6 +342,107 @@ impl AdminClient {
     }
 }
 
+/// `tollgate bundle replay`.
+impl AdminClient {
+    /// Runs `bundle` over the tenant's logged requests in the window and prints the
+    /// summary and every request whose outcome would change.
+    pub async fn bundle_replay(
+        &self,
+        tenant: &str,
+        bundle: Value,
+        since: &str,
+        until: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut body = serde_json::json!({ "bundle": bundle, "since": since });
+        if let (Some(u), Some(o)) = (until, body.as_object_mut()) {
+            o.insert("until".into(), u.into());
+        }
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                &bundle_path(&BundleScope::Tenant(tenant.to_string()), "/replay"),
+                Some(body),
+            )
+            .await?;
+        if self.output == Output::Json {
+            self.print(&v, &[]);
+            return Ok(());
+        }
+        let n = |k: &str| {
+            v.pointer(&format!("/summary/{k}"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0)
+        };
+        println!(
+            "replayed {} request(s) of tenant '{tenant}' ({} skipped): {} newly denied, {} budget hits, \
+             {} newly allowed, {} different targets, {} other denials, {} unchanged",
+            v.get("replayed").and_then(Value::as_u64).unwrap_or(0),
+            v.get("skipped").and_then(Value::as_u64).unwrap_or(0),
+            n("newly_denied"),
+            n("budget_hits"),
+            n("newly_allowed"),
+            n("target_changed"),
+            n("denial_changed"),
+            n("unchanged"),
+        );
+        let rows: Vec<Value> = v
+            .get("changes")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(replay_row).collect())
+            .unwrap_or_default();
+        if !rows.is_empty() {
+            print_table(
+                &rows.iter().collect::<Vec<_>>(),
+                &[
+                    "time",
+                    "request_id",
+                    "team",
+                    "user",
+                    "change",
+                    "before",
+                    "after",
+                ],
+            );
+        }
+        for note in v
+            .get("notes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = note.as_str() {
+                println!("note: {n}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A replay change as a table row.
+fn replay_row(r: &Value) -> Value {
+    let outcome = |o: Option<&Value>| -> String {
+        let Some(o) = o else { return "-".into() };
+        let s = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or("");
+        match s("outcome") {
+            "served" => format!("{} {}", s("provider"), s("model")),
+            kind => {
+                let status = o.get("status").and_then(Value::as_u64).unwrap_or(0);
+                let msg: String = s("message").chars().take(60).collect();
+                format!("{kind} {status}: {msg}")
+            }
+        }
+    };
+    serde_json::json!({
+        "time": r.get("ts_ms").and_then(Value::as_i64).map(crate::ledger::calendar::rfc3339),
+        "request_id": r.get("request_id"),
+        "team": r.get("team"),
+        "user": r.get("user"),
+        "change": r.get("change"),
+        "before": outcome(r.get("before")),
+        "after": outcome(r.get("after")),
+    })
+}
+
 const BUNDLE_VERSION_COLUMNS: &[&str] = &["version", "hash", "summary"];
 
 /// `/tenants/{id}/bundle{suffix}` or `/bundle{suffix}`.

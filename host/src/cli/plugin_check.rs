@@ -142,6 +142,7 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
     };
     let started = std::time::Instant::now();
     let env = crate::plugins::CallEnv {
+        sandbox: None,
         label: Arc::from(label.as_str()),
         config: Arc::from(config.as_str()),
         body,

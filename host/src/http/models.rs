@@ -109,7 +109,8 @@ async fn allowed_models(
             push(&mut models, m, "tollgate");
         }
     } else {
-        let default = pipeline::default_provider(state, &key.tenant_id).ok();
+        let default =
+            pipeline::default_provider(state, &state.tenant(&key.tenant_id), &key.tenant_id).ok();
         let mut providers: Vec<_> = default.iter().cloned().collect();
         providers.extend(state.providers.iter().cloned());
         for p in &providers {

@@ -1,6 +1,7 @@
 //! A tenant's ordered policy chain and how its decisions combine.
 
 use super::bindings::{Decision, Hook, RequestContext, RoutePlan, RouteTarget, wit};
+use super::isolation::TenantSandbox;
 use super::runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 use super::sandbox::CallFailure;
 use crate::budget::UsageView;
@@ -25,12 +26,18 @@ pub struct ConfiguredPlugin {
 
 impl ConfiguredPlugin {
     /// What a call of this plugin runs with.
-    fn env(&self, body: &Bytes, usage: Option<&UsageView>) -> CallEnv {
+    fn env(
+        &self,
+        body: &Bytes,
+        usage: Option<&UsageView>,
+        sandbox: &Option<Arc<TenantSandbox>>,
+    ) -> CallEnv {
         CallEnv {
             label: self.label.clone(),
             config: self.config.clone(),
             body: body.clone(),
             usage: usage.cloned(),
+            sandbox: sandbox.clone(),
         }
     }
 
@@ -61,15 +68,26 @@ impl ConfiguredPlugin {
             None
         } else {
             record.outcome = "error".into();
-            Some(ApiError::internal(reason))
+            Some(match failure {
+                // Out of slots is load, not a broken plugin: tell clients to come back.
+                CallFailure::Busy { .. } | CallFailure::PoolBusy { .. } => {
+                    let mut e = ApiError::new(ErrorKind::Overloaded, reason);
+                    e.retry_after = Some(1);
+                    e
+                }
+                _ => ApiError::internal(reason),
+            })
         }
     }
 }
 
-/// The plugins a tenant's requests pass through, in order.
+/// The plugins a tenant's requests pass through, in order, and the sandbox share
+/// they run in.
 #[derive(Clone, Debug, Default)]
 pub struct PolicyChain {
     plugins: Vec<ConfiguredPlugin>,
+    /// The tenant's limits and instance slots (`None`: the gateway-wide defaults).
+    sandbox: Option<Arc<TenantSandbox>>,
 }
 
 /// How a chain run ended.
@@ -106,9 +124,22 @@ pub enum RouteOutcome {
 }
 
 impl PolicyChain {
-    /// A chain of `plugins` in order.
-    pub fn new(plugins: Vec<ConfiguredPlugin>) -> Self {
-        Self { plugins }
+    /// A chain of `plugins` in order, run in `sandbox`.
+    pub fn new(plugins: Vec<ConfiguredPlugin>, sandbox: Option<Arc<TenantSandbox>>) -> Self {
+        Self { plugins, sandbox }
+    }
+
+    /// The same plugins run in `sandbox`.
+    pub fn with_sandbox(&self, sandbox: Arc<TenantSandbox>) -> Self {
+        Self {
+            plugins: self.plugins.clone(),
+            sandbox: Some(sandbox),
+        }
+    }
+
+    /// The sandbox share the chain runs in.
+    pub fn sandbox(&self) -> Option<&Arc<TenantSandbox>> {
+        self.sandbox.as_ref()
     }
 
     /// Whether the chain has no policy plugins.
@@ -128,7 +159,9 @@ impl PolicyChain {
     ) -> RouteOutcome {
         for p in self.with_hook(Hook::Route) {
             let started = Instant::now();
-            let result = rt.call_route(&p.plugin, p.env(body, usage), ctx).await;
+            let result = rt
+                .call_route(&p.plugin, p.env(body, usage, &self.sandbox), ctx)
+                .await;
             let mut record = p.record(started);
             match result {
                 Ok(Some(plan)) => {
@@ -174,7 +207,12 @@ impl PolicyChain {
         for p in self.with_hook(Hook::Budget) {
             let started = Instant::now();
             let result = rt
-                .call_budget(&p.plugin, p.env(body, Some(usage)), ctx, target)
+                .call_budget(
+                    &p.plugin,
+                    p.env(body, Some(usage), &self.sandbox),
+                    ctx,
+                    target,
+                )
                 .await;
             let mut record = p.record(started);
             match result {
@@ -231,7 +269,9 @@ impl PolicyChain {
         let mut decisions = Vec::with_capacity(self.plugins.len());
         for p in self.with_hook(Hook::Policy) {
             let started = Instant::now();
-            let result = rt.call_policy(&p.plugin, p.env(body, usage), ctx).await;
+            let result = rt
+                .call_policy(&p.plugin, p.env(body, usage, &self.sandbox), ctx)
+                .await;
             let mut record = p.record(started);
             match result {
                 Ok(Decision::Allow) => record.outcome = "allow".into(),

@@ -8,6 +8,7 @@
 
 mod bindings;
 mod chain;
+mod isolation;
 mod runtime;
 mod sandbox;
 
@@ -15,6 +16,7 @@ pub use bindings::{
     Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,
 };
 pub use chain::{BudgetOutcome, ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
+pub use isolation::TenantSandbox;
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
 

@@ -4,6 +4,7 @@ use super::PluginError;
 use super::bindings::{
     Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
 };
+use super::isolation::TenantSandbox;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
 use crate::budget::UsageView;
 use bytes::Bytes;
@@ -49,6 +50,8 @@ pub struct CallEnv {
     pub body: Bytes,
     /// What `usage` may read; `None` answers every scope with zero usage.
     pub usage: Option<UsageView>,
+    /// The tenant's limits and instance slots; `None`: the gateway-wide defaults.
+    pub sandbox: Option<Arc<TenantSandbox>>,
 }
 
 /// The process-wide plugin runtime.
@@ -56,10 +59,19 @@ pub struct PluginRuntime {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: SandboxLimits,
+    /// Limits and slots of calls made for no tenant (describe, config checks, tools).
+    default_sandbox: Arc<TenantSandbox>,
+    /// The pooling allocator's instance slots: waited for rather than failing a call
+    /// when every slot is briefly taken.
+    pool_slots: tokio::sync::Semaphore,
+    pool_size: u32,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     wasi: sandbox::WasiPool,
 }
+
+/// How long a call made for no tenant waits for an instance slot.
+const DEFAULT_QUEUE: Duration = Duration::from_secs(1);
 
 impl PluginRuntime {
     /// Builds the engine (pooling allocator, epoch interruption) and links the host API.
@@ -70,6 +82,18 @@ impl PluginRuntime {
         max_instances: u32,
         cache_dir: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
+        Self::with_pool(limits, max_instances, limits.memory_bytes, cache_dir)
+    }
+
+    /// Like [`PluginRuntime::new`], with pool slots big enough for the largest memory cap
+    /// any tenant is given (`largest_memory_bytes`).
+    pub fn with_pool(
+        limits: SandboxLimits,
+        max_instances: u32,
+        largest_memory_bytes: usize,
+        cache_dir: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let largest = largest_memory_bytes.max(limits.memory_bytes);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component holds a few core instances (program, adapter, shims).
         pool.total_component_instances(max_instances)
@@ -77,7 +101,7 @@ impl PluginRuntime {
             .total_memories(max_instances.saturating_mul(2))
             .total_tables(max_instances.saturating_mul(8))
             // The limiter enforces the exact cap; the pool only bounds the slot size.
-            .max_memory_size(limits.memory_bytes.saturating_mul(2).max(64 << 20))
+            .max_memory_size(largest.saturating_mul(2).max(64 << 20))
             .total_stacks(max_instances)
             // Reset the first pages of a slot with memset instead of madvise: a small
             // plugin's whole working set lives there, and re-faulting it per request
@@ -101,6 +125,9 @@ impl PluginRuntime {
             engine,
             linker,
             limits,
+            default_sandbox: Arc::new(TenantSandbox::new(limits, max_instances, DEFAULT_QUEUE)),
+            pool_slots: tokio::sync::Semaphore::new(max_instances.max(1) as usize),
+            pool_size: max_instances.max(1),
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
             wasi: sandbox::WasiPool::default(),
@@ -273,6 +300,7 @@ impl PluginRuntime {
             config,
             body,
             usage: None,
+            sandbox: None,
         };
         self.call_labelled(plugin, env, request_id, f).await
     }
@@ -284,14 +312,23 @@ impl PluginRuntime {
         request_id: Arc<str>,
         f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
+        let sandbox = env
+            .sandbox
+            .clone()
+            .unwrap_or_else(|| self.default_sandbox.clone());
+        // The tenant's own slots first: a tenant at its limit waits on itself and never
+        // holds a pool slot another tenant could use.
+        let _tenant_slot = sandbox.enter().await?;
+        let _pool_slot = self.pool_slot(&sandbox).await?;
+        let limits = sandbox.limits;
         let wasi = self.wasi.take();
-        let state = PluginState::new(&self.limits, wasi, env, request_id);
+        let state = PluginState::new(&limits, wasi, env, request_id);
         let hit = state.limiter.hit.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Yield to the executor at every tick so a busy plugin cannot hold a runtime
         // thread, and trap once it has used its whole deadline.
-        let budget = (self.limits.deadline.as_millis() as u64).max(1);
+        let budget = (limits.deadline.as_millis() as u64).max(1);
         let mut used = 0u64;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -303,11 +340,7 @@ impl PluginRuntime {
             }
         });
         let classify = |e: &wasmtime::Error| {
-            sandbox::classify(
-                e,
-                &self.limits,
-                hit.load(std::sync::atomic::Ordering::Relaxed),
-            )
+            sandbox::classify(e, &limits, hit.load(std::sync::atomic::Ordering::Relaxed))
         };
         let instance =
             plugin
@@ -321,6 +354,24 @@ impl PluginRuntime {
         let result = f(&instance, &mut store).await.map_err(|e| classify(&e));
         self.wasi.put(store.into_data());
         result
+    }
+
+    /// One of the pooling allocator's instance slots.
+    async fn pool_slot(
+        &self,
+        sandbox: &TenantSandbox,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, CallFailure> {
+        if let Ok(p) = self.pool_slots.try_acquire() {
+            return Ok(p);
+        }
+        let wait = sandbox.queue();
+        match tokio::time::timeout(wait, self.pool_slots.acquire()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(CallFailure::PoolBusy {
+                instances: self.pool_size,
+                waited: wait,
+            }),
+        }
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {

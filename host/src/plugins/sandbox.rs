@@ -43,6 +43,14 @@ pub enum CallFailure {
     Trap(String),
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    /// Every one of the tenant's instance slots stayed in use for the whole queue time.
+    #[error("is at its tenant's limit of {instances} concurrent instance(s) (waited {waited:?})")]
+    Busy { instances: u32, waited: Duration },
+    /// Every instance slot of the gateway's pool stayed in use for the whole queue time.
+    #[error(
+        "found all {instances} of the gateway's plugin instance slots in use (waited {waited:?})"
+    )]
+    PoolBusy { instances: u32, waited: Duration },
 }
 
 /// Marker error raised from the limiter so the trap is classified as a memory overrun.
@@ -194,7 +202,11 @@ impl tollgate::plugin::host::Host for PluginState {
     }
 
     fn now_ms(&mut self) -> u64 {
-        crate::ids::now_ms().max(0) as u64
+        let now = match &self.usage {
+            Some(view) => view.now_ms(),
+            None => crate::ids::now_ms(),
+        };
+        now.max(0) as u64
     }
 
     fn request_body(&mut self) -> String {

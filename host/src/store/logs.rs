@@ -48,7 +48,7 @@ pub struct AttemptRecord {
 }
 
 /// One request, as logged.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LogRecord {
     pub request_id: String,
     pub ts_ms: i64,
@@ -85,6 +85,15 @@ pub struct LogRecord {
     /// The platform bundle version that decided it, if one is active.
     #[serde(default)]
     pub platform_version: Option<u32>,
+    /// The request's `max_tokens` (or `max_completion_tokens`), if it set one.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Size of the request body.
+    #[serde(default)]
+    pub body_bytes: u32,
+    /// Messages in the request.
+    #[serde(default)]
+    pub message_count: u32,
     /// The usage to add to the stored ledger (not part of the row).
     #[serde(skip)]
     pub ledger: Option<crate::ledger::LedgerEntry>,
@@ -236,8 +245,8 @@ fn write_batch(
             "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
                metadata, requested_model, served_model, provider, status, stream, latency_ms, ttft_ms,
                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts,
-               cost_nano, cost, bundle_version, platform_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+               cost_nano, cost, bundle_version, platform_version, max_tokens, body_bytes, message_count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
         )?;
         let mut meta = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
@@ -271,6 +280,9 @@ fn write_batch(
                 r.cost.as_ref().map(|c| c.to_string()),
                 r.bundle_version,
                 r.platform_version,
+                r.max_tokens,
+                r.body_bytes,
+                r.message_count,
             ])?;
             for (k, v) in &r.metadata.0 {
                 meta.execute(params![r.request_id, r.tenant_id, k, v])?;
@@ -305,6 +317,15 @@ pub struct LogQuery {
     /// At most this many rows (default 100, at most 1000), newest first.
     pub limit: Option<u32>,
 }
+
+/// The columns [`from_row`] reads, in its order.
+const SELECT: &str =
+    "SELECT l.request_id, l.ts_ms, l.tenant_id, l.key_id, l.trace_id, l.endpoint, l.team, l.user,
+        l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
+        l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
+        l.decisions, l.error, l.attempts, l.cost_nano, l.cost, l.bundle_version, l.platform_version,
+        l.max_tokens, l.body_bytes, l.message_count
+    FROM request_logs l WHERE 1=1";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
     let metadata: String = r.get(8)?;
@@ -348,6 +369,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
             .and_then(|c| serde_json::from_str(&c).ok()),
         bundle_version: r.get(25)?,
         platform_version: r.get(26)?,
+        max_tokens: r.get(27)?,
+        body_bytes: r.get(28)?,
+        message_count: r.get(29)?,
         ledger: None,
     })
 }
@@ -357,16 +381,32 @@ impl Store {
     pub async fn query_logs(&self, q: LogQuery) -> Result<Vec<LogRecord>, StoreError> {
         self.with_conn(move |c| query_logs(c, &q)).await
     }
+
+    /// A tenant's model requests in `[since_ms, until_ms)`, oldest first, at most
+    /// `limit` (what a bundle replay runs over).
+    pub async fn tenant_requests(
+        &self,
+        tenant: String,
+        since_ms: i64,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        self.with_conn(move |c| {
+            let sql = format!(
+                "{SELECT} AND l.tenant_id = ?1 AND l.ts_ms >= ?2 AND l.ts_ms < ?3
+                   AND l.endpoint IN ('messages', 'chat_completions', 'count_tokens')
+                 ORDER BY l.ts_ms, l.request_id LIMIT ?4"
+            );
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params![tenant, since_ms, until_ms, limit], from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
 }
 
 fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-    let mut sql = String::from(
-        "SELECT l.request_id, l.ts_ms, l.tenant_id, l.key_id, l.trace_id, l.endpoint, l.team, l.user,
-                l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
-                l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
-                l.decisions, l.error, l.attempts, l.cost_nano, l.cost, l.bundle_version, l.platform_version
-         FROM request_logs l WHERE 1=1",
-    );
+    let mut sql = String::from(SELECT);
     let mut args: Vec<SqlValue> = Vec::new();
     let mut push = |sql: &mut String, clause: &str, v: SqlValue| {
         args.push(v);
@@ -451,9 +491,7 @@ mod tests {
             error: None,
             cost_nano: 0,
             cost: None,
-            bundle_version: None,
-            platform_version: None,
-            ledger: None,
+            ..LogRecord::default()
         }
     }
 

@@ -147,6 +147,11 @@ CREATE TABLE admin_tokens (
     secret_hash TEXT NOT NULL UNIQUE
 );
 "#,
+    r#"
+ALTER TABLE request_logs ADD COLUMN max_tokens INTEGER;
+ALTER TABLE request_logs ADD COLUMN body_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE request_logs ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Handle to the store; cheap to clone.

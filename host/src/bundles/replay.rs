@@ -1,0 +1,506 @@
+//! Dry run of a candidate bundle: the tenant's logged requests are decided again by the
+//! candidate's chain (policy, routing, budgets) and compared with what actually happened,
+//! so an admin sees which requests a change would deny, reroute or stop on a budget
+//! before applying it.
+//!
+//! Nothing a replay does is visible outside its report: it writes no log row, charges
+//! no real budget and fires no alert. Budgets are counted in a scratch ledger that starts
+//! empty at the window's start and is charged, in arrival order, with what each request
+//! the candidate admits used (its logged usage priced at the candidate's target, or its
+//! reservation estimate when it was never served).
+
+use super::{BundleRequest, Scope, build, refused, store_error, stored_spec};
+use crate::error::ApiError;
+use crate::ledger::Ledger;
+use crate::pipeline::{self, BodySummary, Decide};
+use crate::plugins::{Endpoint, TenantSandbox};
+use crate::server::{AppState, TenantRuntime};
+use crate::store::{ApiKey, LogRecord};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Most requests one replay runs over.
+pub const MAX_REQUESTS: u32 = 50_000;
+
+/// `POST .../bundle/replay`: a candidate bundle and the window of logged requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRequest {
+    /// The candidate, as `PUT .../bundle` takes it.
+    pub bundle: BundleRequest,
+    /// Window start: Unix ms, RFC 3339, or an age such as `24h` (default `24h`).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Window end (default: now).
+    #[serde(default)]
+    pub until: Option<String>,
+    /// Most requests replayed, oldest first (default and cap: 50 000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// What happened to one request, or would happen under the candidate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Admitted and sent to `provider`/`model` (the plan's first target).
+    Served { provider: String, model: String },
+    /// Refused by a plugin (policy, route, budget hook, or a plugin failure).
+    Denied {
+        status: u16,
+        plugin: Option<String>,
+        message: String,
+    },
+    /// Refused by a budget or rate limit.
+    BudgetExceeded { status: u16, message: String },
+    /// Refused by a check that no bundle changes (e.g. the key's scope).
+    Refused { status: u16, message: String },
+}
+
+/// How a request's outcome changes under the candidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Served before, denied by a plugin now.
+    NewlyDenied,
+    /// Served before, stopped by a budget or rate limit now.
+    BudgetHit,
+    /// Refused before, served now.
+    NewlyAllowed,
+    /// Served before and now, by another provider or model.
+    TargetChanged,
+    /// Refused before and now, for another reason.
+    DenialChanged,
+}
+
+/// One request whose outcome changes.
+#[derive(Debug, Serialize)]
+pub struct ChangedRequest {
+    pub request_id: String,
+    pub ts_ms: i64,
+    pub team: Option<String>,
+    pub user: Option<String>,
+    pub model: String,
+    pub change: Change,
+    pub before: Outcome,
+    pub after: Outcome,
+}
+
+/// The replay's answer.
+#[derive(Debug, Serialize)]
+pub struct ReplayReport {
+    pub tenant: String,
+    pub since_ms: i64,
+    pub until_ms: i64,
+    /// Requests decided again.
+    pub replayed: u32,
+    /// Logged requests that could not be replayed (never reached the plugins).
+    pub skipped: u32,
+    /// How many replayed requests change, by kind.
+    pub summary: Summary,
+    /// Every request whose outcome changes, oldest first.
+    pub changes: Vec<ChangedRequest>,
+    /// Caveats about the replay's fidelity.
+    pub notes: Vec<String>,
+}
+
+/// Counts of changes by kind.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub unchanged: u32,
+    pub newly_denied: u32,
+    pub budget_hits: u32,
+    pub newly_allowed: u32,
+    pub target_changed: u32,
+    pub denial_changed: u32,
+}
+
+impl Summary {
+    fn count(&mut self, change: Option<Change>) {
+        let slot = match change {
+            None => &mut self.unchanged,
+            Some(Change::NewlyDenied) => &mut self.newly_denied,
+            Some(Change::BudgetHit) => &mut self.budget_hits,
+            Some(Change::NewlyAllowed) => &mut self.newly_allowed,
+            Some(Change::TargetChanged) => &mut self.target_changed,
+            Some(Change::DenialChanged) => &mut self.denial_changed,
+        };
+        *slot += 1;
+    }
+}
+
+/// Runs `req`'s candidate bundle for `tenant` over the window's logged requests.
+pub async fn replay(
+    state: &Arc<AppState>,
+    tenant: &str,
+    req: ReplayRequest,
+) -> Result<ReplayReport, ApiError> {
+    let now = crate::ids::now_ms();
+    let since_ms = window_bound(req.since.as_deref(), "since", now)?.unwrap_or(now - 86_400_000);
+    let until_ms = window_bound(req.until.as_deref(), "until", now)?.unwrap_or(now + 1);
+    if since_ms >= until_ms {
+        return Err(ApiError::invalid("since must be before until"));
+    }
+    let limit = req.limit.unwrap_or(MAX_REQUESTS).clamp(1, MAX_REQUESTS);
+    let scope = Scope::Tenant(tenant.to_string());
+    let (spec, blobs) = stored_spec(&scope, req.bundle)?;
+    // The same checks as an apply: a candidate that would be refused is refused here.
+    let plugins = build(state, &scope, &spec, &blobs, true)
+        .await
+        .map_err(refused)?;
+    let base = state.config_tenants.get(tenant);
+    let live = state.tenant(tenant);
+    // The candidate runs under the tenant's limits, in slots of its own, so the replay
+    // neither waits behind the tenant's traffic nor slows it down.
+    let sandbox = live
+        .chain
+        .sandbox()
+        .map(|s| Arc::new(TenantSandbox::new(s.limits, 1, s.queue())));
+    let candidate = TenantRuntime::compose(
+        &state.platform(),
+        spec.default_provider
+            .clone()
+            .or_else(|| base.and_then(|t| t.default_provider.clone())),
+        Vec::new(),
+        plugins,
+        None,
+        sandbox,
+    );
+
+    let rows = state
+        .store
+        .tenant_requests(tenant.to_string(), since_ms, until_ms, limit)
+        .await
+        .map_err(store_error)?;
+    let keys: HashMap<String, ApiKey> = state
+        .store
+        .list_keys(Some(tenant.to_string()))
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .map(|k| (k.id.clone(), k))
+        .collect();
+
+    let ledger = Arc::new(Ledger::new());
+    let mut report = ReplayReport {
+        tenant: tenant.to_string(),
+        since_ms,
+        until_ms,
+        replayed: 0,
+        skipped: 0,
+        summary: Summary::default(),
+        changes: Vec::new(),
+        notes: vec![
+            "budgets are counted from the start of the window, not from their real spend".into(),
+            "request bodies are not kept: plugins reading request-body see the model, \
+             max_tokens and stream fields only"
+                .into(),
+        ],
+    };
+    for row in &rows {
+        let Some(model) = row.requested_model.clone() else {
+            report.skipped += 1;
+            continue;
+        };
+        let key = keys.get(row.key_id.as_deref().unwrap_or_default());
+        let before = logged_outcome(row);
+        let after = decide_again(state, &candidate, &ledger, row, key, &model).await;
+        let change = compare(&before, &after);
+        if matches!(before, Outcome::Refused { .. }) && matches!(after, Outcome::Refused { .. }) {
+            report.skipped += 1;
+            continue;
+        }
+        report.replayed += 1;
+        report.summary.count(change);
+        if let Some(change) = change {
+            report.changes.push(ChangedRequest {
+                request_id: row.request_id.clone(),
+                ts_ms: row.ts_ms,
+                team: row.team.clone(),
+                user: row.user.clone(),
+                model,
+                change,
+                before,
+                after,
+            });
+        }
+    }
+    Ok(report)
+}
+
+/// A window bound from the request, if given.
+fn window_bound(raw: Option<&str>, field: &str, now: i64) -> Result<Option<i64>, ApiError> {
+    raw.map(|v| {
+        crate::admin::parse_time(v, now).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+    })
+    .transpose()
+}
+
+/// What the log says happened to a request.
+fn logged_outcome(row: &LogRecord) -> Outcome {
+    if let Some(first) = row.attempts.first() {
+        return Outcome::Served {
+            provider: first.provider.clone(),
+            model: first.model.clone(),
+        };
+    }
+    let message = row.error.clone().unwrap_or_default();
+    if row.status < 400 {
+        // Served with no upstream attempt recorded (count_tokens answered locally).
+        return Outcome::Served {
+            provider: row.provider.clone().unwrap_or_default(),
+            model: row.served_model.clone().unwrap_or_default(),
+        };
+    }
+    let refusing = row
+        .decisions
+        .iter()
+        .rev()
+        .find(|d| d.outcome == "deny" || d.outcome == "error");
+    if row.status == 429 && refusing.is_none_or(|d| d.outcome != "error") && is_budget(&message) {
+        return Outcome::BudgetExceeded {
+            status: row.status,
+            message,
+        };
+    }
+    match refusing {
+        Some(d) => Outcome::Denied {
+            status: row.status,
+            plugin: Some(d.plugin.clone()),
+            message,
+        },
+        None if row.decisions.is_empty() => Outcome::Refused {
+            status: row.status,
+            message,
+        },
+        None => Outcome::Denied {
+            status: row.status,
+            plugin: None,
+            message,
+        },
+    }
+}
+
+/// Budget and rate-limit refusals name their limit this way (see `ledger::Exceeded`).
+fn is_budget(message: &str) -> bool {
+    message.contains("budget '") || message.contains("rate limit '")
+}
+
+/// Decides a logged request again under `candidate`, charging the scratch `ledger`.
+async fn decide_again(
+    state: &AppState,
+    candidate: &TenantRuntime,
+    ledger: &Arc<Ledger>,
+    row: &LogRecord,
+    key: Option<&ApiKey>,
+    model: &str,
+) -> Outcome {
+    let key = key.cloned().unwrap_or_else(|| ApiKey {
+        id: row.key_id.clone().unwrap_or_default(),
+        tenant_id: row.tenant_id.clone(),
+        name: String::new(),
+        team: None,
+        user: None,
+        models: None,
+        prefix: String::new(),
+        created_at: 0,
+        expires_at: None,
+        revoked_at: None,
+        secret_hash: String::new(),
+    });
+    if let Err(e) = crate::auth::check_scope(&key, &row.metadata, Some(model)) {
+        return Outcome::Refused {
+            status: e.status.as_u16(),
+            message: e.message,
+        };
+    }
+    let endpoint = match row.endpoint.as_str() {
+        "chat_completions" => Endpoint::ChatCompletions,
+        "count_tokens" => Endpoint::CountTokens,
+        _ => Endpoint::Messages,
+    };
+    let body = stand_in_body(row, model);
+    let summary = BodySummary {
+        model: model.to_string(),
+        stream: row.stream,
+        max_tokens: row.max_tokens,
+        message_count: row.message_count,
+        prompt_tokens_estimate: row.body_bytes / 4,
+    };
+    let ctx = pipeline::request_context(row, &key, &summary, endpoint, row.body_bytes as usize);
+    let mut decisions = Vec::new();
+    let decided = pipeline::decide(
+        Decide {
+            state,
+            tenant: candidate,
+            ledger,
+            ctx: &ctx,
+            body: &body,
+            usage_at_ms: Some(row.ts_ms),
+        },
+        &mut decisions,
+    )
+    .await;
+    match decided {
+        Ok(d) => {
+            let first = &d.plan.targets[0];
+            if let Some((reservation, _)) = d.reservation {
+                let used = if row.attempts.is_empty() {
+                    reservation.estimate()
+                } else {
+                    let cost = state
+                        .pricing
+                        .cost(&first.provider.id, &first.model, &row.usage);
+                    crate::budget::actual(&row.usage, cost.total_nano)
+                };
+                // Alerts from a replay are hypothetical: they are not delivered.
+                let _ = ledger.settle(reservation, used, row.ts_ms);
+            }
+            Outcome::Served {
+                provider: first.provider.id.clone(),
+                model: first.model.clone(),
+            }
+        }
+        Err(e) => {
+            let status = e.status.as_u16();
+            let refusing = decisions
+                .iter()
+                .rev()
+                .find(|d| d.outcome == "deny" || d.outcome == "error");
+            let by_ledger = matches!(
+                e.kind,
+                crate::error::ErrorKind::BudgetExceeded | crate::error::ErrorKind::RateLimit
+            ) && refusing.is_none();
+            if by_ledger {
+                Outcome::BudgetExceeded {
+                    status,
+                    message: e.message,
+                }
+            } else {
+                Outcome::Denied {
+                    status,
+                    plugin: refusing.map(|d| d.plugin.clone()),
+                    message: e.message,
+                }
+            }
+        }
+    }
+}
+
+/// The body plugins get in a replay: what the log kept of the request.
+fn stand_in_body(row: &LogRecord, model: &str) -> Bytes {
+    let mut body = serde_json::json!({ "model": model, "stream": row.stream });
+    if let (Some(m), Some(o)) = (row.max_tokens, body.as_object_mut()) {
+        o.insert("max_tokens".into(), m.into());
+    }
+    Bytes::from(body.to_string())
+}
+
+/// How `after` differs from `before`, if it does.
+fn compare(before: &Outcome, after: &Outcome) -> Option<Change> {
+    use Outcome::*;
+    match (before, after) {
+        (Served { .. }, Served { .. }) if before == after => None,
+        (Served { .. }, Served { .. }) => Some(Change::TargetChanged),
+        (Served { .. }, BudgetExceeded { .. }) => Some(Change::BudgetHit),
+        (Served { .. }, _) => Some(Change::NewlyDenied),
+        (_, Served { .. }) => Some(Change::NewlyAllowed),
+        (a, b) if same_refusal(a, b) => None,
+        _ => Some(Change::DenialChanged),
+    }
+}
+
+/// Two refusals for the same reason (status and message).
+fn same_refusal(a: &Outcome, b: &Outcome) -> bool {
+    let key = |o: &Outcome| match o {
+        Outcome::Denied {
+            status, message, ..
+        }
+        | Outcome::BudgetExceeded { status, message }
+        | Outcome::Refused { status, message } => Some((*status, budget_free(message))),
+        Outcome::Served { .. } => None,
+    };
+    key(a) == key(b)
+}
+
+/// A refusal message without its figures that move with time (spend, reset time), so
+/// the same budget refusing twice reads as the same reason.
+fn budget_free(message: &str) -> String {
+    if is_budget(message) {
+        message.split(':').next().unwrap_or(message).to_string()
+    } else {
+        message.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AttemptRecord, PluginDecision};
+
+    fn served(provider: &str, model: &str) -> Outcome {
+        Outcome::Served {
+            provider: provider.into(),
+            model: model.into(),
+        }
+    }
+
+    #[test]
+    fn changes_are_classified() {
+        let deny = Outcome::Denied {
+            status: 403,
+            plugin: Some("p".into()),
+            message: "no".into(),
+        };
+        let budget = Outcome::BudgetExceeded {
+            status: 429,
+            message: "budget 'b' of team 'x' is exhausted: $1 of $1".into(),
+        };
+        assert_eq!(compare(&served("a", "m"), &served("a", "m")), None);
+        assert_eq!(
+            compare(&served("a", "m"), &served("b", "m")),
+            Some(Change::TargetChanged)
+        );
+        assert_eq!(compare(&served("a", "m"), &deny), Some(Change::NewlyDenied));
+        assert_eq!(compare(&served("a", "m"), &budget), Some(Change::BudgetHit));
+        assert_eq!(
+            compare(&deny, &served("a", "m")),
+            Some(Change::NewlyAllowed)
+        );
+        assert_eq!(compare(&deny, &deny.clone()), None);
+        assert_eq!(compare(&deny, &budget), Some(Change::DenialChanged));
+    }
+
+    #[test]
+    fn the_log_says_who_refused() {
+        let mut row = LogRecord {
+            status: 403,
+            error: Some("nope".into()),
+            decisions: vec![PluginDecision {
+                plugin: "policy".into(),
+                outcome: "deny".into(),
+                detail: None,
+                annotations: vec![],
+                micros: 1,
+            }],
+            ..LogRecord::default()
+        };
+        assert!(matches!(
+            logged_outcome(&row),
+            Outcome::Denied { plugin: Some(ref p), .. } if p == "policy"
+        ));
+        row.decisions.clear();
+        assert!(matches!(logged_outcome(&row), Outcome::Refused { .. }));
+        row.attempts.push(AttemptRecord {
+            provider: "a".into(),
+            model: "m".into(),
+            target: 0,
+            status: Some(500),
+            latency_ms: 1,
+            error: None,
+        });
+        assert_eq!(logged_outcome(&row), served("a", "m"));
+    }
+}
