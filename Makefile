@@ -5,7 +5,7 @@ VENV   := tests/.venv
 PY     := $(VENV)/bin/python
 PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit
 
-.PHONY: run test setup toolchain venv plugins build unit e2e lint bench clean
+.PHONY: run test setup toolchain browser venv plugins build unit e2e lint bench clean
 
 ## Start the gateway on the offline embedded default (mock upstream, SQLite in ./data).
 run: toolchain plugins
@@ -14,10 +14,14 @@ run: toolchain plugins
 ## Run every test: Rust unit tests, plugin tests, and the end-to-end suite.
 test: setup plugins build unit e2e
 
-setup: toolchain venv
+setup: toolchain venv browser
 
 toolchain:
 	@scripts/setup-toolchain.sh
+
+## Debian's chromium, for the console's browser test (Playwright drives it).
+browser:
+	@scripts/setup-browser.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
@@ -34,7 +38,7 @@ build:
 unit:
 	$(CARGO) test --workspace
 
-e2e: build plugins venv
+e2e: build plugins venv browser
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
 lint:

@@ -81,6 +81,12 @@ def test_tenant_admin_is_confined_to_its_tenant(gw):
         ("GET", "/budgets", None),
         ("GET", "/alerts", None),
         ("GET", "/audit", None),
+        ("GET", "/whoami", None),
+        ("GET", f"/logs/{acme_rid}", None),
+        ("GET", "/logs/export?format=csv", None),
+        ("GET", "/traces", None),
+        ("GET", f"/traces/{acme_rid}", None),
+        ("GET", "/analytics?by=team", None),
     ]
     for method, path, body in allowed:
         status, _, resp = as_token(gw, token, method, path, body)
@@ -92,6 +98,15 @@ def test_tenant_admin_is_confined_to_its_tenant(gw):
     _, _, logs = as_token(gw, token, "GET", "/logs")
     ids = {r["request_id"] for r in logs["data"]}
     assert acme_rid in ids and globex_rid not in ids
+    _, _, me = as_token(gw, token, "GET", "/whoami")
+    assert me["role"] == "tenant" and me["tenant"] == "acme"
+    _, _, exported = as_token(gw, token, "GET", "/logs/export?format=csv")
+    assert acme_rid in exported and globex_rid not in exported
+    _, _, traces = as_token(gw, token, "GET", "/traces")
+    assert {t["tenant_id"] for t in traces["data"]} == {"acme"}
+    # Another tenant's request or trace is simply not found within its tenant.
+    assert as_token(gw, token, "GET", f"/logs/{globex_rid}")[0] == 404
+    assert as_token(gw, token, "GET", f"/traces/{globex_rid}")[0] == 404
     _, _, audit = as_token(gw, token, "GET", "/audit")
     assert audit["data"] and all(e["tenant"] == "acme" for e in audit["data"])
     assert audit["data"][0]["actor"].startswith("tenant-admin:acme:")
@@ -116,6 +131,11 @@ def test_tenant_admin_is_confined_to_its_tenant(gw):
         ("GET", "/alerts?tenant=globex", None),
         ("GET", "/audit?tenant=globex", None),
         ("GET", "/audit?platform=1", None),
+        ("GET", f"/logs/{globex_rid}?tenant=globex", None),
+        ("GET", "/logs/export?tenant=globex", None),
+        ("GET", "/traces?tenant=globex", None),
+        ("GET", f"/traces/{globex_rid}?tenant=globex", None),
+        ("GET", "/analytics?tenant=globex", None),
         ("PUT", "/tenants/globex/bundle", router),
         ("GET", "/tenants/globex/bundle", None),
         ("GET", "/tenants/globex/bundle/versions", None),
@@ -137,6 +157,9 @@ def test_tenant_admin_is_confined_to_its_tenant(gw):
         status, _, resp = as_token(gw, token, method, path, body)
         assert status == 403, (method, path, status, resp)
         assert resp["error"]["type"] == "permission_error"
+    # /metrics names every tenant: the platform token only.
+    status, _, _ = http("GET", f"{gw.url}/metrics", headers={"authorization": f"Bearer {token}"})
+    assert status == 401
     # Nothing of globex's changed.
     status, _, g = gw.admin("GET", f"/keys/{globex_key['id']}")
     assert g["revoked_at"] is None

@@ -62,6 +62,41 @@ pub struct Config {
     /// What the usage ledger counts.
     #[serde(default)]
     pub usage: UsageConfig,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// OpenTelemetry trace export (off unless an endpoint is set).
+    #[serde(default)]
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// `/metrics`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Answer `/metrics` without the platform admin token (label values name tenants,
+    /// teams' budgets and models, so it is protected unless this is set).
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// Where spans go.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://otel-collector:4318`; spans are
+    /// POSTed as JSON to `{endpoint}/v1/traces`.
+    pub endpoint: String,
+    /// Headers sent with every export (e.g. an API key).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The resource's `service.name`.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn default_service_name() -> String {
+    "tollgate".into()
 }
 
 /// The usage ledger's scopes beyond tenant, team, user and key.
@@ -196,6 +231,20 @@ pub struct LogConfig {
     /// Longest a finished request waits before its row is written, in milliseconds.
     #[serde(default = "default_flush_ms")]
     pub flush_ms: u64,
+    /// Days request logs (and captured bodies) are kept; 0 keeps them forever. A
+    /// tenant's `log_retention_days` overrides it.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Largest request or response body kept per request when a tenant captures bodies.
+    #[serde(default = "default_capture_bytes")]
+    pub max_captured_bytes: usize,
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_capture_bytes() -> usize {
+    256 << 10
 }
 
 fn default_batch() -> usize {
@@ -210,6 +259,8 @@ impl Default for LogConfig {
         Self {
             batch_size: default_batch(),
             flush_ms: default_flush_ms(),
+            retention_days: default_retention_days(),
+            max_captured_bytes: default_capture_bytes(),
         }
     }
 }
@@ -226,6 +277,18 @@ pub enum ProviderKind {
     OpenaiCompatible,
     /// The built-in mock upstream, started in-process (offline demo and tests).
     Mock,
+}
+
+impl ProviderKind {
+    /// The provider's `gen_ai.provider.name` in OpenTelemetry's GenAI conventions.
+    pub fn gen_ai_name(self) -> &'static str {
+        match self {
+            Self::Anthropic => "anthropic",
+            Self::Openai => "openai",
+            Self::OpenaiCompatible => "openai_compatible",
+            Self::Mock => "tollgate.mock",
+        }
+    }
 }
 
 /// One upstream provider.
@@ -306,6 +369,13 @@ pub struct TenantConfig {
     /// This tenant's plugin limits (CPU deadline, memory, concurrent instances).
     #[serde(default)]
     pub sandbox: TenantSandboxConfig,
+    /// Keep each request's request and response bodies with its log row (shown in the
+    /// console's log detail and used by bundle replays). Off unless the admin enables it.
+    #[serde(default)]
+    pub capture_bodies: bool,
+    /// Days this tenant's request logs are kept (default: `logs.retention_days`).
+    #[serde(default)]
+    pub log_retention_days: Option<u32>,
 }
 
 /// A plugin in a tenant's chain.
@@ -524,6 +594,14 @@ impl Config {
                     format!("must be 1 to {} bytes", crate::metadata::MAX_KEY_LEN),
                 ));
             }
+        }
+        if let Some(o) = &self.otlp
+            && !(o.endpoint.starts_with("http://") || o.endpoint.starts_with("https://"))
+        {
+            return Err(bad(
+                "otlp.endpoint".into(),
+                format!("'{}' must start with http:// or https://", o.endpoint),
+            ));
         }
         if self.logs.batch_size == 0 {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));

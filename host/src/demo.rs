@@ -18,6 +18,8 @@ kind = "mock"
 [[tenants]]
 id = "demo"
 name = "Demo tenant"
+# Keep request and response bodies: the console's log detail shows them.
+capture_bodies = true
 
 # Requests must say which environment they come from.
 [[tenants.plugins]]
@@ -105,7 +107,7 @@ Send a first request:
     -H 'x-portkey-metadata: {{"team":"engineering","user":"dev@example.com","env":"dev"}}' \
     -d '{{"model":"claude-sonnet-4-5","max_tokens":128,"messages":[{{"role":"user","content":"Hello, gateway"}}]}}'
 
-Then see it in the logs:
+Then see it in the console, {base_url}/console/ (sign in with the admin token), or:
 
   TOLLGATE_ADMIN_TOKEN={admin_token} tollgate logs --tenant demo --filter team=engineering
 "#

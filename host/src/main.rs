@@ -59,7 +59,7 @@ enum Command {
     #[command(subcommand)]
     Keys(KeysCmd),
     /// Query request logs (admin API client).
-    Logs(LogsArgs),
+    Logs(Box<LogsArgs>),
     /// Usage and cost, grouped (admin API client).
     Usage(UsageArgs),
     /// Budgets: limit, spent, remaining and reset per scope (admin API client).
@@ -300,24 +300,85 @@ enum KeysCmd {
 
 #[derive(Args)]
 struct LogsArgs {
+    #[command(subcommand)]
+    command: Option<LogsCmd>,
+    #[command(flatten)]
+    filters: LogFilters,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    remote: Remote,
+}
+
+#[derive(Subcommand)]
+enum LogsCmd {
+    /// Write every matching log row, oldest first, as JSON lines or CSV.
+    Export {
+        /// jsonl or csv.
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        filters: LogFilters,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Filters shared by `logs` and `logs export`.
+#[derive(Args, Clone)]
+struct LogFilters {
     #[arg(long)]
     tenant: Option<String>,
     /// Metadata filter key=value (repeatable).
     #[arg(long = "filter", short = 'f')]
     filters: Vec<String>,
     #[arg(long)]
+    team: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long)]
     model: Option<String>,
     #[arg(long)]
-    status: Option<u16>,
-    /// Unix ms or a duration ago (15m, 24h, 7d).
+    provider: Option<String>,
+    /// An HTTP status, or 2xx, 4xx, 5xx, error.
+    #[arg(long)]
+    status: Option<String>,
+    /// Unix ms, RFC 3339 or a duration ago (15m, 24h, 7d).
     #[arg(long)]
     since: Option<String>,
     #[arg(long)]
+    until: Option<String>,
+    #[arg(long)]
     trace_id: Option<String>,
-    #[arg(long, default_value_t = 50)]
-    limit: u32,
-    #[command(flatten)]
-    remote: Remote,
+}
+
+impl LogFilters {
+    /// The admin API's query string for these filters.
+    fn query(&self) -> form_urlencoded::Serializer<'static, String> {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        for f in &self.filters {
+            q.append_pair("meta", f);
+        }
+        for (k, v) in [
+            ("tenant", &self.tenant),
+            ("team", &self.team),
+            ("user", &self.user),
+            ("model", &self.model),
+            ("provider", &self.provider),
+            ("status", &self.status),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("trace_id", &self.trace_id),
+        ] {
+            if let Some(v) = v {
+                q.append_pair(k, v);
+            }
+        }
+        q
+    }
 }
 
 const BUDGET_COLUMNS: &[&str] = &[
@@ -456,29 +517,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Keys(KeysCmd::Revoke { id, remote }) => {
             remote.client()?.revoke_key(&id).await.map(|()| 0)
         }
-        Command::Logs(a) => {
-            let mut q = form_urlencoded::Serializer::new(String::new());
-            if let Some(t) = &a.tenant {
-                q.append_pair("tenant", t);
+        Command::Logs(a) => match a.command {
+            Some(LogsCmd::Export {
+                format,
+                output,
+                filters,
+                remote,
+            }) => {
+                let mut q = filters.query();
+                q.append_pair("format", &format);
+                remote
+                    .client()?
+                    .export_logs(&q.finish(), output.as_deref())
+                    .await
+                    .map(|()| 0)
             }
-            for f in &a.filters {
-                q.append_pair("meta", f);
+            None => {
+                let mut q = a.filters.query();
+                q.append_pair("limit", &a.limit.to_string());
+                a.remote.client()?.logs(&q.finish()).await.map(|()| 0)
             }
-            for (k, v) in [
-                ("model", &a.model),
-                ("since", &a.since),
-                ("trace_id", &a.trace_id),
-            ] {
-                if let Some(v) = v {
-                    q.append_pair(k, v);
-                }
-            }
-            if let Some(s) = a.status {
-                q.append_pair("status", &s.to_string());
-            }
-            q.append_pair("limit", &a.limit.to_string());
-            a.remote.client()?.logs(&q.finish()).await.map(|()| 0)
-        }
+        },
         Command::Usage(a) => {
             let mut q = form_urlencoded::Serializer::new(String::new());
             for (k, v) in [("tenant", &a.tenant), ("by", &a.by), ("since", &a.since)] {

@@ -42,7 +42,37 @@ pub struct Exchange {
     pub usage_estimated: bool,
     /// The prompt's size estimate, billed as input when a cut stream reported none.
     prompt_estimate: u64,
+    /// The bodies kept for the log, when the tenant captures them.
+    capture: Option<Capture>,
     logged: bool,
+}
+
+/// Request and response bodies being kept, each up to a limit.
+struct Capture {
+    request: Bytes,
+    response: Vec<u8>,
+    limit: usize,
+    truncated: bool,
+}
+
+impl Capture {
+    fn new(request: &Bytes, limit: usize) -> Self {
+        Self {
+            request: request.slice(..request.len().min(limit)),
+            response: Vec::new(),
+            limit,
+            truncated: request.len() > limit,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let room = self.limit.saturating_sub(self.response.len());
+        if bytes.len() > room {
+            self.truncated = true;
+        }
+        self.response
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
 }
 
 impl Exchange {
@@ -68,6 +98,12 @@ impl Exchange {
                 ts_ms: crate::ids::now_ms(),
                 trace_id,
                 endpoint: endpoint.to_string(),
+                traceparent: headers
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| v.len() <= 128)
+                    .map(str::to_string),
+                span_us: (crate::ids::now_us(), 0),
                 ..LogRecord::default()
             },
             started: Instant::now(),
@@ -76,7 +112,15 @@ impl Exchange {
             counted: None,
             usage_estimated: false,
             prompt_estimate: 0,
+            capture: None,
             logged: false,
+        }
+    }
+
+    /// Keeps `bytes` as (more of) the response body, when bodies are captured.
+    pub fn capture_response(&mut self, bytes: &[u8]) {
+        if let Some(c) = &mut self.capture {
+            c.push(bytes);
         }
     }
 
@@ -89,6 +133,10 @@ impl Exchange {
     pub fn fail(mut self, err: ApiError) -> Response {
         self.record.status = err.status.as_u16();
         self.record.error = Some(err.message.clone());
+        if self.capture.is_some() {
+            let body = err.body(self.flavor).to_string();
+            self.capture_response(body.as_bytes());
+        }
         self.log();
         err.into_response_for(self.flavor)
     }
@@ -108,6 +156,14 @@ impl Exchange {
         }
         self.logged = true;
         self.record.latency_ms = self.elapsed_ms();
+        self.record.span_us.1 = crate::ids::now_us();
+        if let Some(c) = self.capture.take() {
+            self.record.bodies = Some(Box::new(crate::store::CapturedBodies {
+                request: c.request,
+                response: Bytes::from(c.response),
+                truncated: c.truncated,
+            }));
+        }
         self.settle();
         let record = std::mem::take(&mut self.record);
         self.state.logs.send(record);
@@ -209,6 +265,9 @@ pub async fn admit(
     endpoint: Endpoint,
 ) -> Result<Admitted, ApiError> {
     let key = authenticate(state, ex, headers)?;
+    if state.captures_bodies(&key.tenant_id) {
+        ex.capture = Some(Capture::new(&body, state.max_captured_bytes));
+    }
     let metadata = match headers.get(metadata::HEADER) {
         Some(raw) => Metadata::parse(raw.as_bytes())?,
         None => Metadata::default(),

@@ -120,6 +120,12 @@ pub struct AppState {
     pub bundle_lock: tokio::sync::Mutex<()>,
     /// Sandbox limits every tenant starts from.
     pub sandbox: crate::config::SandboxConfig,
+    /// Request, plugin and upstream metrics (fed by the log writer).
+    pub metrics: Arc<crate::telemetry::Metrics>,
+    /// `/metrics` answers without the admin token.
+    pub metrics_public: bool,
+    /// Largest body kept per request when a tenant captures bodies.
+    pub max_captured_bytes: usize,
     tenants: RwLock<Tenants>,
 }
 
@@ -160,6 +166,25 @@ impl AppState {
         let rt = Arc::new(t.no_tenant.for_sandbox(self.sandbox_of(tenant_id)));
         t.by_id.insert(tenant_id.to_string(), rt.clone());
         rt
+    }
+
+    /// Every tenant with a runtime so far (configured, bundled or seen), by id.
+    pub fn tenant_runtimes(&self) -> Vec<(String, Arc<TenantRuntime>)> {
+        let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = t
+            .by_id
+            .iter()
+            .map(|(id, rt)| (id.clone(), rt.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Whether the admin enabled body capture for `tenant_id`.
+    pub fn captures_bodies(&self, tenant_id: &str) -> bool {
+        self.config_tenants
+            .get(tenant_id)
+            .is_some_and(|t| t.capture_bodies)
     }
 
     /// A new sandbox share for `tenant_id`, from its config.
@@ -370,11 +395,39 @@ impl Gateway {
             }
         }
         let alerts = AlertSink::start(store.clone(), webhooks);
-        let log_writer = store.log_writer(
-            cfg.logs.batch_size,
-            Duration::from_millis(cfg.logs.flush_ms),
-            ledger.clone(),
-        )?;
+        let metrics = crate::telemetry::Metrics::new();
+        let mut observers: Vec<Box<dyn crate::store::LogObserver>> =
+            vec![Box::new(crate::telemetry::MetricsObserver(metrics.clone()))];
+        if let Some(o) = &cfg.otlp {
+            observers.push(Box::new(crate::telemetry::otlp::start(
+                crate::telemetry::OtlpTarget {
+                    endpoint: o.endpoint.clone(),
+                    headers: o.headers.clone().into_iter().collect(),
+                    service_name: o.service_name.clone(),
+                    provider_names: cfg
+                        .providers
+                        .iter()
+                        .map(|p| (p.id.clone(), p.kind.gen_ai_name().to_string()))
+                        .collect(),
+                },
+            )));
+            tracing::info!(endpoint = %o.endpoint, "exporting traces over OTLP");
+        }
+        let retention = crate::store::Retention {
+            default_days: cfg.logs.retention_days,
+            tenants: cfg
+                .tenants
+                .iter()
+                .filter_map(|t| t.log_retention_days.map(|d| (t.id.clone(), d)))
+                .collect(),
+        };
+        let log_writer = store.log_writer(crate::store::WriterOptions {
+            batch_size: cfg.logs.batch_size,
+            flush: Duration::from_millis(cfg.logs.flush_ms),
+            ledger: ledger.clone(),
+            retention,
+            observers,
+        })?;
         let default_provider = cfg
             .default_provider
             .clone()
@@ -406,6 +459,9 @@ impl Gateway {
             admin_tokens,
             bundle_lock: tokio::sync::Mutex::new(()),
             sandbox: cfg.sandbox.clone(),
+            metrics,
+            metrics_public: cfg.metrics.public,
+            max_captured_bytes: cfg.logs.max_captured_bytes,
             tenants: RwLock::new(tenants),
         });
         // Bundles applied through the admin API outlive restarts: they replace the

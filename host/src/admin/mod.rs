@@ -3,6 +3,7 @@
 //! policy bundles.
 
 mod bundles;
+mod logs;
 mod query;
 mod roles;
 mod usage;
@@ -14,7 +15,7 @@ pub use query::{parse_log_query, parse_time};
 use crate::error::{ApiError, ErrorKind};
 use crate::server::AppState;
 use crate::store::{NewKey, StoreError};
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +33,13 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/keys", get(list_keys))
         .route("/keys/{id}", get(get_key).delete(revoke_key))
         .route("/keys/{id}/revoke", post(revoke_key))
-        .route("/logs", get(logs))
+        .route("/whoami", get(whoami))
+        .route("/logs", get(logs::list))
+        .route("/logs/export", get(logs::export))
+        .route("/logs/{id}", get(logs::detail))
+        .route("/traces", get(logs::traces))
+        .route("/traces/{id}", get(logs::trace))
+        .route("/analytics", get(logs::analytics))
         .route("/usage", get(usage::usage))
         .route("/budgets", get(usage::budgets))
         .route("/alerts", get(usage::alerts))
@@ -300,14 +307,15 @@ async fn revoke_key(
     Ok(Json(key).into_response())
 }
 
-async fn logs(
-    State(state): State<Arc<AppState>>,
-    RawQuery(raw): RawQuery,
-) -> AdminResult<Response> {
-    let q = parse_log_query(raw.as_deref().unwrap_or(""), crate::ids::now_ms())
-        .map_err(ApiError::invalid)?;
-    let rows = state.store.query_logs(q).await.map_err(store_err)?;
-    Ok(Json(serde_json::json!({ "data": rows })).into_response())
+/// `GET /whoami`: which role the token has (the console adapts to it).
+async fn whoami(axum::Extension(caller): axum::Extension<Caller>) -> Response {
+    let body = match caller {
+        Caller::Platform => serde_json::json!({ "role": "platform", "tenant": null }),
+        Caller::Tenant { tenant, token_id } => {
+            serde_json::json!({ "role": "tenant", "tenant": tenant, "token_id": token_id })
+        }
+    };
+    Json(body).into_response()
 }
 
 fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {

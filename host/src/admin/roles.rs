@@ -109,9 +109,17 @@ pub async fn authorize(
                 _ => Err(forbidden()),
             }
         }
-        ["keys"] | ["logs"] | ["usage"] | ["budgets"] | ["alerts"] | ["audit"] => {
-            pin_tenant(req, tenant).ok_or_else(forbidden)
-        }
+        ["whoami"] => Ok(()),
+        ["keys"]
+        | ["logs"]
+        | ["usage"]
+        | ["budgets"]
+        | ["alerts"]
+        | ["audit"]
+        | ["analytics"]
+        | ["traces"]
+        | ["logs", _]
+        | ["traces", _] => pin_tenant(req, tenant).ok_or_else(forbidden),
         _ => Err(forbidden()),
     }
 }

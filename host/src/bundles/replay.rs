@@ -194,8 +194,8 @@ pub async fn replay(
         changes: Vec::new(),
         notes: vec![
             "budgets are counted from the start of the window, not from their real spend".into(),
-            "request bodies are not kept: plugins reading request-body see the model, \
-             max_tokens and stream fields only"
+            "plugins reading request-body see the captured body where the tenant captures \
+             bodies, else only the model, max_tokens and stream fields"
                 .into(),
         ],
     };
@@ -389,8 +389,12 @@ async fn decide_again(
     }
 }
 
-/// The body plugins get in a replay: what the log kept of the request.
+/// The body plugins get in a replay: the captured body when the tenant keeps bodies,
+/// else what the log kept of the request.
 fn stand_in_body(row: &LogRecord, model: &str) -> Bytes {
+    if let Some(b) = &row.bodies {
+        return b.request.clone();
+    }
     let mut body = serde_json::json!({ "model": model, "stream": row.stream });
     if let (Some(m), Some(o)) = (row.max_tokens, body.as_object_mut()) {
         o.insert("max_tokens".into(), m.into());
@@ -484,6 +488,7 @@ mod tests {
                 detail: None,
                 annotations: vec![],
                 micros: 1,
+                at_us: 0,
             }],
             ..LogRecord::default()
         };
@@ -500,6 +505,7 @@ mod tests {
             status: Some(500),
             latency_ms: 1,
             error: None,
+            at_us: 0,
         });
         assert_eq!(logged_outcome(&row), served("a", "m"));
     }

@@ -184,6 +184,46 @@ impl AdminClient {
 }
 
 impl AdminClient {
+    /// `tollgate logs export`: streams the export to `output` (or stdout) as it arrives.
+    pub async fn export_logs(
+        &self,
+        query: &str,
+        output: Option<&std::path::Path>,
+    ) -> anyhow::Result<()> {
+        use futures_util::StreamExt as _;
+        use std::io::Write as _;
+        let url = format!("{}/admin/v1/logs/export?{query}", self.base);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        if !resp.status().is_success() {
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_string))
+                .unwrap_or(text);
+            bail!("{status}: {msg}");
+        }
+        let mut out: Box<dyn std::io::Write> = match output {
+            Some(p) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot create {}", p.display()))?,
+            )),
+            None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        };
+        let mut body = resp.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            out.write_all(&chunk.context("the export was cut off")?)?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
     /// `tollgate usage`: `query` is the admin API's query string; ends with a total row.
     pub async fn usage(&self, query: &str) -> anyhow::Result<()> {
         let mut v = self

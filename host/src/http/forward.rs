@@ -254,6 +254,7 @@ async fn relay(
         match success_body(client, wire, endpoint, &target.model, &body) {
             Ok((b, usage)) => {
                 ex.record.usage = usage;
+                ex.capture_response(&b);
                 ex.finish(status.as_u16(), None);
                 b
             }
@@ -261,11 +262,7 @@ async fn relay(
         }
     } else {
         let message = translate::upstream_error_message(&body);
-        ex.finish(
-            status.as_u16(),
-            Some(format!("upstream {}: {message}", status.as_u16())),
-        );
-        if is_error_shape(client, &body) && wire == wire_of(client) {
+        let body = if is_error_shape(client, &body) && wire == wire_of(client) {
             body
         } else {
             // Keep the upstream's status, but give the client an error it can parse.
@@ -275,7 +272,13 @@ async fn relay(
                 ApiFlavor::OpenAi => kind.openai_type(),
             };
             Bytes::from(error_body(client, ty, &message).to_string())
-        }
+        };
+        ex.capture_response(&body);
+        ex.finish(
+            status.as_u16(),
+            Some(format!("upstream {}: {message}", status.as_u16())),
+        );
+        body
     };
     out_headers.insert(
         header::CONTENT_TYPE,

@@ -3,6 +3,7 @@
 
 mod forward;
 mod messages;
+mod metrics;
 mod models;
 mod stream;
 
@@ -33,7 +34,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::scrape))
         .nest("/admin/v1", crate::admin::router(state.clone()))
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -278,11 +278,11 @@ impl Stream for RelayStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     let had_content = this.mode.saw_content();
                     let out = this.mode.on_chunk(chunk);
-                    if !had_content
-                        && this.mode.saw_content()
-                        && let Some(ex) = this.ex.as_mut()
-                    {
-                        ex.record.ttft_ms = Some(ex.elapsed_ms());
+                    if let Some(ex) = this.ex.as_mut() {
+                        if !had_content && this.mode.saw_content() {
+                            ex.record.ttft_ms = Some(ex.elapsed_ms());
+                        }
+                        ex.capture_response(&out);
                     }
                     if let Some(err) = this.mode.finished() {
                         this.finish(err);
@@ -294,9 +294,12 @@ impl Stream for RelayStream {
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
                     let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
-                    this.finish(Some(msg.clone()));
-                    let flavor = flavor_of(&this.mode);
-                    return Poll::Ready(Some(Ok(error_event(flavor, &msg))));
+                    let event = error_event(flavor_of(&this.mode), &msg);
+                    if let Some(ex) = this.ex.as_mut() {
+                        ex.capture_response(&event);
+                    }
+                    this.finish(Some(msg));
+                    return Poll::Ready(Some(Ok(event)));
                 }
                 Poll::Ready(None) => {
                     this.done = true;
@@ -305,6 +308,9 @@ impl Stream for RelayStream {
                     }
                     let flavor = flavor_of(&this.mode);
                     let (tail, err) = this.mode.on_end(flavor);
+                    if let Some(ex) = this.ex.as_mut() {
+                        ex.capture_response(&tail);
+                    }
                     this.finish(err);
                     if tail.is_empty() {
                         return Poll::Ready(None);

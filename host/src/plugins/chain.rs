@@ -43,12 +43,14 @@ impl ConfiguredPlugin {
 
     /// This plugin's log entry for a call that started at `started`.
     fn record(&self, started: Instant) -> PluginDecision {
+        let micros = started.elapsed().as_micros() as u64;
         PluginDecision {
             plugin: self.label.to_string(),
             outcome: String::new(),
             detail: None,
             annotations: Vec::new(),
-            micros: started.elapsed().as_micros() as u64,
+            micros,
+            at_us: crate::ids::now_us() - micros as i64,
         }
     }
 

@@ -55,6 +55,7 @@ pub async fn execute(
                 tokio::time::sleep(plan.wait_before_retry(try_no, wait_hint.take(), unit)).await;
             }
             let started = Instant::now();
+            let at_us = crate::ids::now_us();
             let sent = target
                 .provider
                 .send(
@@ -72,6 +73,7 @@ pub async fn execute(
                 status: None,
                 latency_ms: started.elapsed().as_millis() as u64,
                 error: None,
+                at_us,
             };
             match sent {
                 Ok(resp) => {

@@ -1,15 +1,15 @@
-//! Request logs: one row per request, written in batches off the request path.
+//! Request logs: one row per request (written by [`super::log_writer`]), and the
+//! queries over them: filtered listings, one request in detail, traces, replay windows
+//! and exports.
 
 use super::{Store, StoreError};
-use crate::ledger::Ledger;
 use crate::metadata::Metadata;
 use crate::usage::Usage;
-use rusqlite::{Connection, Row, params, params_from_iter, types::Value as SqlValue};
+use bytes::Bytes;
+use rusqlite::{
+    Connection, OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue,
+};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 /// What one plugin decided for one request.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -26,6 +26,13 @@ pub struct PluginDecision {
     pub annotations: Vec<(String, String)>,
     /// Time spent in the plugin, instantiation included.
     pub micros: u64,
+    /// When the call started, Unix microseconds (0 in rows older than the field).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at_us: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// One try at one upstream target while serving a request.
@@ -45,6 +52,26 @@ pub struct AttemptRecord {
     /// Why the attempt did not serve the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the attempt was sent, Unix microseconds (0 in rows older than the field).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub at_us: i64,
+}
+
+/// A request's bodies, kept when its tenant captures them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CapturedBodies {
+    /// The request body as the client sent it.
+    #[serde(serialize_with = "as_text")]
+    pub request: Bytes,
+    /// The response as the client received it (the SSE text for streams).
+    #[serde(serialize_with = "as_text")]
+    pub response: Bytes,
+    /// Either body was cut at the capture limit.
+    pub truncated: bool,
+}
+
+fn as_text<S: serde::Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
 }
 
 /// One request, as logged.
@@ -97,225 +124,73 @@ pub struct LogRecord {
     /// The usage to add to the stored ledger (not part of the row).
     #[serde(skip)]
     pub ledger: Option<crate::ledger::LedgerEntry>,
-}
-
-enum Msg {
-    Record(Box<LogRecord>),
-    Flush(mpsc::Sender<()>),
-    Shutdown,
-}
-
-/// Sends finished requests to the writer thread. Cloning is cheap.
-#[derive(Clone)]
-pub struct LogSender(mpsc::Sender<Msg>);
-
-impl LogSender {
-    /// Queues a row; never blocks. A row queued after shutdown is reported and dropped.
-    pub fn send(&self, record: LogRecord) {
-        if self.0.send(Msg::Record(Box::new(record))).is_err() {
-            tracing::error!("request log writer is gone; a log row was dropped");
-        }
-    }
-
-    /// Waits until every row queued before this call is on disk.
-    pub fn flush_blocking(&self) {
-        let (tx, rx) = mpsc::channel();
-        if self.0.send(Msg::Flush(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-}
-
-/// The batched writer thread; [`LogWriter::shutdown`] writes what is queued and stops.
-pub struct LogWriter {
-    tx: LogSender,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl LogWriter {
-    pub(super) fn start(
-        conn: Connection,
-        batch_size: usize,
-        flush: Duration,
-        ledger: Arc<Ledger>,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel();
-        let handle = std::thread::Builder::new()
-            .name("log-writer".into())
-            .spawn(move || writer_loop(conn, rx, batch_size, flush, &ledger))
-            .ok();
-        if handle.is_none() {
-            tracing::error!("could not start the request log writer thread");
-        }
-        Self {
-            tx: LogSender(tx),
-            handle,
-        }
-    }
-
-    /// A handle for request handlers.
-    pub fn sender(&self) -> LogSender {
-        self.tx.clone()
-    }
-
-    /// Writes everything queued so far, then stops the thread.
-    pub fn shutdown(mut self) {
-        let _ = self.tx.0.send(Msg::Shutdown);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-/// How often buckets no window reads any more are deleted.
-const PRUNE_EVERY: Duration = Duration::from_secs(600);
-
-fn writer_loop(
-    mut conn: Connection,
-    rx: mpsc::Receiver<Msg>,
-    batch_size: usize,
-    flush: Duration,
-    ledger: &Ledger,
-) {
-    let mut batch: Vec<Box<LogRecord>> = Vec::with_capacity(batch_size);
-    let mut waiters: Vec<mpsc::Sender<()>> = Vec::new();
-    let mut pruned = Instant::now();
-    loop {
-        let deadline = Instant::now() + flush;
-        let mut stop = false;
-        // Gather until the batch is full, the flush interval passes, or someone asks.
-        while batch.len() < batch_size {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let msg = if batch.is_empty() && waiters.is_empty() {
-                rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
-            } else {
-                rx.recv_timeout(wait)
-            };
-            match msg {
-                Ok(Msg::Record(r)) => batch.push(r),
-                Ok(Msg::Flush(w)) => {
-                    waiters.push(w);
-                    break;
-                }
-                Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    // Drain whatever is already queued: nothing is lost on a clean stop.
-                    while let Ok(m) = rx.try_recv() {
-                        match m {
-                            Msg::Record(r) => batch.push(r),
-                            Msg::Flush(w) => waiters.push(w),
-                            Msg::Shutdown => {}
-                        }
-                    }
-                    stop = true;
-                    break;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-            }
-        }
-        let limits = ledger.take_new_limits();
-        if !batch.is_empty() || !limits.is_empty() {
-            if let Err(e) = write_batch(&mut conn, &batch, &limits) {
-                tracing::error!(error = %e, rows = batch.len(), "writing request logs failed");
-            }
-            batch.clear();
-        }
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = Instant::now();
-            if let Err(e) = crate::ledger::prune(&conn, crate::ids::now_ms()) {
-                tracing::warn!(error = %e, "pruning old usage buckets failed");
-            }
-        }
-        for w in waiters.drain(..) {
-            let _ = w.send(());
-        }
-        if stop {
-            return;
-        }
-    }
-}
-
-fn write_batch(
-    conn: &mut Connection,
-    batch: &[Box<LogRecord>],
-    limits: &[crate::ledger::Limit],
-) -> Result<(), rusqlite::Error> {
-    let tx = conn.transaction()?;
-    {
-        let mut row = tx.prepare_cached(
-            "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
-               metadata, requested_model, served_model, provider, status, stream, latency_ms, ttft_ms,
-               input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts,
-               cost_nano, cost, bundle_version, platform_version, max_tokens, body_bytes, message_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
-        )?;
-        let mut meta = tx.prepare_cached(
-            "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        for r in batch {
-            row.execute(params![
-                r.request_id,
-                r.ts_ms,
-                r.tenant_id,
-                r.key_id,
-                r.trace_id,
-                r.endpoint,
-                r.team,
-                r.user,
-                r.metadata.to_json(),
-                r.requested_model,
-                r.served_model,
-                r.provider,
-                r.status,
-                r.stream,
-                r.latency_ms as i64,
-                r.ttft_ms.map(|t| t as i64),
-                r.usage.input_tokens as i64,
-                r.usage.output_tokens as i64,
-                r.usage.cache_read_tokens as i64,
-                r.usage.cache_write_tokens as i64,
-                serde_json::to_string(&r.decisions).unwrap_or_else(|_| "[]".into()),
-                r.error,
-                serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
-                i64::try_from(r.cost_nano).unwrap_or(i64::MAX),
-                r.cost.as_ref().map(|c| c.to_string()),
-                r.bundle_version,
-                r.platform_version,
-                r.max_tokens,
-                r.body_bytes,
-                r.message_count,
-            ])?;
-            for (k, v) in &r.metadata.0 {
-                meta.execute(params![r.request_id, r.tenant_id, k, v])?;
-            }
-        }
-    }
-    let entries: Vec<_> = batch.iter().filter_map(|r| r.ledger.clone()).collect();
-    crate::ledger::write_entries(&tx, &entries)?;
-    crate::ledger::write_limits(&tx, limits, crate::ids::now_ms())?;
-    tx.commit()
+    /// Captured bodies (stored beside the row, shown by the log detail).
+    #[serde(skip)]
+    pub bodies: Option<Box<CapturedBodies>>,
+    /// The caller's W3C `traceparent`, continued by exported spans.
+    #[serde(skip)]
+    pub traceparent: Option<String>,
+    /// When the request arrived and ended, Unix microseconds (for exported spans; the
+    /// stored row keeps milliseconds).
+    #[serde(skip)]
+    pub span_us: (i64, i64),
 }
 
 /// Filters for reading logs; every field narrows the result.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct LogQuery {
     pub tenant: Option<String>,
     /// `key=value` pairs matched against metadata (all must match).
-    #[serde(default)]
     pub meta: Vec<(String, String)>,
     /// Matches the requested or the served model.
     pub model: Option<String>,
-    pub status: Option<u16>,
+    /// The provider that served (or last tried) the request.
+    pub provider: Option<String>,
+    pub status: Option<StatusFilter>,
     pub key_id: Option<String>,
     pub trace_id: Option<String>,
     pub request_id: Option<String>,
     pub team: Option<String>,
     pub user: Option<String>,
+    /// Free text found in the request id or the trace id.
+    pub search: Option<String>,
     /// Inclusive lower bound, Unix ms.
     pub since_ms: Option<i64>,
     /// Exclusive upper bound, Unix ms.
     pub until_ms: Option<i64>,
-    /// At most this many rows (default 100, at most 1000), newest first.
+    /// At most this many rows (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// Oldest first (exports) instead of newest first.
+    pub oldest_first: bool,
+    /// Rows strictly after this (ts_ms, request_id) in the chosen order (paging).
+    pub after: Option<(i64, String)>,
+}
+
+/// Which statuses a log query keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    Exact(u16),
+    /// Inclusive range, e.g. `4xx` is 400..=499 and `error` is 400..=599.
+    Range(u16, u16),
+}
+
+impl std::str::FromStr for StatusFilter {
+    type Err = String;
+
+    fn from_str(v: &str) -> Result<Self, String> {
+        let range = |lo| Ok(Self::Range(lo, lo + 99));
+        match v {
+            "2xx" | "ok" => range(200),
+            "3xx" => range(300),
+            "4xx" => range(400),
+            "5xx" => range(500),
+            "error" | "errors" => Ok(Self::Range(400, 599)),
+            n => n
+                .parse()
+                .map(Self::Exact)
+                .map_err(|_| format!("status: '{v}' is not an HTTP status, 2xx..5xx or error")),
+        }
+    }
 }
 
 /// The columns [`from_row`] reads, in its order.
@@ -373,6 +248,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
         body_bytes: r.get(28)?,
         message_count: r.get(29)?,
         ledger: None,
+        bodies: None,
+        traceparent: None,
+        span_us: (0, 0),
     })
 }
 
@@ -398,8 +276,27 @@ impl Store {
                  ORDER BY l.ts_ms, l.request_id LIMIT ?4"
             );
             let mut st = c.prepare(&sql)?;
-            let rows = st.query_map(params![tenant, since_ms, until_ms, limit], from_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut rows = st
+                .query_map(params![tenant, since_ms, until_ms, limit], from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            // The request bodies a capturing tenant kept: a replay gives them to plugins.
+            let mut body = c.prepare_cached(
+                "SELECT request, truncated FROM request_bodies WHERE request_id = ?1",
+            )?;
+            for row in &mut rows {
+                let kept = body
+                    .query_row(params![row.request_id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
+                    })
+                    .optional()?;
+                if let Some((request, false)) = kept {
+                    row.bodies = Some(Box::new(CapturedBodies {
+                        request: Bytes::from(request),
+                        ..CapturedBodies::default()
+                    }));
+                }
+            }
+            Ok(rows)
         })
         .await
     }
@@ -427,8 +324,13 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         push(&mut sql, " AND (l.requested_model = ?", m.clone().into());
         push(&mut sql, " OR l.served_model = ?)", m.clone().into());
     }
-    if let Some(s) = q.status {
-        push(&mut sql, " AND l.status = ?", i64::from(s).into());
+    match q.status {
+        Some(StatusFilter::Exact(s)) => push(&mut sql, " AND l.status = ?", i64::from(s).into()),
+        Some(StatusFilter::Range(lo, hi)) => {
+            push(&mut sql, " AND l.status >= ?", i64::from(lo).into());
+            push(&mut sql, " AND l.status <= ?", i64::from(hi).into());
+        }
+        None => {}
     }
     for (col, v) in [
         ("key_id", &q.key_id),
@@ -436,10 +338,23 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         ("request_id", &q.request_id),
         ("team", &q.team),
         ("user", &q.user),
+        ("provider", &q.provider),
     ] {
         if let Some(v) = v {
             push(&mut sql, &format!(" AND l.{col} = ?"), v.clone().into());
         }
+    }
+    if let Some(text) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        push(
+            &mut sql,
+            " AND (instr(l.request_id, ?)",
+            text.to_string().into(),
+        );
+        push(
+            &mut sql,
+            " OR instr(l.trace_id, ?))",
+            text.to_string().into(),
+        );
     }
     if let Some(s) = q.since_ms {
         push(&mut sql, " AND l.ts_ms >= ?", s.into());
@@ -447,13 +362,132 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
     if let Some(u) = q.until_ms {
         push(&mut sql, " AND l.ts_ms < ?", u.into());
     }
+    let (cmp, order) = if q.oldest_first {
+        (">", "ASC")
+    } else {
+        ("<", "DESC")
+    };
+    if let Some((ts, id)) = &q.after {
+        push(&mut sql, &format!(" AND (l.ts_ms {cmp} ?"), (*ts).into());
+        push(&mut sql, " OR (l.ts_ms = ?", (*ts).into());
+        push(
+            &mut sql,
+            &format!(" AND l.request_id {cmp} ?))"),
+            id.clone().into(),
+        );
+    }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     sql.push_str(&format!(
-        " ORDER BY l.ts_ms DESC, l.request_id LIMIT {limit}"
+        " ORDER BY l.ts_ms {order}, l.request_id {order} LIMIT {limit}"
     ));
     let mut st = c.prepare(&sql)?;
     let rows = st.query_map(params_from_iter(args), from_row)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// [`query_logs`] on a connection, for the writer's tests.
+#[cfg(test)]
+pub(super) fn query_logs_for_tests(
+    c: &mut Connection,
+    q: &LogQuery,
+) -> Result<Vec<LogRecord>, StoreError> {
+    query_logs(c, q)
+}
+
+/// One trace: the requests sharing a trace id.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceSummary {
+    pub trace_id: String,
+    pub tenant_id: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub first_ms: i64,
+    /// When the last request of the trace ended.
+    pub last_ms: i64,
+    pub cost_usd: f64,
+    pub tokens: u64,
+    /// Models served (or asked for) in the trace.
+    pub models: Vec<String>,
+}
+
+impl Store {
+    /// One logged request with its captured bodies, within `tenant` when given.
+    pub async fn get_log(
+        &self,
+        request_id: String,
+        tenant: Option<String>,
+    ) -> Result<Option<LogRecord>, StoreError> {
+        self.with_conn(move |c| {
+            let q = LogQuery {
+                request_id: Some(request_id.clone()),
+                tenant,
+                limit: Some(1),
+                ..LogQuery::default()
+            };
+            let Some(mut row) = query_logs(c, &q)?.into_iter().next() else {
+                return Ok(None);
+            };
+            row.bodies = c
+                .query_row(
+                    "SELECT request, response, truncated FROM request_bodies WHERE request_id = ?1",
+                    params![request_id],
+                    |r| {
+                        Ok(CapturedBodies {
+                            request: Bytes::from(r.get::<_, String>(0)?),
+                            response: Bytes::from(r.get::<_, String>(1)?),
+                            truncated: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?
+                .map(Box::new);
+            Ok(Some(row))
+        })
+        .await
+    }
+
+    /// Recent traces (requests grouped by trace id), most recently active first.
+    pub async fn traces(
+        &self,
+        tenant: Option<String>,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<TraceSummary>, StoreError> {
+        self.with_conn(move |c| {
+            let mut st = c.prepare(
+                "SELECT trace_id, MIN(tenant_id), COUNT(*), SUM(status >= 400), MIN(ts_ms),
+                        MAX(ts_ms + latency_ms), SUM(cost_nano),
+                        SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens),
+                        GROUP_CONCAT(DISTINCT COALESCE(served_model, requested_model))
+                 FROM request_logs
+                 WHERE ts_ms >= ?1 AND (?2 IS NULL OR tenant_id = ?2)
+                 GROUP BY trace_id
+                 ORDER BY MAX(ts_ms) DESC
+                 LIMIT ?3",
+            )?;
+            let rows = st.query_map(params![since_ms, tenant, limit.clamp(1, 1000)], |r| {
+                let n = |i: usize| -> rusqlite::Result<u64> {
+                    Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
+                };
+                let models: Option<String> = r.get(8)?;
+                Ok(TraceSummary {
+                    trace_id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    requests: n(2)?,
+                    errors: n(3)?,
+                    first_ms: r.get(4)?,
+                    last_ms: r.get(5)?,
+                    cost_usd: n(6)? as f64 / 1e9,
+                    tokens: n(7)?,
+                    models: models
+                        .map(|m| m.split(',').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -501,7 +535,13 @@ mod tests {
             std::env::temp_dir().join(format!("tollgate-logs-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
         let writer = store
-            .log_writer(1000, Duration::from_secs(60), Arc::new(Ledger::new()))
+            .log_writer(crate::store::WriterOptions {
+                batch_size: 1000,
+                flush: std::time::Duration::from_secs(60),
+                ledger: std::sync::Arc::new(crate::ledger::Ledger::new()),
+                retention: crate::store::Retention::default(),
+                observers: Vec::new(),
+            })
             .expect("writer");
         let tx = writer.sender();
         tx.send(record("r1", "acme", "eng", 200));

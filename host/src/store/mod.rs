@@ -6,15 +6,23 @@
 //! waits on the disk.
 
 mod admin_tokens;
+mod analytics;
 pub mod bundles;
 mod keys;
+mod log_writer;
 mod logs;
 mod tenants;
 mod usage;
 
 pub use admin_tokens::AdminToken;
+pub use analytics::{
+    Analytics, AnalyticsQuery, MAX_BUCKETS as ANALYTICS_MAX_BUCKETS, Series, Totals,
+};
 pub use keys::{ApiKey, NewKey, hash_secret};
-pub use logs::{AttemptRecord, LogQuery, LogRecord, LogSender, LogWriter, PluginDecision};
+pub use log_writer::{LogObserver, LogSender, LogWriter, Retention, WriterOptions};
+pub use logs::{
+    AttemptRecord, CapturedBodies, LogQuery, LogRecord, PluginDecision, StatusFilter, TraceSummary,
+};
 pub use tenants::Tenant;
 pub use usage::{UsageGroup, UsageQuery, UsageRow};
 
@@ -152,6 +160,17 @@ ALTER TABLE request_logs ADD COLUMN max_tokens INTEGER;
 ALTER TABLE request_logs ADD COLUMN body_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE request_logs ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+CREATE INDEX request_logs_ts ON request_logs(ts_ms DESC, request_id DESC);
+CREATE TABLE request_bodies (
+    request_id TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    request    TEXT NOT NULL,
+    response   TEXT NOT NULL,
+    truncated  INTEGER NOT NULL DEFAULT 0
+);
+"#,
 ];
 
 /// Handle to the store; cheap to clone.
@@ -212,15 +231,10 @@ impl Store {
     }
 
     /// Starts the batched request-log writer on its own connection; it also stores
-    /// the usage of each row and the budgets `ledger` sees.
-    pub fn log_writer(
-        &self,
-        batch_size: usize,
-        flush: std::time::Duration,
-        ledger: std::sync::Arc<crate::ledger::Ledger>,
-    ) -> Result<LogWriter, StoreError> {
+    /// the usage of each row and the budgets the options' ledger sees.
+    pub fn log_writer(&self, opts: WriterOptions) -> Result<LogWriter, StoreError> {
         let conn = open_conn(&self.path)?;
-        Ok(LogWriter::start(conn, batch_size, flush, ledger))
+        Ok(LogWriter::start(conn, opts))
     }
 }
 

@@ -1,0 +1,77 @@
+//! `GET /metrics`: the Prometheus scrape, with the live budget, bundle and sandbox
+//! gauges read at scrape time. Protected by the platform admin token unless the config
+//! makes it public (its labels name tenants, budgets and models).
+
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::telemetry::{BudgetGauge, Gauges};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+/// The scrape.
+pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !state.metrics_public {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if !crate::admin::constant_time_eq(presented.as_bytes(), state.admin_token.as_bytes()) {
+            return ApiError::unauthenticated(
+                "/metrics needs the platform admin token (Authorization: Bearer …), \
+                 or [metrics] public = true",
+            )
+            .into_response();
+        }
+    }
+    let text = state.metrics.render(&gauges(&state));
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+fn gauges(state: &AppState) -> Gauges {
+    let now = crate::ids::now_ms();
+    let budgets = state
+        .ledger
+        .limits_seen(None, now)
+        .into_iter()
+        .map(|(l, r)| BudgetGauge {
+            tenant: l.scope.tenant.to_string(),
+            budget: l.name.clone(),
+            scope: l.scope.kind_label(),
+            value: l.scope.value.to_string(),
+            metric: l.metric.as_str(),
+            period: l.period.as_str(),
+            limit: l.limit,
+            used: r.current(l.metric),
+        })
+        .collect();
+    let runtimes = state.tenant_runtimes();
+    let mut bundles: Vec<(Option<String>, u32)> = runtimes
+        .iter()
+        .filter_map(|(id, rt)| rt.version.map(|v| (Some(id.clone()), v)))
+        .collect();
+    if let Some(v) = state.platform().version {
+        bundles.push((None, v));
+    }
+    let sandboxes = runtimes
+        .iter()
+        .filter_map(|(id, rt)| {
+            rt.chain
+                .sandbox()
+                .map(|s| (id.clone(), s.in_use(), s.max_instances()))
+        })
+        .collect();
+    Gauges {
+        budgets,
+        bundles,
+        sandboxes,
+    }
+}

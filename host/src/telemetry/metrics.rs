@@ -1,0 +1,613 @@
+//! Prometheus metrics. Request, plugin and upstream series are updated by the log
+//! writer thread from each written row (so the request path pays nothing for them);
+//! budget, bundle and sandbox gauges are read from the live state when `/metrics` is
+//! scraped.
+
+use crate::store::{LogObserver, LogRecord};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+/// Request latency buckets, seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+/// Plugin call buckets, seconds: calls take tens of microseconds.
+const PLUGIN_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.1,
+];
+/// Most label sets per family; past it, new values are folded into `_other` so a client
+/// inventing model names cannot grow the registry without bound.
+const MAX_SERIES: usize = 5_000;
+/// The value that stands for every label value past [`MAX_SERIES`].
+const OTHER: &str = "_other";
+
+/// A cumulative histogram.
+#[derive(Clone, Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+/// Labels of the request families.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RequestLabels {
+    tenant: String,
+    provider: String,
+    model: String,
+    endpoint: String,
+}
+
+#[derive(Debug)]
+struct RequestSeries {
+    by_status: BTreeMap<u16, u64>,
+    latency: Histogram,
+    ttft: Histogram,
+    tokens: [u64; 4],
+    cost_nano: u64,
+}
+
+impl Default for RequestSeries {
+    fn default() -> Self {
+        Self {
+            by_status: BTreeMap::new(),
+            latency: Histogram::new(LATENCY_BUCKETS),
+            ttft: Histogram::new(LATENCY_BUCKETS),
+            tokens: [0; 4],
+            cost_nano: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PluginSeries {
+    by_outcome: BTreeMap<String, u64>,
+    latency: Histogram,
+}
+
+impl Default for PluginSeries {
+    fn default() -> Self {
+        Self {
+            by_outcome: BTreeMap::new(),
+            latency: Histogram::new(PLUGIN_BUCKETS),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    requests: BTreeMap<RequestLabels, RequestSeries>,
+    /// (tenant, plugin)
+    plugins: BTreeMap<(String, String), PluginSeries>,
+    /// (provider, model, outcome) → attempts
+    attempts: BTreeMap<(String, String, String), u64>,
+}
+
+/// The gateway's metric registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+/// Live values read at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (tenant, budget, scope, value, metric, period, limit, used)
+    pub budgets: Vec<BudgetGauge>,
+    /// (tenant, active bundle version), `None` tenant for the platform bundle.
+    pub bundles: Vec<(Option<String>, u32)>,
+    /// (tenant, instances in use, instance limit)
+    pub sandboxes: Vec<(String, u32, u32)>,
+}
+
+/// One enforced limit's state.
+#[derive(Debug)]
+pub struct BudgetGauge {
+    pub tenant: String,
+    pub budget: String,
+    pub scope: String,
+    pub value: String,
+    pub metric: &'static str,
+    pub period: &'static str,
+    pub limit: f64,
+    /// Settled plus reserved, in the metric's unit.
+    pub used: f64,
+}
+
+impl Metrics {
+    /// An empty registry.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Counts finished requests (called by the log writer).
+    pub fn observe(&self, batch: &[Box<LogRecord>]) {
+        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        for r in batch {
+            reg.observe(r);
+        }
+    }
+
+    /// The registry in Prometheus text exposition format (0.0.4), with `gauges`.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::with_capacity(16 << 10);
+        reg.render(&mut out);
+        drop(reg);
+        render_gauges(&mut out, gauges);
+        out
+    }
+}
+
+/// The writer-thread side of [`Metrics`].
+pub struct MetricsObserver(pub Arc<Metrics>);
+
+impl LogObserver for MetricsObserver {
+    fn observe(&mut self, batch: &[Box<LogRecord>]) {
+        self.0.observe(batch);
+    }
+}
+
+/// The key for `wanted`, or the `_other` key when the family is full.
+fn slot<K: Ord + Clone, V: Default>(map: &mut BTreeMap<K, V>, wanted: K, other: K) -> &mut V {
+    let key = if map.contains_key(&wanted) || map.len() < MAX_SERIES {
+        wanted
+    } else {
+        other
+    };
+    map.entry(key).or_default()
+}
+
+impl Registry {
+    fn observe(&mut self, r: &LogRecord) {
+        let provider = r.provider.clone().unwrap_or_else(|| "none".into());
+        let model = r
+            .served_model
+            .clone()
+            .or_else(|| r.requested_model.clone())
+            .unwrap_or_else(|| "none".into());
+        let labels = RequestLabels {
+            tenant: if r.tenant_id.is_empty() {
+                "none".into()
+            } else {
+                r.tenant_id.clone()
+            },
+            provider,
+            model,
+            endpoint: r.endpoint.clone(),
+        };
+        let other = RequestLabels {
+            model: OTHER.into(),
+            ..labels.clone()
+        };
+        let s = slot(&mut self.requests, labels, other);
+        *s.by_status.entry(r.status).or_default() += 1;
+        s.latency.observe(r.latency_ms as f64 / 1000.0);
+        if let Some(t) = r.ttft_ms {
+            s.ttft.observe(t as f64 / 1000.0);
+        }
+        let u = &r.usage;
+        for (i, n) in [
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_tokens,
+            u.cache_write_tokens,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            s.tokens[i] += n;
+        }
+        s.cost_nano += r.cost_nano;
+        for d in &r.decisions {
+            let key = (r.tenant_id.clone(), d.plugin.clone());
+            let other = (r.tenant_id.clone(), OTHER.to_string());
+            let p = slot(&mut self.plugins, key, other);
+            *p.by_outcome.entry(d.outcome.clone()).or_default() += 1;
+            p.latency.observe(d.micros as f64 / 1e6);
+        }
+        for a in &r.attempts {
+            let outcome = a
+                .status
+                .map_or_else(|| "transport_error".into(), |s| format!("{}xx", s / 100));
+            let key = (a.provider.clone(), a.model.clone(), outcome.clone());
+            let other = (a.provider.clone(), OTHER.to_string(), outcome);
+            *slot(&mut self.attempts, key, other) += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        header(
+            out,
+            "tollgate_requests_total",
+            "counter",
+            "Requests finished, by tenant, provider, model, endpoint and status.",
+        );
+        for (l, s) in &self.requests {
+            for (status, n) in &s.by_status {
+                let _ = writeln!(
+                    out,
+                    "tollgate_requests_total{{{},status=\"{status}\"}} {n}",
+                    req_labels(l)
+                );
+            }
+        }
+        header(
+            out,
+            "tollgate_request_errors_total",
+            "counter",
+            "Requests that ended with status 400 or above.",
+        );
+        for (l, s) in &self.requests {
+            let errors: u64 = s.by_status.range(400..).map(|(_, n)| n).sum();
+            let _ = writeln!(
+                out,
+                "tollgate_request_errors_total{{{}}} {errors}",
+                req_labels(l)
+            );
+        }
+        header(
+            out,
+            "tollgate_request_duration_seconds",
+            "histogram",
+            "Time from the request's arrival to its last byte.",
+        );
+        for (l, s) in &self.requests {
+            histogram(
+                out,
+                "tollgate_request_duration_seconds",
+                &req_labels(l),
+                &s.latency,
+            );
+        }
+        header(
+            out,
+            "tollgate_time_to_first_token_seconds",
+            "histogram",
+            "Time from a streamed request's arrival to its first content.",
+        );
+        for (l, s) in &self.requests {
+            if s.ttft.count > 0 {
+                histogram(
+                    out,
+                    "tollgate_time_to_first_token_seconds",
+                    &req_labels(l),
+                    &s.ttft,
+                );
+            }
+        }
+        header(
+            out,
+            "tollgate_tokens_total",
+            "counter",
+            "Tokens used, by kind (input, output, cache_read, cache_write).",
+        );
+        for (l, s) in &self.requests {
+            for (kind, n) in ["input", "output", "cache_read", "cache_write"]
+                .iter()
+                .zip(s.tokens)
+            {
+                let _ = writeln!(
+                    out,
+                    "tollgate_tokens_total{{{},type=\"{kind}\"}} {n}",
+                    req_labels(l)
+                );
+            }
+        }
+        header(
+            out,
+            "tollgate_cost_usd_total",
+            "counter",
+            "Cost of the requests served, USD.",
+        );
+        for (l, s) in &self.requests {
+            let _ = writeln!(
+                out,
+                "tollgate_cost_usd_total{{{}}} {}",
+                req_labels(l),
+                s.cost_nano as f64 / 1e9
+            );
+        }
+        header(
+            out,
+            "tollgate_plugin_calls_total",
+            "counter",
+            "Plugin calls, by tenant, plugin and outcome (allow, deny, route, pass, downgrade, error, skipped).",
+        );
+        for ((tenant, plugin), p) in &self.plugins {
+            for (outcome, n) in &p.by_outcome {
+                let _ = writeln!(
+                    out,
+                    "tollgate_plugin_calls_total{{tenant=\"{}\",plugin=\"{}\",outcome=\"{}\"}} {n}",
+                    esc(tenant),
+                    esc(plugin),
+                    esc(outcome)
+                );
+            }
+        }
+        header(
+            out,
+            "tollgate_plugin_failures_total",
+            "counter",
+            "Plugin calls that trapped, ran out of time or memory, or found no slot.",
+        );
+        for ((tenant, plugin), p) in &self.plugins {
+            let failed: u64 = ["error", "skipped"]
+                .iter()
+                .filter_map(|o| p.by_outcome.get(*o))
+                .sum();
+            let _ = writeln!(
+                out,
+                "tollgate_plugin_failures_total{{tenant=\"{}\",plugin=\"{}\"}} {failed}",
+                esc(tenant),
+                esc(plugin)
+            );
+        }
+        header(
+            out,
+            "tollgate_plugin_call_duration_seconds",
+            "histogram",
+            "Time of one plugin call, instantiation included.",
+        );
+        for ((tenant, plugin), p) in &self.plugins {
+            let labels = format!("tenant=\"{}\",plugin=\"{}\"", esc(tenant), esc(plugin));
+            histogram(
+                out,
+                "tollgate_plugin_call_duration_seconds",
+                &labels,
+                &p.latency,
+            );
+        }
+        header(
+            out,
+            "tollgate_upstream_attempts_total",
+            "counter",
+            "Upstream attempts, by provider, model and outcome (status class or transport_error).",
+        );
+        for ((provider, model, outcome), n) in &self.attempts {
+            let _ = writeln!(
+                out,
+                "tollgate_upstream_attempts_total{{provider=\"{}\",model=\"{}\",outcome=\"{}\"}} {n}",
+                esc(provider),
+                esc(model),
+                esc(outcome)
+            );
+        }
+    }
+}
+
+fn render_gauges(out: &mut String, g: &Gauges) {
+    header(
+        out,
+        "tollgate_budget_limit",
+        "gauge",
+        "An enforced budget's cap, in its metric's unit.",
+    );
+    for b in &g.budgets {
+        let _ = writeln!(
+            out,
+            "tollgate_budget_limit{{{}}} {}",
+            budget_labels(b),
+            b.limit
+        );
+    }
+    header(
+        out,
+        "tollgate_budget_used",
+        "gauge",
+        "An enforced budget's usage (settled and reserved) in its current window.",
+    );
+    for b in &g.budgets {
+        let _ = writeln!(
+            out,
+            "tollgate_budget_used{{{}}} {}",
+            budget_labels(b),
+            b.used
+        );
+    }
+    header(
+        out,
+        "tollgate_budget_used_ratio",
+        "gauge",
+        "Usage over cap (1 = exhausted).",
+    );
+    for b in &g.budgets {
+        let ratio = if b.limit > 0.0 { b.used / b.limit } else { 1.0 };
+        let _ = writeln!(
+            out,
+            "tollgate_budget_used_ratio{{{}}} {ratio}",
+            budget_labels(b)
+        );
+    }
+    header(
+        out,
+        "tollgate_bundle_version",
+        "gauge",
+        "The active policy bundle version, per tenant (tenant=\"*\": the platform bundle).",
+    );
+    for (tenant, v) in &g.bundles {
+        let t = tenant.as_deref().unwrap_or("*");
+        let _ = writeln!(out, "tollgate_bundle_version{{tenant=\"{}\"}} {v}", esc(t));
+    }
+    header(
+        out,
+        "tollgate_plugin_instances_in_use",
+        "gauge",
+        "A tenant's plugin instance slots in use.",
+    );
+    for (tenant, used, _) in &g.sandboxes {
+        let _ = writeln!(
+            out,
+            "tollgate_plugin_instances_in_use{{tenant=\"{}\"}} {used}",
+            esc(tenant)
+        );
+    }
+    header(
+        out,
+        "tollgate_plugin_instances_limit",
+        "gauge",
+        "A tenant's plugin instance slots.",
+    );
+    for (tenant, _, max) in &g.sandboxes {
+        let _ = writeln!(
+            out,
+            "tollgate_plugin_instances_limit{{tenant=\"{}\"}} {max}",
+            esc(tenant)
+        );
+    }
+    header(
+        out,
+        "tollgate_build_info",
+        "gauge",
+        "The running gateway's version.",
+    );
+    let _ = writeln!(
+        out,
+        "tollgate_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn req_labels(l: &RequestLabels) -> String {
+    format!(
+        "tenant=\"{}\",provider=\"{}\",model=\"{}\",endpoint=\"{}\"",
+        esc(&l.tenant),
+        esc(&l.provider),
+        esc(&l.model),
+        esc(&l.endpoint)
+    )
+}
+
+fn budget_labels(b: &BudgetGauge) -> String {
+    format!(
+        "tenant=\"{}\",budget=\"{}\",scope=\"{}\",value=\"{}\",metric=\"{}\",period=\"{}\"",
+        esc(&b.tenant),
+        esc(&b.budget),
+        esc(&b.scope),
+        esc(&b.value),
+        b.metric,
+        b.period
+    )
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let mut cumulative = 0;
+    for (b, n) in h.bounds.iter().zip(&h.counts) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+/// A label value escaped for the text format.
+fn esc(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PluginDecision;
+
+    fn row(model: &str, status: u16, latency_ms: u64) -> Box<LogRecord> {
+        Box::new(LogRecord {
+            tenant_id: "acme".into(),
+            endpoint: "messages".into(),
+            provider: Some("anthropic".into()),
+            served_model: Some(model.into()),
+            status,
+            latency_ms,
+            ttft_ms: Some(20),
+            cost_nano: 1_500_000_000,
+            decisions: vec![PluginDecision {
+                plugin: "policy".into(),
+                outcome: "allow".into(),
+                detail: None,
+                annotations: vec![],
+                micros: 30,
+                at_us: 0,
+            }],
+            ..LogRecord::default()
+        })
+    }
+
+    #[test]
+    fn counts_histograms_and_escaping_render_in_text_format() {
+        let m = Metrics::new();
+        m.observe(&[row("m\"1", 200, 30), row("m\"1", 500, 2000)]);
+        let text = m.render(&Gauges::default());
+        let base = r#"tenant="acme",provider="anthropic",model="m\"1",endpoint="messages""#;
+        assert!(text.contains(&format!(
+            "tollgate_requests_total{{{base},status=\"200\"}} 1"
+        )));
+        assert!(text.contains(&format!("tollgate_request_errors_total{{{base}}} 1")));
+        assert!(text.contains(&format!(
+            "tollgate_request_duration_seconds_bucket{{{base},le=\"0.05\"}} 1"
+        )));
+        assert!(text.contains(&format!(
+            "tollgate_request_duration_seconds_bucket{{{base},le=\"+Inf\"}} 2"
+        )));
+        assert!(text.contains(&format!("tollgate_cost_usd_total{{{base}}} 3")));
+        assert!(text.contains(
+            r#"tollgate_plugin_calls_total{tenant="acme",plugin="policy",outcome="allow"} 2"#
+        ));
+        assert!(text.contains(
+            r#"tollgate_plugin_call_duration_seconds_bucket{tenant="acme",plugin="policy",le="0.00005"} 2"#
+        ));
+    }
+
+    #[test]
+    fn invented_model_names_fold_into_other_past_the_cap() {
+        let m = Metrics::new();
+        let batch: Vec<_> = (0..MAX_SERIES + 10)
+            .map(|i| row(&format!("model-{i}"), 200, 1))
+            .collect();
+        m.observe(&batch);
+        let reg = m.registry.lock().expect("lock");
+        assert_eq!(reg.requests.len(), MAX_SERIES + 1);
+        let other = reg
+            .requests
+            .iter()
+            .find(|(l, _)| l.model == OTHER)
+            .expect("other");
+        assert_eq!(other.1.by_status[&200], 10);
+    }
+}

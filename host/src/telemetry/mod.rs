@@ -1,0 +1,9 @@
+//! Machine-readable observability: Prometheus metrics (`/metrics`) and OpenTelemetry
+//! traces over OTLP. Both are fed by the log writer from the rows it writes, so
+//! neither costs the request path anything.
+
+pub mod metrics;
+pub mod otlp;
+
+pub use metrics::{BudgetGauge, Gauges, Metrics, MetricsObserver};
+pub use otlp::{OtlpTarget, SpanObserver};
