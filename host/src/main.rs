@@ -674,9 +674,10 @@ async fn serve(
     if let Some(dir) = watch {
         tokio::spawn(tollgate::bundles::watch(gateway.state.clone(), dir));
     }
+    let shutdown = tollgate::server::shutdown_signal();
     // Tests and scripts wait for this line.
     println!("tollgate listening on {base_url}");
-    gateway.serve(listener).await
+    gateway.serve(listener, shutdown).await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! tokens, cost and latency percentiles per time bucket, grouped by a column or a
 //! metadata key (the admin API's `GET /analytics`).
 
-use super::usage::{group_sql, scan_hint};
+use super::usage::{group_sql, range_filter, scan_hint};
 use super::{Store, StoreError, UsageGroup};
 use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
 use serde::Serialize;
@@ -107,14 +107,13 @@ fn analytics(c: &mut Connection, q: &AnalyticsQuery) -> Result<Analytics, StoreE
          FROM request_logs l{scan}{join}
          WHERE l.endpoint != 'count_tokens'"
     );
-    args.push(q.since_ms.into());
-    sql.push_str(&format!(" AND l.ts_ms >= ?{}", args.len()));
-    args.push(q.until_ms.into());
-    sql.push_str(&format!(" AND l.ts_ms < ?{}", args.len()));
-    if let Some(t) = &q.tenant {
-        args.push(t.clone().into());
-        sql.push_str(&format!(" AND l.tenant_id = ?{}", args.len()));
-    }
+    range_filter(
+        &mut sql,
+        &mut args,
+        q.tenant.as_deref(),
+        q.since_ms,
+        q.until_ms,
+    );
     // Keyed by the group's text, looked up without allocating; `none` holds requests
     // without a value.
     let mut cells: HashMap<String, Vec<Cell>> = HashMap::new();

@@ -120,6 +120,25 @@ pub(super) fn scan_hint(
     }
 }
 
+/// Appends `[since, until)` and, when given, the tenant to a `WHERE` over
+/// `request_logs l`, numbering the parameters after those already in `args`.
+pub(super) fn range_filter(
+    sql: &mut String,
+    args: &mut Vec<SqlValue>,
+    tenant: Option<&str>,
+    since_ms: i64,
+    until_ms: i64,
+) {
+    args.push(since_ms.into());
+    sql.push_str(&format!(" AND l.ts_ms >= ?{}", args.len()));
+    args.push(until_ms.into());
+    sql.push_str(&format!(" AND l.ts_ms < ?{}", args.len()));
+    if let Some(t) = tenant {
+        args.push(t.to_string().into());
+        sql.push_str(&format!(" AND l.tenant_id = ?{}", args.len()));
+    }
+}
+
 /// The SQL expression of a grouping over `request_logs l`, and the join it needs (its
 /// parameter, if any, is pushed onto `args` as `?1`: call this first).
 pub(super) fn group_sql(by: &UsageGroup, args: &mut Vec<SqlValue>) -> (&'static str, &'static str) {
@@ -150,14 +169,13 @@ fn usage_report(c: &mut Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, Sto
          FROM request_logs l{scan}{join}
          WHERE l.endpoint != 'count_tokens'"
     );
-    args.push(q.since_ms.into());
-    sql.push_str(&format!(" AND l.ts_ms >= ?{}", args.len()));
-    args.push(q.until_ms.into());
-    sql.push_str(&format!(" AND l.ts_ms < ?{}", args.len()));
-    if let Some(t) = &q.tenant {
-        args.push(t.clone().into());
-        sql.push_str(&format!(" AND l.tenant_id = ?{}", args.len()));
-    }
+    range_filter(
+        &mut sql,
+        &mut args,
+        q.tenant.as_deref(),
+        q.since_ms,
+        q.until_ms,
+    );
     sql.push_str(" GROUP BY g ORDER BY SUM(l.cost_nano) DESC, g");
     let mut st = c.prepare(&sql)?;
     let rows = st.query_map(params_from_iter(args), |r| {
