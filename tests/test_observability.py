@@ -353,7 +353,7 @@ id = "default"
                       team, user, metadata, requested_model, served_model, provider, status, stream, latency_ms,
                       ttft_ms, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error,
                       attempts, cost_nano, cost, bundle_version, platform_version, max_tokens, body_bytes,
-                      message_count FROM request_logs""", (now - 10 * day,))
+                      message_count, admitted FROM request_logs""", (now - 10 * day,))
         db.commit()
         db.close()
         g.start()

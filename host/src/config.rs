@@ -231,8 +231,9 @@ pub struct LogConfig {
     /// Longest a finished request waits before its row is written, in milliseconds.
     #[serde(default = "default_flush_ms")]
     pub flush_ms: u64,
-    /// Days request logs (and captured bodies) are kept; 0 keeps them forever. A
-    /// tenant's `log_retention_days` overrides it.
+    /// Days request logs (and captured bodies) are kept; 0 (the default, so an upgrade
+    /// never deletes history nobody asked to delete) keeps them forever. A tenant's
+    /// `log_retention_days` overrides it.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
     /// Largest request or response body kept per request when a tenant captures bodies.
@@ -241,7 +242,7 @@ pub struct LogConfig {
 }
 
 fn default_retention_days() -> u32 {
-    30
+    0
 }
 fn default_capture_bytes() -> usize {
     256 << 10

@@ -52,7 +52,8 @@ struct Capture {
     request: Bytes,
     response: Vec<u8>,
     limit: usize,
-    truncated: bool,
+    request_truncated: bool,
+    response_truncated: bool,
 }
 
 impl Capture {
@@ -61,14 +62,15 @@ impl Capture {
             request: request.slice(..request.len().min(limit)),
             response: Vec::new(),
             limit,
-            truncated: request.len() > limit,
+            request_truncated: request.len() > limit,
+            response_truncated: false,
         }
     }
 
     fn push(&mut self, bytes: &[u8]) {
         let room = self.limit.saturating_sub(self.response.len());
         if bytes.len() > room {
-            self.truncated = true;
+            self.response_truncated = true;
         }
         self.response
             .extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -161,7 +163,8 @@ impl Exchange {
             self.record.bodies = Some(Box::new(crate::store::CapturedBodies {
                 request: c.request,
                 response: Bytes::from(c.response),
-                truncated: c.truncated,
+                request_truncated: c.request_truncated,
+                response_truncated: c.response_truncated,
             }));
         }
         self.settle();
@@ -313,6 +316,7 @@ pub async fn admit(
         ex.counted = Some(counted);
         ex.prompt_estimate = u64::from(summary.prompt_tokens_estimate);
     }
+    ex.record.admitted = true;
     Ok(Admitted {
         key,
         body,

@@ -126,6 +126,12 @@ pub struct AppState {
     pub metrics_public: bool,
     /// Largest body kept per request when a tenant captures bodies.
     pub max_captured_bytes: usize,
+    /// One instance slot per tenant for admin work on its plugins (smoke tests,
+    /// replays): under the tenant's limits, apart from its traffic, and never more than
+    /// one pool slot per tenant however many admin calls run.
+    admin_sandboxes: std::sync::Mutex<HashMap<String, Arc<TenantSandbox>>>,
+    /// Tenants with a bundle replay running (one at a time each).
+    pub replays: std::sync::Mutex<std::collections::HashSet<String>>,
     tenants: RwLock<Tenants>,
 }
 
@@ -178,6 +184,22 @@ impl AppState {
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// The slot admin work on `tenant_id`'s plugins runs in (see `admin_sandboxes`).
+    pub fn admin_sandbox(&self, tenant_id: &str) -> Arc<TenantSandbox> {
+        let mut m = self
+            .admin_sandboxes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        m.entry(tenant_id.to_string())
+            .or_insert_with(|| {
+                let own = self.sandbox_of(tenant_id);
+                // Admin calls queue behind each other, not behind the tenant's traffic.
+                let queue = own.queue().max(Duration::from_secs(10));
+                Arc::new(TenantSandbox::new(own.limits, 1, queue))
+            })
+            .clone()
     }
 
     /// Whether the admin enabled body capture for `tenant_id`.
@@ -462,6 +484,8 @@ impl Gateway {
             metrics,
             metrics_public: cfg.metrics.public,
             max_captured_bytes: cfg.logs.max_captured_bytes,
+            admin_sandboxes: Default::default(),
+            replays: Default::default(),
             tenants: RwLock::new(tenants),
         });
         // Bundles applied through the admin API outlive restarts: they replace the

@@ -158,7 +158,10 @@ pub async fn analytics(
             "bucket" if v == "auto" => bucket = None,
             "bucket" => {
                 // A duration such as 1m, 1h, 1d (parse_time measures it back from 0).
-                let ms = -parse_time(&v, 0).map_err(|e| invalid("bucket", e))?;
+                let ms = parse_time(&v, 0)
+                    .map_err(|e| invalid("bucket", e))?
+                    .checked_neg()
+                    .unwrap_or(0);
                 if ms < 1000 {
                     return Err(invalid("bucket", "must be at least 1s"));
                 }
@@ -179,7 +182,9 @@ pub async fn analytics(
     if since >= until {
         return Err(ApiError::invalid("since must be before until"));
     }
-    let span = until - since;
+    let span = until
+        .checked_sub(since)
+        .ok_or_else(|| invalid("since", "the range is too long"))?;
     let bucket_ms = bucket.unwrap_or_else(|| auto_bucket(span));
     if span / bucket_ms > crate::store::ANALYTICS_MAX_BUCKETS {
         return Err(invalid(
@@ -256,6 +261,8 @@ pub async fn export(
     let mut q = parse_log_query(&rest.finish(), crate::ids::now_ms()).map_err(ApiError::invalid)?;
     q.oldest_first = true;
     q.limit = Some(EXPORT_PAGE);
+    // A fixed end: rows arriving while the export runs cannot keep it going forever.
+    q.until_ms.get_or_insert(crate::ids::now_ms() + 1);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = state.store.clone();
     tokio::spawn(async move {
@@ -381,7 +388,7 @@ fn csv_row(out: &mut String, r: &LogRecord) {
 /// RFC 4180 quoting; a leading formula character is prefixed with `'` so a
 /// spreadsheet never runs what a client put in its metadata.
 fn csv_cell(out: &mut String, v: &str) {
-    let risky = v.starts_with(['=', '+', '-', '@']) && v.parse::<f64>().is_err();
+    let risky = v.starts_with(['=', '+', '-', '@', '\t', '\r']) && v.parse::<f64>().is_err();
     let needs = risky || v.contains([',', '"', '\n', '\r']);
     if !needs {
         out.push_str(v);

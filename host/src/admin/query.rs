@@ -2,7 +2,7 @@
 
 use crate::store::LogQuery;
 
-/// Parses `tenant=…&meta=team=eng&model=…&status=…&since=24h&until=…&limit=…`.
+/// Parses `tenant=…&meta=team=eng&model=…&status=…&since=24h&until=…&before=…&limit=…`.
 /// `meta` (alias `filter`) may repeat; each is `key=value` (or `key:value`).
 pub fn parse_log_query(raw: &str, now_ms: i64) -> Result<LogQuery, String> {
     let mut q = LogQuery::default();
@@ -31,6 +31,14 @@ pub fn parse_log_query(raw: &str, now_ms: i64) -> Result<LogQuery, String> {
             }
             "until" => {
                 q.until_ms = Some(parse_time(&v, now_ms).map_err(|e| format!("until: {e}"))?)
+            }
+            "before" => {
+                // A paging cursor: `<ts_ms>:<request_id>` of the last row already seen.
+                let (ts, id) = v
+                    .split_once(':')
+                    .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id)))
+                    .ok_or_else(|| format!("before: '{v}' must be <ts_ms>:<request_id>"))?;
+                q.after = Some((ts, id.to_string()));
             }
             "limit" => {
                 q.limit = Some(
@@ -87,11 +95,12 @@ fn parse_rfc3339(v: &str) -> Option<i64> {
         ms = format!("{f:0<3}").get(..3)?.parse().ok()?;
         rest = &frac[digits..];
     }
-    let offset_min = match rest {
-        "Z" | "z" => 0,
-        o if o.len() == 6 && matches!(&o[..1], "+" | "-") && &o[3..4] == ":" => {
-            let m = o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?;
-            if o.starts_with('-') { -m } else { m }
+    let offset_min = match rest.as_bytes() {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
+            let m =
+                rest.get(1..3)?.parse::<i64>().ok()? * 60 + rest.get(4..6)?.parse::<i64>().ok()?;
+            if *sign == b'-' { -m } else { m }
         }
         _ => return None,
     };
@@ -123,6 +132,9 @@ mod tests {
             (Some("a"), Some("req_1"))
         );
         assert!(parse_log_query("status=teapot", 0).is_err());
+        let q3 = parse_log_query("before=12:req_a", 0).expect("cursor");
+        assert_eq!(q3.after, Some((12, "req_a".to_string())));
+        assert!(parse_log_query("before=req_a", 0).is_err());
         assert_eq!(q.since_ms, Some(10_000_000 - 3_600_000));
         assert_eq!(q.limit, Some(5));
         assert!(parse_log_query("bogus=1", 0).is_err());
@@ -131,5 +143,9 @@ mod tests {
         assert_eq!(parse_time("1970-01-02T00:00:01.5Z", 0), Ok(86_401_500));
         assert_eq!(parse_time("1970-01-01T01:00:00+01:00", 0), Ok(0));
         assert!(parse_time("1970-13-01T00:00:00Z", 0).is_err());
+        // Multi-byte characters where the offset goes are refused, not a panic.
+        assert!(parse_time("1970-01-01T00:00:00€123", 0).is_err());
+        assert!(parse_time("1970-01-01T00:00:00+0é00", 0).is_err());
+        assert!(parse_time("1970-01-01T00:00:00.5é", 0).is_err());
     }
 }

@@ -285,14 +285,10 @@ async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Re
         prompt_tokens_estimate: (BODY.len() / 4) as u32,
         message_count: 1,
     };
-    // The tenant's limits, but slots of its own: a smoke test neither waits behind the
+    // The tenant's limits in its admin slot: a smoke test neither waits behind the
     // tenant's traffic nor takes its slots.
     let sandbox = match scope {
-        Scope::Tenant(id) => state
-            .tenant(id)
-            .chain
-            .sandbox()
-            .map(|s| Arc::new(crate::plugins::TenantSandbox::new(s.limits, 1, s.queue()))),
+        Scope::Tenant(id) => Some(state.admin_sandbox(id)),
         Scope::Platform => None,
     };
     let env = || CallEnv {

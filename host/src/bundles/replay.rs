@@ -13,7 +13,7 @@ use super::{BundleRequest, Scope, build, refused, store_error, stored_spec};
 use crate::error::ApiError;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, BodySummary, Decide};
-use crate::plugins::{Endpoint, TenantSandbox};
+use crate::plugins::Endpoint;
 use crate::server::{AppState, TenantRuntime};
 use crate::store::{ApiKey, LogRecord};
 use bytes::Bytes;
@@ -23,6 +23,37 @@ use std::sync::Arc;
 
 /// Most requests one replay runs over.
 pub const MAX_REQUESTS: u32 = 50_000;
+/// Longest one replay runs; what is left is reported as not replayed.
+const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Marks a tenant as replaying while it lives: one replay per tenant at a time.
+struct Running<'a> {
+    state: &'a AppState,
+    tenant: String,
+}
+
+impl<'a> Running<'a> {
+    fn start(state: &'a AppState, tenant: &str) -> Result<Self, ApiError> {
+        let mut set = state.replays.lock().unwrap_or_else(|e| e.into_inner());
+        if !set.insert(tenant.to_string()) {
+            return Err(ApiError::invalid(format!(
+                "a replay for tenant '{tenant}' is already running; try again when it ends"
+            ))
+            .with_status(axum::http::StatusCode::CONFLICT));
+        }
+        Ok(Self {
+            state,
+            tenant: tenant.to_string(),
+        })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut set = self.state.replays.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.tenant);
+    }
+}
 
 /// `POST .../bundle/replay`: a candidate bundle and the window of logged requests.
 #[derive(Debug, Deserialize)]
@@ -102,6 +133,8 @@ pub struct ReplayReport {
     pub summary: Summary,
     /// Every request whose outcome changes, oldest first.
     pub changes: Vec<ChangedRequest>,
+    /// Every request of the window was replayed (false: the time limit stopped it).
+    pub complete: bool,
     /// Caveats about the replay's fidelity.
     pub notes: Vec<String>,
 }
@@ -144,6 +177,8 @@ pub async fn replay(
         return Err(ApiError::invalid("since must be before until"));
     }
     let limit = req.limit.unwrap_or(MAX_REQUESTS).clamp(1, MAX_REQUESTS);
+    let _running = Running::start(state, tenant)?;
+    let started = std::time::Instant::now();
     let scope = Scope::Tenant(tenant.to_string());
     let (spec, blobs) = stored_spec(&scope, req.bundle)?;
     // The same checks as an apply: a candidate that would be refused is refused here.
@@ -151,13 +186,9 @@ pub async fn replay(
         .await
         .map_err(refused)?;
     let base = state.config_tenants.get(tenant);
-    let live = state.tenant(tenant);
-    // The candidate runs under the tenant's limits, in slots of its own, so the replay
-    // neither waits behind the tenant's traffic nor slows it down.
-    let sandbox = live
-        .chain
-        .sandbox()
-        .map(|s| Arc::new(TenantSandbox::new(s.limits, 1, s.queue())));
+    // The candidate runs under the tenant's limits in its one admin slot: the replay
+    // neither waits behind the tenant's traffic nor holds more than one pool slot.
+    let sandbox = Some(state.admin_sandbox(tenant));
     let candidate = TenantRuntime::compose(
         &state.platform(),
         spec.default_provider
@@ -192,6 +223,7 @@ pub async fn replay(
         skipped: 0,
         summary: Summary::default(),
         changes: Vec::new(),
+        complete: true,
         notes: vec![
             "budgets are counted from the start of the window, not from their real spend".into(),
             "plugins reading request-body see the captured body where the tenant captures \
@@ -199,15 +231,25 @@ pub async fn replay(
                 .into(),
         ],
     };
-    for row in &rows {
-        let Some(model) = row.requested_model.clone() else {
+    for (i, row) in rows.iter().enumerate() {
+        if started.elapsed() > TIME_LIMIT {
+            report.complete = false;
+            report.notes.push(format!(
+                "stopped after {i} of {} requests: a replay runs at most {} s; narrow the window",
+                rows.len(),
+                TIME_LIMIT.as_secs()
+            ));
+            break;
+        }
+        let (Some(model), Some(before)) = (row.requested_model.clone(), logged_outcome(row)) else {
             report.skipped += 1;
             continue;
         };
         let key = keys.get(row.key_id.as_deref().unwrap_or_default());
-        let before = logged_outcome(row);
         let after = decide_again(state, &candidate, &ledger, row, key, &model).await;
-        let change = compare(&before, &after);
+        // Counting tokens is answered by whichever target can count: only whether it
+        // is admitted matters.
+        let change = compare(&before, &after, row.endpoint != "count_tokens");
         if matches!(before, Outcome::Refused { .. }) && matches!(after, Outcome::Refused { .. }) {
             report.skipped += 1;
             continue;
@@ -238,22 +280,32 @@ fn window_bound(raw: Option<&str>, field: &str, now: i64) -> Result<Option<i64>,
     .transpose()
 }
 
-/// What the log says happened to a request.
-fn logged_outcome(row: &LogRecord) -> Outcome {
+/// What the log says happened to a request; `None` when it cannot be replayed (the
+/// client left before admission decided).
+fn logged_outcome(row: &LogRecord) -> Option<Outcome> {
     if let Some(first) = row.attempts.first() {
-        return Outcome::Served {
+        return Some(Outcome::Served {
             provider: first.provider.clone(),
             model: first.model.clone(),
-        };
+        });
     }
-    let message = row.error.clone().unwrap_or_default();
-    if row.status < 400 {
-        // Served with no upstream attempt recorded (count_tokens answered locally).
-        return Outcome::Served {
+    if row.admitted || row.status < 400 {
+        // Admitted but failed before an upstream saw it (say, a body that cannot be
+        // translated), or answered locally: its target is not known, only that it passed.
+        return Some(Outcome::Served {
             provider: row.provider.clone().unwrap_or_default(),
             model: row.served_model.clone().unwrap_or_default(),
-        };
+        });
     }
+    if row.status == 499 {
+        return None;
+    }
+    Some(refusal_of(row))
+}
+
+/// How the log says a request was refused.
+fn refusal_of(row: &LogRecord) -> Outcome {
+    let message = row.error.clone().unwrap_or_default();
     let refusing = row
         .decisions
         .iter()
@@ -402,11 +454,17 @@ fn stand_in_body(row: &LogRecord, model: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// How `after` differs from `before`, if it does.
-fn compare(before: &Outcome, after: &Outcome) -> Option<Change> {
+/// How `after` differs from `before`, if it does. A served request whose target is
+/// unknown (empty provider), or any when `targets_matter` is false, only compares
+/// served against refused.
+fn compare(before: &Outcome, after: &Outcome, targets_matter: bool) -> Option<Change> {
     use Outcome::*;
     match (before, after) {
-        (Served { .. }, Served { .. }) if before == after => None,
+        (Served { provider: a, .. }, Served { provider: b, .. })
+            if before == after || !targets_matter || a.is_empty() || b.is_empty() =>
+        {
+            None
+        }
         (Served { .. }, Served { .. }) => Some(Change::TargetChanged),
         (Served { .. }, BudgetExceeded { .. }) => Some(Change::BudgetHit),
         (Served { .. }, _) => Some(Change::NewlyDenied),
@@ -462,19 +520,28 @@ mod tests {
             status: 429,
             message: "budget 'b' of team 'x' is exhausted: $1 of $1".into(),
         };
-        assert_eq!(compare(&served("a", "m"), &served("a", "m")), None);
+        assert_eq!(compare(&served("a", "m"), &served("a", "m"), true), None);
         assert_eq!(
-            compare(&served("a", "m"), &served("b", "m")),
+            compare(&served("a", "m"), &served("b", "m"), true),
             Some(Change::TargetChanged)
         );
-        assert_eq!(compare(&served("a", "m"), &deny), Some(Change::NewlyDenied));
-        assert_eq!(compare(&served("a", "m"), &budget), Some(Change::BudgetHit));
         assert_eq!(
-            compare(&deny, &served("a", "m")),
+            compare(&served("a", "m"), &deny, true),
+            Some(Change::NewlyDenied)
+        );
+        assert_eq!(
+            compare(&served("a", "m"), &budget, true),
+            Some(Change::BudgetHit)
+        );
+        assert_eq!(
+            compare(&deny, &served("a", "m"), true),
             Some(Change::NewlyAllowed)
         );
-        assert_eq!(compare(&deny, &deny.clone()), None);
-        assert_eq!(compare(&deny, &budget), Some(Change::DenialChanged));
+        assert_eq!(compare(&deny, &deny.clone(), true), None);
+        assert_eq!(compare(&deny, &budget, true), Some(Change::DenialChanged));
+        // Unknown targets, or endpoints where targets do not matter, compare as served.
+        assert_eq!(compare(&served("", ""), &served("b", "m"), true), None);
+        assert_eq!(compare(&served("a", "m"), &served("b", "m"), false), None);
     }
 
     #[test]
@@ -494,10 +561,22 @@ mod tests {
         };
         assert!(matches!(
             logged_outcome(&row),
-            Outcome::Denied { plugin: Some(ref p), .. } if p == "policy"
+            Some(Outcome::Denied { plugin: Some(ref p), .. }) if p == "policy"
         ));
         row.decisions.clear();
-        assert!(matches!(logged_outcome(&row), Outcome::Refused { .. }));
+        assert!(matches!(
+            logged_outcome(&row),
+            Some(Outcome::Refused { .. })
+        ));
+        row.status = 499;
+        assert_eq!(
+            logged_outcome(&row),
+            None,
+            "the client left before a decision"
+        );
+        row.admitted = true;
+        assert_eq!(logged_outcome(&row), Some(served("", "")));
+        row.admitted = false;
         row.attempts.push(AttemptRecord {
             provider: "a".into(),
             model: "m".into(),
@@ -507,6 +586,6 @@ mod tests {
             error: None,
             at_us: 0,
         });
-        assert_eq!(logged_outcome(&row), served("a", "m"));
+        assert_eq!(logged_outcome(&row), Some(served("a", "m")));
     }
 }

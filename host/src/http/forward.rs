@@ -162,8 +162,10 @@ fn client_asked_usage(parsed: Option<&Value>, body: &[u8]) -> bool {
 fn local_token_count(mut ex: Exchange, body: &[u8]) -> Response {
     let estimate = (body.len() / 4).max(1) as u64;
     ex.record.usage.input_tokens = estimate;
+    let answer = serde_json::json!({ "input_tokens": estimate });
+    ex.capture_response(answer.to_string().as_bytes());
     ex.finish(200, None);
-    let mut resp = axum::Json(serde_json::json!({ "input_tokens": estimate })).into_response();
+    let mut resp = axum::Json(answer).into_response();
     resp.headers_mut()
         .insert("x-tollgate-estimate", HeaderValue::from_static("true"));
     resp

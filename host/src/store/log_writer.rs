@@ -183,15 +183,16 @@ fn write_batch(
             "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
                metadata, requested_model, served_model, provider, status, stream, latency_ms, ttft_ms,
                input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, decisions, error, attempts,
-               cost_nano, cost, bundle_version, platform_version, max_tokens, body_bytes, message_count)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
+               cost_nano, cost, bundle_version, platform_version, max_tokens, body_bytes, message_count, admitted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
         )?;
         let mut meta = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
         )?;
         let mut bodies = tx.prepare_cached(
-            "INSERT OR REPLACE INTO request_bodies (request_id, tenant_id, ts_ms, request, response, truncated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO request_bodies
+               (request_id, tenant_id, ts_ms, request, response, request_truncated, response_truncated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for r in batch {
             row.execute(params![
@@ -225,6 +226,7 @@ fn write_batch(
                 r.max_tokens,
                 r.body_bytes,
                 r.message_count,
+                r.admitted,
             ])?;
             for (k, v) in &r.metadata.0 {
                 meta.execute(params![r.request_id, r.tenant_id, k, v])?;
@@ -236,7 +238,8 @@ fn write_batch(
                     r.ts_ms,
                     String::from_utf8_lossy(&b.request),
                     String::from_utf8_lossy(&b.response),
-                    b.truncated,
+                    b.request_truncated,
+                    b.response_truncated,
                 ])?;
             }
         }
@@ -355,7 +358,8 @@ mod tests {
         kept.bodies = Some(Box::new(CapturedBodies {
             request: Bytes::from_static(b"{\"q\":1}"),
             response: Bytes::from_static(b"{\"a\":2}"),
-            truncated: false,
+            request_truncated: false,
+            response_truncated: false,
         }));
         let tx = writer.sender();
         tx.send(kept);

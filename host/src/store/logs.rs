@@ -66,8 +66,10 @@ pub struct CapturedBodies {
     /// The response as the client received it (the SSE text for streams).
     #[serde(serialize_with = "as_text")]
     pub response: Bytes,
-    /// Either body was cut at the capture limit.
-    pub truncated: bool,
+    /// The request body was cut at the capture limit.
+    pub request_truncated: bool,
+    /// The response was cut at the capture limit.
+    pub response_truncated: bool,
 }
 
 fn as_text<S: serde::Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
@@ -121,6 +123,9 @@ pub struct LogRecord {
     /// Messages in the request.
     #[serde(default)]
     pub message_count: u32,
+    /// Every admission phase passed (the request was sent on, or failed later).
+    #[serde(default)]
+    pub admitted: bool,
     /// The usage to add to the stored ledger (not part of the row).
     #[serde(skip)]
     pub ledger: Option<crate::ledger::LedgerEntry>,
@@ -199,7 +204,7 @@ const SELECT: &str =
         l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
         l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
         l.decisions, l.error, l.attempts, l.cost_nano, l.cost, l.bundle_version, l.platform_version,
-        l.max_tokens, l.body_bytes, l.message_count
+        l.max_tokens, l.body_bytes, l.message_count, l.admitted
     FROM request_logs l WHERE 1=1";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
@@ -247,6 +252,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
         max_tokens: r.get(27)?,
         body_bytes: r.get(28)?,
         message_count: r.get(29)?,
+        admitted: r.get(30)?,
         ledger: None,
         bodies: None,
         traceparent: None,
@@ -281,7 +287,7 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?;
             // The request bodies a capturing tenant kept: a replay gives them to plugins.
             let mut body = c.prepare_cached(
-                "SELECT request, truncated FROM request_bodies WHERE request_id = ?1",
+                "SELECT request, request_truncated FROM request_bodies WHERE request_id = ?1",
             )?;
             for row in &mut rows {
                 let kept = body
@@ -429,13 +435,15 @@ impl Store {
             };
             row.bodies = c
                 .query_row(
-                    "SELECT request, response, truncated FROM request_bodies WHERE request_id = ?1",
+                    "SELECT request, response, request_truncated, response_truncated
+                     FROM request_bodies WHERE request_id = ?1",
                     params![request_id],
                     |r| {
                         Ok(CapturedBodies {
                             request: Bytes::from(r.get::<_, String>(0)?),
                             response: Bytes::from(r.get::<_, String>(1)?),
-                            truncated: r.get(2)?,
+                            request_truncated: r.get(2)?,
+                            response_truncated: r.get(3)?,
                         })
                     },
                 )
@@ -446,7 +454,8 @@ impl Store {
         .await
     }
 
-    /// Recent traces (requests grouped by trace id), most recently active first.
+    /// Recent traces (a tenant's requests grouped by trace id: clients choose trace ids,
+    /// so two tenants' sessions never merge), most recently active first.
     pub async fn traces(
         &self,
         tenant: Option<String>,
@@ -455,13 +464,13 @@ impl Store {
     ) -> Result<Vec<TraceSummary>, StoreError> {
         self.with_conn(move |c| {
             let mut st = c.prepare(
-                "SELECT trace_id, MIN(tenant_id), COUNT(*), SUM(status >= 400), MIN(ts_ms),
+                "SELECT trace_id, tenant_id, COUNT(*), SUM(status >= 400), MIN(ts_ms),
                         MAX(ts_ms + latency_ms), SUM(cost_nano),
                         SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens),
                         GROUP_CONCAT(DISTINCT COALESCE(served_model, requested_model))
                  FROM request_logs
                  WHERE ts_ms >= ?1 AND (?2 IS NULL OR tenant_id = ?2)
-                 GROUP BY trace_id
+                 GROUP BY tenant_id, trace_id
                  ORDER BY MAX(ts_ms) DESC
                  LIMIT ?3",
             )?;

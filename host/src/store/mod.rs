@@ -159,6 +159,7 @@ CREATE TABLE admin_tokens (
 ALTER TABLE request_logs ADD COLUMN max_tokens INTEGER;
 ALTER TABLE request_logs ADD COLUMN body_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE request_logs ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE request_logs ADD COLUMN admitted INTEGER NOT NULL DEFAULT 0;
 "#,
     r#"
 CREATE INDEX request_logs_ts ON request_logs(ts_ms DESC, request_id DESC);
@@ -168,7 +169,8 @@ CREATE TABLE request_bodies (
     ts_ms      INTEGER NOT NULL,
     request    TEXT NOT NULL,
     response   TEXT NOT NULL,
-    truncated  INTEGER NOT NULL DEFAULT 0
+    request_truncated  INTEGER NOT NULL DEFAULT 0,
+    response_truncated INTEGER NOT NULL DEFAULT 0
 );
 "#,
 ];

@@ -133,8 +133,13 @@ fn trace_context(r: &LogRecord) -> (String, Option<String>) {
     if let Some((trace, parent)) = r.traceparent.as_deref().and_then(parse_traceparent) {
         return (trace, Some(parent));
     }
-    let digest = Sha256::digest(r.trace_id.as_bytes());
-    (hex::encode(&digest[..16]), None)
+    // Clients choose trace ids: the tenant is part of the hash so two tenants' sessions
+    // never share a trace.
+    let mut h = Sha256::new();
+    h.update(r.tenant_id.as_bytes());
+    h.update([0]);
+    h.update(r.trace_id.as_bytes());
+    (hex::encode(&h.finalize()[..16]), None)
 }
 
 /// `00-<32 hex trace id>-<16 hex parent id>-<flags>`, ids not all zero.
@@ -373,7 +378,7 @@ mod tests {
         assert_eq!(root["name"], "chat claude-sonnet-4-5");
         assert_eq!(root["kind"], KIND_SERVER);
         assert_eq!(root["startTimeUnixNano"], "1700000000000000000");
-        let digest = Sha256::digest(b"session-42");
+        let digest = Sha256::digest(b"acme\0session-42");
         assert_eq!(root["traceId"], hex::encode(&digest[..16]));
         let has = |s: &Value, k: &str, v: Value| {
             s["attributes"]

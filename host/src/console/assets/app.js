@@ -247,7 +247,7 @@ async function logsView(app, params) {
   more.addEventListener("click", async () => {
     const oldest = rows[rows.length - 1];
     if (!oldest) return;
-    const older = await api("/logs?" + logQuery(params, { limit: "100", until: String(oldest.ts_ms) }));
+    const older = await api("/logs?" + logQuery(params, { limit: "100", before: `${oldest.ts_ms}:${oldest.request_id}` }));
     for (const r of older.data) if (!seen.has(r.request_id)) { seen.add(r.request_id); rows.push(r); tbody.appendChild(tableRow(columns, r, open)); }
     more.disabled = older.data.length < 100;
   });
@@ -346,7 +346,7 @@ async function logDetailView(app, id, params) {
     bodies = h("div", { class: "row", id: "bodies" },
       h("div", {}, h("h3", {}, "Request"), h("pre", {}, pretty(r.bodies.request))),
       h("div", {}, h("h3", {}, "Response"), h("pre", {}, pretty(r.bodies.response))));
-    if (r.bodies.truncated) bodies.appendChild(h("p", { class: "muted" }, "Cut at the capture limit."));
+    if (r.bodies.request_truncated || r.bodies.response_truncated) bodies.appendChild(h("p", { class: "muted" }, "Cut at the capture limit."));
   } else {
     bodies = h("p", { class: "muted", id: "bodies" }, r.body_capture ? "No bodies were kept for this request." : "Body capture is off for this tenant.");
   }
