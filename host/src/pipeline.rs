@@ -15,7 +15,7 @@ use crate::plugins::{
 use crate::providers::Provider;
 use crate::routing::Plan;
 use crate::server::{AppState, TenantRuntime};
-use crate::store::{ApiKey, LogRecord, PluginDecision};
+use crate::store::{ApiKey, LogRecord};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
@@ -298,18 +298,17 @@ pub async fn admit(
     let tenant = state.tenant(&key.tenant_id);
     ex.record.bundle_version = tenant.version;
     ex.record.platform_version = tenant.platform_version;
-    let ctx = request_context(&ex.record, &key, &summary, endpoint, body.len());
-    let decided = decide(
-        Decide {
-            state,
-            tenant: &tenant,
-            ledger: &state.ledger,
-            ctx: &ctx,
-            body: &body,
-            usage_at_ms: None,
-        },
-        &mut ex.record.decisions,
-    )
+    let decided = decide(Decide {
+        state,
+        tenant: &tenant,
+        ledger: &state.ledger,
+        record: &mut ex.record,
+        key: &key,
+        summary: &summary,
+        endpoint,
+        body: &body,
+        usage_at_ms: None,
+    })
     .await?;
     if let Some((r, counted)) = decided.reservation {
         ex.reservation = Some(r);
@@ -327,12 +326,11 @@ pub async fn admit(
 }
 
 /// The context plugins see for a request, from what admission has read of it.
-pub fn request_context(
+fn request_context(
     record: &LogRecord,
     key: &ApiKey,
     summary: &BodySummary,
     endpoint: Endpoint,
-    body_len: usize,
 ) -> RequestContext {
     RequestContext {
         request_id: record.request_id.clone(),
@@ -347,7 +345,7 @@ pub fn request_context(
         endpoint,
         stream: record.stream,
         max_tokens: summary.max_tokens,
-        body_bytes: u32::try_from(body_len).unwrap_or(u32::MAX),
+        body_bytes: record.body_bytes,
         prompt_tokens_estimate: summary.prompt_tokens_estimate,
         message_count: summary.message_count,
     }
@@ -360,7 +358,12 @@ pub struct Decide<'a> {
     pub tenant: &'a TenantRuntime,
     /// The usage counters read by plugins and charged by the reservation.
     pub ledger: &'a Arc<crate::ledger::Ledger>,
-    pub ctx: &'a RequestContext,
+    /// What admission has read of the request so far (who, metadata, sizes); every
+    /// plugin's decision is appended to its `decisions`.
+    pub record: &'a mut LogRecord,
+    pub key: &'a ApiKey,
+    pub summary: &'a BodySummary,
+    pub endpoint: Endpoint,
     pub body: &'a Bytes,
     /// The moment the request is decided at (`None`: now); replays decide logged
     /// requests at the time they arrived.
@@ -378,35 +381,36 @@ pub struct Decided {
 
 /// Policy chain → routing plugins (or the tenant's default provider) → budget plugins
 /// → the ledger's atomic check and reservation. Every plugin's decision is appended to
-/// `decisions`; a refusal is the error the client gets.
-pub async fn decide(
-    d: Decide<'_>,
-    decisions: &mut Vec<PluginDecision>,
-) -> Result<Decided, ApiError> {
+/// the record's `decisions`; a refusal is the error the client gets.
+pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
     let Decide {
         state,
         tenant,
         ledger,
-        ctx,
+        record,
+        key,
+        summary,
+        endpoint,
         body,
         usage_at_ms,
     } = d;
-    let meta = Metadata(ctx.metadata.clone());
     let scopes = Arc::new(RequestScopes::new(
-        &ctx.tenant,
-        &ctx.key_id,
-        ctx.team.as_deref(),
-        ctx.user.as_deref(),
-        &meta,
+        &key.tenant_id,
+        &key.id,
+        record.team.as_deref(),
+        record.user.as_deref(),
+        &record.metadata,
     ));
     let usage = UsageView {
         ledger: ledger.clone(),
         scopes: scopes.clone(),
         at_ms: usage_at_ms,
     };
-    let has_plugins = !tenant.chain.is_empty();
+    // A tenant without plugins pays nothing for a context no plugin would read.
+    let ctx = (!tenant.chain.is_empty()).then(|| request_context(record, key, summary, endpoint));
+    let decisions = &mut record.decisions;
     let mut plan = None;
-    if has_plugins {
+    if let Some(ctx) = &ctx {
         match tenant
             .chain
             .run(&state.plugins, ctx, body, Some(&usage))
@@ -425,7 +429,7 @@ pub async fn decide(
                 .await;
             match outcome {
                 RouteOutcome::Planned { plugin, plan: p } => {
-                    plan = Some(Plan::resolve(p, &plugin, &state.providers, &ctx.model)?);
+                    plan = Some(Plan::resolve(p, &plugin, &state.providers, &summary.model)?);
                 }
                 RouteOutcome::Unrouted => {}
                 RouteOutcome::Failed(err) => return Err(err),
@@ -434,17 +438,22 @@ pub async fn decide(
     }
     let mut plan = match plan {
         Some(p) => p,
-        None => Plan::single(default_provider(state, tenant, &ctx.tenant)?, &ctx.model),
+        None => Plan::single(
+            default_provider(state, tenant, &key.tenant_id)?,
+            &summary.model,
+        ),
     };
     // Counting tokens costs nothing upstream: no budget applies and nothing is counted.
-    if ctx.endpoint == Endpoint::CountTokens {
+    if endpoint == Endpoint::CountTokens {
         return Ok(Decided {
             plan,
             reservation: None,
         });
     }
     let mut limits = Vec::new();
-    if has_plugins && tenant.chain.has_hook(Hook::Budget) {
+    if let Some(ctx) = &ctx
+        && tenant.chain.has_hook(Hook::Budget)
+    {
         let first = &plan.targets[0];
         let target = RouteTarget {
             provider: first.provider.id.clone(),
@@ -463,14 +472,14 @@ pub async fn decide(
             } => {
                 limits = budget::limits(granted, &scopes);
                 if let Some((plugin, t)) = downgrade {
-                    plan.downgrade(t, &plugin, &state.providers, &ctx.model)?;
+                    plan.downgrade(t, &plugin, &state.providers, &summary.model)?;
                 }
             }
             BudgetOutcome::Refused(err) => return Err(err),
         }
     }
     let first = &plan.targets[0];
-    let max_tokens = match (ctx.max_tokens, first.max_tokens_cap) {
+    let max_tokens = match (summary.max_tokens, first.max_tokens_cap) {
         (Some(m), Some(cap)) => Some(m.min(cap)),
         (m, cap) => m.or(cap),
     };
@@ -478,7 +487,7 @@ pub async fn decide(
         &state.pricing,
         &first.provider.id,
         &first.model,
-        ctx.prompt_tokens_estimate,
+        summary.prompt_tokens_estimate,
         max_tokens,
     );
     let counted = scopes.counted(&state.usage_keys, &limits);

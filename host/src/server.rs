@@ -140,17 +140,25 @@ pub fn tenant_sandbox(
     base: &crate::config::SandboxConfig,
     own: Option<&crate::config::TenantSandboxConfig>,
 ) -> Arc<TenantSandbox> {
-    let own = own.cloned().unwrap_or_default();
-    let limits = SandboxLimits {
-        deadline: Duration::from_millis(own.deadline_ms.unwrap_or(base.deadline_ms)),
-        memory_bytes: (own.memory_mib.unwrap_or(base.memory_mib) as usize) << 20,
-    };
     Arc::new(TenantSandbox::new(
-        limits,
-        own.max_instances
+        tenant_limits(base, own),
+        own.and_then(|o| o.max_instances)
             .unwrap_or_else(|| base.tenant_default_instances()),
         Duration::from_millis(base.queue_ms),
     ))
+}
+
+/// A tenant's per-call limits: its own where set, else the gateway's.
+fn tenant_limits(
+    base: &crate::config::SandboxConfig,
+    own: Option<&crate::config::TenantSandboxConfig>,
+) -> SandboxLimits {
+    let deadline_ms = own.and_then(|o| o.deadline_ms).unwrap_or(base.deadline_ms);
+    let memory_mib = own.and_then(|o| o.memory_mib).unwrap_or(base.memory_mib);
+    SandboxLimits {
+        deadline: Duration::from_millis(deadline_ms),
+        memory_bytes: (memory_mib as usize) << 20,
+    }
 }
 
 impl AppState {
@@ -194,10 +202,15 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner());
         m.entry(tenant_id.to_string())
             .or_insert_with(|| {
-                let own = self.sandbox_of(tenant_id);
+                let own = self.config_tenants.get(tenant_id).map(|t| &t.sandbox);
                 // Admin calls queue behind each other, not behind the tenant's traffic.
-                let queue = own.queue().max(Duration::from_secs(10));
-                Arc::new(TenantSandbox::new(own.limits, 1, queue))
+                let queue =
+                    Duration::from_millis(self.sandbox.queue_ms).max(Duration::from_secs(10));
+                Arc::new(TenantSandbox::new(
+                    tenant_limits(&self.sandbox, own),
+                    1,
+                    queue,
+                ))
             })
             .clone()
     }

@@ -2,7 +2,7 @@
 //! where the tenant captures them), traces (requests sharing a trace id), analytics
 //! time series, and exports as JSON lines or CSV.
 
-use super::{AdminResult, parse_log_query, parse_time, store_err};
+use super::{AdminResult, invalid, parse_log_query, parse_time, store_err};
 use crate::error::{ApiError, ErrorKind};
 use crate::ledger::calendar::rfc3339;
 use crate::server::AppState;
@@ -132,10 +132,6 @@ pub async fn trace(
         "data": rows,
     }))
     .into_response())
-}
-
-fn invalid(field: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid(format!("{field}: {e}"))
 }
 
 /// `GET /analytics?tenant=&since=24h&until=&bucket=auto|<duration>&by=none|team|user|key|model|provider|metadata.<key>&groups=8`.

@@ -54,7 +54,7 @@ async fn require_admin(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let caller = match presented_token(&req).and_then(|t| roles::identify(&state, t)) {
+    let caller = match presented_token(req.headers()).and_then(|t| roles::identify(&state, t)) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -65,16 +65,19 @@ async fn require_admin(
     next.run(req).await
 }
 
-fn presented_token(req: &Request) -> Result<&str, ApiError> {
-    req.headers()
+/// Whether `headers` present the platform admin token (`/metrics` takes no other).
+pub(crate) fn is_platform(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    presented_token(headers)
+        .and_then(|t| roles::identify(state, t))
+        .is_ok_and(|c| c == Caller::Platform)
+}
+
+fn presented_token(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| {
-            req.headers()
-                .get("x-admin-token")
-                .and_then(|v| v.to_str().ok())
-        })
+        .or_else(|| headers.get("x-admin-token").and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .ok_or_else(|| {
             ApiError::unauthenticated("admin API: missing admin token (Authorization: Bearer …)")
@@ -124,7 +127,7 @@ async fn revoke_admin_token(
     Ok(Json(token).into_response())
 }
 
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -141,6 +144,11 @@ fn store_err(e: StoreError) -> ApiError {
 }
 
 type AdminResult<T> = Result<T, ApiError>;
+
+/// 400 naming the query parameter at fault.
+fn invalid(field: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(format!("{field}: {e}"))
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

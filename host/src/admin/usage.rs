@@ -2,7 +2,7 @@
 //! grouped), `GET /budgets` (the ledger's live view of every enforced limit) and
 //! `GET /alerts` (thresholds crossed).
 
-use super::{AdminResult, store_err};
+use super::{AdminResult, invalid, store_err};
 use crate::error::ApiError;
 use crate::ledger::{self, Metric, Period, Window};
 use crate::server::AppState;
@@ -161,10 +161,6 @@ fn tenant_param(raw: Option<&str>) -> AdminResult<Option<String>> {
 fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> AdminResult<T> {
     serde_json::from_value(serde_json::Value::String(v.to_string()))
         .map_err(|_| invalid(field, format!("'{v}' is not a valid {field}")))
-}
-
-fn invalid(field: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::invalid(format!("{field}: {e}"))
 }
 
 /// Dollars to the nano-dollar, counts as whole numbers: no float noise in the JSON.

@@ -381,20 +381,24 @@ async fn decide_again(
         message_count: row.message_count,
         prompt_tokens_estimate: row.body_bytes / 4,
     };
-    let ctx = pipeline::request_context(row, &key, &summary, endpoint, row.body_bytes as usize);
-    let mut decisions = Vec::new();
-    let decided = pipeline::decide(
-        Decide {
-            state,
-            tenant: candidate,
-            ledger,
-            ctx: &ctx,
-            body: &body,
-            usage_at_ms: Some(row.ts_ms),
-        },
-        &mut decisions,
-    )
+    // The candidate's decisions go to a copy of the row: the logged ones stay as they were.
+    let mut scratch = LogRecord {
+        decisions: Vec::new(),
+        ..row.clone()
+    };
+    let decided = pipeline::decide(Decide {
+        state,
+        tenant: candidate,
+        ledger,
+        record: &mut scratch,
+        key: &key,
+        summary: &summary,
+        endpoint,
+        body: &body,
+        usage_at_ms: Some(row.ts_ms),
+    })
     .await;
+    let decisions = scratch.decisions;
     match decided {
         Ok(d) => {
             let first = &d.plan.targets[0];

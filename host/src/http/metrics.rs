@@ -12,20 +12,12 @@ use std::sync::Arc;
 
 /// The scrape.
 pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !state.metrics_public {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
-        if !crate::admin::constant_time_eq(presented.as_bytes(), state.admin_token.as_bytes()) {
-            return ApiError::unauthenticated(
-                "/metrics needs the platform admin token (Authorization: Bearer …), \
-                 or [metrics] public = true",
-            )
-            .into_response();
-        }
+    if !state.metrics_public && !crate::admin::is_platform(&state, &headers) {
+        return ApiError::unauthenticated(
+            "/metrics needs the platform admin token (Authorization: Bearer …), \
+             or [metrics] public = true",
+        )
+        .into_response();
     }
     let text = state.metrics.render(&gauges(&state));
     let mut resp = text.into_response();

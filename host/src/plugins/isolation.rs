@@ -10,13 +10,52 @@ use super::sandbox::{CallFailure, SandboxLimits};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+/// A fixed number of instance slots, taken for the length of a call.
+#[derive(Debug)]
+pub(super) struct Slots {
+    sem: Semaphore,
+    size: u32,
+}
+
+impl Slots {
+    /// `size` slots (at least one).
+    pub(super) fn new(size: u32) -> Self {
+        let size = size.max(1);
+        Self {
+            sem: Semaphore::new(size as usize),
+            size,
+        }
+    }
+
+    /// How many slots there are.
+    pub(super) fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Slots taken right now.
+    fn in_use(&self) -> u32 {
+        self.size
+            .saturating_sub(u32::try_from(self.sem.available_permits()).unwrap_or(u32::MAX))
+    }
+
+    /// A slot, waiting at most `wait` for one; `None` when none came free.
+    pub(super) async fn take(&self, wait: Duration) -> Option<SemaphorePermit<'_>> {
+        if let Ok(p) = self.sem.try_acquire() {
+            return Some(p);
+        }
+        match tokio::time::timeout(wait, self.sem.acquire()).await {
+            Ok(Ok(p)) => Some(p),
+            _ => None,
+        }
+    }
+}
+
 /// A tenant's per-call limits and its instance slots.
 #[derive(Debug)]
 pub struct TenantSandbox {
     /// What each call may use.
     pub limits: SandboxLimits,
-    slots: Semaphore,
-    max_instances: u32,
+    slots: Slots,
     /// Longest a call waits for one of the tenant's slots before failing.
     queue: Duration,
 }
@@ -24,18 +63,16 @@ pub struct TenantSandbox {
 impl TenantSandbox {
     /// A sandbox allowing `max_instances` concurrent calls (at least one).
     pub fn new(limits: SandboxLimits, max_instances: u32, queue: Duration) -> Self {
-        let max_instances = max_instances.max(1);
         Self {
             limits,
-            slots: Semaphore::new(max_instances as usize),
-            max_instances,
+            slots: Slots::new(max_instances),
             queue,
         }
     }
 
     /// The most instances the tenant may hold at once.
     pub fn max_instances(&self) -> u32 {
-        self.max_instances
+        self.slots.size()
     }
 
     /// Longest a call waits for a slot.
@@ -45,22 +82,15 @@ impl TenantSandbox {
 
     /// Instances in use right now.
     pub fn in_use(&self) -> u32 {
-        self.max_instances
-            .saturating_sub(u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX))
+        self.slots.in_use()
     }
 
     /// Waits (at most the queue time) for one of the tenant's slots.
     pub(super) async fn enter(&self) -> Result<SemaphorePermit<'_>, CallFailure> {
-        if let Ok(p) = self.slots.try_acquire() {
-            return Ok(p);
-        }
-        match tokio::time::timeout(self.queue, self.slots.acquire()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(CallFailure::Busy {
-                instances: self.max_instances,
-                waited: self.queue,
-            }),
-        }
+        self.slots.take(self.queue).await.ok_or(CallFailure::Busy {
+            instances: self.slots.size(),
+            waited: self.queue,
+        })
     }
 }
 

@@ -4,7 +4,7 @@ use super::PluginError;
 use super::bindings::{
     Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
 };
-use super::isolation::TenantSandbox;
+use super::isolation::{Slots, TenantSandbox};
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
 use crate::budget::UsageView;
 use bytes::Bytes;
@@ -63,8 +63,7 @@ pub struct PluginRuntime {
     default_sandbox: Arc<TenantSandbox>,
     /// The pooling allocator's instance slots: waited for rather than failing a call
     /// when every slot is briefly taken.
-    pool_slots: tokio::sync::Semaphore,
-    pool_size: u32,
+    pool: Slots,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     wasi: sandbox::WasiPool,
@@ -126,8 +125,7 @@ impl PluginRuntime {
             linker,
             limits,
             default_sandbox: Arc::new(TenantSandbox::new(limits, max_instances, DEFAULT_QUEUE)),
-            pool_slots: tokio::sync::Semaphore::new(max_instances.max(1) as usize),
-            pool_size: max_instances.max(1),
+            pool: Slots::new(max_instances),
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
             wasi: sandbox::WasiPool::default(),
@@ -319,7 +317,14 @@ impl PluginRuntime {
         // The tenant's own slots first: a tenant at its limit waits on itself and never
         // holds a pool slot another tenant could use.
         let _tenant_slot = sandbox.enter().await?;
-        let _pool_slot = self.pool_slot(&sandbox).await?;
+        let _pool_slot = self
+            .pool
+            .take(sandbox.queue())
+            .await
+            .ok_or(CallFailure::PoolBusy {
+                instances: self.pool.size(),
+                waited: sandbox.queue(),
+            })?;
         let limits = sandbox.limits;
         let wasi = self.wasi.take();
         let state = PluginState::new(&limits, wasi, env, request_id);
@@ -354,24 +359,6 @@ impl PluginRuntime {
         let result = f(&instance, &mut store).await.map_err(|e| classify(&e));
         self.wasi.put(store.into_data());
         result
-    }
-
-    /// One of the pooling allocator's instance slots.
-    async fn pool_slot(
-        &self,
-        sandbox: &TenantSandbox,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, CallFailure> {
-        if let Ok(p) = self.pool_slots.try_acquire() {
-            return Ok(p);
-        }
-        let wait = sandbox.queue();
-        match tokio::time::timeout(wait, self.pool_slots.acquire()).await {
-            Ok(Ok(p)) => Ok(p),
-            _ => Err(CallFailure::PoolBusy {
-                instances: self.pool_size,
-                waited: wait,
-            }),
-        }
     }
 
     fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {

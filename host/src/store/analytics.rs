@@ -2,9 +2,9 @@
 //! tokens, cost and latency percentiles per time bucket, grouped by a column or a
 //! metadata key (the admin API's `GET /analytics`).
 
-use super::usage::{group_sql, range_filter, scan_hint};
+use super::usage::usage_select;
 use super::{Store, StoreError, UsageGroup};
-use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
+use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -98,18 +98,15 @@ fn analytics(c: &mut Connection, q: &AnalyticsQuery) -> Result<Analytics, StoreE
     let bucket_ms = q.bucket_ms.max(1000);
     let first = q.since_ms.div_euclid(bucket_ms) * bucket_ms;
     let n = ((q.until_ms - first + bucket_ms - 1) / bucket_ms).clamp(1, MAX_BUCKETS) as usize;
-    let mut args: Vec<SqlValue> = Vec::new();
-    let (group, join) = group_sql(&q.by, &mut args);
-    let scan = scan_hint(c, q.tenant.as_deref(), q.since_ms, q.until_ms);
-    let mut sql = format!(
-        "SELECT l.ts_ms, {group}, l.status, l.latency_ms,
-                l.input_tokens + l.output_tokens + l.cache_read_tokens + l.cache_write_tokens, l.cost_nano
-         FROM request_logs l{scan}{join}
-         WHERE l.endpoint != 'count_tokens'"
-    );
-    range_filter(
-        &mut sql,
-        &mut args,
+    let (sql, args) = usage_select(
+        c,
+        |group| {
+            format!(
+                "l.ts_ms, {group}, l.status, l.latency_ms,
+                 l.input_tokens + l.output_tokens + l.cache_read_tokens + l.cache_write_tokens, l.cost_nano"
+            )
+        },
+        &q.by,
         q.tenant.as_deref(),
         q.since_ms,
         q.until_ms,

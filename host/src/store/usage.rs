@@ -95,12 +95,7 @@ impl Store {
 /// `NOT INDEXED` when a query over every tenant reads most of the log: walking the time
 /// index then costs a table lookup per row, several times slower than one sequential
 /// scan. Narrow ranges (and single tenants, whose share is unknown) keep the index.
-pub(super) fn scan_hint(
-    c: &Connection,
-    tenant: Option<&str>,
-    since_ms: i64,
-    until_ms: i64,
-) -> &'static str {
+fn scan_hint(c: &Connection, tenant: Option<&str>, since_ms: i64, until_ms: i64) -> &'static str {
     if tenant.is_some() {
         return "";
     }
@@ -120,15 +115,24 @@ pub(super) fn scan_hint(
     }
 }
 
-/// Appends `[since, until)` and, when given, the tenant to a `WHERE` over
-/// `request_logs l`, numbering the parameters after those already in `args`.
-pub(super) fn range_filter(
-    sql: &mut String,
-    args: &mut Vec<SqlValue>,
+/// `SELECT <columns> FROM request_logs l` over the usage of `[since, until)` (of
+/// `tenant`, when given; `count_tokens` calls are not usage), with the join `by` needs;
+/// `columns` gets the grouping's SQL expression. Returns the SQL and its parameters.
+pub(super) fn usage_select(
+    c: &Connection,
+    columns: impl FnOnce(&str) -> String,
+    by: &UsageGroup,
     tenant: Option<&str>,
     since_ms: i64,
     until_ms: i64,
-) {
+) -> (String, Vec<SqlValue>) {
+    let mut args: Vec<SqlValue> = Vec::new();
+    let (group, join) = group_sql(by, &mut args);
+    let scan = scan_hint(c, tenant, since_ms, until_ms);
+    let mut sql = format!(
+        "SELECT {} FROM request_logs l{scan}{join} WHERE l.endpoint != 'count_tokens'",
+        columns(group)
+    );
     args.push(since_ms.into());
     sql.push_str(&format!(" AND l.ts_ms >= ?{}", args.len()));
     args.push(until_ms.into());
@@ -137,11 +141,12 @@ pub(super) fn range_filter(
         args.push(t.to_string().into());
         sql.push_str(&format!(" AND l.tenant_id = ?{}", args.len()));
     }
+    (sql, args)
 }
 
 /// The SQL expression of a grouping over `request_logs l`, and the join it needs (its
 /// parameter, if any, is pushed onto `args` as `?1`: call this first).
-pub(super) fn group_sql(by: &UsageGroup, args: &mut Vec<SqlValue>) -> (&'static str, &'static str) {
+fn group_sql(by: &UsageGroup, args: &mut Vec<SqlValue>) -> (&'static str, &'static str) {
     match by {
         UsageGroup::None => ("NULL", ""),
         UsageGroup::Team => ("l.team", ""),
@@ -160,18 +165,15 @@ pub(super) fn group_sql(by: &UsageGroup, args: &mut Vec<SqlValue>) -> (&'static 
 }
 
 fn usage_report(c: &mut Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-    let mut args: Vec<SqlValue> = Vec::new();
-    let (group, join) = group_sql(&q.by, &mut args);
-    let scan = scan_hint(c, q.tenant.as_deref(), q.since_ms, q.until_ms);
-    let mut sql = format!(
-        "SELECT {group} AS g, COUNT(*), SUM(l.status >= 400), SUM(l.input_tokens), SUM(l.output_tokens),
-                SUM(l.cache_read_tokens), SUM(l.cache_write_tokens), SUM(l.cost_nano)
-         FROM request_logs l{scan}{join}
-         WHERE l.endpoint != 'count_tokens'"
-    );
-    range_filter(
-        &mut sql,
-        &mut args,
+    let (mut sql, args) = usage_select(
+        c,
+        |group| {
+            format!(
+                "{group} AS g, COUNT(*), SUM(l.status >= 400), SUM(l.input_tokens), SUM(l.output_tokens),
+                 SUM(l.cache_read_tokens), SUM(l.cache_write_tokens), SUM(l.cost_nano)"
+            )
+        },
+        &q.by,
         q.tenant.as_deref(),
         q.since_ms,
         q.until_ms,

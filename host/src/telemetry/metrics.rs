@@ -114,7 +114,7 @@ pub struct Metrics {
 /// Live values read at scrape time.
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// (tenant, budget, scope, value, metric, period, limit, used)
+    /// Every enforced limit with its usage.
     pub budgets: Vec<BudgetGauge>,
     /// (tenant, active bundle version), `None` tenant for the platform bundle.
     pub bundles: Vec<(Option<String>, u32)>,
@@ -239,48 +239,36 @@ impl Registry {
     }
 
     fn render(&self, out: &mut String) {
-        header(
+        let reqs = || self.requests.iter().map(|(l, s)| (req_labels(l), s));
+        family(
             out,
             "tollgate_requests_total",
             "counter",
             "Requests finished, by tenant, provider, model, endpoint and status.",
+            reqs().flat_map(|(l, s)| {
+                s.by_status
+                    .iter()
+                    .map(move |(status, n)| (format!("{l},status=\"{status}\""), n.to_string()))
+            }),
         );
-        for (l, s) in &self.requests {
-            for (status, n) in &s.by_status {
-                let _ = writeln!(
-                    out,
-                    "tollgate_requests_total{{{},status=\"{status}\"}} {n}",
-                    req_labels(l)
-                );
-            }
-        }
-        header(
+        family(
             out,
             "tollgate_request_errors_total",
             "counter",
             "Requests that ended with status 400 or above.",
+            reqs().map(|(l, s)| {
+                let errors: u64 = s.by_status.range(400..).map(|(_, n)| n).sum();
+                (l, errors.to_string())
+            }),
         );
-        for (l, s) in &self.requests {
-            let errors: u64 = s.by_status.range(400..).map(|(_, n)| n).sum();
-            let _ = writeln!(
-                out,
-                "tollgate_request_errors_total{{{}}} {errors}",
-                req_labels(l)
-            );
-        }
         header(
             out,
             "tollgate_request_duration_seconds",
             "histogram",
             "Time from the request's arrival to its last byte.",
         );
-        for (l, s) in &self.requests {
-            histogram(
-                out,
-                "tollgate_request_duration_seconds",
-                &req_labels(l),
-                &s.latency,
-            );
+        for (l, s) in reqs() {
+            histogram(out, "tollgate_request_duration_seconds", &l, &s.latency);
         }
         header(
             out,
@@ -288,83 +276,56 @@ impl Registry {
             "histogram",
             "Time from a streamed request's arrival to its first content.",
         );
-        for (l, s) in &self.requests {
-            if s.ttft.count > 0 {
-                histogram(
-                    out,
-                    "tollgate_time_to_first_token_seconds",
-                    &req_labels(l),
-                    &s.ttft,
-                );
-            }
+        for (l, s) in reqs().filter(|(_, s)| s.ttft.count > 0) {
+            histogram(out, "tollgate_time_to_first_token_seconds", &l, &s.ttft);
         }
-        header(
+        family(
             out,
             "tollgate_tokens_total",
             "counter",
             "Tokens used, by kind (input, output, cache_read, cache_write).",
+            reqs().flat_map(|(l, s)| {
+                ["input", "output", "cache_read", "cache_write"]
+                    .into_iter()
+                    .zip(s.tokens)
+                    .map(move |(kind, n)| (format!("{l},type=\"{kind}\""), n.to_string()))
+            }),
         );
-        for (l, s) in &self.requests {
-            for (kind, n) in ["input", "output", "cache_read", "cache_write"]
-                .iter()
-                .zip(s.tokens)
-            {
-                let _ = writeln!(
-                    out,
-                    "tollgate_tokens_total{{{},type=\"{kind}\"}} {n}",
-                    req_labels(l)
-                );
-            }
-        }
-        header(
+        family(
             out,
             "tollgate_cost_usd_total",
             "counter",
             "Cost of the requests served, USD.",
+            reqs().map(|(l, s)| (l, (s.cost_nano as f64 / 1e9).to_string())),
         );
-        for (l, s) in &self.requests {
-            let _ = writeln!(
-                out,
-                "tollgate_cost_usd_total{{{}}} {}",
-                req_labels(l),
-                s.cost_nano as f64 / 1e9
-            );
-        }
-        header(
+        let plugin_labels = |tenant: &str, plugin: &str| {
+            format!("tenant=\"{}\",plugin=\"{}\"", esc(tenant), esc(plugin))
+        };
+        family(
             out,
             "tollgate_plugin_calls_total",
             "counter",
             "Plugin calls, by tenant, plugin and outcome (allow, deny, route, pass, downgrade, error, skipped).",
+            self.plugins.iter().flat_map(|((tenant, plugin), p)| {
+                let l = plugin_labels(tenant, plugin);
+                p.by_outcome
+                    .iter()
+                    .map(move |(o, n)| (format!("{l},outcome=\"{}\"", esc(o)), n.to_string()))
+            }),
         );
-        for ((tenant, plugin), p) in &self.plugins {
-            for (outcome, n) in &p.by_outcome {
-                let _ = writeln!(
-                    out,
-                    "tollgate_plugin_calls_total{{tenant=\"{}\",plugin=\"{}\",outcome=\"{}\"}} {n}",
-                    esc(tenant),
-                    esc(plugin),
-                    esc(outcome)
-                );
-            }
-        }
-        header(
+        family(
             out,
             "tollgate_plugin_failures_total",
             "counter",
             "Plugin calls that trapped, ran out of time or memory, or found no slot.",
+            self.plugins.iter().map(|((tenant, plugin), p)| {
+                let failed: u64 = ["error", "skipped"]
+                    .iter()
+                    .filter_map(|o| p.by_outcome.get(*o))
+                    .sum();
+                (plugin_labels(tenant, plugin), failed.to_string())
+            }),
         );
-        for ((tenant, plugin), p) in &self.plugins {
-            let failed: u64 = ["error", "skipped"]
-                .iter()
-                .filter_map(|o| p.by_outcome.get(*o))
-                .sum();
-            let _ = writeln!(
-                out,
-                "tollgate_plugin_failures_total{{tenant=\"{}\",plugin=\"{}\"}} {failed}",
-                esc(tenant),
-                esc(plugin)
-            );
-        }
         header(
             out,
             "tollgate_plugin_call_duration_seconds",
@@ -372,7 +333,7 @@ impl Registry {
             "Time of one plugin call, instantiation included.",
         );
         for ((tenant, plugin), p) in &self.plugins {
-            let labels = format!("tenant=\"{}\",plugin=\"{}\"", esc(tenant), esc(plugin));
+            let labels = plugin_labels(tenant, plugin);
             histogram(
                 out,
                 "tollgate_plugin_call_duration_seconds",
@@ -380,114 +341,103 @@ impl Registry {
                 &p.latency,
             );
         }
-        header(
+        family(
             out,
             "tollgate_upstream_attempts_total",
             "counter",
             "Upstream attempts, by provider, model and outcome (status class or transport_error).",
+            self.attempts.iter().map(|((provider, model, outcome), n)| {
+                let l = format!(
+                    "provider=\"{}\",model=\"{}\",outcome=\"{}\"",
+                    esc(provider),
+                    esc(model),
+                    esc(outcome)
+                );
+                (l, n.to_string())
+            }),
         );
-        for ((provider, model, outcome), n) in &self.attempts {
-            let _ = writeln!(
-                out,
-                "tollgate_upstream_attempts_total{{provider=\"{}\",model=\"{}\",outcome=\"{}\"}} {n}",
-                esc(provider),
-                esc(model),
-                esc(outcome)
-            );
-        }
     }
 }
 
 fn render_gauges(out: &mut String, g: &Gauges) {
-    header(
+    let budgets = || g.budgets.iter().map(|b| (budget_labels(b), b));
+    family(
         out,
         "tollgate_budget_limit",
         "gauge",
         "An enforced budget's cap, in its metric's unit.",
+        budgets().map(|(l, b)| (l, b.limit.to_string())),
     );
-    for b in &g.budgets {
-        let _ = writeln!(
-            out,
-            "tollgate_budget_limit{{{}}} {}",
-            budget_labels(b),
-            b.limit
-        );
-    }
-    header(
+    family(
         out,
         "tollgate_budget_used",
         "gauge",
         "An enforced budget's usage (settled and reserved) in its current window.",
+        budgets().map(|(l, b)| (l, b.used.to_string())),
     );
-    for b in &g.budgets {
-        let _ = writeln!(
-            out,
-            "tollgate_budget_used{{{}}} {}",
-            budget_labels(b),
-            b.used
-        );
-    }
-    header(
+    family(
         out,
         "tollgate_budget_used_ratio",
         "gauge",
         "Usage over cap (1 = exhausted).",
+        budgets().map(|(l, b)| {
+            let ratio = if b.limit > 0.0 { b.used / b.limit } else { 1.0 };
+            (l, ratio.to_string())
+        }),
     );
-    for b in &g.budgets {
-        let ratio = if b.limit > 0.0 { b.used / b.limit } else { 1.0 };
-        let _ = writeln!(
-            out,
-            "tollgate_budget_used_ratio{{{}}} {ratio}",
-            budget_labels(b)
-        );
-    }
-    header(
+    family(
         out,
         "tollgate_bundle_version",
         "gauge",
         "The active policy bundle version, per tenant (tenant=\"*\": the platform bundle).",
+        g.bundles.iter().map(|(tenant, v)| {
+            let t = tenant.as_deref().unwrap_or("*");
+            (format!("tenant=\"{}\"", esc(t)), v.to_string())
+        }),
     );
-    for (tenant, v) in &g.bundles {
-        let t = tenant.as_deref().unwrap_or("*");
-        let _ = writeln!(out, "tollgate_bundle_version{{tenant=\"{}\"}} {v}", esc(t));
-    }
-    header(
+    let tenant = |t: &str| format!("tenant=\"{}\"", esc(t));
+    family(
         out,
         "tollgate_plugin_instances_in_use",
         "gauge",
         "A tenant's plugin instance slots in use.",
+        g.sandboxes
+            .iter()
+            .map(|(t, used, _)| (tenant(t), used.to_string())),
     );
-    for (tenant, used, _) in &g.sandboxes {
-        let _ = writeln!(
-            out,
-            "tollgate_plugin_instances_in_use{{tenant=\"{}\"}} {used}",
-            esc(tenant)
-        );
-    }
-    header(
+    family(
         out,
         "tollgate_plugin_instances_limit",
         "gauge",
         "A tenant's plugin instance slots.",
+        g.sandboxes
+            .iter()
+            .map(|(t, _, max)| (tenant(t), max.to_string())),
     );
-    for (tenant, _, max) in &g.sandboxes {
-        let _ = writeln!(
-            out,
-            "tollgate_plugin_instances_limit{{tenant=\"{}\"}} {max}",
-            esc(tenant)
-        );
-    }
-    header(
+    family(
         out,
         "tollgate_build_info",
         "gauge",
         "The running gateway's version.",
+        [(
+            format!("version=\"{}\"", env!("CARGO_PKG_VERSION")),
+            "1".to_string(),
+        )],
     );
-    let _ = writeln!(
-        out,
-        "tollgate_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
+}
+
+/// One family: its `# HELP` and `# TYPE` lines, then a sample per (labels, value).
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    header(out, name, kind, help);
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
