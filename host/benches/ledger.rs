@@ -5,7 +5,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::sync::Arc;
-use tollgate::ledger::{Amount, Ledger, Limit, Metric, Period, ScopeKey, ScopeKind, Window};
+use tollgate::ledger::{Admit, Amount, Ledger, Limit, Metric, Period, ScopeKey, ScopeKind, Window};
 use tollgate::pricing::Pricing;
 use tollgate::usage::Usage;
 
@@ -26,6 +26,7 @@ fn limit(name: &str, scope: &ScopeKey, metric: Metric, period: Period, cap: f64)
         window: Window::Calendar,
         limit: cap,
         alert_at: vec![50, 80, 100],
+        plugin: Arc::from("budget-limit"),
     }
 }
 
@@ -73,7 +74,44 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ledger/admit+settle (5 scopes, 3 limits)", |b| {
         b.iter(|| {
             let r = ledger
-                .admit(scopes.clone(), limits.clone(), estimate, now)
+                .admit(scopes.clone(), limits.clone(), estimate, now, Admit::BelowCap)
+                .expect("within limits");
+            black_box(ledger.settle(r, actual, now))
+        })
+    });
+    // A rolling request limit small enough to be exact: one timestamp per admission.
+    let exact = {
+        let mut l = limit("key-rpm-exact", &scopes[3], Metric::Requests, Period::Minute, 10_000.0);
+        l.window = Window::Rolling;
+        l
+    };
+    let mut tick = now;
+    c.bench_function("ledger/admit+settle (exact rolling rate limit)", |b| {
+        b.iter(|| {
+            tick += 7; // under 10 000 a minute
+            let r = ledger
+                .admit(scopes.clone(), vec![exact.clone()], estimate, tick, Admit::BelowCap)
+                .expect("within the limit");
+            black_box(ledger.settle(r, actual, tick))
+        })
+    });
+    // A neighbour tenant tracking 10 000 limits does not change another tenant's cost.
+    let neighbour: Arc<[ScopeKey]> = Arc::from(vec![ScopeKey {
+        tenant: Arc::from("noisy"),
+        kind: ScopeKind::Tenant,
+        value: Arc::from("noisy"),
+    }]);
+    for i in 0..10_000 {
+        let l = limit(&format!("n{i}"), &neighbour[0], Metric::Requests, Period::Day, 1e12);
+        let r = ledger
+            .admit(neighbour.clone(), vec![l], estimate, now, Admit::BelowCap)
+            .expect("neighbour");
+        ledger.settle(r, actual, now);
+    }
+    c.bench_function("ledger/admit+settle (neighbour tracks 10k limits)", |b| {
+        b.iter(|| {
+            let r = ledger
+                .admit(scopes.clone(), limits.clone(), estimate, now, Admit::BelowCap)
                 .expect("within limits");
             black_box(ledger.settle(r, actual, now))
         })

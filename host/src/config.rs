@@ -68,16 +68,155 @@ pub struct Config {
     /// OpenTelemetry trace export (off unless an endpoint is set).
     #[serde(default)]
     pub otlp: Option<OtlpConfig>,
+    /// Caps on what budgets may make the ledger track, and how limits admit.
+    #[serde(default)]
+    pub budgets: BudgetsConfig,
+    /// Connection and client limits of the listener.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// `[budgets]`: bounds on what budget plugins and client traffic may make the ledger
+/// keep, and how a limit admits a request.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetsConfig {
+    /// Most budget limits one request may be held to (across its budget plugins); a
+    /// plugin granting more fails the request with an error naming it.
+    #[serde(default = "default_limits_per_request")]
+    pub max_limits_per_request: usize,
+    /// Distinct (limit, scope value) pairs the ledger tracks per tenant.
+    #[serde(default = "default_limits_per_tenant")]
+    pub max_limits_per_tenant: usize,
+    /// Distinct scope values (teams, users, keys, metadata values) counted per tenant.
+    #[serde(default = "default_scopes_per_tenant")]
+    pub max_scopes_per_tenant: usize,
+    /// Rolling request limits up to this cap are exact (one timestamp per admission).
+    #[serde(default = "default_exact_rate_limit_max")]
+    pub exact_rate_limit_max: u64,
+    /// `below_cap` (default: admit while usage is below the cap) or `estimate_fits`
+    /// (admit only when usage plus the request's estimate fits under it).
+    #[serde(default)]
+    pub admit: crate::ledger::Admit,
+}
+
+fn default_limits_per_request() -> usize {
+    32
+}
+fn default_limits_per_tenant() -> usize {
+    10_000
+}
+fn default_scopes_per_tenant() -> usize {
+    200_000
+}
+fn default_exact_rate_limit_max() -> u64 {
+    10_000
+}
+
+impl Default for BudgetsConfig {
+    fn default() -> Self {
+        Self {
+            max_limits_per_request: default_limits_per_request(),
+            max_limits_per_tenant: default_limits_per_tenant(),
+            max_scopes_per_tenant: default_scopes_per_tenant(),
+            exact_rate_limit_max: default_exact_rate_limit_max(),
+            admit: crate::ledger::Admit::default(),
+        }
+    }
+}
+
+impl BudgetsConfig {
+    /// The ledger's caps.
+    pub fn caps(&self) -> crate::ledger::LedgerCaps {
+        crate::ledger::LedgerCaps {
+            max_limits_per_tenant: self.max_limits_per_tenant,
+            max_scopes_per_tenant: self.max_scopes_per_tenant,
+            exact_rate_limit_max: self.exact_rate_limit_max,
+        }
+    }
+}
+
+/// `[server]`: what one client, or all of them together, may hold of the listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Open connections in all; past it, new connections are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// A connection must send a complete request head within this long of opening or
+    /// of its previous response ending (so it is also the keep-alive idle timeout).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Longest a client may take to send a request body once its key is accepted.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Requests from one client address not yet authenticated, at once; more get 429.
+    #[serde(default = "default_max_unauthenticated_per_client")]
+    pub max_unauthenticated_per_client: usize,
+    /// Longest a shutdown waits for requests in flight.
+    #[serde(default = "default_drain_timeout_ms")]
+    pub drain_timeout_ms: u64,
+}
+
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_max_connections_per_client() -> usize {
+    512
+}
+fn default_header_read_timeout_ms() -> u64 {
+    20_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_unauthenticated_per_client() -> usize {
+    64
+}
+fn default_drain_timeout_ms() -> u64 {
+    30_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            max_unauthenticated_per_client: default_max_unauthenticated_per_client(),
+            drain_timeout_ms: default_drain_timeout_ms(),
+        }
+    }
 }
 
 /// `/metrics`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
     /// Answer `/metrics` without the platform admin token (label values name tenants,
     /// teams' budgets and models, so it is protected unless this is set).
     #[serde(default)]
     pub public: bool,
+    /// Budget gauge series per tenant, its limits closest to their caps first.
+    #[serde(default = "default_budget_series")]
+    pub max_budget_series_per_tenant: usize,
+}
+
+fn default_budget_series() -> usize {
+    100
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            public: false,
+            max_budget_series_per_tenant: default_budget_series(),
+        }
+    }
 }
 
 /// Where spans go.
@@ -167,6 +306,36 @@ pub struct SandboxConfig {
     /// 503, in milliseconds.
     #[serde(default = "default_queue_ms")]
     pub queue_ms: u64,
+    /// Longest deny message a plugin may return, in bytes (longer ones are cut).
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Most labels a plugin decision may carry (more are dropped).
+    #[serde(default = "default_max_labels")]
+    pub max_labels: usize,
+    /// Longest label key or value, in bytes (longer ones are cut).
+    #[serde(default = "default_max_label_bytes")]
+    pub max_label_bytes: usize,
+    /// Most lines one plugin call may write to the gateway's log.
+    #[serde(default = "default_max_log_lines")]
+    pub max_log_lines: u32,
+    /// Most bytes one plugin call may write to the gateway's log.
+    #[serde(default = "default_max_log_bytes")]
+    pub max_log_bytes: usize,
+    /// Most targets in a route plan (a longer plan fails the request).
+    #[serde(default = "default_max_route_targets")]
+    pub max_route_targets: usize,
+    /// Most upstream attempts one request may make, whatever its plan allows.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Largest plugin component accepted, in bytes.
+    #[serde(default = "default_max_component_bytes")]
+    pub max_component_bytes: usize,
+    /// Longest compiling one uploaded component may take, in milliseconds.
+    #[serde(default = "default_compile_timeout_ms")]
+    pub compile_timeout_ms: u64,
+    /// Most memory compiling one uploaded component may use, in MiB.
+    #[serde(default = "default_compile_memory_mib")]
+    pub compile_memory_mib: u64,
 }
 
 impl SandboxConfig {
@@ -208,6 +377,36 @@ fn default_max_instances() -> u32 {
 fn default_queue_ms() -> u64 {
     1_000
 }
+fn default_max_message_bytes() -> usize {
+    1024
+}
+fn default_max_labels() -> usize {
+    16
+}
+fn default_max_label_bytes() -> usize {
+    256
+}
+fn default_max_log_lines() -> u32 {
+    16
+}
+fn default_max_log_bytes() -> usize {
+    8 << 10
+}
+fn default_max_route_targets() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    crate::routing::DEFAULT_MAX_ATTEMPTS
+}
+fn default_max_component_bytes() -> usize {
+    8 << 20
+}
+fn default_compile_timeout_ms() -> u64 {
+    30_000
+}
+fn default_compile_memory_mib() -> u64 {
+    1024
+}
 
 impl Default for SandboxConfig {
     fn default() -> Self {
@@ -217,6 +416,33 @@ impl Default for SandboxConfig {
             max_instances: default_max_instances(),
             tenant_max_instances: None,
             queue_ms: default_queue_ms(),
+            max_message_bytes: default_max_message_bytes(),
+            max_labels: default_max_labels(),
+            max_label_bytes: default_max_label_bytes(),
+            max_log_lines: default_max_log_lines(),
+            max_log_bytes: default_max_log_bytes(),
+            max_route_targets: default_max_route_targets(),
+            max_attempts: default_max_attempts(),
+            max_component_bytes: default_max_component_bytes(),
+            compile_timeout_ms: default_compile_timeout_ms(),
+            compile_memory_mib: default_compile_memory_mib(),
+        }
+    }
+}
+
+impl Config {
+    /// The bounds on what plugins may return.
+    pub fn output_limits(&self) -> crate::plugins::OutputLimits {
+        let s = &self.sandbox;
+        crate::plugins::OutputLimits {
+            max_message_bytes: s.max_message_bytes,
+            max_labels: s.max_labels,
+            max_label_bytes: s.max_label_bytes,
+            max_log_lines: s.max_log_lines,
+            max_log_bytes: s.max_log_bytes,
+            max_route_targets: s.max_route_targets,
+            max_attempts: s.max_attempts,
+            max_limits_per_request: self.budgets.max_limits_per_request,
         }
     }
 }
@@ -239,6 +465,21 @@ pub struct LogConfig {
     /// Largest request or response body kept per request when a tenant captures bodies.
     #[serde(default = "default_capture_bytes")]
     pub max_captured_bytes: usize,
+    /// Finished requests waiting for the writer, at most; beyond it rows wait in the
+    /// usage journal on disk (never dropped) until the writer catches up.
+    #[serde(default = "default_max_queued_rows")]
+    pub max_queued_rows: usize,
+    /// Requests refused before authentication are counted in `/metrics`, not logged
+    /// as rows; at most this many a second are written to the gateway's log.
+    #[serde(default = "default_unauthenticated_per_s")]
+    pub unauthenticated_per_s: u32,
+}
+
+fn default_max_queued_rows() -> usize {
+    16_384
+}
+fn default_unauthenticated_per_s() -> u32 {
+    1
 }
 
 fn default_retention_days() -> u32 {
@@ -262,6 +503,8 @@ impl Default for LogConfig {
             flush_ms: default_flush_ms(),
             retention_days: default_retention_days(),
             max_captured_bytes: default_capture_bytes(),
+            max_queued_rows: default_max_queued_rows(),
+            unauthenticated_per_s: default_unauthenticated_per_s(),
         }
     }
 }
@@ -357,7 +600,9 @@ pub struct TenantConfig {
     /// Provider serving this tenant's requests.
     #[serde(default)]
     pub default_provider: Option<String>,
-    /// Plugins run in order on every request.
+    /// The operator's plugins for this tenant, run in order on every request after the
+    /// platform bundle's and before the tenant's own bundle; a tenant bundle cannot
+    /// remove them (the platform bundle's section for the tenant replaces them).
     #[serde(default)]
     pub plugins: Vec<PluginRef>,
     /// Model names advertised to this tenant by `GET /v1/models` (e.g. the aliases its
@@ -377,6 +622,18 @@ pub struct TenantConfig {
     /// Days this tenant's request logs are kept (default: `logs.retention_days`).
     #[serde(default)]
     pub log_retention_days: Option<u32>,
+    /// Providers this tenant may be served by, whatever its bundle or routing plugins
+    /// say (absent: any configured provider). Pinned: only the config file or the
+    /// platform bundle can change it.
+    #[serde(default)]
+    pub allowed_providers: Option<Vec<String>>,
+    /// Model globs this tenant may be served (absent: any model). Pinned like
+    /// `allowed_providers`.
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    /// How this tenant's budget limits admit (default: `budgets.admit`).
+    #[serde(default)]
+    pub budget_admit: Option<crate::ledger::Admit>,
 }
 
 /// A plugin in a tenant's chain.
@@ -511,6 +768,30 @@ impl Config {
                 ));
             }
             check_provider(format!("{field}.default_provider"), &t.default_provider)?;
+            if let Some(allowed) = &t.allowed_providers {
+                for (j, id) in allowed.iter().enumerate() {
+                    check_provider(
+                        format!("{field}.allowed_providers[{j}]"),
+                        &Some(id.clone()),
+                    )?;
+                }
+                if let Some(d) = &t.default_provider
+                    && !allowed.contains(d)
+                {
+                    return Err(bad(
+                        format!("{field}.default_provider"),
+                        format!("'{d}' is not in the tenant's allowed_providers"),
+                    ));
+                }
+            }
+            if let Some(models) = &t.allowed_models
+                && let Some(j) = models.iter().position(|m| m.is_empty() || m.len() > 256)
+            {
+                return Err(bad(
+                    format!("{field}.allowed_models[{j}]"),
+                    "must be a model name or glob of 1 to 256 bytes".into(),
+                ));
+            }
             if let Some(a) = &t.alerts {
                 let url = a.webhook_url.as_str();
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -606,6 +887,35 @@ impl Config {
         }
         if self.logs.batch_size == 0 {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));
+        }
+        let ranges: [(&str, u64, u64, u64); 22] = [
+            ("sandbox.max_message_bytes", s.max_message_bytes as u64, 16, 1 << 20),
+            ("sandbox.max_labels", s.max_labels as u64, 0, 1_000),
+            ("sandbox.max_label_bytes", s.max_label_bytes as u64, 8, 64 << 10),
+            ("sandbox.max_log_lines", u64::from(s.max_log_lines), 0, 10_000),
+            ("sandbox.max_log_bytes", s.max_log_bytes as u64, 0, 16 << 20),
+            ("sandbox.max_route_targets", s.max_route_targets as u64, 1, 1_000),
+            ("sandbox.max_attempts", u64::from(s.max_attempts), 1, 1_000),
+            ("sandbox.max_component_bytes", s.max_component_bytes as u64, 1 << 10, 1 << 30),
+            ("sandbox.compile_timeout_ms", s.compile_timeout_ms, 100, 600_000),
+            ("sandbox.compile_memory_mib", s.compile_memory_mib, 64, 65_536),
+            ("budgets.max_limits_per_request", self.budgets.max_limits_per_request as u64, 0, 10_000),
+            ("budgets.max_limits_per_tenant", self.budgets.max_limits_per_tenant as u64, 1, 100_000_000),
+            ("budgets.max_scopes_per_tenant", self.budgets.max_scopes_per_tenant as u64, 1, 100_000_000),
+            ("budgets.exact_rate_limit_max", self.budgets.exact_rate_limit_max, 0, 1_000_000),
+            ("server.max_connections", self.server.max_connections as u64, 1, 10_000_000),
+            ("server.max_connections_per_client", self.server.max_connections_per_client as u64, 1, 10_000_000),
+            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms, 100, 3_600_000),
+            ("server.body_read_timeout_ms", self.server.body_read_timeout_ms, 100, 3_600_000),
+            ("server.max_unauthenticated_per_client", self.server.max_unauthenticated_per_client as u64, 1, 10_000_000),
+            ("server.drain_timeout_ms", self.server.drain_timeout_ms, 0, 3_600_000),
+            ("logs.max_queued_rows", self.logs.max_queued_rows as u64, 1, 100_000_000),
+            ("logs.unauthenticated_per_s", u64::from(self.logs.unauthenticated_per_s), 0, 1_000_000),
+        ];
+        for (field, v, lo, hi) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return Err(bad(field.into(), format!("must be between {lo} and {hi}")));
+            }
         }
         Ok(())
     }

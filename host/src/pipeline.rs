@@ -428,8 +428,18 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
                 .route(&state.plugins, ctx, body, Some(&usage), decisions)
                 .await;
             match outcome {
-                RouteOutcome::Planned { plugin, plan: p } => {
-                    plan = Some(Plan::resolve(p, &plugin, &state.providers, &summary.model)?);
+                RouteOutcome::Planned {
+                    plugin,
+                    plan: p,
+                    max_attempts,
+                } => {
+                    plan = Some(Plan::resolve(
+                        p,
+                        &plugin,
+                        &state.providers,
+                        &summary.model,
+                        max_attempts,
+                    )?);
                 }
                 RouteOutcome::Unrouted => {}
                 RouteOutcome::Failed(err) => return Err(err),
@@ -443,6 +453,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
             &summary.model,
         ),
     };
+    enforce_pins(&mut plan, tenant, decisions)?;
     // Counting tokens costs nothing upstream: no budget applies and nothing is counted.
     if endpoint == Endpoint::CountTokens {
         return Ok(Decided {
@@ -473,6 +484,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
                 limits = budget::limits(granted, &scopes);
                 if let Some((plugin, t)) = downgrade {
                     plan.downgrade(t, &plugin, &state.providers, &summary.model)?;
+                    enforce_pins(&mut plan, tenant, decisions)?;
                 }
             }
             BudgetOutcome::Refused(err) => return Err(err),
@@ -492,13 +504,54 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
     );
     let counted = scopes.counted(&state.usage_keys, &limits);
     let now = usage_at_ms.unwrap_or_else(crate::ids::now_ms);
-    match ledger.admit(counted.clone(), limits, estimate, now) {
+    match ledger.admit(counted.clone(), limits, estimate, now, tenant.admit) {
         Ok(r) => Ok(Decided {
             plan,
             reservation: Some((r, counted)),
         }),
-        Err(exceeded) => Err(budget::refusal(&exceeded, now)),
+        Err(refused) => Err(budget::refusal(&refused, now)),
     }
+}
+
+/// Drops the plan's targets the operator's pinned allow-lists do not allow the tenant;
+/// refuses the request (403) when none is left. Every drop is in the log row.
+fn enforce_pins(
+    plan: &mut Plan,
+    tenant: &TenantRuntime,
+    decisions: &mut Vec<crate::store::PluginDecision>,
+) -> Result<(), ApiError> {
+    let pins = &tenant.pinned;
+    if pins.allowed_providers.is_none() && pins.allowed_models.is_none() {
+        return Ok(());
+    }
+    let mut first_refusal = None;
+    let mut dropped = 0u32;
+    plan.targets
+        .retain(|t| match pins.allows(&t.provider.id, &t.model) {
+            Ok(()) => true,
+            Err(why) => {
+                first_refusal.get_or_insert(why);
+                dropped += 1;
+                false
+            }
+        });
+    let Some(why) = first_refusal else {
+        return Ok(());
+    };
+    decisions.push(crate::store::PluginDecision {
+        plugin: "operator allow-list".into(),
+        outcome: if plan.targets.is_empty() { "deny" } else { "filtered" }.into(),
+        detail: Some(format!("{dropped} target(s) dropped: {why}")),
+        annotations: Vec::new(),
+        micros: 0,
+        at_us: crate::ids::now_us(),
+    });
+    if plan.targets.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "{why}; the operator pins which providers and models this tenant may use"
+        )));
+    }
+    Ok(())
 }
 
 /// The provider serving a tenant's unrouted requests.

@@ -14,13 +14,60 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+/// Rules the operator pins on one tenant: plugins that run for every request of the
+/// tenant after the platform's and before the tenant's own, and the providers and
+/// models it may be served by. A tenant's bundle cannot change them; only the config
+/// file or the platform bundle (platform token) can.
+#[derive(Clone, Debug, Default)]
+pub struct Pinned {
+    pub plugins: Vec<ConfiguredPlugin>,
+    /// Providers the tenant may be served by (`None`: any configured provider).
+    pub allowed_providers: Option<Vec<String>>,
+    /// Model globs the tenant may be served (`None`: any model).
+    pub allowed_models: Option<Vec<String>>,
+    /// Where the rules come from: `config`, or `platform bundle v<n>`.
+    pub source: String,
+}
+
+impl Pinned {
+    /// Whether the tenant may be served `model` by `provider`; else why not.
+    pub fn allows(&self, provider: &str, model: &str) -> Result<(), String> {
+        self.allows_provider(provider)?;
+        if let Some(m) = &self.allowed_models
+            && !m.iter().any(|g| crate::glob::matches(g, model))
+        {
+            return Err(format!(
+                "model '{model}' is not allowed for this tenant (allowed: {})",
+                m.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the tenant may be served by `provider`; else why not.
+    pub fn allows_provider(&self, provider: &str) -> Result<(), String> {
+        match &self.allowed_providers {
+            Some(p) if !p.iter().any(|a| a == provider) => Err(format!(
+                "provider '{provider}' is not allowed for this tenant (allowed: {})",
+                p.join(", ")
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the pins restrict anything.
+    pub fn is_empty(&self) -> bool {
+        self.plugins.is_empty() && self.allowed_providers.is_none() && self.allowed_models.is_none()
+    }
+}
+
 /// What the gateway knows about one tenant at request time: one immutable snapshot per
 /// bundle activation, so a request keeps the version it started with.
 #[derive(Clone, Debug, Default)]
 pub struct TenantRuntime {
     /// Provider that serves this tenant unless a route says otherwise.
     pub default_provider: Option<String>,
-    /// The platform's plugins, then the tenant's own, in order.
+    /// The platform's plugins, then the operator's pinned ones, then the tenant's own.
     pub chain: PolicyChain,
     /// Models advertised by `GET /v1/models` (empty = the providers' lists).
     pub models: Vec<String>,
@@ -28,49 +75,106 @@ pub struct TenantRuntime {
     pub version: Option<u32>,
     /// The platform bundle version in force, if any.
     pub platform_version: Option<u32>,
-    /// The tenant's own plugins (the chain without the platform's).
+    /// The tenant's own plugins (the chain without the platform's and the pinned ones).
     pub own: Vec<ConfiguredPlugin>,
+    /// The operator's rules for this tenant in force (the platform bundle's section
+    /// for it, else the config file's).
+    pub pinned: Arc<Pinned>,
+    /// The config file's rules for this tenant, in force when the platform bundle has
+    /// no section for it.
+    config_pinned: Arc<Pinned>,
+    /// How the tenant's budget limits admit requests.
+    pub admit: crate::ledger::Admit,
 }
 
 /// The platform bundle: plugins every tenant's chain starts with, which a tenant's
-/// bundle cannot remove.
+/// bundle cannot remove, and the rules it pins on single tenants.
 #[derive(Clone, Debug, Default)]
 pub struct Platform {
     pub plugins: Vec<ConfiguredPlugin>,
     pub version: Option<u32>,
+    /// Per-tenant pinned rules, replacing the config file's for those tenants.
+    pub pinned: HashMap<String, Arc<Pinned>>,
+}
+
+/// The parts of a tenant's runtime that its own bundle decides.
+pub struct TenantLayer {
+    pub default_provider: Option<String>,
+    pub models: Vec<String>,
+    pub own: Vec<ConfiguredPlugin>,
+    pub version: Option<u32>,
 }
 
 impl TenantRuntime {
-    /// A tenant's runtime: `platform`'s plugins, then `own`, run in `sandbox`.
+    /// Tenant `id`'s runtime: `platform`'s plugins, the pinned rules in force (the
+    /// platform's section for `id`, else `config_pinned`), then the tenant's `layer`,
+    /// run in `sandbox`.
     pub fn compose(
+        id: &str,
         platform: &Platform,
-        default_provider: Option<String>,
-        models: Vec<String>,
-        own: Vec<ConfiguredPlugin>,
-        version: Option<u32>,
+        config_pinned: Arc<Pinned>,
+        layer: TenantLayer,
         sandbox: Option<Arc<TenantSandbox>>,
+        admit: crate::ledger::Admit,
     ) -> Self {
+        let pinned = platform
+            .pinned
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| config_pinned.clone());
         let mut all = platform.plugins.clone();
-        all.extend(own.iter().cloned());
+        all.extend(pinned.plugins.iter().cloned());
+        all.extend(layer.own.iter().cloned());
         Self {
-            default_provider,
+            default_provider: layer.default_provider,
             chain: PolicyChain::new(all, sandbox),
-            models,
-            version,
+            models: layer.models,
+            version: layer.version,
             platform_version: platform.version,
-            own,
+            own: layer.own,
+            pinned,
+            config_pinned,
+            admit,
         }
     }
 
-    /// The same tenant under another platform bundle.
-    fn recompose(&self, platform: &Platform) -> Self {
+    /// The tenant's own layer.
+    pub fn layer(&self) -> TenantLayer {
+        TenantLayer {
+            default_provider: self.default_provider.clone(),
+            models: self.models.clone(),
+            own: self.own.clone(),
+            version: self.version,
+        }
+    }
+
+    /// The same tenant with another own layer (a replay's candidate), in `sandbox`.
+    pub fn with_layer(
+        &self,
+        id: &str,
+        platform: &Platform,
+        layer: TenantLayer,
+        sandbox: Option<Arc<TenantSandbox>>,
+    ) -> Self {
         Self::compose(
+            id,
             platform,
-            self.default_provider.clone(),
-            self.models.clone(),
-            self.own.clone(),
-            self.version,
+            self.config_pinned.clone(),
+            layer,
+            sandbox,
+            self.admit,
+        )
+    }
+
+    /// The same tenant under another platform bundle.
+    fn recompose(&self, id: &str, platform: &Platform) -> Self {
+        Self::compose(
+            id,
+            platform,
+            self.config_pinned.clone(),
+            self.layer(),
             self.chain.sandbox().cloned(),
+            self.admit,
         )
     }
 
@@ -116,14 +220,17 @@ pub struct AppState {
     pub config_tenants: HashMap<String, TenantConfig>,
     /// Tenant admin tokens (the platform's is `admin_token`).
     pub admin_tokens: crate::admin::AdminTokens,
-    /// Serialises bundle activations (admin path only; never held by requests).
-    pub bundle_lock: tokio::sync::Mutex<()>,
+    /// Serialises bundle activations per scope (admin path only; never held by
+    /// requests, and never across scopes).
+    bundle_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Sandbox limits every tenant starts from.
     pub sandbox: crate::config::SandboxConfig,
     /// Request, plugin and upstream metrics (fed by the log writer).
     pub metrics: Arc<crate::telemetry::Metrics>,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,
+    /// Budget gauge series per tenant in `/metrics`.
+    pub metrics_budget_series: usize,
     /// Largest body kept per request when a tenant captures bodies.
     pub max_captured_bytes: usize,
     /// One instance slot per tenant for admin work on its plugins (smoke tests,
@@ -177,7 +284,18 @@ impl AppState {
         if let Some(rt) = t.by_id.get(tenant_id) {
             return rt.clone();
         }
-        let rt = Arc::new(t.no_tenant.for_sandbox(self.sandbox_of(tenant_id)));
+        let rt = if t.platform.pinned.contains_key(tenant_id) {
+            Arc::new(TenantRuntime::compose(
+                tenant_id,
+                &t.platform,
+                Arc::default(),
+                t.no_tenant.layer(),
+                Some(self.sandbox_of(tenant_id)),
+                t.no_tenant.admit,
+            ))
+        } else {
+            Arc::new(t.no_tenant.for_sandbox(self.sandbox_of(tenant_id)))
+        };
         t.by_id.insert(tenant_id.to_string(), rt.clone());
         rt
     }
@@ -215,6 +333,13 @@ impl AppState {
             .clone()
     }
 
+    /// The lock serialising bundle activations of one scope (a tenant id, or the
+    /// platform's scope name).
+    pub fn bundle_lock(&self, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.bundle_locks.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(scope.to_string()).or_default().clone()
+    }
+
     /// Whether the admin enabled body capture for `tenant_id`.
     pub fn captures_bodies(&self, tenant_id: &str) -> bool {
         self.config_tenants
@@ -236,31 +361,28 @@ impl AppState {
         t.platform.clone()
     }
 
-    /// Activates a tenant's new runtime (built with [`TenantRuntime::compose`] on the
-    /// current platform): the next request uses it, requests in flight keep theirs.
-    pub fn set_tenant(
-        &self,
-        tenant_id: &str,
-        default_provider: Option<String>,
-        models: Vec<String>,
-        own: Vec<ConfiguredPlugin>,
-        version: Option<u32>,
-    ) {
+    /// Activates a tenant's new own layer (composed on the current platform and the
+    /// operator's pinned rules): the next request uses it, requests in flight keep theirs.
+    pub fn set_tenant(&self, tenant_id: &str, layer: TenantLayer) {
         let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
         // The tenant keeps its slots across versions: requests of the old version
         // still hold some.
-        let sandbox = t
-            .by_id
-            .get(tenant_id)
+        let current = t.by_id.get(tenant_id).cloned();
+        let sandbox = current
+            .as_ref()
             .and_then(|rt| rt.chain.sandbox().cloned())
             .unwrap_or_else(|| self.sandbox_of(tenant_id));
+        let (config_pinned, admit) = match &current {
+            Some(rt) => (rt.config_pinned.clone(), rt.admit),
+            None => (Arc::default(), t.no_tenant.admit),
+        };
         let rt = TenantRuntime::compose(
+            tenant_id,
             &t.platform,
-            default_provider,
-            models,
-            own,
-            version,
+            config_pinned,
+            layer,
             Some(sandbox),
+            admit,
         );
         t.by_id.insert(tenant_id.to_string(), Arc::new(rt));
     }
@@ -268,13 +390,27 @@ impl AppState {
     /// Activates a new platform bundle: every tenant's chain is recomposed at once.
     pub fn set_platform(&self, platform: Platform) {
         let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
-        let by_id = t
+        let mut by_id: HashMap<String, Arc<TenantRuntime>> = t
             .by_id
             .iter()
-            .map(|(id, rt)| (id.clone(), Arc::new(rt.recompose(&platform))))
+            .map(|(id, rt)| (id.clone(), Arc::new(rt.recompose(id, &platform))))
             .collect();
+        // Tenants the new bundle pins that have not been seen yet get a runtime now.
+        for id in platform.pinned.keys() {
+            if !by_id.contains_key(id) {
+                let rt = TenantRuntime::compose(
+                    id,
+                    &platform,
+                    Arc::default(),
+                    t.no_tenant.layer(),
+                    Some(self.sandbox_of(id)),
+                    t.no_tenant.admit,
+                );
+                by_id.insert(id.clone(), Arc::new(rt));
+            }
+        }
         t.by_id = by_id;
-        t.no_tenant = Arc::new(t.no_tenant.recompose(&platform));
+        t.no_tenant = Arc::new(t.no_tenant.recompose("", &platform));
         t.platform = platform;
     }
 }
@@ -321,7 +457,8 @@ pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
         largest,
         Some(cfg.data_dir.join("plugin-cache")),
     )
-    .context("starting the plugin runtime")?;
+    .context("starting the plugin runtime")?
+    .with_output_limits(cfg.output_limits());
     Ok(Arc::new(rt))
 }
 
@@ -390,17 +527,34 @@ impl Gateway {
         let providers = Providers::from_config(&cfg, mock_url.as_deref())?;
         let plugins = plugin_runtime(&cfg)?;
         let plugin_dir = cfg.plugin_dir.clone().unwrap_or_else(default_plugin_dir);
-        let mut tenants = Tenants::default();
+        let mut tenants = Tenants {
+            no_tenant: Arc::new(TenantRuntime {
+                admit: cfg.budgets.admit,
+                ..TenantRuntime::default()
+            }),
+            ..Tenants::default()
+        };
         for t in &cfg.tenants {
             store.ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))?;
-            let own = build_chain(&plugins, &plugin_dir, t).await?;
+            let pinned = Pinned {
+                plugins: build_chain(&plugins, &plugin_dir, t).await?,
+                allowed_providers: t.allowed_providers.clone(),
+                allowed_models: t.allowed_models.clone(),
+                source: "config".into(),
+            };
+            let layer = TenantLayer {
+                default_provider: t.default_provider.clone(),
+                models: t.models.clone(),
+                own: Vec::new(),
+                version: None,
+            };
             let rt = TenantRuntime::compose(
+                &t.id,
                 &tenants.platform,
-                t.default_provider.clone(),
-                t.models.clone(),
-                own,
-                None,
+                Arc::new(pinned),
+                layer,
                 Some(tenant_sandbox(&cfg.sandbox, Some(&t.sandbox))),
+                t.budget_admit.unwrap_or(cfg.budgets.admit),
             );
             tenants.by_id.insert(t.id.clone(), Arc::new(rt));
         }
@@ -410,7 +564,8 @@ impl Gateway {
         let ledger = Arc::new(
             store
                 .with_conn_blocking(|c| {
-                    crate::ledger::load(c, crate::ids::now_ms()).map_err(Into::into)
+                    crate::ledger::load(c, crate::ids::now_ms(), cfg.budgets.caps())
+                        .map_err(Into::into)
                 })
                 .context("loading the usage ledger")?,
         );
@@ -492,10 +647,11 @@ impl Gateway {
                 .map(|t| (t.id.clone(), t.clone()))
                 .collect(),
             admin_tokens,
-            bundle_lock: tokio::sync::Mutex::new(()),
+            bundle_locks: Default::default(),
             sandbox: cfg.sandbox.clone(),
             metrics,
             metrics_public: cfg.metrics.public,
+            metrics_budget_series: cfg.metrics.max_budget_series_per_tenant,
             max_captured_bytes: cfg.logs.max_captured_bytes,
             admin_sandboxes: Default::default(),
             replays: Default::default(),

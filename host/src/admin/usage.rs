@@ -73,17 +73,22 @@ pub async fn usage(
     .into_response())
 }
 
-/// `GET /budgets?tenant=`: every limit enforced so far, per scope value, with its
-/// limit, spend (settled and reserved), what remains and when it resets.
+/// Limits listed by `GET /budgets` unless `limit=` says otherwise, and at most.
+const BUDGETS_DEFAULT: usize = 500;
+const BUDGETS_MAX: usize = 5_000;
+
+/// `GET /budgets?tenant=&limit=`: limits enforced so far, per scope value, with its
+/// limit, spend (settled and reserved), what remains and when it resets; the first
+/// `limit` (default 500, at most 5000) by tenant, name and value, with the `total`.
 pub async fn budgets(
     State(state): State<Arc<AppState>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
-    let tenant = tenant_param(raw.as_deref())?;
+    let (tenant, max) = budgets_params(raw.as_deref())?;
     let now = crate::ids::now_ms();
-    let data: Vec<_> = state
-        .ledger
-        .limits_seen(tenant.as_deref(), now)
+    let view = state.ledger.limits_seen(tenant.as_deref(), now, max);
+    let data: Vec<_> = view
+        .limits
         .into_iter()
         .map(|(l, r)| {
             let spent = r.settled.metric(l.metric);
@@ -104,10 +109,34 @@ pub async fn budgets(
                 "used_pct": if l.limit > 0.0 { (used / l.limit * 1000.0).round() / 10.0 } else { 0.0 },
                 "resets_at_ms": r.resets_at_ms,
                 "resets_at": (r.resets_at_ms != i64::MAX).then(|| ledger::rfc3339(r.resets_at_ms)),
+                "granted_by": &*l.plugin,
             })
         })
         .collect();
-    Ok(Json(json!({ "data": data })).into_response())
+    let truncated = view.total > data.len();
+    Ok(Json(json!({ "data": data, "total": view.total, "truncated": truncated })).into_response())
+}
+
+fn budgets_params(raw: Option<&str>) -> AdminResult<(Option<String>, usize)> {
+    let mut tenant = None;
+    let mut max = BUDGETS_DEFAULT;
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match &*k {
+            "tenant" => tenant = Some(v.into_owned()),
+            "limit" => {
+                max = v
+                    .parse::<usize>()
+                    .map_err(|_| invalid("limit", format!("'{v}' is not a number")))?
+                    .clamp(1, BUDGETS_MAX)
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter '{other}' (tenant, limit)"
+                )));
+            }
+        }
+    }
+    Ok((tenant, max))
 }
 
 /// `GET /alerts?tenant=&limit=`: budget thresholds crossed, newest first.
@@ -141,21 +170,6 @@ pub async fn alerts(
         .await
         .map_err(store_err)?;
     Ok(Json(json!({ "data": data })).into_response())
-}
-
-fn tenant_param(raw: Option<&str>) -> AdminResult<Option<String>> {
-    let mut tenant = None;
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
-        match &*k {
-            "tenant" => tenant = Some(v.into_owned()),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter '{other}' (tenant)"
-                )));
-            }
-        }
-    }
-    Ok(tenant)
 }
 
 fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, v: &str) -> AdminResult<T> {

@@ -9,7 +9,7 @@ pub use alerts::{AlertSink, SIGNATURE_HEADER, Webhook, sign};
 pub use scopes::RequestScopes;
 
 use crate::error::{ApiError, ErrorKind};
-use crate::ledger::{Amount, Exceeded, Ledger, Limit, Metric, Period, ScopeKind, Window};
+use crate::ledger::{Amount, Ledger, Limit, Metric, Period, Refused, ScopeKind, Window};
 use crate::plugins::wit;
 use crate::pricing::Pricing;
 use crate::usage::Usage;
@@ -111,12 +111,13 @@ pub fn actual(usage: &Usage, cost_nano: u64) -> Amount {
     }
 }
 
-/// The granted limits as ledger limits for this request's scope values; a limit on a
-/// scope the request has no value for (no team, say) does not apply.
-pub fn limits(granted: Vec<wit::BudgetLimit>, scopes: &RequestScopes) -> Vec<Limit> {
+/// The granted limits (with the plugin that granted each) as ledger limits for this
+/// request's scope values; a limit on a scope the request has no value for (no team,
+/// say) does not apply.
+pub fn limits(granted: Vec<(Arc<str>, wit::BudgetLimit)>, scopes: &RequestScopes) -> Vec<Limit> {
     granted
         .into_iter()
-        .filter_map(|l| {
+        .filter_map(|(plugin, l)| {
             let scope = scopes.key(scope_kind(l.scope))?;
             Some(Limit {
                 name: l.name,
@@ -126,14 +127,39 @@ pub fn limits(granted: Vec<wit::BudgetLimit>, scopes: &RequestScopes) -> Vec<Lim
                 window: l.window.into(),
                 limit: l.limit,
                 alert_at: l.alert_at,
+                plugin,
             })
         })
         .collect()
 }
 
-/// The client's answer when a limit is exhausted: a 429 that names the budget, says
-/// when it resets, and tells SDKs not to retry a budget that will not reset soon.
-pub fn refusal(e: &Exceeded, now_ms: i64) -> ApiError {
+/// The client's answer when the ledger refuses: for an exhausted limit a 429 that names
+/// the budget, says when it resets, and tells SDKs not to retry a budget that will not
+/// reset soon; for a tenant at one of the ledger's caps, an error naming the cap.
+pub fn refusal(refused: &Refused, now_ms: i64) -> ApiError {
+    let e = match refused {
+        Refused::Exceeded(e) => e,
+        Refused::TooManyLimits {
+            tenant,
+            plugin,
+            cap,
+        } => {
+            return ApiError::internal(format!(
+                "plugin '{plugin}' granted a budget limit beyond tenant '{tenant}'s cap of \
+                 {cap} tracked limits ([budgets] max_limits_per_tenant)"
+            ));
+        }
+        Refused::TooManyScopes { tenant, cap } => {
+            return ApiError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "tenant '{tenant}' already counts usage for {cap} distinct teams, users, \
+                     keys and metadata values ([budgets] max_scopes_per_tenant); a request \
+                     with a new one cannot be counted"
+                ),
+            );
+        }
+    };
     let mut err = if e.is_rate_limit() {
         ApiError::new(ErrorKind::RateLimit, e.message())
     } else {

@@ -111,6 +111,7 @@ mod tests {
             window: crate::ledger::Window::Calendar,
             limit: 1.0,
             alert_at: vec![],
+            plugin: "p".into(),
         };
         let counted = s.counted(&[Arc::from("env"), Arc::from("missing")], &[limit]);
         let labels: Vec<String> = counted

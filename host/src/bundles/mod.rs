@@ -18,7 +18,7 @@ use crate::error::{ApiError, ErrorKind};
 use crate::plugins::{
     CallEnv, ConfiguredPlugin, Endpoint, Hook, LoadedPlugin, RequestContext, RouteTarget,
 };
-use crate::server::{AppState, Platform};
+use crate::server::{AppState, Pinned, Platform, TenantLayer};
 use crate::store::StoreError;
 use crate::store::bundles::{self as stored, BundleVersion, PLATFORM};
 use base64::Engine as _;
@@ -26,6 +26,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Whose bundle: one tenant's, or the platform's (run first for every tenant).
@@ -57,9 +58,29 @@ pub struct BundleRequest {
     pub models: Option<Vec<String>>,
     /// The chain, in order.
     pub plugins: Vec<PluginUpload>,
+    /// Platform bundles only: rules pinned on single tenants, by tenant id. A section
+    /// replaces the config file's pinned rules for its tenant; the tenant's own bundle
+    /// cannot change them.
+    #[serde(default)]
+    pub tenants: Option<BTreeMap<String, PinnedUpload>>,
     /// Why the change was made (kept in the history).
     #[serde(default)]
     pub message: Option<String>,
+}
+
+/// The rules a platform bundle pins on one tenant.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinnedUpload {
+    /// Plugins run for every request of the tenant, after the platform's own.
+    #[serde(default)]
+    pub plugins: Vec<PluginUpload>,
+    /// Providers the tenant may be served by (absent: any).
+    #[serde(default)]
+    pub allowed_providers: Option<Vec<String>>,
+    /// Model globs the tenant may be served (absent: any).
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 /// One plugin of an uploaded bundle: a first-party `name`, or a component (`wasm`,
@@ -89,6 +110,21 @@ pub struct Spec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub models: Option<Vec<String>>,
     pub plugins: Vec<StoredPlugin>,
+    /// Platform bundles: rules pinned per tenant.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tenants: BTreeMap<String, StoredPinned>,
+}
+
+/// Rules pinned on one tenant, as stored.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredPinned {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plugins: Vec<StoredPlugin>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_providers: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Vec<String>>,
 }
 
 /// One plugin of a stored bundle.
@@ -123,17 +159,70 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-/// Turns an upload into a stored spec plus the components it carries.
-fn stored_spec(scope: &Scope, req: BundleRequest) -> Result<(Spec, Blobs), ApiError> {
+/// Turns an upload into a stored spec plus the components it carries (each at most
+/// `max_component` bytes).
+fn stored_spec(
+    scope: &Scope,
+    req: BundleRequest,
+    max_component: usize,
+) -> Result<(Spec, Blobs), ApiError> {
     if scope == &Scope::Platform && (req.default_provider.is_some() || req.models.is_some()) {
         return Err(refused(
             "default_provider and models belong to tenant bundles, not the platform's",
         ));
     }
+    if scope != &Scope::Platform && req.tenants.is_some() {
+        return Err(refused(
+            "tenants: pinned rules belong to the platform bundle (platform token only)",
+        ));
+    }
     let mut blobs = Vec::new();
-    let mut plugins = Vec::with_capacity(req.plugins.len());
-    for (i, p) in req.plugins.into_iter().enumerate() {
-        let at = format!("plugins[{i}]");
+    let plugins = stored_plugins(req.plugins, "plugins", max_component, &mut blobs)?;
+    let mut tenants = BTreeMap::new();
+    for (id, p) in req.tenants.unwrap_or_default() {
+        let at = format!("tenants.{id}");
+        if !crate::config::valid_id(&id) {
+            return Err(refused(format!("{at}: '{id}' is not a tenant id")));
+        }
+        if let Some(m) = &p.allowed_models
+            && m.iter().any(|g| g.is_empty() || g.len() > 256)
+        {
+            return Err(refused(format!(
+                "{at}.allowed_models: each must be a model name or glob of 1 to 256 bytes"
+            )));
+        }
+        let plugins =
+            stored_plugins(p.plugins, &format!("{at}.plugins"), max_component, &mut blobs)?;
+        tenants.insert(
+            id,
+            StoredPinned {
+                plugins,
+                allowed_providers: p.allowed_providers,
+                allowed_models: p.allowed_models,
+            },
+        );
+    }
+    Ok((
+        Spec {
+            default_provider: req.default_provider,
+            models: req.models,
+            plugins,
+            tenants,
+        },
+        blobs,
+    ))
+}
+
+/// Uploaded plugins as stored, their components added to `blobs`.
+fn stored_plugins(
+    uploads: Vec<PluginUpload>,
+    field: &str,
+    max_component: usize,
+    blobs: &mut Blobs,
+) -> Result<Vec<StoredPlugin>, ApiError> {
+    let mut plugins = Vec::with_capacity(uploads.len());
+    for (i, p) in uploads.into_iter().enumerate() {
+        let at = format!("{field}[{i}]");
         let config = match p.config {
             None => Value::Object(Default::default()),
             Some(v @ Value::Object(_)) => v,
@@ -145,9 +234,23 @@ fn stored_spec(scope: &Scope, req: BundleRequest) -> Result<(Spec, Blobs), ApiEr
                 return Err(refused(format!("{at}.name: '{n}' is not a plugin name")));
             }
             (None, Some(b64)) => {
+                // base64 is 4/3 of the bytes: refuse an oversized upload before decoding it.
+                if b64.len() / 4 * 3 > max_component.saturating_add(3) {
+                    return Err(refused(format!(
+                        "{at}.wasm: the component is larger than {max_component} bytes \
+                         ([sandbox] max_component_bytes)"
+                    )));
+                }
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64.trim())
                     .map_err(|e| refused(format!("{at}.wasm: not base64: {e}")))?;
+                if bytes.len() > max_component {
+                    return Err(refused(format!(
+                        "{at}.wasm: the component is {} bytes; at most {max_component} are \
+                         accepted ([sandbox] max_component_bytes)",
+                        bytes.len()
+                    )));
+                }
                 let sha = hex::encode(Sha256::digest(&bytes));
                 blobs.push((sha.clone(), bytes));
                 (None, Some(sha))
@@ -158,6 +261,9 @@ fn stored_spec(scope: &Scope, req: BundleRequest) -> Result<(Spec, Blobs), ApiEr
             .label
             .or_else(|| name.clone())
             .unwrap_or_else(|| format!("plugin{i}"));
+        if label.is_empty() || label.len() > 64 {
+            return Err(refused(format!("{at}.label: must be 1 to 64 bytes")));
+        }
         plugins.push(StoredPlugin {
             name,
             wasm_sha256,
@@ -166,33 +272,87 @@ fn stored_spec(scope: &Scope, req: BundleRequest) -> Result<(Spec, Blobs), ApiEr
             fail_open: p.fail_open,
         });
     }
-    Ok((
-        Spec {
-            default_provider: req.default_provider,
-            models: req.models,
-            plugins,
-        },
-        blobs,
-    ))
+    Ok(plugins)
 }
 
-/// Compiles, describes and config-checks every plugin of `spec`, and (when `smoke`)
-/// runs each declared hook once on a sample request. Errors name the entry.
+/// What a built bundle activates.
+struct Built {
+    /// The scope's chain.
+    plugins: Vec<ConfiguredPlugin>,
+    /// Platform bundles: the rules pinned per tenant.
+    pinned: HashMap<String, Arc<Pinned>>,
+}
+
+/// Compiles, describes and config-checks every plugin of `spec` (and of its pinned
+/// tenant sections), and (when `smoke`) runs each declared hook once on a sample
+/// request. A tenant bundle's default provider must be one the operator allows the
+/// tenant. Errors name the entry.
 async fn build(
     state: &AppState,
     scope: &Scope,
     spec: &Spec,
     blobs: &[(String, Vec<u8>)],
     smoke: bool,
-) -> Result<Vec<ConfiguredPlugin>, String> {
-    if let Some(p) = &spec.default_provider
-        && state.providers.get(p).is_none()
-    {
-        return Err(format!("default_provider: unknown provider '{p}'"));
+) -> Result<Built, String> {
+    if let Some(p) = &spec.default_provider {
+        if state.providers.get(p).is_none() {
+            return Err(format!("default_provider: unknown provider '{p}'"));
+        }
+        if let Scope::Tenant(id) = scope {
+            state
+                .tenant(id)
+                .pinned
+                .allows_provider(p)
+                .map_err(|e| format!("default_provider: {e} (pinned by the operator)"))?;
+        }
     }
-    let mut out = Vec::with_capacity(spec.plugins.len());
-    for (i, p) in spec.plugins.iter().enumerate() {
-        let at = format!("plugins[{i}] ({})", p.label);
+    let plugins = build_plugins(state, scope, &spec.plugins, "plugins", blobs, smoke).await?;
+    let mut pinned = HashMap::new();
+    for (id, p) in &spec.tenants {
+        let at = format!("tenants.{id}");
+        for (i, provider) in p.allowed_providers.iter().flatten().enumerate() {
+            if state.providers.get(provider).is_none() {
+                return Err(format!(
+                    "{at}.allowed_providers[{i}]: unknown provider '{provider}'"
+                ));
+            }
+        }
+        let tenant_scope = Scope::Tenant(id.clone());
+        let plugins = build_plugins(
+            state,
+            &tenant_scope,
+            &p.plugins,
+            &format!("{at}.plugins"),
+            blobs,
+            smoke,
+        )
+        .await?;
+        pinned.insert(
+            id.clone(),
+            Arc::new(Pinned {
+                plugins,
+                allowed_providers: p.allowed_providers.clone(),
+                allowed_models: p.allowed_models.clone(),
+                source: "platform bundle".into(),
+            }),
+        );
+    }
+    Ok(Built { plugins, pinned })
+}
+
+/// Builds one list of stored plugins (see [`build`]); `scope` decides whose limits the
+/// smoke requests run under.
+async fn build_plugins(
+    state: &AppState,
+    scope: &Scope,
+    stored: &[StoredPlugin],
+    field: &str,
+    blobs: &[(String, Vec<u8>)],
+    smoke: bool,
+) -> Result<Vec<ConfiguredPlugin>, String> {
+    let mut out = Vec::with_capacity(stored.len());
+    for (i, p) in stored.iter().enumerate() {
+        let at = format!("{field}[{i}] ({})", p.label);
         let loaded = load(state, p, blobs)
             .await
             .map_err(|e| format!("{at}: {e}"))?;
@@ -228,10 +388,9 @@ async fn load(
         (Some(name), _) => {
             let path = crate::server::first_party_path(&state.plugin_dir, name);
             if !path.is_file() {
-                return Err(format!(
-                    "no first-party plugin '{name}' in {}",
-                    state.plugin_dir.display()
-                ));
+                // The plugin directory is the server's business, not the uploader's.
+                tracing::info!(plugin = %name, path = %path.display(), "bundle names a first-party plugin that is not installed");
+                return Err(format!("no first-party plugin is named '{name}'"));
             }
             state
                 .plugins
@@ -305,14 +464,23 @@ async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Re
             .await
             .map_err(|f| f.to_string())?;
     }
+    let out = rt.output_limits();
+    let mut trimmed = crate::plugins::Trimmed::default();
     if hooks.contains(&Hook::Route)
-        && let Some(plan) = rt
+        && let Some(mut plan) = rt
             .call_route(&p.plugin, env(), &ctx)
             .await
             .map_err(|f| f.to_string())?
     {
-        crate::routing::Plan::resolve(plan, &p.label, &state.providers, &ctx.model)
-            .map_err(|e| e.message)?;
+        out.route_plan(&mut plan, &mut trimmed)?;
+        crate::routing::Plan::resolve(
+            plan,
+            &p.label,
+            &state.providers,
+            &ctx.model,
+            out.max_attempts,
+        )
+        .map_err(|e| e.message)?;
     }
     if hooks.contains(&Hook::Budget) {
         let target = RouteTarget {
@@ -321,39 +489,48 @@ async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Re
             weight: 1,
             max_tokens_cap: None,
         };
-        rt.call_budget(&p.plugin, env(), &ctx, &target)
+        let mut decision = rt
+            .call_budget(&p.plugin, env(), &ctx, &target)
             .await
             .map_err(|f| f.to_string())?;
+        out.budget(&mut decision, out.max_limits_per_request, &mut trimmed)?;
     }
     Ok(())
 }
 
-/// Makes `plugins` the scope's chain in memory (the next request uses it).
-fn activate(
-    state: &AppState,
-    scope: &Scope,
-    spec: &Spec,
-    plugins: Vec<ConfiguredPlugin>,
-    version: u32,
-) {
+/// Makes the built bundle the scope's chain in memory (the next request uses it).
+fn activate(state: &AppState, scope: &Scope, spec: &Spec, built: Built, version: u32) {
     match scope {
         Scope::Platform => state.set_platform(Platform {
-            plugins,
+            plugins: built.plugins,
             version: Some(version),
+            pinned: built
+                .pinned
+                .into_iter()
+                .map(|(id, p)| {
+                    let mut p = Arc::unwrap_or_clone(p);
+                    p.source = format!("platform bundle v{version}");
+                    (id, Arc::new(p))
+                })
+                .collect(),
         }),
         Scope::Tenant(id) => {
             let base = state.config_tenants.get(id);
             state.set_tenant(
                 id,
-                spec.default_provider
-                    .clone()
-                    .or_else(|| base.and_then(|t| t.default_provider.clone())),
-                spec.models
-                    .clone()
-                    .or_else(|| base.map(|t| t.models.clone()))
-                    .unwrap_or_default(),
-                plugins,
-                Some(version),
+                TenantLayer {
+                    default_provider: spec
+                        .default_provider
+                        .clone()
+                        .or_else(|| base.and_then(|t| t.default_provider.clone())),
+                    models: spec
+                        .models
+                        .clone()
+                        .or_else(|| base.map(|t| t.models.clone()))
+                        .unwrap_or_default(),
+                    own: built.plugins,
+                    version: Some(version),
+                },
             );
         }
     }
@@ -397,7 +574,7 @@ pub async fn apply(
     author: &str,
 ) -> Result<BundleVersion, ApiError> {
     let message = req.message.clone();
-    let (spec, blobs) = stored_spec(&scope, req)?;
+    let (spec, blobs) = stored_spec(&scope, req, state.sandbox.max_component_bytes)?;
     commit(state, scope, spec, blobs, message, author, "apply").await
 }
 
@@ -457,9 +634,11 @@ async fn commit(
             format!("tenant '{id}' does not exist"),
         ));
     }
-    // One activation at a time, so versions and the in-memory chain agree.
-    let _serial = state.bundle_lock.lock().await;
-    let plugins = match build(state, &scope, &spec, &blobs, true).await {
+    // One activation at a time per scope, so its versions and its in-memory chain
+    // agree; other tenants' changes never wait on this one's compiling.
+    let lock = state.bundle_lock(scope.key());
+    let _serial = lock.lock().await;
+    let built = match build(state, &scope, &spec, &blobs, true).await {
         Ok(p) => p,
         Err(why) => {
             let (key, actor, detail) = (scope.key().to_string(), author.to_string(), why.clone());
@@ -497,7 +676,7 @@ async fn commit(
         })
         .await
         .map_err(store_error)?;
-    activate(state, &scope, &spec, plugins, version.version);
+    activate(state, &scope, &spec, built, version.version);
     tracing::info!(scope = %scope.key(), version = version.version, hash = %&version.hash[..12], "bundle activated: {}", version.summary);
     Ok(version)
 }
@@ -524,10 +703,10 @@ pub async fn activate_stored(state: &Arc<AppState>) -> anyhow::Result<()> {
             Some(id) => Scope::Tenant(id),
             None => Scope::Platform,
         };
-        let plugins = build(state, &scope, &spec, &blobs, false)
+        let built = build(state, &scope, &spec, &blobs, false)
             .await
             .map_err(|e| anyhow::anyhow!("bundle '{}' version {}: {e}", scope.key(), v.version))?;
-        activate(state, &scope, &spec, plugins, v.version);
+        activate(state, &scope, &spec, built, v.version);
         tracing::info!(scope = %scope.key(), version = v.version, "stored bundle activated");
     }
     Ok(())

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, BodySummary, Decide};
 use crate::plugins::Endpoint;
-use crate::server::{AppState, TenantRuntime};
+use crate::server::{AppState, TenantLayer, TenantRuntime};
 use crate::store::{ApiKey, LogRecord};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -180,25 +180,28 @@ pub async fn replay(
     let _running = Running::start(state, tenant)?;
     let started = std::time::Instant::now();
     let scope = Scope::Tenant(tenant.to_string());
-    let (spec, blobs) = stored_spec(&scope, req.bundle)?;
+    let (spec, blobs) = stored_spec(&scope, req.bundle, state.sandbox.max_component_bytes)?;
     // The same checks as an apply: a candidate that would be refused is refused here.
-    let plugins = build(state, &scope, &spec, &blobs, true)
+    let built = build(state, &scope, &spec, &blobs, true)
         .await
         .map_err(refused)?;
     let base = state.config_tenants.get(tenant);
+    let current = state.tenant(tenant);
     // The candidate runs under the tenant's limits in its one admin slot: the replay
-    // neither waits behind the tenant's traffic nor holds more than one pool slot.
+    // neither waits behind the tenant's traffic nor holds more than one pool slot. It
+    // replaces only the tenant's own layer: the platform's and the operator's pinned
+    // rules decide as they do now.
     let sandbox = Some(state.admin_sandbox(tenant));
-    let candidate = TenantRuntime::compose(
-        &state.platform(),
-        spec.default_provider
+    let layer = TenantLayer {
+        default_provider: spec
+            .default_provider
             .clone()
             .or_else(|| base.and_then(|t| t.default_provider.clone())),
-        Vec::new(),
-        plugins,
-        None,
-        sandbox,
-    );
+        models: Vec::new(),
+        own: built.plugins,
+        version: None,
+    };
+    let candidate = current.with_layer(tenant, &state.platform(), layer, sandbox);
 
     let rows = state
         .store

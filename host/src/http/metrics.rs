@@ -30,10 +30,18 @@ pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
 
 fn gauges(state: &AppState) -> Gauges {
     let now = crate::ids::now_ms();
-    let budgets = state
+    let mut budgets_omitted = Vec::new();
+    let mut views = state
         .ledger
-        .limits_seen(None, now)
-        .into_iter()
+        .busiest_limits(now, state.metrics_budget_series);
+    for (tenant, view) in &views {
+        if view.total > view.limits.len() {
+            budgets_omitted.push((tenant.to_string(), view.total - view.limits.len()));
+        }
+    }
+    let budgets = views
+        .iter_mut()
+        .flat_map(|(_, v)| std::mem::take(&mut v.limits))
         .map(|(l, r)| BudgetGauge {
             tenant: l.scope.tenant.to_string(),
             budget: l.name.clone(),
@@ -63,6 +71,7 @@ fn gauges(state: &AppState) -> Gauges {
         .collect();
     Gauges {
         budgets,
+        budgets_omitted,
         bundles,
         sandboxes,
     }

@@ -87,20 +87,6 @@ impl Amount {
             cost_nano: self.cost_nano.saturating_sub(other.cost_nano),
         }
     }
-
-    /// `self × num / den`, rounded half up: the share of a previous bucket still inside
-    /// a sliding window. `den` must be positive; `num` is clamped to `0..=den`.
-    pub(crate) fn scaled(self, num: i64, den: i64) -> Amount {
-        let den = den.max(1) as u128;
-        let num = num.clamp(0, den as i64) as u128;
-        // 2·v·num + den over 2·den rounds half up without floats; u128 cannot overflow.
-        let f = |v: u64| ((2 * v as u128 * num + den) / (2 * den)) as u64;
-        Amount {
-            requests: f(self.requests),
-            tokens: f(self.tokens),
-            cost_nano: f(self.cost_nano),
-        }
-    }
 }
 
 impl Add for Amount {
@@ -124,14 +110,14 @@ impl AddAssign for Amount {
 /// A scope's usage in one window at one instant.
 ///
 /// `window_start_ms`: calendar → start of the current bucket; rolling → `now` minus the
-/// current bucket's length; `Total` → 0. `resets_at_ms`: calendar → end of the current
-/// bucket; rolling → end of the current bucket, when the previous bucket's share has
-/// slid out entirely (an upper bound; [`super::Exceeded`] computes a closer estimate
-/// against its limit); `Total` → `i64::MAX` (never).
+/// window's length; `Total` → 0. `resets_at_ms`: calendar → end of the current bucket;
+/// rolling → when the oldest usage in the window leaves it (for a limit's reading: when
+/// an exhausted limit admits again, else when the window's usage has all left);
+/// `Total` → `i64::MAX` (never).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Reading {
-    /// Finished requests counted in the window (rolling: the previous bucket's share is
-    /// weighted and rounded half up).
+    /// Finished requests counted in the window (rolling: never less than the true
+    /// window, see [`super::rolling`]).
     pub settled: Amount,
     /// Estimates held by requests still running; they count in every window.
     pub reserved: Amount,
@@ -172,22 +158,5 @@ mod tests {
         assert_eq!(Metric::Tokens.units_of(-4.0), 0);
         assert_eq!(Metric::parse("tokens"), Some(Metric::Tokens));
         assert_eq!(Metric::parse("usd"), None);
-    }
-
-    #[test]
-    fn scaling_rounds_half_up_and_saturates() {
-        let a = Amount {
-            requests: 6,
-            tokens: 100,
-            cost_nano: u64::MAX,
-        };
-        let s = a.scaled(15, 60);
-        assert_eq!(s.requests, 2); // 1.5 rounds up
-        assert_eq!(s.tokens, 25);
-        assert_eq!(s.cost_nano, u64::MAX / 4 + 1);
-        assert_eq!(a.scaled(0, 60), Amount::ZERO);
-        assert_eq!(a.scaled(90, 60), a);
-        assert_eq!((a + a).cost_nano, u64::MAX);
-        assert_eq!(Amount::ZERO.saturating_sub(a), Amount::ZERO);
     }
 }

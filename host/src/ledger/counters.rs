@@ -1,11 +1,13 @@
 //! One scope's counters: for each bucketed period the current and previous calendar
-//! bucket, a running total and the estimates reserved by running requests. Two
-//! buckets per period are enough for every window: calendar reads the current one,
-//! rolling weights the previous one by how much of it is still inside the window.
+//! bucket, a running total, the estimates reserved by running requests, and (once a
+//! rolling limit or read asks for one) a [`Ring`] per period for rolling windows.
 
 use super::amount::{Amount, Reading};
 use super::calendar::{Period, Window, bucket, bucket_end_ms, bucket_start_ms};
 use super::limit::Limit;
+use super::rolling::{Ring, SlidingLog};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A bucket index and what was counted in it.
 #[derive(Clone, Copy, Debug)]
@@ -74,6 +76,17 @@ pub(super) struct Fired {
     pub(super) threshold: u32,
 }
 
+/// A limit admitted against a scope, with its exact log when it has one.
+#[derive(Debug)]
+pub(super) struct Tracked {
+    pub(super) limit: Limit,
+    /// Admission times, for rolling request limits small enough to log exactly.
+    pub(super) log: Option<SlidingLog>,
+    /// When the limit was last handed to the store (it is re-sent daily so the stored
+    /// `last_seen_ms` says which limits are still granted).
+    pub(super) persisted_ms: i64,
+}
+
 /// Everything the ledger keeps for one scope.
 #[derive(Debug)]
 pub(super) struct Counters {
@@ -81,10 +94,12 @@ pub(super) struct Counters {
     total: Amount,
     /// Estimates of admitted, unsettled requests; they count in every period.
     pub(super) reserved: Amount,
-    /// Limits admitted against this scope (one per name), for the budget view.
-    pub(super) limits: Vec<Limit>,
+    /// Limits admitted against this scope, by name.
+    pub(super) limits: HashMap<Arc<str>, Tracked>,
     /// Alerts fired in the current or previous bucket of their period.
     pub(super) fired: Vec<Fired>,
+    /// Rolling-window sub-buckets per bucketed period, created on first use.
+    rings: [Option<Ring>; 5],
 }
 
 impl Default for Counters {
@@ -93,27 +108,31 @@ impl Default for Counters {
             pairs: [Pair::EMPTY; 5],
             total: Amount::ZERO,
             reserved: Amount::ZERO,
-            limits: Vec::new(),
+            limits: HashMap::new(),
             fired: Vec::new(),
+            rings: Default::default(),
         }
     }
 }
 
-/// The raw figures behind a window, for estimating when a rolling window frees up.
+/// The raw figures behind a calendar window.
 pub(super) struct Parts {
     /// Settled in the current bucket.
     pub(super) cur: Amount,
-    /// Settled in the previous bucket, unweighted.
+    /// Settled in the previous bucket.
     pub(super) prev: Amount,
     pub(super) start_ms: i64,
     pub(super) end_ms: i64,
 }
 
 impl Counters {
-    /// Counts a finished request in the buckets of `ts_ms` and the total.
+    /// Counts a finished request in the buckets of `ts_ms`, the total and the rings.
     pub(super) fn add(&mut self, amount: Amount, ts_ms: i64) {
         for p in &Period::ALL[..5] {
             self.add_bucket(*p, bucket(*p, ts_ms), amount);
+        }
+        for ring in self.rings.iter_mut().flatten() {
+            ring.add(amount, ts_ms);
         }
         self.total += amount;
     }
@@ -126,25 +145,60 @@ impl Counters {
         }
     }
 
+    /// The ring of `period`'s rolling window, created on first use from the calendar
+    /// buckets: the previous bucket counted at its last instant and the current one at
+    /// `now_ms`, so seeded usage stays in the window at least as long as it really does.
+    pub(super) fn ring(&mut self, period: Period, now_ms: i64) -> Option<&mut Ring> {
+        let i = period.index()?;
+        if self.rings[i].is_none() {
+            let mut ring = Ring::new(period)?;
+            if let Some(parts) = self.parts(period, now_ms) {
+                ring.add(parts.prev, parts.start_ms.saturating_sub(1));
+                ring.add(parts.cur, now_ms.min(parts.end_ms.saturating_sub(1)));
+            }
+            self.rings[i] = Some(ring);
+        }
+        self.rings[i].as_mut()
+    }
+
+    /// Seeds `period`'s ring (start-up) with stored usage, each amount counted at the
+    /// latest instant it can have happened.
+    pub(super) fn seed_ring(&mut self, period: Period, parts: &[(i64, Amount)]) {
+        let Some(i) = period.index() else { return };
+        if self.rings[i].is_none() {
+            self.rings[i] = Ring::new(period);
+        }
+        if let Some(ring) = &mut self.rings[i] {
+            for (at, a) in parts {
+                ring.add(*a, *at);
+            }
+        }
+    }
+
     /// Settled usage in a window at `now_ms`, with the window's start and reset time
     /// (see [`Reading`]).
-    pub(super) fn settled(
-        &self,
-        period: Period,
-        window: Window,
-        now_ms: i64,
-    ) -> (Amount, i64, i64) {
+    pub(super) fn settled(&self, period: Period, window: Window, now_ms: i64) -> (Amount, i64, i64) {
         let Some(parts) = self.parts(period, now_ms) else {
             return (self.total, 0, i64::MAX);
         };
         match window {
             Window::Calendar => (parts.cur, parts.start_ms, parts.end_ms),
-            Window::Rolling => {
-                let len = parts.end_ms.saturating_sub(parts.start_ms);
-                let left = parts.end_ms.saturating_sub(now_ms);
-                let share = parts.prev.scaled(left, len);
-                (parts.cur + share, now_ms.saturating_sub(len), parts.end_ms)
-            }
+            Window::Rolling => match period.index().and_then(|i| self.rings[i].as_ref()) {
+                Some(ring) => {
+                    let resets = ring
+                        .parts(now_ms)
+                        .first()
+                        .map_or(now_ms, |(at, _)| at.saturating_add(1).saturating_add(ring.len_ms()));
+                    (ring.sum(now_ms), now_ms.saturating_sub(ring.len_ms()), resets)
+                }
+                None => {
+                    // No ring yet: the previous bucket counts whole (never less than the
+                    // true window, except before a month shorter than the window).
+                    let len = super::rolling::window_len_ms(period).unwrap_or(0);
+                    let next_end = bucket_end_ms(period, bucket(period, parts.end_ms));
+                    (parts.cur + parts.prev, now_ms.saturating_sub(len), next_end)
+                }
+            },
         }
     }
 
@@ -170,6 +224,11 @@ impl Counters {
             window_start_ms,
             resets_at_ms,
         }
+    }
+
+    /// The ring of `period`, if it exists.
+    pub(super) fn ring_ref(&self, period: Period) -> Option<&Ring> {
+        self.rings[period.index()?].as_ref()
     }
 }
 
@@ -202,53 +261,51 @@ mod tests {
     }
 
     #[test]
-    fn rolling_weights_the_previous_bucket() {
+    fn rolling_without_a_ring_counts_the_previous_bucket_whole() {
         let mut c = Counters::default();
         let t0 = 1_000 * 60_000;
         c.add(reqs(100), t0 + 10_000); // previous minute
         c.add(reqs(10), t0 + 60_000 + 1_000); // current minute
-        // 15 s into the current minute, 45/60 of the previous one is still in the window.
         let now = t0 + 75_000;
-        let (a, start, end) = c.settled(Period::Minute, Window::Rolling, now);
-        assert_eq!(a.requests, 10 + 75);
-        assert_eq!(a.tokens, 1_000 + 7_500);
-        assert_eq!((start, end), (now - 60_000, t0 + 120_000));
-        // At the start of the bucket the previous one counts fully, at the end not at all.
-        assert_eq!(
-            c.settled(Period::Minute, Window::Rolling, t0 + 60_000)
-                .0
-                .requests,
-            110
-        );
-        assert_eq!(
-            c.settled(Period::Minute, Window::Rolling, t0 + 119_999)
-                .0
-                .requests,
-            10
-        );
-        // Two buckets later nothing is left.
-        assert_eq!(
-            c.settled(Period::Minute, Window::Rolling, t0 + 180_000).0,
-            Amount::ZERO
-        );
+        let (a, start, _) = c.settled(Period::Minute, Window::Rolling, now);
+        assert_eq!(a.requests, 110);
+        assert_eq!(start, now - 60_000);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 180_000).0, Amount::ZERO);
     }
 
     #[test]
-    fn rolling_month_weights_the_previous_calendar_month() {
+    fn a_ring_created_late_is_seeded_no_earlier_than_the_usage() {
+        let mut c = Counters::default();
+        let t0 = 1_000 * 60_000;
+        c.add(reqs(100), t0 + 10_000); // previous minute
+        c.add(reqs(10), t0 + 60_000 + 1_000); // current minute
+        let now = t0 + 75_000;
+        assert!(c.ring(Period::Minute, now).is_some());
+        // The previous minute counts as if at its last instant: until t0 + 120 s.
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, now).0.requests, 110);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 119_999).0.requests, 110);
+        // The current minute's 10 were seeded at `now`; they leave once the window's
+        // start passes the end of now's sub-bucket.
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 120_000).0.requests, 10);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, now + 60_999).0.requests, 10);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, now + 61_000).0.requests, 0);
+        // From now on, new usage is counted where it happens.
+        c.add(reqs(1), now + 1);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, now + 30_000).0.requests, 111);
+    }
+
+    #[test]
+    fn a_rolling_month_uses_thirty_day_windows() {
         let day = crate::ledger::calendar::DAY_MS;
         let mut c = Counters::default();
-        c.add(reqs(310), days_from_civil(2026, 1, 20) * day); // January
-        c.add(reqs(7), days_from_civil(2026, 2, 3) * day);
-        // Half of February (28 days) elapsed: half of January still counts.
         let now = days_from_civil(2026, 2, 15) * day;
-        let (a, start, end) = c.settled(Period::Month, Window::Rolling, now);
-        assert_eq!(a.requests, 7 + 155);
-        assert_eq!(end, days_from_civil(2026, 3, 1) * day);
-        assert_eq!(start, now - 28 * day);
-        assert_eq!(
-            c.settled(Period::Month, Window::Calendar, now).0.requests,
-            7
-        );
+        assert!(c.ring(Period::Month, now).is_some());
+        c.add(reqs(7), now - 20 * day);
+        c.add(reqs(3), now - 31 * day); // before the window
+        let (a, start, _) = c.settled(Period::Month, Window::Rolling, now);
+        assert_eq!(a.requests, 7);
+        assert_eq!(start, now - 30 * day);
+        assert_eq!(c.settled(Period::Month, Window::Calendar, now).0.requests, 0);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Caps checked at admission, why a request was refused, and when it may retry.
 
 use super::amount::Metric;
-use super::calendar::{Period, Window, bucket, bucket_end_ms, rfc3339};
+use super::calendar::{Period, Window, rfc3339};
 use super::counters::Counters;
+use super::rolling::SlidingLog;
 use super::scope::ScopeKey;
+use std::sync::Arc;
 
 /// A cap checked at admission.
 #[derive(Clone, Debug, PartialEq)]
@@ -17,6 +19,21 @@ pub struct Limit {
     pub limit: f64,
     /// Alert thresholds, percent of limit (e.g. 50, 80, 100).
     pub alert_at: Vec<u32>,
+    /// The plugin that granted it (named in errors about it).
+    pub plugin: Arc<str>,
+}
+
+/// When a request fits under a limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Admit {
+    /// While usage (settled and reserved) is below the cap: a request may overshoot it
+    /// by its own estimate.
+    #[default]
+    BelowCap,
+    /// While usage plus the request's estimate is at most the cap: no overshoot, at
+    /// the price of refusing a request that might have fitted.
+    EstimateFits,
 }
 
 impl Limit {
@@ -34,7 +51,8 @@ pub struct Exceeded {
     /// Usage (settled+reserved) when refused, metric unit.
     pub current: f64,
     /// Calendar: end of the bucket. Rolling: when, without new traffic, usage falls
-    /// below the cap again. `Total`: `i64::MAX` (never).
+    /// far enough below the cap to admit the request. `Total` (or a cap no usage fits
+    /// under): `i64::MAX` (never).
     pub resets_at_ms: i64,
 }
 
@@ -59,7 +77,7 @@ impl Exceeded {
             (p, Window::Calendar) => format!("this {} (calendar)", p.as_str()),
             (p, Window::Rolling) => format!("in the last {}", p.as_str()),
         };
-        let reset = if l.period == Period::Total {
+        let reset = if l.period == Period::Total || self.resets_at_ms == i64::MAX {
             "never resets".to_string()
         } else {
             format!("resets at {}", rfc3339(self.resets_at_ms))
@@ -97,41 +115,33 @@ fn usd(v: f64) -> String {
     format!("${v:.9}")
 }
 
-/// When a refused request could be admitted, assuming no new traffic and that the
-/// reserved estimates settle in the current bucket.
-pub(super) fn resets_at(limit: &Limit, c: &Counters, now_ms: i64) -> i64 {
+/// When a request refused by `limit` could be admitted, assuming no new traffic and
+/// that reserved estimates settle now: the usage must come down to `target` units.
+pub(super) fn resets_at(
+    limit: &Limit,
+    c: &Counters,
+    log: Option<&SlidingLog>,
+    target: i64,
+    now_ms: i64,
+) -> i64 {
     let Some(parts) = c.parts(limit.period, now_ms) else {
         return i64::MAX;
     };
     if limit.window == Window::Calendar {
         return parts.end_ms;
     }
-    let m = limit.metric;
-    let cap = u128::from(limit.cap_units());
-    let here = u128::from(parts.cur.units(m)) + u128::from(c.reserved.units(m));
-    let prev = u128::from(parts.prev.units(m));
-    let len = parts.end_ms.saturating_sub(parts.start_ms).max(1);
-    if here < cap && prev > 0 {
-        // Usage is here + round(prev · left / len); it is under the cap once
-        // left ≤ ((2·(cap − here) − 1)·len − 1) / (2·prev) (see `Amount::scaled`).
-        let left = latest_left(cap - here, prev, len);
-        return parts.end_ms.saturating_sub(left).max(now_ms);
+    if let Some(log) = log {
+        return log.frees_at(now_ms);
     }
-    // The current bucket alone is at the cap: wait for it to slide out of the next one.
-    let next_end = bucket_end_ms(limit.period, bucket(limit.period, parts.end_ms));
-    if cap == 0 || here == 0 {
-        return next_end;
+    match c.ring_ref(limit.period) {
+        Some(ring) => ring
+            .frees_at(limit.metric, c.reserved.units(limit.metric), target, now_ms)
+            .unwrap_or(i64::MAX),
+        // Admission always creates the ring; an upper bound otherwise.
+        None => parts
+            .end_ms
+            .saturating_add(super::rolling::window_len_ms(limit.period).unwrap_or(0)),
     }
-    let next_len = next_end.saturating_sub(parts.end_ms).max(1);
-    next_end.saturating_sub(latest_left(cap, here, next_len))
-}
-
-/// The most time left in a bucket of `len` ms at which `round(weight · left / len)`
-/// is below `room` (both ≥ 1).
-fn latest_left(room: u128, weight: u128, len: i64) -> i64 {
-    let len_u = len as u128;
-    let left = ((2 * room - 1) * len_u - 1) / (2 * weight);
-    left.min(len_u) as i64
 }
 
 #[cfg(test)]
@@ -158,6 +168,7 @@ mod tests {
             window: w,
             limit: cap,
             alert_at: vec![],
+            plugin: "test".into(),
         }
     }
 
@@ -321,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn rolling_reset_estimate() {
+    fn resets_say_when_the_window_frees() {
         let l = limit(
             "rpm",
             ScopeKind::Key,
@@ -337,31 +348,32 @@ mod tests {
             ..Amount::ZERO
         };
         let mut c = Counters::default();
-        for _ in 0..20 {
-            c.add(one, t0 + 1);
+        assert!(c.ring(Period::Minute, t0).is_some());
+        for i in 0..20 {
+            c.add(one, t0 + i * 1_000);
         }
-        // 15 s into the next minute, 20 × 45/60 = 15 ≥ 10: refused. Usage is 20·left/60000
-        // rounded, below 10 once left ≤ 28 499 ms.
-        let now = t0 + 75_000;
-        let at = resets_at(&l, &c, now);
-        assert_eq!(at, t0 + 120_000 - 28_499);
-        let share = |t: i64| c.settled(Period::Minute, Window::Rolling, t).0.requests;
-        assert_eq!(share(at), 9);
-        assert_eq!(share(at - 1), 10);
-
-        // The current minute alone is full: it must slide out of the next one.
-        let at = resets_at(&l, &c, t0 + 30_000);
-        assert_eq!(at, t0 + 120_000 - 28_499);
+        // 20 in the last minute; the 11th oldest (at t0 + 10 s) must leave for usage to
+        // be 9: its sub-bucket ends at t0 + 11 s, so the window frees at t0 + 71 s.
+        let now = t0 + 30_000;
+        assert_eq!(resets_at(&l, &c, None, 9, now), t0 + 71_000);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 70_999).0.requests, 10);
+        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 71_000).0.requests, 9);
+        // With an exact log the answer is to the millisecond.
+        let mut log = SlidingLog::new(60_000, 10);
+        for i in 0..10 {
+            log.push(t0 + 500 + i * 1_000);
+        }
+        assert_eq!(resets_at(&l, &c, Some(&log), 9, now), t0 + 60_500);
         // Calendar windows reset at the bucket end; Total never.
         let cal = Limit {
             window: Window::Calendar,
             ..l.clone()
         };
-        assert_eq!(resets_at(&cal, &c, now), t0 + 120_000);
+        assert_eq!(resets_at(&cal, &c, None, 9, now), t0 + 60_000);
         let total = Limit {
             period: Period::Total,
             ..l
         };
-        assert_eq!(resets_at(&total, &c, now), i64::MAX);
+        assert_eq!(resets_at(&total, &c, None, 9, now), i64::MAX);
     }
 }

@@ -1,23 +1,28 @@
 //! The usage ledger: per-scope usage counters that budgets and rate limits read on the
 //! request path.
 //!
-//! Everything lives in memory behind one `std::sync::Mutex`, held for a few
-//! microseconds and never across an await: [`Ledger::admit`] checks the limits and
-//! reserves an estimate in one critical section, so concurrent requests cannot jointly
-//! overshoot a cap by more than one estimate; [`Ledger::settle`] swaps the estimate
-//! for the actual usage and reports alert thresholds crossed. The log writer persists
-//! the same usage ([`persist::write_entries`]) so [`persist::load`] can rebuild the
-//! counters after a restart.
+//! Counters live in memory, sharded per tenant: each tenant has its own
+//! `std::sync::Mutex`, held for a few microseconds and never across an await, so one
+//! tenant's traffic or plugins never wait on another's. [`Ledger::admit`] checks the
+//! limits and reserves an estimate in one critical section, so concurrent requests
+//! cannot jointly overshoot a cap by more than one estimate; [`Ledger::settle`] swaps
+//! the estimate for the actual usage and reports alert thresholds crossed. Every
+//! lookup is a hash lookup, and what a tenant can make the ledger track is capped
+//! ([`LedgerCaps`]). The log writer persists the same usage
+//! ([`persist::write_entries`]) so [`persist::load`] can rebuild the counters after a
+//! restart.
 //!
-//! Windows are UTC calendar buckets ([`calendar`]); rolling windows use the
-//! sliding-window-counter approximation (current bucket plus the previous one weighted
-//! by the share of it still inside the window).
+//! Calendar windows are UTC buckets ([`calendar`]). Rolling windows never admit more
+//! than their cap in any window of their length ([`rolling`]): request limits up to
+//! [`LedgerCaps::exact_rate_limit_max`] keep each admission's time, others count sixty
+//! sub-buckets with the oldest, partial one counted whole.
 
 mod amount;
 pub mod calendar;
 mod counters;
 mod limit;
 pub mod persist;
+pub mod rolling;
 mod scope;
 #[cfg(test)]
 mod tests;
@@ -26,28 +31,69 @@ pub use amount::{Amount, Metric, Reading};
 pub use calendar::{
     Period, Window, bucket, bucket_end_ms, bucket_start_ms, rfc3339, window_start_ms,
 };
-pub use limit::{Exceeded, Limit};
+pub use limit::{Admit, Exceeded, Limit};
 pub use persist::{
     LedgerEntry, MIGRATION, list_alerts, load, prune, record_alert, write_entries, write_limits,
 };
 pub use scope::{ScopeKey, ScopeKind};
 
-use counters::{Counters, Fired};
+use counters::{Counters, Fired, Tracked};
+use rolling::SlidingLog;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
-/// The in-memory counters of every scope; `Send + Sync`, share it behind an `Arc`.
+/// How often a limit still being granted is handed to the store again, so its stored
+/// `last_seen_ms` tells live limits from ones no plugin grants any more.
+const REPERSIST_MS: i64 = calendar::DAY_MS;
+
+/// What one tenant's traffic and plugins may make the ledger keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LedgerCaps {
+    /// Distinct (limit, scope value) pairs tracked per tenant; a request that would add
+    /// one more is refused, naming the plugin that granted it.
+    pub max_limits_per_tenant: usize,
+    /// Distinct scope values (teams, users, keys, metadata values) counted per tenant;
+    /// a request that would add one more is refused.
+    pub max_scopes_per_tenant: usize,
+    /// Rolling request limits up to this cap keep every admission's time and are exact;
+    /// larger ones count sub-buckets (never over the cap, refusing at most 1/60 of the
+    /// window early).
+    pub exact_rate_limit_max: u64,
+}
+
+impl Default for LedgerCaps {
+    fn default() -> Self {
+        Self {
+            max_limits_per_tenant: 10_000,
+            max_scopes_per_tenant: 200_000,
+            exact_rate_limit_max: 10_000,
+        }
+    }
+}
+
+/// The in-memory counters of every tenant; `Send + Sync`, share it behind an `Arc`.
 #[derive(Default)]
 pub struct Ledger {
-    state: Arc<Mutex<State>>,
+    /// One shard per tenant. The map's lock is held only to find or add a shard.
+    shards: RwLock<HashMap<Arc<str>, Arc<Shard>>>,
+    caps: LedgerCaps,
+    /// Limits first seen (or changed, or due to be re-stored) since the last
+    /// [`Ledger::take_new_limits`]; pushed rarely, so one lock is enough.
+    new_limits: Mutex<Vec<Limit>>,
+}
+
+/// One tenant's counters.
+#[derive(Default)]
+struct Shard {
+    state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
     scopes: HashMap<ScopeKey, Counters>,
-    /// Limits first seen (or changed) since the last [`Ledger::take_new_limits`].
-    new_limits: Vec<Limit>,
+    /// (limit, scope value) pairs tracked, across `scopes`.
+    tracked: usize,
 }
 
 impl State {
@@ -66,17 +112,33 @@ impl State {
 
 /// Counters are plain numbers, valid even if a holder panicked: ignore poisoning
 /// rather than take the request path down with it.
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why the ledger refused a request.
+#[derive(Clone, Debug)]
+pub enum Refused {
+    /// A limit is exhausted.
+    Exceeded(Exceeded),
+    /// Admitting would track more (limit, scope value) pairs than the tenant may.
+    TooManyLimits {
+        tenant: Arc<str>,
+        plugin: Arc<str>,
+        cap: usize,
+    },
+    /// Admitting would count more scope values than the tenant may.
+    TooManyScopes { tenant: Arc<str>, cap: usize },
 }
 
 /// Held by an admitted request until it is settled; dropping it unsettled (client
 /// gone, upstream failed before usage was known) releases the estimate.
 pub struct Reservation {
-    state: Arc<Mutex<State>>,
+    shard: Arc<Shard>,
     scopes: Arc<[ScopeKey]>,
     estimate: Amount,
     limits: Vec<Limit>,
+    admitted_ms: i64,
     settled: bool,
 }
 
@@ -110,7 +172,19 @@ impl std::fmt::Debug for Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            lock(&self.state).release(&self.scopes, self.estimate);
+            let mut st = lock(&self.shard.state);
+            st.release(&self.scopes, self.estimate);
+            // The request never counted: its admissions leave the exact logs too.
+            for l in &self.limits {
+                if let Some(log) = st
+                    .scopes
+                    .get_mut(&l.scope)
+                    .and_then(|c| c.limits.get_mut(l.name.as_str()))
+                    .and_then(|t| t.log.as_mut())
+                {
+                    log.remove(self.admitted_ms);
+                }
+            }
         }
     }
 }
@@ -136,90 +210,199 @@ pub struct Alert {
     pub at_ms: i64,
 }
 
+/// The budget view: limits with their readings, the first `max` of them.
+#[derive(Debug, Default)]
+pub struct BudgetView {
+    pub limits: Vec<(Limit, Reading)>,
+    /// How many limits there were before the view was cut to `max`.
+    pub total: usize,
+}
+
 impl Ledger {
-    /// An empty ledger (start-up uses [`persist::load`] instead).
+    /// An empty ledger with the default caps (start-up uses [`persist::load`]).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A scope's usage in one window; zero for scopes never counted.
+    /// An empty ledger with `caps`.
+    pub fn with_caps(caps: LedgerCaps) -> Self {
+        Self {
+            caps,
+            ..Self::default()
+        }
+    }
+
+    /// The caps in force.
+    pub fn caps(&self) -> LedgerCaps {
+        self.caps
+    }
+
+    /// The shard of `tenant`, if it has one.
+    fn shard(&self, tenant: &str) -> Option<Arc<Shard>> {
+        let shards = self.shards.read().unwrap_or_else(PoisonError::into_inner);
+        shards.get(tenant).cloned()
+    }
+
+    /// The shard of `tenant`, created on first use.
+    fn shard_or_new(&self, tenant: &Arc<str>) -> Arc<Shard> {
+        if let Some(s) = self.shard(tenant) {
+            return s;
+        }
+        let mut shards = self.shards.write().unwrap_or_else(PoisonError::into_inner);
+        shards.entry(tenant.clone()).or_default().clone()
+    }
+
+    /// Every tenant's shard, sorted by tenant.
+    fn shards(&self, tenant: Option<&str>) -> Vec<(Arc<str>, Arc<Shard>)> {
+        let shards = self.shards.read().unwrap_or_else(PoisonError::into_inner);
+        let mut v: Vec<_> = shards
+            .iter()
+            .filter(|(t, _)| tenant.is_none_or(|want| &***t == want))
+            .map(|(t, s)| (t.clone(), s.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// A scope's usage in one window; zero for scopes never counted. A rolling read of
+    /// a scope without rolling limits counts the previous calendar bucket whole.
     pub fn read(&self, key: &ScopeKey, period: Period, window: Window, now_ms: i64) -> Reading {
-        let state = lock(&self.state);
-        match state.scopes.get(key) {
+        let Some(shard) = self.shard(&key.tenant) else {
+            return Counters::default().reading(period, window, now_ms);
+        };
+        let st = lock(&shard.state);
+        match st.scopes.get(key) {
             Some(c) => c.reading(period, window, now_ms),
             None => Counters::default().reading(period, window, now_ms),
         }
     }
 
-    /// Atomically (one lock): if, for every limit, current usage (settled + reserved)
-    /// is below `limit.limit`, reserves `estimate` under every key of `scopes`; else
-    /// returns the first limit at or over its cap and reserves nothing. Every limit
-    /// passed is remembered for [`Ledger::limits_seen`], refused or not. A limit's scope
-    /// is normally one of `scopes`, or usage settled later never reaches it.
-    #[expect(
-        clippy::result_large_err,
-        reason = "the API returns Exceeded by value; refusals are rare and build it anyway"
-    )]
+    /// Atomically (one lock, the tenant's): if every limit admits the request under
+    /// `mode`, reserves `estimate` under every key of `scopes`; else returns the first
+    /// limit that refuses and reserves nothing. Every limit passed is remembered for
+    /// [`Ledger::limits_seen`], refused or not. `scopes` and the limits' scopes belong
+    /// to one tenant (the first scope's); a limit's scope is normally one of `scopes`,
+    /// or usage settled later never reaches it.
     pub fn admit(
         &self,
         scopes: Arc<[ScopeKey]>,
         limits: Vec<Limit>,
         estimate: Amount,
         now_ms: i64,
-    ) -> Result<Reservation, Exceeded> {
-        let mut guard = lock(&self.state);
-        let state = &mut *guard;
+        mode: Admit,
+    ) -> Result<Reservation, Refused> {
+        let tenant: Arc<str> = scopes
+            .first()
+            .or_else(|| limits.first().map(|l| &l.scope))
+            .map_or_else(|| Arc::from(""), |k| k.tenant.clone());
+        let limits: Vec<Limit> = limits
+            .into_iter()
+            .filter(|l| l.scope.tenant == tenant)
+            .collect();
+        let shard = self.shard_or_new(&tenant);
+        let mut guard = lock(&shard.state);
+        let st = &mut *guard;
+        let unseen = scopes
+            .iter()
+            .chain(limits.iter().map(|l| &l.scope))
+            .filter(|k| !st.scopes.contains_key(*k))
+            .count();
+        if unseen > 0 && st.scopes.len().saturating_add(unseen) > self.caps.max_scopes_per_tenant {
+            return Err(Refused::TooManyScopes {
+                tenant,
+                cap: self.caps.max_scopes_per_tenant,
+            });
+        }
         let mut refused = None;
+        let mut logged = false;
         for l in &limits {
-            let c = state.scopes.entry(l.scope.clone()).or_default();
-            match c.limits.iter_mut().find(|seen| seen.name == l.name) {
-                Some(seen) if seen == l => {}
-                Some(seen) => {
-                    *seen = l.clone();
-                    state.new_limits.push(l.clone());
-                }
-                None => {
-                    c.limits.push(l.clone());
-                    state.new_limits.push(l.clone());
+            let tracked_before = st.tracked;
+            let c = st.scopes.entry(l.scope.clone()).or_default();
+            let is_new = !c.limits.contains_key(l.name.as_str());
+            if is_new && tracked_before >= self.caps.max_limits_per_tenant {
+                return Err(Refused::TooManyLimits {
+                    tenant,
+                    plugin: l.plugin.clone(),
+                    cap: self.caps.max_limits_per_tenant,
+                });
+            }
+            let changed = track(c, l, now_ms, &self.new_limits);
+            if is_new {
+                st.tracked += 1;
+            }
+            let c = st.scopes.entry(l.scope.clone()).or_default();
+            let exact = self.exact(l);
+            if l.window == Window::Rolling && l.period != Period::Total {
+                let seed = c.ring(l.period, now_ms).map(|r| r.parts(now_ms));
+                let reserved = c.reserved.requests;
+                if let (Some(t), Some(len)) = (
+                    c.limits.get_mut(l.name.as_str()),
+                    rolling::window_len_ms(l.period),
+                ) {
+                    let cap = usize::try_from(l.cap_units()).unwrap_or(usize::MAX);
+                    match (&t.log, exact) {
+                        (Some(log), true) if log.fits(len, cap) && !changed => {}
+                        (_, true) => {
+                            let mut log = SlidingLog::new(len, cap);
+                            log.seed(&seed.unwrap_or_default());
+                            log.seed(&[(now_ms, Amount { requests: reserved, ..Amount::ZERO })]);
+                            t.log = Some(log);
+                        }
+                        (_, false) => t.log = None,
+                    }
                 }
             }
             if refused.is_none() {
-                let r = c.reading(l.period, l.window, now_ms);
-                if r.current_units(l.metric) >= l.cap_units() {
-                    refused = Some(Exceeded {
-                        limit: l.clone(),
-                        current: r.current(l.metric),
-                        resets_at_ms: limit::resets_at(l, c, now_ms),
-                    });
+                refused = check(c, l, estimate, now_ms, mode).err();
+            }
+            logged |= exact;
+        }
+        if let Some(e) = refused {
+            return Err(Refused::Exceeded(e));
+        }
+        for key in scopes.iter() {
+            st.counters(key).reserved += estimate;
+        }
+        if logged {
+            for l in &limits {
+                if let Some(log) = st
+                    .scopes
+                    .get_mut(&l.scope)
+                    .and_then(|c| c.limits.get_mut(l.name.as_str()))
+                    .and_then(|t| t.log.as_mut())
+                {
+                    log.push(now_ms);
                 }
             }
         }
-        if let Some(e) = refused {
-            return Err(e);
-        }
-        for key in scopes.iter() {
-            state.counters(key).reserved += estimate;
-        }
         drop(guard);
         Ok(Reservation {
-            state: self.state.clone(),
+            shard,
             scopes,
             estimate,
             limits,
+            admitted_ms: now_ms,
             settled: false,
         })
     }
 
-    /// Releases the reservation and counts `actual` under every scope of it (in the
-    /// buckets of `now_ms`); returns the alerts crossed: for each of the reservation's
-    /// limits and threshold `t` in `alert_at`, when settled usage went from below `t`%
-    /// of the limit to at least `t`%, at most once per (tenant, limit, scope, threshold,
-    /// calendar bucket of the limit's period).
+    /// Whether `l` is counted exactly by an admission log.
+    fn exact(&self, l: &Limit) -> bool {
+        l.window == Window::Rolling
+            && l.period != Period::Total
+            && l.metric == Metric::Requests
+            && l.cap_units() <= self.caps.exact_rate_limit_max
+    }
+
+    /// Releases the reservation and counts `actual` under every scope of it (at
+    /// `now_ms`); returns the alerts crossed: for each of the reservation's limits and
+    /// threshold `t` in `alert_at`, when settled usage went from below `t`% of the limit
+    /// to at least `t`%, at most once per (tenant, limit, scope, threshold, calendar
+    /// bucket of the limit's period).
     pub fn settle(&self, mut reservation: Reservation, actual: Amount, now_ms: i64) -> Vec<Alert> {
-        debug_assert!(Arc::ptr_eq(&self.state, &reservation.state));
         reservation.settled = true;
         let r = &reservation;
-        let mut guard = lock(&r.state);
+        let mut guard = lock(&r.shard.state);
         let state = &mut *guard;
         state.release(&r.scopes, r.estimate);
         let before: Vec<u64> = r
@@ -285,34 +468,167 @@ impl Ledger {
         alerts
     }
 
-    /// Every limit admitted so far with its current reading, for `tenant` (all tenants
-    /// when `None`), sorted by tenant, name, value: the admin API's budget view.
-    pub fn limits_seen(&self, tenant: Option<&str>, now_ms: i64) -> Vec<(Limit, Reading)> {
-        let state = lock(&self.state);
-        let mut out: Vec<(Limit, Reading)> = state
-            .scopes
-            .iter()
-            .filter(|(key, _)| tenant.is_none_or(|t| *key.tenant == *t))
-            .flat_map(|(_, c)| {
-                c.limits
-                    .iter()
-                    .map(|l| (l.clone(), c.reading(l.period, l.window, now_ms)))
-            })
-            .collect();
-        drop(state);
-        out.sort_by(|(a, _), (b, _)| {
+    /// Limits admitted so far with their current readings, for `tenant` (all tenants
+    /// when `None`), sorted by tenant, name, value, scope: the first `max` of them (the
+    /// admin API's budget view).
+    pub fn limits_seen(&self, tenant: Option<&str>, now_ms: i64, max: usize) -> BudgetView {
+        let mut out = Vec::new();
+        for (_, shard) in self.shards(tenant) {
+            let st = lock(&shard.state);
+            for c in st.scopes.values() {
+                for t in c.limits.values() {
+                    out.push((t.limit.clone(), limit_reading(c, t, now_ms)));
+                }
+            }
+        }
+        let total = out.len();
+        let order = |(a, _): &(Limit, Reading), (b, _): &(Limit, Reading)| {
             (&a.scope.tenant, &a.name, &a.scope.value)
                 .cmp(&(&b.scope.tenant, &b.name, &b.scope.value))
                 .then_with(|| a.scope.kind_label().cmp(&b.scope.kind_label()))
-        });
+        };
+        if out.len() > max {
+            out.select_nth_unstable_by(max, order);
+            out.truncate(max);
+        }
+        out.sort_by(order);
+        BudgetView { limits: out, total }
+    }
+
+    /// For each tenant, its `per_tenant` limits closest to (or over) their caps, with
+    /// how many it had in all: the metrics' budget gauges.
+    pub fn busiest_limits(&self, now_ms: i64, per_tenant: usize) -> Vec<(Arc<str>, BudgetView)> {
+        let mut out = Vec::new();
+        for (tenant, shard) in self.shards(None) {
+            let st = lock(&shard.state);
+            let mut v: Vec<(f64, Limit, Reading)> = Vec::new();
+            for c in st.scopes.values() {
+                for t in c.limits.values() {
+                    let r = limit_reading(c, t, now_ms);
+                    let ratio = if t.limit.limit > 0.0 {
+                        r.current(t.limit.metric) / t.limit.limit
+                    } else {
+                        f64::INFINITY
+                    };
+                    v.push((ratio, t.limit.clone(), r));
+                }
+            }
+            drop(st);
+            let total = v.len();
+            let busiest = |a: &(f64, Limit, Reading), b: &(f64, Limit, Reading)| {
+                b.0.total_cmp(&a.0)
+                    .then_with(|| (&a.1.name, &a.1.scope.value).cmp(&(&b.1.name, &b.1.scope.value)))
+            };
+            if v.len() > per_tenant {
+                v.select_nth_unstable_by(per_tenant, busiest);
+                v.truncate(per_tenant);
+            }
+            v.sort_by(busiest);
+            let limits = v.into_iter().map(|(_, l, r)| (l, r)).collect();
+            out.push((tenant, BudgetView { limits, total }));
+        }
         out
     }
 
-    /// Limits first seen (or whose spec changed) since the last call; the writer
-    /// persists them so budgets show after a restart.
+    /// Limits first seen (or whose spec changed, or due to be stored again) since the
+    /// last call; the writer persists them so budgets show after a restart.
     pub fn take_new_limits(&self) -> Vec<Limit> {
-        std::mem::take(&mut lock(&self.state).new_limits)
+        std::mem::take(&mut *lock(&self.new_limits))
     }
+}
+
+/// Remembers `l` on its scope; true when it is new or its spec changed. Limits to store
+/// are queued on `pending`.
+fn track(c: &mut Counters, l: &Limit, now_ms: i64, pending: &Mutex<Vec<Limit>>) -> bool {
+    match c.limits.get_mut(l.name.as_str()) {
+        Some(t) if t.limit == *l => {
+            if now_ms.saturating_sub(t.persisted_ms) >= REPERSIST_MS {
+                t.persisted_ms = now_ms;
+                lock(pending).push(l.clone());
+            }
+            false
+        }
+        Some(t) => {
+            t.limit = l.clone();
+            t.persisted_ms = now_ms;
+            lock(pending).push(l.clone());
+            true
+        }
+        None => {
+            c.limits.insert(
+                Arc::from(l.name.as_str()),
+                Tracked {
+                    limit: l.clone(),
+                    log: None,
+                    persisted_ms: now_ms,
+                },
+            );
+            lock(pending).push(l.clone());
+            true
+        }
+    }
+}
+
+/// Whether `l` admits a request of `estimate` now, else why not.
+fn check(
+    c: &Counters,
+    l: &Limit,
+    estimate: Amount,
+    now_ms: i64,
+    mode: Admit,
+) -> Result<(), Exceeded> {
+    let cap = l.cap_units();
+    let est = estimate.units(l.metric);
+    let log = c.limits.get(l.name.as_str()).and_then(|t| t.log.as_ref());
+    let (current_units, current) = match log {
+        Some(log) => {
+            let n = log.count(now_ms) as u64;
+            (n, n as f64)
+        }
+        None => {
+            let r = c.reading(l.period, l.window, now_ms);
+            (r.current_units(l.metric), r.current(l.metric))
+        }
+    };
+    let (over, target) = match mode {
+        Admit::BelowCap => (current_units >= cap, cap as i64 - 1),
+        Admit::EstimateFits => (
+            current_units.saturating_add(est) > cap,
+            cap as i64 - est.min(i64::MAX as u64) as i64,
+        ),
+    };
+    if !over {
+        return Ok(());
+    }
+    Err(Exceeded {
+        limit: l.clone(),
+        current,
+        resets_at_ms: limit::resets_at(l, c, log, target, now_ms),
+    })
+}
+
+/// A tracked limit's reading: the exact admission count for logged rate limits, else
+/// its window's; `resets_at_ms` says when an exhausted limit admits again, or when the
+/// usage now in a rolling window has left it.
+fn limit_reading(c: &Counters, t: &Tracked, now_ms: i64) -> Reading {
+    let l = &t.limit;
+    let mut r = c.reading(l.period, l.window, now_ms);
+    if l.window == Window::Rolling && l.period != Period::Total {
+        if let Some(log) = &t.log {
+            let n = log.count(now_ms) as u64;
+            r.settled = Amount {
+                requests: n.saturating_sub(r.reserved.requests),
+                ..r.settled
+            };
+        }
+        let exhausted = r.current_units(l.metric) >= l.cap_units();
+        r.resets_at_ms = match (&t.log, exhausted) {
+            (Some(log), false) => log.empties_at(now_ms),
+            (log, true) => limit::resets_at(l, c, log.as_ref(), l.cap_units() as i64 - 1, now_ms),
+            (None, false) => limit::resets_at(l, c, None, 0, now_ms),
+        };
+    }
+    r
 }
 
 /// Settled usage of a limit's window, in the metric's integer unit.

@@ -3,14 +3,16 @@
 //! windows ([`bucket`]); names are stored lowercase and rows that do not parse are
 //! skipped on load rather than failing start-up.
 
-use super::calendar::{DAY_MS, Period, Window, bucket};
-use super::counters::Fired;
-use super::{Alert, Amount, Ledger, Limit, Metric, ScopeKey, ScopeKind, lock};
+use super::calendar::{DAY_MS, Period, Window, bucket, bucket_end_ms};
+use super::counters::{Fired, Tracked};
+use super::{
+    Alert, Amount, Ledger, LedgerCaps, Limit, Metric, ScopeKey, ScopeKind, Shard, State, rolling,
+};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, Row, Transaction, params};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// SQL for the ledger tables, run once as a schema migration by the store.
 pub const MIGRATION: &str = r#"
@@ -54,6 +56,12 @@ CREATE TABLE budget_limits (
 
 /// How far back day/week/month buckets are kept for reporting.
 const HISTORY_MS: i64 = 400 * DAY_MS;
+/// How far back minute and hour buckets are kept: enough to seed a rolling hour (from
+/// minutes) and a rolling day (from hours) after a restart.
+const MINUTES_KEPT_MS: i64 = 2 * 3_600_000;
+const HOURS_KEPT_MS: i64 = 26 * 3_600_000;
+/// Limits no plugin has granted for this long leave the budget view.
+const LIMITS_KEPT_MS: i64 = 40 * DAY_MS;
 
 /// A finished request's usage, as the log writer receives it. `ts_ms` must be the
 /// instant given to [`Ledger::settle`] so both land in the same buckets.
@@ -73,6 +81,8 @@ struct Spec {
     limit: f64,
     #[serde(default)]
     alert_at: Vec<u32>,
+    #[serde(default)]
+    plugin: Option<String>,
 }
 
 /// SQLite integers are signed; counters beyond `i64::MAX` stick there.
@@ -141,6 +151,7 @@ pub fn write_limits(tx: &Transaction<'_>, limits: &[Limit], now_ms: i64) -> rusq
             window: l.window,
             limit: l.limit,
             alert_at: l.alert_at.clone(),
+            plugin: Some(l.plugin.to_string()),
         };
         let spec = serde_json::to_string(&spec).map_err(to_sql_err)?;
         stmt.execute(params![
@@ -223,24 +234,38 @@ fn scope_of(row: &Row<'_>, tenant: usize, scope: usize, value: usize) -> Option<
     })
 }
 
-/// Oldest and newest bucket any window reads at `now_ms`.
+/// Oldest and newest bucket any calendar window reads at `now_ms`.
 fn live_buckets(p: Period, now_ms: i64) -> (i64, i64) {
     let b = bucket(p, now_ms);
     (b.saturating_sub(1), b)
 }
 
+/// The stored period a rolling window of `p` is rebuilt from after a restart.
+fn finer(p: Period) -> Period {
+    match p {
+        Period::Minute | Period::Hour => Period::Minute,
+        Period::Day => Period::Hour,
+        _ => Period::Day,
+    }
+}
+
 /// Rebuilds the in-memory ledger at start-up: the current and previous bucket of
 /// every period for every stored scope, totals, the alerts fired in those buckets
-/// (so they do not fire again) and the limits seen (so budgets show after a restart).
-pub fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Ledger> {
-    let ledger = Ledger::new();
-    let mut guard = lock(&ledger.state);
-    let state = &mut *guard;
-
+/// (so they do not fire again), the limits seen (so budgets show after a restart; the
+/// most recently granted `caps.max_limits_per_tenant` per tenant), and for every
+/// rolling limit its window, rebuilt from finer stored buckets with each bucket's usage
+/// counted at its last instant (never earlier than it happened).
+pub fn load(conn: &Connection, now_ms: i64, caps: LedgerCaps) -> rusqlite::Result<Ledger> {
+    let mut tenants: HashMap<Arc<str>, State> = HashMap::new();
     let mut usage = conn.prepare(
         "SELECT tenant_id, scope, value, bucket, requests, tokens, cost_nano
          FROM usage_ledger WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3 ORDER BY bucket",
     )?;
+    let amount_of = |row: &Row<'_>| Amount {
+        requests: counter(row, 4),
+        tokens: counter(row, 5),
+        cost_nano: counter(row, 6),
+    };
     let mut alerts = conn.prepare(
         "SELECT tenant_id, scope, value, bucket, budget, threshold
          FROM budget_alerts WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3",
@@ -248,18 +273,14 @@ pub fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Ledger> {
     for p in Period::ALL {
         let (lo, hi) = live_buckets(p, now_ms);
         let rows = usage.query_map(params![p.as_str(), lo, hi], |row| {
-            let amount = Amount {
-                requests: counter(row, 4),
-                tokens: counter(row, 5),
-                cost_nano: counter(row, 6),
-            };
             Ok(scope_of(row, 0, 1, 2)
                 .zip(row.get::<_, i64>(3).ok())
-                .map(|(k, b)| (k, b, amount)))
+                .map(|(k, b)| (k, b, amount_of(row))))
         })?;
         for row in rows {
             if let Some((key, b, amount)) = row? {
-                state.counters(&key).add_bucket(p, b, amount);
+                let st = tenants.entry(key.tenant.clone()).or_default();
+                st.counters(&key).add_bucket(p, b, amount);
             }
         }
         let rows = alerts.query_map(params![p.as_str(), lo, hi], |row| {
@@ -275,19 +296,20 @@ pub fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Ledger> {
         })?;
         for row in rows {
             if let Some((key, fired)) = row? {
-                state.counters(&key).fired.push(fired);
+                let st = tenants.entry(key.tenant.clone()).or_default();
+                st.counters(&key).fired.push(fired);
             }
         }
     }
 
     let mut limits = conn.prepare(
-        "SELECT tenant_id, scope, value, budget, spec FROM budget_limits
-         ORDER BY tenant_id, budget, scope, value",
+        "SELECT tenant_id, scope, value, budget, spec, last_seen_ms FROM budget_limits
+         ORDER BY tenant_id, last_seen_ms DESC",
     )?;
     let rows = limits.query_map([], |row| {
         let limit = || {
             let spec: Spec = serde_json::from_str(row.get_ref(4).ok()?.as_str().ok()?).ok()?;
-            Some(Limit {
+            let limit = Limit {
                 name: row.get(3).ok()?,
                 scope: scope_of(row, 0, 1, 2)?,
                 metric: spec.metric,
@@ -295,33 +317,97 @@ pub fn load(conn: &Connection, now_ms: i64) -> rusqlite::Result<Ledger> {
                 window: spec.window,
                 limit: spec.limit,
                 alert_at: spec.alert_at,
-            })
+                plugin: spec.plugin.unwrap_or_default().into(),
+            };
+            Some((limit, row.get::<_, i64>(5).ok()?))
         };
         Ok(limit())
     })?;
+    // (scope, period) pairs whose rolling window is rebuilt below.
+    let mut rolling: HashMap<Period, HashSet<ScopeKey>> = HashMap::new();
     for row in rows {
-        if let Some(l) = row? {
-            let c = state.counters(&l.scope);
-            if !c.limits.iter().any(|seen| seen.name == l.name) {
-                c.limits.push(l);
-            }
+        let Some((l, seen_ms)) = row? else { continue };
+        let st = tenants.entry(l.scope.tenant.clone()).or_default();
+        if st.tracked >= caps.max_limits_per_tenant {
+            continue;
+        }
+        if l.window == Window::Rolling && l.period != Period::Total {
+            rolling.entry(l.period).or_default().insert(l.scope.clone());
+        }
+        let c = st.counters(&l.scope);
+        if !c.limits.contains_key(l.name.as_str()) {
+            c.limits.insert(
+                Arc::from(l.name.as_str()),
+                Tracked {
+                    limit: l,
+                    log: None,
+                    persisted_ms: seen_ms,
+                },
+            );
+            st.tracked += 1;
         }
     }
-    drop(guard);
+
+    for (period, keys) in &rolling {
+        let (Some(len), src) = (rolling::window_len_ms(*period), finer(*period)) else {
+            continue;
+        };
+        let (lo, hi) = (
+            bucket(src, now_ms.saturating_sub(len)),
+            bucket(src, now_ms),
+        );
+        let mut seeds: HashMap<ScopeKey, Vec<(i64, Amount)>> = HashMap::new();
+        let rows = usage.query_map(params![src.as_str(), lo, hi], |row| {
+            Ok(scope_of(row, 0, 1, 2)
+                .zip(row.get::<_, i64>(3).ok())
+                .map(|(k, b)| (k, b, amount_of(row))))
+        })?;
+        for row in rows {
+            if let Some((key, b, amount)) = row?
+                && keys.contains(&key)
+            {
+                let latest = bucket_end_ms(src, b).saturating_sub(1).min(now_ms);
+                seeds.entry(key).or_default().push((latest, amount));
+            }
+        }
+        for key in keys {
+            let st = tenants.entry(key.tenant.clone()).or_default();
+            let parts = seeds.remove(key).unwrap_or_default();
+            st.counters(key).seed_ring(*period, &parts);
+        }
+    }
+
+    let ledger = Ledger::with_caps(caps);
+    {
+        let mut shards = ledger
+            .shards
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (tenant, state) in tenants {
+            shards.insert(
+                tenant,
+                Arc::new(Shard {
+                    state: Mutex::new(state),
+                }),
+            );
+        }
+    }
     Ok(ledger)
 }
 
-/// Deletes what no window reads any more: minute and hour buckets older than the
-/// previous one, day/week/month buckets older than ~400 days (kept for reporting),
-/// and non-`Total` alerts fired before then. Totals, `Total` alerts and limits stay.
-/// Returns the number of rows deleted.
+/// Deletes what no window reads any more: minute buckets older than two hours and hour
+/// buckets older than 26 (kept to rebuild rolling windows after a restart),
+/// day/week/month buckets older than ~400 days (kept for reporting), non-`Total` alerts
+/// fired before then, and limits no plugin has granted for 40 days. Totals and `Total`
+/// alerts stay. Returns the number of rows deleted.
 pub fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
     let mut stmt =
         conn.prepare_cached("DELETE FROM usage_ledger WHERE period = ?1 AND bucket < ?2")?;
     let mut deleted = 0;
     for p in Period::ALL {
         let keep_from = match p {
-            Period::Minute | Period::Hour => live_buckets(p, now_ms).0,
+            Period::Minute => bucket(p, now_ms.saturating_sub(MINUTES_KEPT_MS)),
+            Period::Hour => bucket(p, now_ms.saturating_sub(HOURS_KEPT_MS)),
             Period::Day | Period::Week | Period::Month => live_buckets(p, now_ms)
                 .0
                 .min(bucket(p, now_ms.saturating_sub(HISTORY_MS))),
@@ -332,6 +418,10 @@ pub fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
     deleted += conn.execute(
         "DELETE FROM budget_alerts WHERE period <> 'total' AND fired_at_ms < ?1",
         params![now_ms.saturating_sub(HISTORY_MS)],
+    )?;
+    deleted += conn.execute(
+        "DELETE FROM budget_limits WHERE last_seen_ms < ?1",
+        params![now_ms.saturating_sub(LIMITS_KEPT_MS)],
     )?;
     Ok(deleted)
 }

@@ -2,6 +2,7 @@
 
 use super::bindings::{Decision, Hook, RequestContext, RoutePlan, RouteTarget, wit};
 use super::isolation::TenantSandbox;
+use super::output::Trimmed;
 use super::runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 use super::sandbox::CallFailure;
 use crate::budget::UsageView;
@@ -51,6 +52,19 @@ impl ConfiguredPlugin {
             annotations: Vec::new(),
             micros,
             at_us: crate::ids::now_us() - micros as i64,
+        }
+    }
+
+    /// Logs (once per call) what was cut from the plugin's output, and notes it in the
+    /// decision's log entry.
+    fn trimmed(&self, trimmed: &Trimmed, ctx: &RequestContext, record: &mut PluginDecision) {
+        if trimmed.is_empty() {
+            return;
+        }
+        let what = trimmed.describe();
+        tracing::warn!(plugin = %self.label, request_id = %ctx.request_id, "plugin output cut: {what}");
+        if record.detail.is_none() {
+            record.detail = Some(format!("output cut: {what}"));
         }
     }
 
@@ -107,7 +121,7 @@ pub enum BudgetOutcome {
     /// Every budget plugin allowed: the limits to enforce, and a cheaper target if one
     /// asked for it (with the plugin's label).
     Granted {
-        limits: Vec<wit::BudgetLimit>,
+        limits: Vec<(Arc<str>, wit::BudgetLimit)>,
         downgrade: Option<(Arc<str>, RouteTarget)>,
     },
     /// A plugin denied, or failed closed.
@@ -117,8 +131,13 @@ pub enum BudgetOutcome {
 /// How the route step ended.
 #[derive(Debug)]
 pub enum RouteOutcome {
-    /// This plugin chose the plan.
-    Planned { plugin: Arc<str>, plan: RoutePlan },
+    /// This plugin chose the plan; the request may make at most `max_attempts`
+    /// upstream attempts whatever it says.
+    Planned {
+        plugin: Arc<str>,
+        plan: RoutePlan,
+        max_attempts: u32,
+    },
     /// No plugin routed the request: use the tenant's default provider.
     Unrouted,
     /// A routing plugin failed closed.
@@ -165,6 +184,16 @@ impl PolicyChain {
                 .call_route(&p.plugin, p.env(body, usage, &self.sandbox), ctx)
                 .await;
             let mut record = p.record(started);
+            let mut trimmed = Trimmed::default();
+            let result = result.and_then(|plan| match plan {
+                Some(mut plan) => rt
+                    .output_limits()
+                    .route_plan(&mut plan, &mut trimmed)
+                    .map(|()| Some(plan))
+                    .map_err(CallFailure::BadOutput),
+                None => Ok(None),
+            });
+            p.trimmed(&trimmed, ctx, &mut record);
             match result {
                 Ok(Some(plan)) => {
                     record.outcome = "route".into();
@@ -177,6 +206,7 @@ impl PolicyChain {
                     return RouteOutcome::Planned {
                         plugin: p.label.clone(),
                         plan,
+                        max_attempts: rt.output_limits().max_attempts,
                     };
                 }
                 Ok(None) => record.outcome = "pass".into(),
@@ -217,12 +247,21 @@ impl PolicyChain {
                 )
                 .await;
             let mut record = p.record(started);
+            let mut trimmed = Trimmed::default();
+            let out = rt.output_limits();
+            let room = out.max_limits_per_request.saturating_sub(limits.len());
+            let result = result.and_then(|mut d| {
+                out.budget(&mut d, room, &mut trimmed)
+                    .map(|()| d)
+                    .map_err(CallFailure::BadOutput)
+            });
+            p.trimmed(&trimmed, ctx, &mut record);
             match result {
                 Ok(wit::BudgetDecision::Allow(grant)) => {
                     record.outcome = "allow".into();
                     record.annotations =
                         grant.labels.into_iter().map(|a| (a.key, a.value)).collect();
-                    limits.extend(grant.limits);
+                    limits.extend(grant.limits.into_iter().map(|l| (p.label.clone(), l)));
                     if downgrade.is_none()
                         && let Some(t) = grant.downgrade
                     {
@@ -275,6 +314,12 @@ impl PolicyChain {
                 .call_policy(&p.plugin, p.env(body, usage, &self.sandbox), ctx)
                 .await;
             let mut record = p.record(started);
+            let mut trimmed = Trimmed::default();
+            let result = result.map(|mut d| {
+                rt.output_limits().decision(&mut d, &mut trimmed);
+                d
+            });
+            p.trimmed(&trimmed, ctx, &mut record);
             match result {
                 Ok(Decision::Allow) => record.outcome = "allow".into(),
                 Ok(Decision::AllowWith(labels)) => {

@@ -9,6 +9,7 @@
 mod bindings;
 mod chain;
 mod isolation;
+mod output;
 mod runtime;
 mod sandbox;
 
@@ -17,6 +18,7 @@ pub use bindings::{
 };
 pub use chain::{BudgetOutcome, ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
 pub use isolation::TenantSandbox;
+pub use output::{OutputLimits, Trimmed};
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
 

@@ -5,6 +5,7 @@ use super::bindings::{
     Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
 };
 use super::isolation::{Slots, TenantSandbox};
+use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
 use crate::budget::UsageView;
 use bytes::Bytes;
@@ -67,6 +68,7 @@ pub struct PluginRuntime {
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     wasi: sandbox::WasiPool,
+    output: OutputLimits,
 }
 
 /// How long a call made for no tenant waits for an instance slot.
@@ -129,7 +131,19 @@ impl PluginRuntime {
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
             wasi: sandbox::WasiPool::default(),
+            output: OutputLimits::default(),
         })
+    }
+
+    /// The same runtime with `output` as the bounds on what plugins return.
+    pub fn with_output_limits(mut self, output: OutputLimits) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// The bounds on what plugins return.
+    pub fn output_limits(&self) -> &OutputLimits {
+        &self.output
     }
 
     /// The limits every call runs under.
@@ -327,7 +341,8 @@ impl PluginRuntime {
             })?;
         let limits = sandbox.limits;
         let wasi = self.wasi.take();
-        let state = PluginState::new(&limits, wasi, env, request_id);
+        let label = env.label.clone();
+        let state = PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
         let hit = state.limiter.hit.clone();
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -357,7 +372,18 @@ impl PluginRuntime {
                     other => other,
                 })?;
         let result = f(&instance, &mut store).await.map_err(|e| classify(&e));
-        self.wasi.put(store.into_data());
+        let state = store.into_data();
+        if state.log_quota.dropped > 0 {
+            tracing::warn!(
+                plugin = %label,
+                request_id = %request_id,
+                dropped = state.log_quota.dropped,
+                "plugin log lines dropped: a call may write {} lines / {} bytes ([sandbox] max_log_lines, max_log_bytes)",
+                self.output.max_log_lines,
+                self.output.max_log_bytes
+            );
+        }
+        self.wasi.put(state);
         result
     }
 

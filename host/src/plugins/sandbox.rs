@@ -51,6 +51,9 @@ pub enum CallFailure {
         "found all {instances} of the gateway's plugin instance slots in use (waited {waited:?})"
     )]
     PoolBusy { instances: u32, waited: Duration },
+    /// The call returned something the host cannot use safely (see `OutputLimits`).
+    #[error("{0}")]
+    BadOutput(String),
 }
 
 /// Marker error raised from the limiter so the trap is classified as a memory overrun.
@@ -106,17 +109,34 @@ pub(super) struct PluginState {
     config: Arc<str>,
     body: Bytes,
     usage: Option<UsageView>,
+    /// Log lines and bytes this call may still write, and what it tried beyond them.
+    pub(super) log_quota: LogQuota,
+}
+
+/// What one call may write to the gateway's log.
+#[derive(Debug, Default)]
+pub(super) struct LogQuota {
+    lines: u32,
+    bytes: usize,
+    /// Lines refused because the quota was spent.
+    pub(super) dropped: u32,
 }
 
 impl PluginState {
     /// A call's state; `wasi` comes from [`WasiPool::take`].
     pub(super) fn new(
         limits: &SandboxLimits,
+        output: &super::OutputLimits,
         wasi: WasiCtx,
         env: CallEnv,
         request_id: Arc<str>,
     ) -> Self {
         Self {
+            log_quota: LogQuota {
+                lines: output.max_log_lines,
+                bytes: output.max_log_bytes,
+                dropped: 0,
+            },
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter {
@@ -186,8 +206,15 @@ impl tollgate::plugin::types::Host for PluginState {}
 impl tollgate::plugin::host::Host for PluginState {
     fn log(&mut self, level: LogLevel, message: String) {
         let (plugin, request_id) = (&*self.plugin, &*self.request_id);
-        // Cap what a plugin can push into the gateway's log per line.
-        let message = truncate(&message, 4096);
+        // Cap what a plugin can push into the gateway's log per call.
+        let q = &mut self.log_quota;
+        if q.lines == 0 || q.bytes == 0 {
+            q.dropped = q.dropped.saturating_add(1);
+            return;
+        }
+        let message = truncate(&message, q.bytes);
+        q.lines -= 1;
+        q.bytes -= message.len().max(1).min(q.bytes);
         match level {
             LogLevel::Trace => tracing::trace!(target: "plugin", plugin, request_id, "{message}"),
             LogLevel::Debug => tracing::debug!(target: "plugin", plugin, request_id, "{message}"),

@@ -42,12 +42,22 @@ pub async fn execute(
     attempts: &mut Vec<AttemptRecord>,
 ) -> Result<Served, ApiError> {
     let tries = plan.retries.saturating_add(1);
-    let total = plan.targets.len() as u32 * tries;
+    let planned = (plan.targets.len() as u32).saturating_mul(tries);
+    let total = planned.min(plan.max_attempts.max(1));
+    if planned > total {
+        tracing::info!(planned, max = total, "route plan capped at the most attempts a request may make");
+    }
     let mut n = 0u32;
     for target in &plan.targets {
+        if n >= total {
+            break;
+        }
         let (path, body) = prepare(target)?;
         let mut wait_hint: Option<Duration> = None;
         for try_no in 0..tries {
+            if n >= total {
+                break;
+            }
             n += 1;
             let last = n == total;
             if try_no > 0 {

@@ -58,7 +58,12 @@ pub struct Plan {
     pub max_backoff: Duration,
     /// Time allowed for each attempt's response headers; `None` = the provider's timeout.
     pub attempt_timeout: Option<Duration>,
+    /// Most upstream attempts in all, whatever the targets and retries allow.
+    pub max_attempts: u32,
 }
+
+/// Attempts a plan makes at most unless the config says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
 impl Plan {
     /// Serve from one provider, asking it for `model`, with no retries.
@@ -75,6 +80,7 @@ impl Plan {
             backoff: Duration::ZERO,
             max_backoff: Duration::ZERO,
             attempt_timeout: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
         }
     }
 
@@ -85,6 +91,7 @@ impl Plan {
         plugin: &str,
         providers: &Providers,
         requested_model: &str,
+        max_attempts: u32,
     ) -> Result<Self, ApiError> {
         let bad = |why: String| {
             ApiError::internal(format!(
@@ -135,6 +142,7 @@ impl Plan {
                 .attempt_timeout_ms
                 .filter(|&ms| ms > 0)
                 .map(|ms| Duration::from_millis(ms.into())),
+            max_attempts: max_attempts.max(1),
         })
     }
 
@@ -282,6 +290,7 @@ mod tests {
                 backoff: Duration::ZERO,
                 max_backoff: Duration::ZERO,
                 attempt_timeout: None,
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
             }
         }
     }

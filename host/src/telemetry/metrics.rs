@@ -114,8 +114,10 @@ pub struct Metrics {
 /// Live values read at scrape time.
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// Every enforced limit with its usage.
+    /// Each tenant's enforced limits closest to their caps, with their usage.
     pub budgets: Vec<BudgetGauge>,
+    /// (tenant, limits left out of `budgets`): the series are bounded per tenant.
+    pub budgets_omitted: Vec<(String, usize)>,
     /// (tenant, active bundle version), `None` tenant for the platform bundle.
     pub bundles: Vec<(Option<String>, u32)>,
     /// (tenant, instances in use, instance limit)
@@ -384,6 +386,15 @@ fn render_gauges(out: &mut String, g: &Gauges) {
             let ratio = if b.limit > 0.0 { b.used / b.limit } else { 1.0 };
             (l, ratio.to_string())
         }),
+    );
+    family(
+        out,
+        "tollgate_budget_series_omitted",
+        "gauge",
+        "Enforced limits of a tenant not shown as series ([metrics] max_budget_series_per_tenant shows the fullest).",
+        g.budgets_omitted
+            .iter()
+            .map(|(t, n)| (format!("tenant=\"{}\"", esc(t)), n.to_string())),
     );
     family(
         out,

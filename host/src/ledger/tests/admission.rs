@@ -28,9 +28,9 @@ fn a_request_limit_admits_exactly_up_to_the_cap() {
     let mut held = Vec::new();
     let mut refusals = Vec::new();
     for i in 0..30 {
-        match ledger.admit(scopes(), vec![l.clone()], one(), T0 + i) {
+        match ledger.admit(scopes(), vec![l.clone()], one(), T0 + i, Admit::BelowCap) {
             Ok(r) => held.push(r),
-            Err(e) => refusals.push(e),
+            Err(e) => refusals.push(exceeded(e)),
         }
     }
     assert_eq!(held.len(), 10);
@@ -68,7 +68,7 @@ fn concurrent_admits_overshoot_by_at_most_one_estimate() {
                 let mut admitted = 0;
                 for i in 0..50 {
                     let now = T0 + i;
-                    if let Ok(r) = ledger.admit(scopes(), vec![l.clone()], estimate, now) {
+                    if let Ok(r) = ledger.admit(scopes(), vec![l.clone()], estimate, now, Admit::BelowCap) {
                         admitted += 1;
                         if (t + i) % 2 == 0 {
                             ledger.settle(r, estimate, now);
@@ -112,11 +112,11 @@ fn dropping_a_reservation_releases_it() {
         1.0,
     );
     let r = ledger
-        .admit(scopes(), vec![l.clone()], one(), T0)
+        .admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap)
         .expect("first");
     assert_eq!(r.estimate(), one());
     assert_eq!(r.scopes().len(), 4);
-    assert!(ledger.admit(scopes(), vec![l.clone()], one(), T0).is_err());
+    assert!(ledger.admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap).is_err());
     drop(r);
     for k in scopes().iter() {
         assert_eq!(
@@ -125,7 +125,7 @@ fn dropping_a_reservation_releases_it() {
         );
     }
     let r = ledger
-        .admit(scopes(), vec![l], one(), T0)
+        .admit(scopes(), vec![l], one(), T0, Admit::BelowCap)
         .expect("released");
     assert!(ledger.settle(r, Amount::ZERO, T0).is_empty());
 }
@@ -134,7 +134,7 @@ fn dropping_a_reservation_releases_it() {
 fn settling_swaps_the_estimate_for_the_actual_in_every_scope() {
     let ledger = Ledger::new();
     let r = ledger
-        .admit(scopes(), vec![], usd(1.0), T0)
+        .admit(scopes(), vec![], usd(1.0), T0, Admit::BelowCap)
         .expect("no limits");
     let actual = Amount {
         requests: 1,
@@ -165,7 +165,7 @@ fn the_first_limit_over_its_cap_is_reported() {
     let ledger = Ledger::new();
     let spend = |ledger: &Ledger, amount: Amount| {
         let r = ledger
-            .admit(scopes(), vec![], Amount::ZERO, T0)
+            .admit(scopes(), vec![], Amount::ZERO, T0, Admit::BelowCap)
             .expect("admit");
         ledger.settle(r, amount, T0);
     };
@@ -199,14 +199,16 @@ fn the_first_limit_over_its_cap_is_reported() {
             scopes(),
             vec![ok.clone(), tokens.clone(), cost.clone()],
             one(),
-            T0,
+            T0, Admit::BelowCap,
         )
         .expect_err("over");
+    let e = exceeded(e);
     assert_eq!(e.limit.name, "tokens");
     assert_eq!(e.current, 1_000.0);
     let e = ledger
-        .admit(scopes(), vec![ok, cost], one(), T0)
+        .admit(scopes(), vec![ok, cost], one(), T0, Admit::BelowCap)
         .expect_err("over");
+    let e = exceeded(e);
     assert_eq!(e.limit.name, "cost");
     assert_eq!(e.resets_at_ms, days_from_civil(2026, 11, 30) * DAY_MS);
     assert!(
@@ -234,7 +236,7 @@ fn alerts_fire_once_per_threshold_per_bucket() {
     );
     let spend = |dollars: f64, now: i64| -> Vec<u32> {
         let r = ledger
-            .admit(scopes(), vec![l.clone()], usd(0.01), now)
+            .admit(scopes(), vec![l.clone()], usd(0.01), now, Admit::BelowCap)
             .expect("admit");
         ledger
             .settle(r, usd(dollars), now)
@@ -246,12 +248,12 @@ fn alerts_fire_once_per_threshold_per_bucket() {
     assert_eq!(spend(0.2, T0), vec![50]); // exactly 50% counts
     assert_eq!(spend(0.45, T0), vec![80]);
     assert_eq!(spend(0.3, T0), vec![100]);
-    assert!(ledger.admit(scopes(), vec![l.clone()], one(), T0).is_err());
+    assert!(ledger.admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap).is_err());
 
     // Next day: everything fires again, once.
     let next = T0 + DAY_MS;
     let r = ledger
-        .admit(scopes(), vec![l.clone()], one(), next)
+        .admit(scopes(), vec![l.clone()], one(), next, Admit::BelowCap)
         .expect("new day");
     let alerts = ledger.settle(r, usd(1.5), next);
     assert_eq!(
@@ -295,7 +297,7 @@ fn rolling_alerts_are_deduplicated_per_calendar_bucket() {
     let m0 = T0; // a minute boundary
     let go = |n: u64, now: i64| -> usize {
         let r = ledger
-            .admit(scopes(), vec![l.clone()], one(), now)
+            .admit(scopes(), vec![l.clone()], one(), now, Admit::BelowCap)
             .expect("admit");
         let actual = Amount {
             requests: n,
@@ -303,11 +305,12 @@ fn rolling_alerts_are_deduplicated_per_calendar_bucket() {
         };
         ledger.settle(r, actual, now).len()
     };
-    assert_eq!(go(6, m0 + 1_000), 1);
-    // 30 s into the next minute the 6 weigh 3; 2 more reach 5 again: a new bucket.
-    assert_eq!(go(2, m0 + 90_000), 1);
-    // 45 s in: 6 × 0.25 rounds to 2, plus 2 = 4; one more crosses again, same bucket.
-    assert_eq!(go(1, m0 + 105_000), 0);
+    assert_eq!(go(4, m0 + 1_000), 0);
+    assert_eq!(go(1, m0 + 30_000), 1); // 5 of 10 in the last minute: 50%
+    // The 4 leave the window once its start passes their second (at m0 + 62 s).
+    assert_eq!(go(4, m0 + 62_000), 1); // 1 + 4: 50% again, in the next calendar minute
+    // The 1 at 30 s leaves at 91 s; crossing again in the same calendar minute is quiet.
+    assert_eq!(go(1, m0 + 91_000), 0);
 }
 
 #[test]
@@ -339,11 +342,11 @@ fn limits_seen_are_sorted_filtered_and_reported_once() {
         1e6,
     );
     let r = ledger
-        .admit(scopes(), vec![a.clone(), b.clone()], one(), T0)
+        .admit(scopes(), vec![a.clone(), b.clone()], one(), T0, Admit::BelowCap)
         .expect("admit");
     ledger.settle(r, usd(1.25), T0);
     let _ = ledger
-        .admit(Arc::from(vec![other]), vec![c.clone()], one(), T0)
+        .admit(Arc::from(vec![other]), vec![c.clone()], one(), T0, Admit::BelowCap)
         .expect("admit");
     assert_eq!(
         ledger.take_new_limits(),
@@ -352,17 +355,22 @@ fn limits_seen_are_sorted_filtered_and_reported_once() {
     // Seen again unchanged: nothing new; changed: reported again.
     let mut a2 = a.clone();
     a2.limit = 6.0;
-    let _ = ledger.admit(scopes(), vec![a.clone(), b.clone()], one(), T0);
+    let _ = ledger.admit(scopes(), vec![a.clone(), b.clone()], one(), T0, Admit::BelowCap);
     assert!(ledger.take_new_limits().is_empty());
-    let _ = ledger.admit(scopes(), vec![a2.clone()], one(), T0);
+    let _ = ledger.admit(scopes(), vec![a2.clone()], one(), T0, Admit::BelowCap);
     assert_eq!(ledger.take_new_limits(), vec![a2.clone()]);
 
-    let seen = ledger.limits_seen(None, T0);
+    let seen = ledger.limits_seen(None, T0, 100).limits;
     let names: Vec<_> = seen.iter().map(|(l, _)| l.name.as_str()).collect();
     assert_eq!(names, ["a-rpm", "b-daily", "total"]);
     assert_eq!(seen[1].0, a2);
     assert_eq!(seen[1].1.settled.cost_nano, 1_250_000_000);
     assert_eq!(seen[2].1.resets_at_ms, i64::MAX);
-    assert_eq!(ledger.limits_seen(Some("beta"), T0).len(), 1);
-    assert!(ledger.limits_seen(Some("gamma"), T0).is_empty());
+    assert_eq!(ledger.limits_seen(Some("beta"), T0, 100).limits.len(), 1);
+    assert!(ledger.limits_seen(Some("gamma"), T0, 100).limits.is_empty());
+    // The view is bounded, and says how much it left out.
+    let first = ledger.limits_seen(None, T0, 2);
+    assert_eq!(first.total, 3);
+    let names: Vec<_> = first.limits.iter().map(|(l, _)| l.name.as_str()).collect();
+    assert_eq!(names, ["a-rpm", "b-daily"]);
 }

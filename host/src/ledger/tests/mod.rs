@@ -1,7 +1,9 @@
 //! Ledger behaviour end to end, with shared fixtures.
 
 mod admission;
+mod caps;
 mod persistence;
+mod windows;
 
 use super::calendar::{DAY_MS, days_from_civil};
 use super::*;
@@ -43,6 +45,7 @@ fn limit(
         window,
         limit: cap,
         alert_at: vec![50, 80, 100],
+        plugin: "budget-limit".into(),
     }
 }
 
@@ -62,4 +65,12 @@ fn db() -> Connection {
     let conn = Connection::open_in_memory().expect("in-memory db");
     conn.execute_batch(MIGRATION).expect("migration");
     conn
+}
+
+/// The exhausted limit of a refusal.
+fn exceeded(r: Refused) -> Exceeded {
+    match r {
+        Refused::Exceeded(e) => e,
+        other => panic!("expected an exhausted limit, got {other:?}"),
+    }
 }

@@ -9,7 +9,7 @@ fn record(ledger: &Ledger, conn: &mut Connection, entries: &[(Arc<[ScopeKey]>, A
     let mut log = Vec::new();
     for (s, a, ts) in entries {
         let r = ledger
-            .admit(s.clone(), vec![], Amount::ZERO, *ts)
+            .admit(s.clone(), vec![], Amount::ZERO, *ts, Admit::BelowCap)
             .expect("admit");
         ledger.settle(r, *a, *ts);
         log.push(LedgerEntry {
@@ -72,7 +72,7 @@ fn usage_survives_a_restart() {
     let mut keys = scopes().to_vec();
     keys.push(key(ScopeKind::User, "ann"));
     for now in [T0, T0 + 20_000, T0 + 61_000] {
-        let loaded = load(&conn, now).expect("load");
+        let loaded = load(&conn, now, LedgerCaps::default()).expect("load");
         assert_eq!(
             all_readings(&loaded, &keys, now),
             all_readings(&ledger, &keys, now)
@@ -99,7 +99,7 @@ fn prune_keeps_what_windows_read() {
     assert!(deleted > 0);
     assert_eq!(rows(&conn), before - deleted as i64);
     let keys = scopes().to_vec();
-    let loaded = load(&conn, T0).expect("load");
+    let loaded = load(&conn, T0, LedgerCaps::default()).expect("load");
     assert_eq!(
         all_readings(&loaded, &keys, T0),
         all_readings(&ledger, &keys, T0)
@@ -115,14 +115,18 @@ fn prune_keeps_what_windows_read() {
     };
     assert!(day_rows(T0 - 40 * DAY_MS) > 0);
     assert_eq!(day_rows(T0 - 500 * DAY_MS), 0);
-    let minute_rows: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM usage_ledger WHERE period = 'minute' AND bucket < ?1",
-            [bucket(Period::Minute, T0) - 1],
+    // Minutes are kept two hours (to rebuild a rolling hour after a restart), hours 26.
+    let older = |period: &str, ts: i64, p: Period| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM usage_ledger WHERE period = ?1 AND bucket < ?2",
+            rusqlite::params![period, bucket(p, ts)],
             |r| r.get(0),
         )
-        .expect("count");
-    assert_eq!(minute_rows, 0);
+        .expect("count")
+    };
+    assert_eq!(older("minute", T0 - 2 * 3_600_000, Period::Minute), 0);
+    assert!(older("minute", T0 - 60_000, Period::Minute) > 0);
+    assert_eq!(older("hour", T0 - 26 * 3_600_000, Period::Hour), 0);
     assert_eq!(prune(&conn, T0).expect("again"), 0);
 }
 
@@ -139,7 +143,7 @@ fn fired_alerts_survive_a_restart() {
         1.0,
     );
     let r = ledger
-        .admit(scopes(), vec![l.clone()], one(), T0)
+        .admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap)
         .expect("admit");
     let alerts = ledger.settle(r, usd(0.9), T0);
     assert_eq!(alerts.len(), 2);
@@ -159,9 +163,9 @@ fn fired_alerts_survive_a_restart() {
 
     // The usage rows never reached the disk, so after the restart the same spend
     // crosses 50% and 80% again: the recorded alerts must not fire twice.
-    let restarted = load(&conn, T0 + 60_000).expect("load");
+    let restarted = load(&conn, T0 + 60_000, LedgerCaps::default()).expect("load");
     let r = restarted
-        .admit(scopes(), vec![l.clone()], one(), T0 + 60_000)
+        .admit(scopes(), vec![l.clone()], one(), T0 + 60_000, Admit::BelowCap)
         .expect("admit");
     let again = restarted.settle(r, usd(1.0), T0 + 60_000);
     assert_eq!(
@@ -170,7 +174,7 @@ fn fired_alerts_survive_a_restart() {
     );
     // A fresh ledger without the records would have fired all three.
     let fresh = Ledger::new();
-    let r = fresh.admit(scopes(), vec![l], one(), T0).expect("admit");
+    let r = fresh.admit(scopes(), vec![l], one(), T0, Admit::BelowCap).expect("admit");
     assert_eq!(fresh.settle(r, usd(1.0), T0).len(), 3);
 }
 
@@ -196,7 +200,7 @@ fn limits_seen_survive_a_restart() {
         5e6,
     );
     let r = ledger
-        .admit(scopes(), vec![a.clone(), b.clone()], one(), T0)
+        .admit(scopes(), vec![a.clone(), b.clone()], one(), T0, Admit::BelowCap)
         .expect("admit");
     ledger.settle(r, usd(0.1), T0);
     let entry = LedgerEntry {
@@ -208,12 +212,12 @@ fn limits_seen_survive_a_restart() {
     write_limits(&tx, &ledger.take_new_limits(), T0).expect("limits");
     write_entries(&tx, &[entry]).expect("entries");
     tx.commit().expect("commit");
-    let loaded = load(&conn, T0 + 5).expect("load");
+    let loaded = load(&conn, T0 + 5, LedgerCaps::default()).expect("load");
     assert_eq!(
-        loaded.limits_seen(None, T0 + 5),
-        ledger.limits_seen(None, T0 + 5)
+        loaded.limits_seen(None, T0 + 5, 100).limits,
+        ledger.limits_seen(None, T0 + 5, 100).limits
     );
-    assert_eq!(loaded.limits_seen(None, T0).len(), 2);
+    assert_eq!(loaded.limits_seen(None, T0, 100).limits.len(), 2);
     // Loaded limits are already stored: nothing new to write.
     assert!(loaded.take_new_limits().is_empty());
 }
@@ -236,7 +240,7 @@ fn load_skips_rows_it_cannot_parse() {
          INSERT INTO budget_limits VALUES ('acme', 'd', 'team', 'x', '{{\"metric\":\"cost\",\"period\":\"day\",\"window\":\"calendar\",\"limit\":1}}', 0);"
     ))
     .expect("rows");
-    let ledger = load(&conn, T0).expect("load");
+    let ledger = load(&conn, T0, LedgerCaps::default()).expect("load");
     let read = |v: &str| {
         ledger
             .read(&key(ScopeKind::Team, v), Period::Day, Window::Calendar, T0)
@@ -259,7 +263,7 @@ fn load_skips_rows_it_cannot_parse() {
         }
     );
     assert_eq!(read("z"), Amount::ZERO);
-    let seen = ledger.limits_seen(None, T0);
+    let seen = ledger.limits_seen(None, T0, 100).limits;
     assert_eq!(seen.len(), 1);
     assert_eq!(
         (seen[0].0.name.as_str(), seen[0].0.alert_at.len()),
