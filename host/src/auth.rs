@@ -6,6 +6,7 @@
 use crate::error::ApiError;
 use crate::metadata::Metadata;
 use crate::store::{ApiKey, Store, StoreError};
+use crate::telemetry::Unauthenticated;
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -50,10 +51,19 @@ impl KeyCache {
         }
     }
 
-    /// Authenticates a request's headers: the key, valid now.
-    pub fn authenticate(&self, headers: &HeaderMap, now_ms: i64) -> Result<Arc<ApiKey>, ApiError> {
+    /// Authenticates a request's headers: the key, valid now; else why not (the 401
+    /// the client gets, and the reason counted in `/metrics`).
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        now_ms: i64,
+    ) -> Result<Arc<ApiKey>, (Unauthenticated, ApiError)> {
+        let refuse = |why, message: String| (why, ApiError::unauthenticated(message));
         let secret = extract_secret(headers).ok_or_else(|| {
-            ApiError::unauthenticated(format!("missing API key: send it as {KEY_HEADERS}"))
+            refuse(
+                Unauthenticated::Missing,
+                format!("missing API key: send it as {KEY_HEADERS}"),
+            )
         })?;
         let hash = crate::store::hash_secret(secret);
         let key = self
@@ -61,18 +71,18 @@ impl KeyCache {
             .read()
             .ok()
             .and_then(|m| m.get(&hash).cloned())
-            .ok_or_else(|| ApiError::unauthenticated("invalid API key"))?;
+            .ok_or_else(|| refuse(Unauthenticated::Invalid, "invalid API key".into()))?;
         if key.revoked_at.is_some() {
-            return Err(ApiError::unauthenticated(format!(
-                "API key {} has been revoked",
-                key.id
-            )));
+            return Err(refuse(
+                Unauthenticated::Revoked,
+                format!("API key {} has been revoked", key.id),
+            ));
         }
         if key.expires_at.is_some_and(|t| t <= now_ms) {
-            return Err(ApiError::unauthenticated(format!(
-                "API key {} has expired",
-                key.id
-            )));
+            return Err(refuse(
+                Unauthenticated::Expired,
+                format!("API key {} has expired", key.id),
+            ));
         }
         Ok(key)
     }

@@ -79,6 +79,19 @@ enum Command {
     /// Versioned policy bundles, per tenant or platform-wide (admin API client).
     #[command(subcommand)]
     Bundle(BundleCmd),
+    /// Compiles one plugin component within a budget; the gateway runs this itself so
+    /// that a hostile component can exhaust only this process.
+    #[command(name = "__compile-plugin", hide = true)]
+    CompilePlugin {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        memory_bytes: u64,
+        #[arg(long)]
+        cpu_s: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -560,6 +573,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .await
             .map(|()| 0),
         Command::Bundle(cmd) => bundle(cmd).await.map(|()| 0),
+        Command::CompilePlugin {
+            input,
+            output,
+            memory_bytes,
+            cpu_s,
+        } => {
+            tollgate::plugins::run_worker(&input, &output, memory_bytes, cpu_s)?;
+            Ok(0)
+        }
     }
 }
 
@@ -649,11 +671,18 @@ async fn serve(
         cfg.data_dir = d;
     }
     let (admin_token, _) = tollgate::demo::admin_token(&cfg.data_dir)?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
+    // Uploaded plugin components are compiled by this binary in a budgeted child.
+    if let Ok(exe) = std::env::current_exe() {
+        tollgate::plugins::set_compile_worker(exe);
+    }
+    // Listen only once everything is loaded: until then a connection is refused, not
+    // left hanging while the ledger and bundles load.
+    let listen = cfg.listen;
     let gateway = tollgate::server::Gateway::build(cfg, admin_token.clone()).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
     if embedded {
         match tollgate::demo::bootstrap_demo_key(&gateway.state.store, "demo")? {

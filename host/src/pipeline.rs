@@ -44,7 +44,50 @@ pub struct Exchange {
     prompt_estimate: u64,
     /// The bodies kept for the log, when the tenant captures them.
     capture: Option<Capture>,
+    /// Refused before a key was known: counted in `/metrics`, not logged as a row.
+    unauthenticated: bool,
     logged: bool,
+}
+
+/// Lets at most `per_s` lines a second through (the rest are counted elsewhere).
+#[derive(Debug)]
+pub struct LogSampler {
+    per_s: u32,
+    /// (second, lines written in it), packed as `second << 32 | lines`.
+    state: std::sync::atomic::AtomicU64,
+}
+
+impl LogSampler {
+    /// A sampler of `per_s` lines a second (0: none).
+    pub fn new(per_s: u32) -> Self {
+        Self {
+            per_s,
+            state: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether a line may be written now.
+    pub fn allow(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let sec = (crate::ids::now_ms() / 1000) as u64 & 0xFFFF_FFFF;
+        let mut cur = self.state.load(Ordering::Relaxed);
+        loop {
+            let (s, n) = (cur >> 32, cur & 0xFFFF_FFFF);
+            let next = if s == sec { n + 1 } else { 1 };
+            if next > u64::from(self.per_s) {
+                return false;
+            }
+            match self.state.compare_exchange_weak(
+                cur,
+                sec << 32 | next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
 }
 
 /// Request and response bodies being kept, each up to a limit.
@@ -115,6 +158,7 @@ impl Exchange {
             usage_estimated: false,
             prompt_estimate: 0,
             capture: None,
+            unauthenticated: false,
             logged: false,
         }
     }
@@ -157,6 +201,20 @@ impl Exchange {
             return;
         }
         self.logged = true;
+        if self.unauthenticated {
+            // Anyone can send these: a keyless flood must cost neither disk nor the
+            // writer's queue. They are counted in /metrics; a few are logged.
+            if self.state.unauthenticated_log.allow() {
+                tracing::info!(
+                    request_id = %self.record.request_id,
+                    endpoint = %self.record.endpoint,
+                    status = self.record.status,
+                    error = self.record.error.as_deref().unwrap_or_default(),
+                    "request refused before authentication (sampled; see tollgate_unauthenticated_requests_total)"
+                );
+            }
+            return;
+        }
         self.record.latency_ms = self.elapsed_ms();
         self.record.span_us.1 = crate::ids::now_us();
         if let Some(c) = self.capture.take() {
@@ -247,27 +305,35 @@ pub struct Admitted {
     pub plan: Plan,
 }
 
-/// Authenticates the key and records who is calling.
+/// Authenticates the key and records who is calling; a refusal is counted (and the
+/// request not logged as a row, see [`Exchange`]).
 pub fn authenticate(
     state: &AppState,
     ex: &mut Exchange,
     headers: &HeaderMap,
 ) -> Result<Arc<ApiKey>, ApiError> {
-    let key = state.keys.authenticate(headers, crate::ids::now_ms())?;
+    let key = match state.keys.authenticate(headers, crate::ids::now_ms()) {
+        Ok(k) => k,
+        Err((why, err)) => {
+            state.metrics.protection.unauthenticated(why);
+            ex.unauthenticated = true;
+            return Err(err);
+        }
+    };
     ex.record.tenant_id = key.tenant_id.clone();
     ex.record.key_id = Some(key.id.clone());
     Ok(key)
 }
 
-/// Runs every admission phase for a model request.
+/// Runs every admission phase after authentication for a model request by `key`.
 pub async fn admit(
     state: &AppState,
     ex: &mut Exchange,
+    key: Arc<ApiKey>,
     headers: &HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
 ) -> Result<Admitted, ApiError> {
-    let key = authenticate(state, ex, headers)?;
     if state.captures_bodies(&key.tenant_id) {
         ex.capture = Some(Capture::new(&body, state.max_captured_bytes));
     }

@@ -227,6 +227,12 @@ pub struct AppState {
     pub sandbox: crate::config::SandboxConfig,
     /// Request, plugin and upstream metrics (fed by the log writer).
     pub metrics: Arc<crate::telemetry::Metrics>,
+    /// Unauthenticated requests in flight per client address.
+    pub preauth: Arc<crate::http::client_gate::PreAuthGate>,
+    /// Longest a request body may take to arrive once its key is accepted.
+    pub body_read_timeout: Duration,
+    /// Lines written to the gateway's log about unauthenticated requests.
+    pub unauthenticated_log: crate::pipeline::LogSampler,
     /// `/metrics` answers without the admin token.
     pub metrics_public: bool,
     /// Budget gauge series per tenant in `/metrics`.
@@ -458,7 +464,14 @@ pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
         Some(cfg.data_dir.join("plugin-cache")),
     )
     .context("starting the plugin runtime")?
-    .with_output_limits(cfg.output_limits());
+    .with_output_limits(cfg.output_limits())
+    .with_compiler(
+        crate::plugins::Compiler::isolated_if_possible(
+            Duration::from_millis(cfg.sandbox.compile_timeout_ms),
+            cfg.sandbox.compile_memory_mib << 20,
+        ),
+        cfg.sandbox.max_component_bytes,
+    );
     Ok(Arc::new(rt))
 }
 
@@ -650,6 +663,11 @@ impl Gateway {
             bundle_locks: Default::default(),
             sandbox: cfg.sandbox.clone(),
             metrics,
+            preauth: crate::http::client_gate::PreAuthGate::new(
+                cfg.server.max_unauthenticated_per_client,
+            ),
+            body_read_timeout: Duration::from_millis(cfg.server.body_read_timeout_ms),
+            unauthenticated_log: crate::pipeline::LogSampler::new(cfg.logs.unauthenticated_per_s),
             metrics_public: cfg.metrics.public,
             metrics_budget_series: cfg.metrics.max_budget_series_per_tenant,
             max_captured_bytes: cfg.logs.max_captured_bytes,
@@ -678,10 +696,15 @@ impl Gateway {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app = crate::http::router(self.state.clone());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving")?;
+        crate::http::listener::serve(
+            listener,
+            app,
+            &self.config.server,
+            self.state.metrics.clone(),
+            shutdown,
+        )
+        .await
+        .context("serving")?;
         tracing::info!("shutting down: writing pending request logs");
         drop(self.state);
         let writer = self.log_writer;

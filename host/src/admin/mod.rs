@@ -54,10 +54,18 @@ async fn require_admin(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let caller = match presented_token(req.headers()).and_then(|t| roles::identify(&state, t)) {
+    use crate::telemetry::Unauthenticated;
+    let caller = match presented_token(req.headers())
+        .map_err(|e| (Unauthenticated::Missing, e))
+        .and_then(|t| roles::identify(&state, t).map_err(|e| (Unauthenticated::Invalid, e)))
+    {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err((why, e)) => {
+            state.metrics.protection.unauthenticated(why);
+            return e.into_response();
+        }
     };
+    crate::http::client_gate::authenticated(req.extensions());
     if let Err(e) = roles::authorize(&state, &caller, &mut req).await {
         return e.into_response();
     }
@@ -208,7 +216,37 @@ async fn get_tenant(
         o.insert("bundle_version".into(), rt.version.into());
         o.insert("platform_version".into(), rt.platform_version.into());
     }
+    if let Some(o) = body.as_object_mut() {
+        o.insert("layers".into(), layers(&state, &rt));
+    }
     Ok(Json(body).into_response())
+}
+
+/// The layers a tenant's requests pass through, in order: the platform bundle, the
+/// operator's rules pinned on the tenant (only the platform token changes them), and
+/// the tenant's own bundle.
+fn layers(state: &AppState, rt: &crate::server::TenantRuntime) -> serde_json::Value {
+    let labels = |ps: &[crate::plugins::ConfiguredPlugin]| -> Vec<String> {
+        ps.iter().map(|p| p.label.to_string()).collect()
+    };
+    let platform = state.platform();
+    serde_json::json!({
+        "platform": {
+            "version": platform.version,
+            "plugins": labels(&platform.plugins),
+        },
+        "pinned": {
+            "source": if rt.pinned.is_empty() { "none" } else { rt.pinned.source.as_str() },
+            "plugins": labels(&rt.pinned.plugins),
+            "allowed_providers": rt.pinned.allowed_providers,
+            "allowed_models": rt.pinned.allowed_models,
+        },
+        "own": {
+            "version": rt.version,
+            "plugins": labels(&rt.own),
+            "default_provider": rt.default_provider,
+        },
+    })
 }
 
 #[derive(Deserialize)]

@@ -16,6 +16,18 @@
 //! fail_open = true
 //! ```
 //!
+//! A platform bundle may also pin rules on single tenants, which their own bundles
+//! cannot change:
+//!
+//! ```toml
+//! [tenants.acme]
+//! allowed_providers = ["anthropic"]
+//! allowed_models = ["claude-*"]
+//! [[tenants.acme.plugins]]
+//! name = "budget-limit"
+//! config = { limits = [{ name = "cap", scope = "tenant", metric = "cost", period = "month", limit = 500.0 }] }
+//! ```
+//!
 //! Components named by `path` are read and sent base64-encoded in `wasm`, so the
 //! gateway never reads the operator's filesystem.
 
@@ -44,6 +56,21 @@ struct BundleFile {
     models: Option<Vec<String>>,
     #[serde(default)]
     plugins: Vec<PluginFile>,
+    /// Platform bundles: rules pinned per tenant.
+    #[serde(default)]
+    tenants: Option<std::collections::BTreeMap<String, PinnedFile>>,
+}
+
+/// A `[tenants.<id>]` section of a platform bundle file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinnedFile {
+    #[serde(default)]
+    plugins: Vec<PluginFile>,
+    #[serde(default)]
+    allowed_providers: Option<Vec<String>>,
+    #[serde(default)]
+    allowed_models: Option<Vec<String>>,
 }
 
 /// One `[[plugins]]` entry of the bundle file.
@@ -70,6 +97,17 @@ struct BundleBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     models: Option<Vec<String>>,
     plugins: Vec<PluginBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenants: Option<std::collections::BTreeMap<String, PinnedBody>>,
+}
+
+#[derive(Serialize)]
+struct PinnedBody {
+    plugins: Vec<PluginBody>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_providers: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    allowed_models: Option<Vec<String>>,
 }
 
 #[derive(Serialize)]
@@ -100,18 +138,42 @@ pub fn read_bundle_file(path: &Path) -> anyhow::Result<Value> {
 /// and configs that are not tables are errors.
 pub fn parse_bundle(text: &str, base_dir: &Path) -> anyhow::Result<Value> {
     let file: BundleFile = toml::from_str(text)?;
-    let plugins = file
-        .plugins
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| plugin_body(p, base_dir).with_context(|| format!("plugins[{i}]")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let plugins = plugin_bodies(file.plugins, base_dir, "plugins")?;
+    let tenants = match file.tenants {
+        None => None,
+        Some(t) => Some(
+            t.into_iter()
+                .map(|(id, p)| {
+                    let plugins = plugin_bodies(p.plugins, base_dir, &format!("tenants.{id}.plugins"))?;
+                    let body = PinnedBody {
+                        plugins,
+                        allowed_providers: p.allowed_providers,
+                        allowed_models: p.allowed_models,
+                    };
+                    Ok((id, body))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    };
     let body = BundleBody {
         default_provider: file.default_provider,
         models: file.models,
         plugins,
+        tenants,
     };
     Ok(serde_json::to_value(body)?)
+}
+
+fn plugin_bodies(
+    plugins: Vec<PluginFile>,
+    base_dir: &Path,
+    field: &str,
+) -> anyhow::Result<Vec<PluginBody>> {
+    plugins
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| plugin_body(p, base_dir).with_context(|| format!("{field}[{i}]")))
+        .collect()
 }
 
 fn plugin_body(p: PluginFile, base_dir: &Path) -> anyhow::Result<PluginBody> {

@@ -2,54 +2,60 @@
 //! `/v1/messages/count_tokens`, OpenAI `/v1/chat/completions`. They share one path
 //! through the pipeline; only the client's API shape differs.
 
-use super::{RequestId, body_rejection, forward};
-use crate::error::ApiFlavor;
+use super::client_gate::PreAuthSlot;
+use super::{RequestId, forward};
+use crate::error::{ApiError, ApiFlavor, ErrorKind};
 use crate::pipeline::{self, Exchange};
 use crate::plugins::Endpoint;
 use crate::server::AppState;
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `POST /v1/messages`, streamed or not.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(RequestId(id)): Extension<RequestId>,
+    slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    model_request(state, &id, headers, body, Endpoint::Messages).await
+    model_request(state, &id, slot, headers, body, Endpoint::Messages).await
 }
 
 /// `POST /v1/messages/count_tokens`.
 pub async fn count_tokens(
     State(state): State<Arc<AppState>>,
     Extension(RequestId(id)): Extension<RequestId>,
+    slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    model_request(state, &id, headers, body, Endpoint::CountTokens).await
+    model_request(state, &id, slot, headers, body, Endpoint::CountTokens).await
 }
 
 /// `POST /v1/chat/completions` (OpenAI), streamed or not.
 pub async fn chat_completions(
     State(state): State<Arc<AppState>>,
     Extension(RequestId(id)): Extension<RequestId>,
+    slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
-    model_request(state, &id, headers, body, Endpoint::ChatCompletions).await
+    model_request(state, &id, slot, headers, body, Endpoint::ChatCompletions).await
 }
 
 async fn model_request(
     state: Arc<AppState>,
     id: &str,
+    slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     endpoint: Endpoint,
 ) -> Response {
     let (name, flavor) = match endpoint {
@@ -58,13 +64,46 @@ async fn model_request(
         Endpoint::ChatCompletions => ("chat_completions", ApiFlavor::OpenAi),
     };
     let mut ex = Exchange::new(&state, id, name, flavor, &headers);
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return ex.fail(body_rejection(e)),
+    // The key first: a client without one never gets its body read.
+    let key = match pipeline::authenticate(&state, &mut ex, &headers) {
+        Ok(k) => k,
+        Err(e) => return ex.fail(e),
     };
-    let admitted = match pipeline::admit(&state, &mut ex, &headers, body, endpoint).await {
+    if let Some(Extension(slot)) = slot {
+        slot.release();
+    }
+    let body = match read_body(body, state.max_body_bytes, state.body_read_timeout).await {
+        Ok(b) => b,
+        Err(e) => return ex.fail(e),
+    };
+    let admitted = match pipeline::admit(&state, &mut ex, key, &headers, body, endpoint).await {
         Ok(a) => a,
         Err(e) => return ex.fail(e),
     };
     forward::forward(ex, admitted, endpoint, &headers).await
+}
+
+/// The whole request body, at most `max` bytes, within `timeout`.
+async fn read_body(body: Body, max: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, max)).await {
+        Err(_) => Err(ApiError::invalid(format!(
+            "the request body did not arrive within {} s",
+            timeout.as_secs()
+        ))
+        .with_status(StatusCode::REQUEST_TIMEOUT)),
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            Err(if too_large {
+                ApiError::new(
+                    ErrorKind::RequestTooLarge,
+                    format!("request body is too large (at most {max} bytes)"),
+                )
+            } else {
+                ApiError::invalid(format!("could not read the request body: {e}"))
+            })
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The HTTP surface: routes, the request-id layer, and the JSON fallbacks that keep every
 //! answer in the client's API shape.
 
+pub mod client_gate;
 mod forward;
+pub mod listener;
 mod messages;
 mod metrics;
 mod models;
@@ -40,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), client_gate::gate))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -84,21 +87,4 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     ApiError::invalid(format!("method {method} is not allowed on {}", uri.path()))
         .with_status(StatusCode::METHOD_NOT_ALLOWED)
         .into_response()
-}
-
-/// Maps a body-read failure (too large, broken connection) to a client error.
-pub(crate) fn body_rejection(e: axum::extract::rejection::BytesRejection) -> ApiError {
-    let status = e.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            crate::error::ErrorKind::RequestTooLarge,
-            "request body is too large",
-        )
-    } else {
-        ApiError::invalid(format!(
-            "could not read the request body: {}",
-            e.body_text()
-        ))
-        .with_status(status)
-    }
 }

@@ -113,16 +113,21 @@ async fn allowed_models(
             pipeline::default_provider(state, &state.tenant(&key.tenant_id), &key.tenant_id).ok();
         let mut providers: Vec<_> = default.iter().cloned().collect();
         providers.extend(state.providers.iter().cloned());
+        // Only what the operator's pins let this tenant be served.
+        let pins = &tenant.pinned;
+        providers.retain(|p| pins.allows_provider(&p.id).is_ok());
         for p in &providers {
-            for m in &p.models {
+            for m in p.models.iter().filter(|m| pins.allows(&p.id, m).is_ok()) {
                 push(&mut models, m, &p.id);
             }
         }
         if models.is_empty()
-            && let Some(p) = default
+            && let Some(p) = default.filter(|p| pins.allows_provider(&p.id).is_ok())
         {
             for m in upstream_models(&p, headers).await? {
-                push(&mut models, &m, &p.id);
+                if pins.allows(&p.id, &m).is_ok() {
+                    push(&mut models, &m, &p.id);
+                }
             }
         }
     }

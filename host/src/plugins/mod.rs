@@ -8,6 +8,7 @@
 
 mod bindings;
 mod chain;
+mod compile;
 mod isolation;
 mod output;
 mod runtime;
@@ -17,6 +18,9 @@ pub use bindings::{
     Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,
 };
 pub use chain::{BudgetOutcome, ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
+pub use compile::{
+    CompileBudget, Compiler, compile_to_artifact, precheck, run_worker, set_compile_worker,
+};
 pub use isolation::TenantSandbox;
 pub use output::{OutputLimits, Trimmed};
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};

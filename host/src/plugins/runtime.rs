@@ -4,6 +4,7 @@ use super::PluginError;
 use super::bindings::{
     Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
 };
+use super::compile::{self, Compiler};
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -67,9 +68,16 @@ pub struct PluginRuntime {
     pool: Slots,
     cache_dir: Option<PathBuf>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
+    /// Components refused at compile time, by hash, so a bomb is not compiled twice.
+    refused: Mutex<HashMap<String, String>>,
     wasi: sandbox::WasiPool,
     output: OutputLimits,
+    compiler: Compiler,
+    max_component_bytes: usize,
 }
+
+/// Refused hashes remembered at most.
+const REFUSED_MAX: usize = 1_024;
 
 /// How long a call made for no tenant waits for an instance slot.
 const DEFAULT_QUEUE: Duration = Duration::from_secs(1);
@@ -109,11 +117,8 @@ impl PluginRuntime {
             // was the largest cost in the instantiate profile.
             .linear_memory_keep_resident(512 << 10)
             .table_keep_resident(64 << 10);
-        let mut config = Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let mut config = compile::base_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -130,9 +135,20 @@ impl PluginRuntime {
             pool: Slots::new(max_instances),
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
             wasi: sandbox::WasiPool::default(),
             output: OutputLimits::default(),
+            compiler: Compiler::InProcess,
+            max_component_bytes: 64 << 20,
         })
+    }
+
+    /// The same runtime compiling with `compiler`, refusing components over
+    /// `max_component_bytes`.
+    pub fn with_compiler(mut self, compiler: Compiler, max_component_bytes: usize) -> Self {
+        self.compiler = compiler;
+        self.max_component_bytes = max_component_bytes;
+        self
     }
 
     /// The same runtime with `output` as the bounds on what plugins return.
@@ -179,9 +195,7 @@ impl PluginRuntime {
             plugin: label.to_string(),
             message,
         };
-        let component = self
-            .compile_cached(&hash, bytes)
-            .map_err(|e| compile_err(format!("{e:#}")))?;
+        let component = self.compile_cached(&hash, bytes).await.map_err(compile_err)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
@@ -210,6 +224,18 @@ impl PluginRuntime {
                 plugin: label.to_string(),
                 failure,
             })?;
+        let info = &loaded.info;
+        if info.name.len() > 64
+            || info.version.len() > 64
+            || info.hooks.len() > 16
+            || info.config_schema.len() > 64 << 10
+        {
+            return Err(compile_err(
+                "describe returned more than the host accepts (name and version at most 64 \
+                 bytes, config schema at most 64 KiB)"
+                    .into(),
+            ));
+        }
         let loaded = Arc::new(loaded);
         if let Ok(mut m) = self.loaded.lock() {
             m.insert(hash, loaded.clone());
@@ -387,17 +413,52 @@ impl PluginRuntime {
         result
     }
 
-    fn compile_cached(&self, hash: &str, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.cache_dir else {
-            return Component::new(&self.engine, bytes);
-        };
+    /// The compiled component of `bytes`: from the cache, or compiled (off the async
+    /// workers; in a budgeted child process when isolated) after the size cap and the
+    /// structural check.
+    async fn compile_cached(&self, hash: &str, bytes: &[u8]) -> Result<Component, String> {
+        if bytes.len() > self.max_component_bytes {
+            return Err(format!(
+                "the component is {} bytes; at most {} are accepted ([sandbox] max_component_bytes)",
+                bytes.len(),
+                self.max_component_bytes
+            ));
+        }
+        if let Some(why) = self.refused.lock().ok().and_then(|m| m.get(hash).cloned()) {
+            return Err(why);
+        }
+        let result = self.compile_checked(hash, bytes).await;
+        if let Err(why) = &result
+            && let Ok(mut m) = self.refused.lock()
+            && m.len() < REFUSED_MAX
+        {
+            m.insert(hash.to_string(), why.clone());
+        }
+        result
+    }
+
+    async fn compile_checked(&self, hash: &str, bytes: &[u8]) -> Result<Component, String> {
+        compile::precheck(bytes)?;
         // Artifacts are only valid for the same engine build and settings.
         let mut h = std::hash::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        let file = dir.join(format!("{hash}-{:016x}.cwasm", h.finish()));
+        let name = format!("{hash}-{:016x}.cwasm", h.finish());
+        let dir = match (&self.cache_dir, &self.compiler) {
+            (Some(dir), _) => dir.clone(),
+            (None, Compiler::InProcess) => {
+                let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
+                return tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("{e:#}"));
+            }
+            (None, Compiler::Isolated(_)) => std::env::temp_dir().join("tollgate-compile"),
+        };
+        let file = dir.join(name);
         if file.exists() {
             // SAFETY: the file was written by `Component::serialize` of an engine with the
-            // same compatibility hash, into a directory only the gateway writes.
+            // same compatibility hash (this process or its compile worker), into a
+            // directory only the gateway writes.
             match unsafe { Component::deserialize_file(&self.engine, &file) } {
                 Ok(c) => return Ok(c),
                 Err(e) => {
@@ -405,20 +466,38 @@ impl PluginRuntime {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes)?;
-        match component.serialize() {
-            Ok(art) => {
-                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, &art)
-                    .and_then(|_| std::fs::rename(&tmp, &file))
-                    .is_err()
-                {
-                    tracing::warn!(file = %file.display(), "could not write plugin cache entry");
-                }
+        match &self.compiler {
+            Compiler::Isolated(budget) => {
+                tokio::fs::create_dir_all(&dir)
+                    .await
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                compile::compile_isolated(budget, bytes, &file).await?;
+                // SAFETY: as above; the worker is this binary with the same settings.
+                unsafe { Component::deserialize_file(&self.engine, &file) }
+                    .map_err(|e| format!("the compiled component does not load: {e:#}"))
             }
-            Err(e) => tracing::warn!(error = %e, "could not serialize compiled plugin"),
+            Compiler::InProcess => {
+                let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
+                let component =
+                    tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("{e:#}"))?;
+                match component.serialize() {
+                    Ok(art) => {
+                        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                        if std::fs::write(&tmp, &art)
+                            .and_then(|_| std::fs::rename(&tmp, &file))
+                            .is_err()
+                        {
+                            tracing::warn!(file = %file.display(), "could not write plugin cache entry");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not serialize compiled plugin"),
+                }
+                Ok(component)
+            }
         }
-        Ok(component)
     }
 }
 

@@ -109,6 +109,8 @@ struct Registry {
 #[derive(Debug, Default)]
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// What the gateway refused or deferred to protect itself (request path counters).
+    pub protection: super::Protection,
 }
 
 /// Live values read at scrape time.
@@ -159,6 +161,7 @@ impl Metrics {
         reg.render(&mut out);
         drop(reg);
         render_gauges(&mut out, gauges);
+        self.protection.render(&mut out);
         out
     }
 }

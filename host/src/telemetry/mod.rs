@@ -4,6 +4,8 @@
 
 pub mod metrics;
 pub mod otlp;
+pub mod protection;
 
 pub use metrics::{BudgetGauge, Gauges, Metrics, MetricsObserver};
 pub use otlp::{OtlpTarget, SpanObserver};
+pub use protection::{ConnRefused, Protection, Unauthenticated};

@@ -473,7 +473,9 @@ async function bundlesView(app, params) {
     const base = s == null ? "/bundle" : "/tenants/" + encodeURIComponent(s) + "/bundle";
     let versions = [];
     try { versions = (await api(base + "/versions")).data; } catch (e) { versions = []; }
-    rows.push({ scope: s, base, versions, active: versions.find((v) => v.active) });
+    let layers = null;
+    if (s != null) { try { layers = (await api("/tenants/" + encodeURIComponent(s))).layers; } catch (e) { layers = null; } }
+    rows.push({ scope: s, base, versions, layers, active: versions.find((v) => v.active) });
   }
   const list = h("div", { id: "bundles" });
   for (const r of rows) {
@@ -481,7 +483,8 @@ async function bundlesView(app, params) {
     const section = h("div", { class: "panel", style: "margin-bottom:12px", "data-scope": r.scope == null ? "*" : r.scope },
       h("h2", { style: "margin-top:0" }, name),
       r.active ? h("p", {}, `Active: version ${r.active.version} by ${r.active.author}, ${fmt.time(r.active.created_at_ms)} — ${r.active.summary}`)
-        : h("p", { class: "muted" }, r.scope == null ? "No platform bundle applied." : "No bundle applied: the config file's chain serves."));
+        : h("p", { class: "muted" }, r.scope == null ? "No platform bundle applied." : "No bundle of its own applied."));
+    if (r.layers) section.appendChild(layersView(r.layers));
     if (r.versions.length) {
       const out = h("div", { class: "muted" });
       section.appendChild(table([
@@ -508,6 +511,20 @@ async function bundlesView(app, params) {
     list.appendChild(section);
   }
   app.replaceChildren(h("h1", {}, "Policy bundles"), list);
+}
+
+/** The layers a tenant's requests pass through, in order; the pinned one is locked. */
+function layersView(l) {
+  const names = (ps) => (ps.length ? ps.join(" → ") : "none");
+  const allow = (v) => (v == null ? "any" : v.join(", "));
+  const pinned = l.pinned;
+  return h("ol", { class: "layers" },
+    h("li", {}, h("strong", {}, "Platform bundle"), ` (every tenant${l.platform.version ? ", v" + l.platform.version : ""}): `, names(l.platform.plugins)),
+    h("li", { class: "locked", title: "Only the platform admin can change these" },
+      h("strong", {}, "🔒 Pinned by the operator"), ` (${pinned.source}): `, names(pinned.plugins),
+      `; providers: ${allow(pinned.allowed_providers)}; models: ${allow(pinned.allowed_models)}`),
+    h("li", {}, h("strong", {}, "Tenant's own bundle"), ` (${l.own.version ? "v" + l.own.version : "none applied"}): `, names(l.own.plugins),
+      l.own.default_provider ? `; default provider: ${l.own.default_provider}` : ""));
 }
 
 // ---- shell ---------------------------------------------------------------------------

@@ -1,0 +1,172 @@
+//! Accepting connections within limits: at most `max_connections` open in all and
+//! `max_connections_per_client` from one address (a connection over either is closed
+//! as soon as it is accepted), a header-read timeout that also closes idle keep-alive
+//! connections, and a bounded drain on shutdown. A client holding sockets open can use
+//! up only its own share, never everybody's.
+
+use crate::config::ServerConfig;
+use crate::telemetry::{ConnRefused, Metrics};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tower::ServiceExt as _;
+
+/// Open connections, in all and per client address.
+#[derive(Debug, Default)]
+pub struct Connections {
+    max_total: usize,
+    max_per_client: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One open connection's place; dropping it frees the place.
+#[derive(Debug)]
+pub struct ConnSlot {
+    conns: Arc<Connections>,
+    ip: IpAddr,
+}
+
+impl Connections {
+    /// Caps of `max_total` connections, `max_per_client` of them from one address.
+    pub fn new(max_total: usize, max_per_client: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_total,
+            max_per_client,
+            open: Mutex::default(),
+        })
+    }
+
+    /// A place for a connection from `ip`, or which cap is full.
+    pub fn open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnSlot, ConnRefused> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per) = &mut *open;
+        if *total >= self.max_total {
+            return Err(ConnRefused::Total);
+        }
+        let mine = per.entry(ip).or_insert(0);
+        if *mine >= self.max_per_client {
+            return Err(ConnRefused::PerClient);
+        }
+        *mine += 1;
+        *total += 1;
+        Ok(ConnSlot {
+            conns: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut open = self.conns.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per) = &mut *open;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then stops
+/// accepting, lets requests in flight finish (at most `drain_timeout_ms`) and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: &ServerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let conns = Connections::new(limits.max_connections, limits.max_connections_per_client);
+    let graceful = GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms))
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors (or a transient error): back off briefly
+                    // instead of spinning; connections that close free descriptors.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let slot = match conns.open(peer.ip()) {
+            Ok(s) => s,
+            Err(why) => {
+                metrics.protection.connection_refused(why);
+                drop(stream);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = app
+            .clone()
+            .map_request(move |mut req: axum::http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
+        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let conn = graceful.watch(conn);
+        let metrics = metrics.clone();
+        metrics.protection.connection_opened();
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, client = %peer, "connection ended with an error");
+            }
+            metrics.protection.connection_closed();
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let drain = Duration::from_millis(limits.drain_timeout_ms);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(drain) => {
+            tracing::warn!(after_ms = limits.drain_timeout_ms, "shutdown: connections still open after the drain timeout");
+        }
+    }
+    Ok(())
+}
+
+/// The client address of a request, when it came through [`serve`].
+pub fn client_addr(req: &axum::http::request::Parts) -> Option<SocketAddr> {
+    req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_hold_per_client_and_in_all_and_free_on_drop() {
+        let c = Connections::new(3, 2);
+        let a: IpAddr = [127, 0, 0, 2].into();
+        let b: IpAddr = [127, 0, 0, 3].into();
+        let a1 = c.open(a).expect("a1");
+        let _a2 = c.open(a).expect("a2");
+        assert_eq!(c.open(a).unwrap_err(), ConnRefused::PerClient);
+        let _b1 = c.open(b).expect("b1");
+        assert_eq!(c.open(b).unwrap_err(), ConnRefused::Total);
+        drop(a1);
+        assert!(c.open(b).is_ok());
+    }
+}

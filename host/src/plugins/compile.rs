@@ -1,0 +1,245 @@
+//! Turning component bytes into machine code without letting a hostile component hurt
+//! the gateway: a size cap, a cheap structural check of what it imports and exports
+//! before any compiling, and (in the server) compiling in a child process with a CPU
+//! time, wall-clock and memory budget, at a lower priority, so a compile bomb costs
+//! only that child. The artifact comes back through the compiled-plugin cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+use wasmtime::{Config, Engine};
+
+/// The engine settings compiled code depends on. The serving engine adds only runtime
+/// settings (the pooling allocator), so a compile worker using these produces
+/// artifacts it can load.
+pub(super) fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true).epoch_interruption(true);
+    config
+}
+
+/// Where and within what budget components are compiled.
+#[derive(Clone, Debug)]
+pub enum Compiler {
+    /// On a blocking thread of this process (trusted components: tests, the CLI).
+    InProcess,
+    /// In a child process (`tollgate __compile-plugin`), within a budget.
+    Isolated(CompileBudget),
+}
+
+/// The budget of one isolated compile.
+#[derive(Clone, Debug)]
+pub struct CompileBudget {
+    /// The `tollgate` binary to run the worker from.
+    pub exe: PathBuf,
+    /// Longest a compile may take, wall clock and CPU.
+    pub timeout: Duration,
+    /// Most memory the worker may allocate.
+    pub memory_bytes: u64,
+}
+
+static WORKER: OnceLock<PathBuf> = OnceLock::new();
+
+/// Records the binary that can run `__compile-plugin` (the `tollgate` binary sets it
+/// to itself at start); without it, components compile in process.
+pub fn set_compile_worker(exe: PathBuf) {
+    let _ = WORKER.set(exe);
+}
+
+impl Compiler {
+    /// Isolated compiles within `timeout` and `memory_bytes` when a worker binary is
+    /// known, else in process.
+    pub fn isolated_if_possible(timeout: Duration, memory_bytes: u64) -> Self {
+        match WORKER.get() {
+            Some(exe) => Self::Isolated(CompileBudget {
+                exe: exe.clone(),
+                timeout,
+                memory_bytes,
+            }),
+            None => Self::InProcess,
+        }
+    }
+}
+
+/// Checks, without compiling, that `bytes` is a component whose top-level imports are
+/// WASI and the Tollgate host interfaces only, and that it exports the Tollgate guest
+/// interface.
+pub fn precheck(bytes: &[u8]) -> Result<(), String> {
+    use wasmparser::{Encoding, Parser, Payload};
+    let mut depth = 0usize;
+    let mut exports_guest = false;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| format!("not a valid WebAssembly binary: {e}"))?;
+        match payload {
+            Payload::Version { encoding, .. } if depth == 0 => {
+                if encoding != Encoding::Component {
+                    return Err("this is a core WebAssembly module, not a component: build \
+                                the plugin for wasm32-wasip2 with the guest SDK"
+                        .into());
+                }
+            }
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| format!("unreadable import: {e}"))?;
+                    let name = import.name.name;
+                    if !(name.starts_with("wasi:") || name.starts_with("tollgate:plugin/")) {
+                        return Err(format!(
+                            "imports '{name}', which the gateway does not offer (plugins may \
+                             import only tollgate:plugin/host and WASI)"
+                        ));
+                    }
+                }
+            }
+            Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| format!("unreadable export: {e}"))?;
+                    exports_guest |= export.name.name.starts_with("tollgate:plugin/guest@");
+                }
+            }
+            _ => {}
+        }
+    }
+    if !exports_guest {
+        return Err("does not export tollgate:plugin/guest: build it with the guest SDK's \
+                    export_plugin! macro"
+            .into());
+    }
+    Ok(())
+}
+
+/// Compiles `bytes` with the base settings and returns the serialized artifact (what
+/// the compile worker does, and what an in-process compile stores in the cache).
+pub fn compile_to_artifact(bytes: &[u8], parallel: bool) -> anyhow::Result<Vec<u8>> {
+    let mut config = base_config();
+    config.parallel_compilation(parallel);
+    let engine = Engine::new(&config)?;
+    let component = wasmtime::component::Component::new(&engine, bytes)?;
+    Ok(component.serialize()?)
+}
+
+/// The compile worker (`tollgate __compile-plugin`): limits itself, compiles `input`
+/// and writes the artifact to `output`. Exits non-zero with the reason on stderr.
+pub fn run_worker(input: &Path, output: &Path, memory_bytes: u64, cpu_s: u64) -> anyhow::Result<()> {
+    use rustix::process::{Resource, Rlimit, setpriority_process, setrlimit};
+    // A compile bomb gets less CPU than the data plane, and dies at its budget.
+    let _ = setpriority_process(None, 10);
+    let limit = |n: u64| Rlimit {
+        current: Some(n),
+        maximum: Some(n),
+    };
+    setrlimit(Resource::As, limit(memory_bytes))?;
+    setrlimit(Resource::Cpu, limit(cpu_s.max(1)))?;
+    let bytes = std::fs::read(input)?;
+    let artifact = compile_to_artifact(&bytes, false)?;
+    let tmp = output.with_extension("partial");
+    std::fs::write(&tmp, &artifact)?;
+    std::fs::rename(&tmp, output)?;
+    Ok(())
+}
+
+/// Runs the worker on `bytes` within `budget` and returns the path of the artifact it
+/// wrote (`artifact`); the error says which budget was exceeded.
+pub async fn compile_isolated(
+    budget: &CompileBudget,
+    bytes: &[u8],
+    artifact: &Path,
+) -> Result<(), String> {
+    let dir = artifact
+        .parent()
+        .ok_or_else(|| "the compiled-plugin cache has no directory".to_string())?;
+    let input = artifact.with_extension("input.wasm");
+    tokio::fs::write(&input, bytes)
+        .await
+        .map_err(|e| format!("cannot stage the component in {}: {e}", dir.display()))?;
+    let cpu_s = budget.timeout.as_secs().max(1);
+    let child = tokio::process::Command::new(&budget.exe)
+        .arg("__compile-plugin")
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(artifact)
+        .arg("--memory-bytes")
+        .arg(budget.memory_bytes.to_string())
+        .arg("--cpu-s")
+        .arg(cpu_s.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let result = match child {
+        Err(e) => Err(format!("cannot start the compile worker: {e}")),
+        Ok(child) => match tokio::time::timeout(budget.timeout, child.wait_with_output()).await
+        {
+            Err(_) => Err(format!(
+                "compiling took longer than {} ms ([sandbox] compile_timeout_ms)",
+                budget.timeout.as_millis()
+            )),
+            Ok(Err(e)) => Err(format!("the compile worker failed: {e}")),
+            Ok(Ok(out)) if out.status.success() => Ok(()),
+            Ok(Ok(out)) => Err(worker_failure(&out, budget)),
+        },
+    };
+    let _ = tokio::fs::remove_file(&input).await;
+    result
+}
+
+/// Why the worker failed, in terms of the budget it ran under.
+fn worker_failure(out: &std::process::Output, budget: &CompileBudget) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+    let memory = stderr.contains("memory allocation")
+        || stderr.contains("out of memory")
+        || stderr.contains("Cannot allocate memory");
+    match out.status.signal() {
+        // SIGXCPU: the CPU budget; SIGKILL: the kernel or the timeout.
+        Some(24) => format!(
+            "compiling used more than {} s of CPU ([sandbox] compile_timeout_ms)",
+            budget.timeout.as_secs().max(1)
+        ),
+        _ if memory => format!(
+            "compiling needed more than {} MiB ([sandbox] compile_memory_mib)",
+            budget.memory_bytes >> 20
+        ),
+        Some(sig) => format!("the compile worker died (signal {sig}): {tail}"),
+        None => format!("not a valid Tollgate plugin component: {tail}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_modules_and_foreign_imports_are_refused_before_compiling() {
+        // The smallest core module.
+        let core = b"\0asm\x01\0\0\0";
+        assert!(precheck(core).unwrap_err().contains("core WebAssembly module"));
+        assert!(precheck(b"not wasm at all").unwrap_err().contains("not a valid"));
+        // An empty component exports nothing.
+        let empty = b"\0asm\x0d\0\x01\0";
+        assert!(precheck(empty).unwrap_err().contains("does not export"));
+    }
+
+    #[test]
+    fn the_worker_engine_loads_into_the_serving_engine() {
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(4).total_memories(8).total_core_instances(32);
+        let mut serving = base_config();
+        serving.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let serving = Engine::new(&serving).expect("serving engine");
+        let mut worker = base_config();
+        worker.parallel_compilation(false);
+        let worker = Engine::new(&worker).expect("worker engine");
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let hash = |e: &Engine| {
+            let mut h = DefaultHasher::new();
+            e.precompile_compatibility_hash().hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&serving), hash(&worker));
+    }
+}
