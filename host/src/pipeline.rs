@@ -334,6 +334,16 @@ pub async fn admit(
     body: Bytes,
     endpoint: Endpoint,
 ) -> Result<Admitted, ApiError> {
+    // A request whose usage could not be recorded durably is not served.
+    if !state.logs.healthy() {
+        let mut e = ApiError::new(
+            crate::error::ErrorKind::Overloaded,
+            "the gateway cannot record usage right now (its usage journal is not writable); \
+             retry shortly",
+        );
+        e.retry_after = Some(5);
+        return Err(e);
+    }
     if state.captures_bodies(&key.tenant_id) {
         ex.capture = Some(Capture::new(&body, state.max_captured_bytes));
     }

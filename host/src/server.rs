@@ -574,6 +574,12 @@ impl Gateway {
         let keys = KeyCache::load(&store)?;
         let admin_tokens = crate::admin::AdminTokens::new(store.admin_tokens_blocking()?);
         let pricing = Pricing::new(&cfg.pricing).map_err(anyhow::Error::msg)?;
+        // Rows a previous run journaled but never wrote (it crashed, or its disk was
+        // full) go in first, so the ledger below counts them.
+        let journal_dir = cfg.data_dir.join("journal");
+        store
+            .recover_journal(&journal_dir)
+            .context("writing request logs left in the usage journal")?;
         let ledger = Arc::new(
             store
                 .with_conn_blocking(|c| {
@@ -630,6 +636,9 @@ impl Gateway {
             ledger: ledger.clone(),
             retention,
             observers,
+            max_queued: cfg.logs.max_queued_rows,
+            journal_dir: Some(journal_dir),
+            metrics: metrics.clone(),
         })?;
         let default_provider = cfg
             .default_provider

@@ -46,7 +46,7 @@ impl Metric {
 }
 
 /// Requests, tokens (input+output+cache) and cost (nano-USD, 1e-9 $).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Amount {
     pub requests: u64,
     pub tokens: u64,

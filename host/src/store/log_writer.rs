@@ -1,20 +1,33 @@
-//! The request-log writer: a thread that receives finished requests over a channel and
-//! writes them in batches (rows, metadata, captured bodies and their usage-ledger
-//! buckets in one transaction), so the request path never waits on the disk. After each
-//! batch, observers (metrics, trace export) see the rows; once an hour, logs past their
+//! The request-log writer: a thread that receives finished requests and writes them in
+//! batches (rows, metadata, captured bodies and their usage-ledger buckets in one
+//! transaction), so the request path never waits on the database. After each batch,
+//! observers (metrics, trace export) see the rows; every ten minutes, logs past their
 //! tenant's retention are deleted.
+//!
+//! Every row is first appended to the usage [`journal`](super::journal) on the request
+//! path, then handed to the writer over a bounded queue. When the queue is full the
+//! row is not dropped: it waits in the journal and the writer reads it from there. A
+//! batch the database refuses (a full disk, say) is kept and retried, never dropped;
+//! each written batch records how far into the journal it reached, so a crash loses
+//! nothing that was acknowledged and writes nothing twice.
 
-use super::LogRecord;
-use crate::ledger::Ledger;
+use super::journal::{Journal, Pos, read_range};
+use super::{CapturedBodies, LogRecord};
+use crate::ledger::{Amount, Ledger, LedgerEntry, Limit, ScopeKey, ScopeKind};
+use crate::telemetry::Metrics;
 use rusqlite::{Connection, params};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 enum Msg {
-    Record(Box<LogRecord>),
+    /// A finished request, and where it sits in the journal (`None`: the journal could
+    /// not take it; it exists only here).
+    Record(Box<LogRecord>, Option<(Pos, Pos)>),
     Flush(mpsc::Sender<()>),
     Shutdown,
 }
@@ -45,24 +58,82 @@ pub struct WriterOptions {
     pub ledger: Arc<Ledger>,
     pub retention: Retention,
     pub observers: Vec<Box<dyn LogObserver>>,
+    /// Finished requests queued for the writer at most (the rest wait in the journal).
+    pub max_queued: usize,
+    /// Where the journal lives (`None`: no journal, rows only in memory until written).
+    pub journal_dir: Option<std::path::PathBuf>,
+    /// Counters of deferred rows and failed batches.
+    pub metrics: Arc<Metrics>,
 }
 
-/// Sends finished requests to the writer thread. Cloning is cheap.
+/// Sends finished requests to the writer. Cloning is cheap.
 #[derive(Clone)]
-pub struct LogSender(mpsc::Sender<Msg>);
+pub struct LogSender {
+    tx: mpsc::SyncSender<Msg>,
+    journal: Option<Arc<Journal>>,
+    /// Set when a row found the queue full: the writer reads the journal to catch up.
+    deferred: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
 
 impl LogSender {
-    /// Queues a row; never blocks. A row queued after shutdown is reported and dropped.
+    /// Journals a row (one write, before the request is acknowledged) and queues it
+    /// for the writer; never blocks on the writer or the database.
     pub fn send(&self, record: LogRecord) {
-        if self.0.send(Msg::Record(Box::new(record))).is_err() {
-            tracing::error!("request log writer is gone; a log row was dropped");
+        let mut record = Some(Box::new(record));
+        if let Some(journal) = &self.journal
+            && let Some(r) = &record
+        {
+            match encode(r) {
+                Ok(payload) => {
+                    let appended = journal.append(&payload, |start, end| {
+                        if let Some(r) = record.take() {
+                            self.queue(r, Some((start, end)));
+                        }
+                    });
+                    if let Err(e) = appended {
+                        self.metrics.protection.journal_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(error = %e, "cannot append to the usage journal; new requests are refused until it works again");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot encode a log row for the journal"),
+            }
+        }
+        if let Some(r) = record {
+            self.queue(r, None);
         }
     }
 
-    /// Waits until every row queued before this call is on disk.
+    fn queue(&self, record: Box<LogRecord>, pos: Option<(Pos, Pos)>) {
+        match self.tx.try_send(Msg::Record(record, pos)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Msg::Record(r, Some(_)))) => {
+                drop(r);
+                self.deferred.store(true, Ordering::Release);
+                self.metrics
+                    .protection
+                    .log_rows_deferred
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                tracing::error!("log writer queue full and the journal unavailable: a log row was lost");
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("request log writer is gone; a log row was dropped");
+            }
+        }
+    }
+
+    /// Whether finished requests can be recorded durably right now; while not, the
+    /// gateway refuses new requests rather than serve what it cannot bill.
+    pub fn healthy(&self) -> bool {
+        self.journal.as_ref().is_none_or(|j| j.healthy())
+    }
+
+    /// Waits until every row finished before this call is in the database.
     pub fn flush_blocking(&self) {
         let (tx, rx) = mpsc::channel();
-        if self.0.send(Msg::Flush(tx)).is_ok() {
+        if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.recv();
         }
     }
@@ -75,19 +146,38 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
-    pub(super) fn start(conn: Connection, opts: WriterOptions) -> Self {
-        let (tx, rx) = mpsc::channel();
+    pub(super) fn start(conn: Connection, opts: WriterOptions) -> std::io::Result<Self> {
+        let journal = match &opts.journal_dir {
+            Some(dir) => Some(Arc::new(Journal::open(dir)?)),
+            None => None,
+        };
+        let (tx, rx) = mpsc::sync_channel(opts.max_queued.max(1));
+        let sender = LogSender {
+            tx,
+            journal: journal.clone(),
+            deferred: Arc::new(AtomicBool::new(false)),
+            metrics: opts.metrics.clone(),
+        };
+        let deferred = sender.deferred.clone();
+        // Everything before the new segment is in the database already (recovered).
+        let next = journal.as_ref().map(|j| j.end()).unwrap_or_default();
+        if let Some(j) = &journal {
+            j.delete_before(next);
+        }
+        let writer = Writer {
+            conn,
+            opts,
+            journal,
+            next,
+            deferred,
+        };
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || writer_loop(conn, rx, opts))
-            .ok();
-        if handle.is_none() {
-            tracing::error!("could not start the request log writer thread");
-        }
-        Self {
-            tx: LogSender(tx),
-            handle,
-        }
+            .spawn(move || writer.run(rx))?;
+        Ok(Self {
+            tx: sender,
+            handle: Some(handle),
+        })
     }
 
     /// A handle for request handlers.
@@ -97,7 +187,7 @@ impl LogWriter {
 
     /// Writes everything queued so far, then stops the thread.
     pub fn shutdown(mut self) {
-        let _ = self.tx.0.send(Msg::Shutdown);
+        let _ = self.tx.tx.send(Msg::Shutdown);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
@@ -106,78 +196,354 @@ impl LogWriter {
 
 /// How often buckets no window reads any more, and logs past retention, are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows kept in memory while the database refuses batches; beyond them rows wait in
+/// the queue and the journal.
+const RETAIN_MAX: usize = 50_000;
+/// Longest wait between retries of a refused batch.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Msg>, mut opts: WriterOptions) {
-    let batch_size = opts.batch_size.max(1);
-    let mut batch: Vec<Box<LogRecord>> = Vec::with_capacity(batch_size);
-    let mut waiters: Vec<mpsc::Sender<()>> = Vec::new();
-    // Prune once at start: a gateway that was down for a while catches up at once.
-    prune(&conn, &opts.retention);
-    let mut pruned = Instant::now();
-    loop {
-        let deadline = Instant::now() + opts.flush;
-        let mut stop = false;
-        // Gather until the batch is full, the flush interval passes, or someone asks.
-        while batch.len() < batch_size {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            let msg = if batch.is_empty() && waiters.is_empty() {
-                rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+struct Writer {
+    conn: Connection,
+    opts: WriterOptions,
+    journal: Option<Arc<Journal>>,
+    /// The journal position up to which every row is in the database or in the batch.
+    next: Pos,
+    deferred: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        let batch_size = self.opts.batch_size.max(1);
+        let mut batch: Vec<Box<LogRecord>> = Vec::with_capacity(batch_size);
+        let mut limits: Vec<Limit> = Vec::new();
+        let mut waiters: Vec<mpsc::Sender<()>> = Vec::new();
+        let mut backoff: Option<Duration> = None;
+        let mut failed_at: Option<Instant> = None;
+        // Prune once at start: a gateway that was down for a while catches up at once.
+        prune(&self.conn, &self.opts.retention);
+        let mut pruned = Instant::now();
+        loop {
+            let deadline = Instant::now() + self.opts.flush;
+            let mut stop = false;
+            let room = if backoff.is_some() {
+                RETAIN_MAX.saturating_sub(batch.len())
             } else {
-                rx.recv_timeout(wait)
+                batch_size.saturating_sub(batch.len())
             };
-            match msg {
-                Ok(Msg::Record(r)) => batch.push(r),
-                Ok(Msg::Flush(w)) => {
-                    waiters.push(w);
-                    break;
+            let mut took = 0;
+            // Gather until the batch is full, the flush interval passes, or someone asks.
+            while took < room {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let msg = if batch.is_empty() && waiters.is_empty() && backoff.is_none() {
+                    rx.recv_timeout(self.opts.flush.max(Duration::from_millis(100)))
+                } else {
+                    rx.recv_timeout(wait)
+                };
+                match msg {
+                    Ok(Msg::Record(r, pos)) => {
+                        self.take(r, pos, &mut batch);
+                        took += 1;
+                    }
+                    Ok(Msg::Flush(w)) => {
+                        waiters.push(w);
+                        self.catch_up(&mut batch);
+                        break;
+                    }
+                    Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        // Drain whatever is already queued: nothing is lost on a clean stop.
+                        while let Ok(m) = rx.try_recv() {
+                            match m {
+                                Msg::Record(r, pos) => self.take(r, pos, &mut batch),
+                                Msg::Flush(w) => waiters.push(w),
+                                Msg::Shutdown => {}
+                            }
+                        }
+                        self.catch_up(&mut batch);
+                        stop = true;
+                        break;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => break,
                 }
-                Ok(Msg::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    // Drain whatever is already queued: nothing is lost on a clean stop.
-                    while let Ok(m) = rx.try_recv() {
-                        match m {
-                            Msg::Record(r) => batch.push(r),
-                            Msg::Flush(w) => waiters.push(w),
-                            Msg::Shutdown => {}
+            }
+            if self.deferred.swap(false, Ordering::AcqRel) {
+                self.catch_up(&mut batch);
+            }
+            if let Some(j) = &self.journal
+                && !j.healthy()
+                && j.probe()
+            {
+                tracing::info!("the usage journal accepts writes again");
+            }
+            limits.extend(self.opts.ledger.take_new_limits());
+            if !batch.is_empty() || !limits.is_empty() {
+                match write_batch(&mut self.conn, &batch, &limits, self.journal.as_ref().map(|_| self.next)) {
+                    Ok(()) => {
+                        for o in &mut self.opts.observers {
+                            o.observe(&batch);
+                        }
+                        batch.clear();
+                        limits.clear();
+                        if let Some(j) = &self.journal {
+                            j.delete_before(self.next);
+                        }
+                        if let Some(since) = failed_at.take() {
+                            tracing::info!(after_ms = since.elapsed().as_millis() as u64, "request logs are written again");
+                        }
+                        backoff = None;
+                    }
+                    Err(e) => {
+                        self.opts
+                            .metrics
+                            .protection
+                            .log_batch_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        if failed_at.is_none() {
+                            failed_at = Some(Instant::now());
+                        }
+                        let wait = backoff.map_or(Duration::from_millis(100), |b| (b * 2).min(MAX_BACKOFF));
+                        tracing::error!(error = %e, rows = batch.len(), retry_in_ms = wait.as_millis() as u64, "writing request logs failed; keeping the batch and retrying");
+                        backoff = Some(wait);
+                        if stop {
+                            // Shutting down: what is not written is still in the journal
+                            // and is written at the next start.
+                            tracing::warn!(rows = batch.len(), "stopping with rows unwritten; they are in the usage journal");
+                        } else {
+                            std::thread::sleep(wait);
                         }
                     }
-                    stop = true;
-                    break;
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
             }
-        }
-        let limits = opts.ledger.take_new_limits();
-        if !batch.is_empty() || !limits.is_empty() {
-            if let Err(e) = write_batch(&mut conn, &batch, &limits) {
-                tracing::error!(error = %e, rows = batch.len(), "writing request logs failed");
+            if pruned.elapsed() >= PRUNE_EVERY {
+                pruned = Instant::now();
+                if let Err(e) = crate::ledger::prune(&self.conn, crate::ids::now_ms()) {
+                    tracing::warn!(error = %e, "pruning old usage buckets failed");
+                }
+                prune(&self.conn, &self.opts.retention);
             }
-            for o in &mut opts.observers {
-                o.observe(&batch);
+            if backoff.is_none() {
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
+                }
             }
-            batch.clear();
-        }
-        if pruned.elapsed() >= PRUNE_EVERY {
-            pruned = Instant::now();
-            if let Err(e) = crate::ledger::prune(&conn, crate::ids::now_ms()) {
-                tracing::warn!(error = %e, "pruning old usage buckets failed");
+            if stop {
+                for w in waiters.drain(..) {
+                    let _ = w.send(());
+                }
+                return;
             }
-            prune(&conn, &opts.retention);
-        }
-        for w in waiters.drain(..) {
-            let _ = w.send(());
-        }
-        if stop {
-            return;
         }
     }
+
+    /// Adds a received row to the batch, first reading from the journal any rows that
+    /// skipped the queue before it; a row already read from the journal is skipped.
+    fn take(&mut self, r: Box<LogRecord>, pos: Option<(Pos, Pos)>, batch: &mut Vec<Box<LogRecord>>) {
+        match pos {
+            None => batch.push(r),
+            Some((start, _)) if start < self.next => {}
+            Some((start, end)) => {
+                if start > self.next {
+                    self.read_journal(Some(start), batch);
+                }
+                batch.push(r);
+                self.next = end;
+            }
+        }
+    }
+
+    /// Reads every journal row past `next` (rows that found the queue full).
+    fn catch_up(&mut self, batch: &mut Vec<Box<LogRecord>>) {
+        self.read_journal(None, batch);
+    }
+
+    fn read_journal(&mut self, to: Option<Pos>, batch: &mut Vec<Box<LogRecord>>) {
+        let Some(j) = &self.journal else { return };
+        let to = to.unwrap_or_else(|| j.end());
+        if to <= self.next {
+            return;
+        }
+        match read_range(j.dir(), self.next, Some(to)) {
+            Ok(records) => {
+                for (end, payload) in records {
+                    if !payload.is_empty() {
+                        match decode(&payload) {
+                            Ok(r) => batch.push(Box::new(r)),
+                            Err(e) => tracing::error!(error = %e, "unreadable journal record skipped"),
+                        }
+                    }
+                    self.next = end;
+                }
+                self.next = self.next.max(to);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the usage journal"),
+        }
+    }
+}
+
+/// A log row as journaled: the row itself plus what the row's serde form leaves out.
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    row: &'a LogRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<LedgerRef<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bodies: Option<&'a CapturedBodies>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a str>,
+    span_us: (i64, i64),
+}
+
+#[derive(Serialize)]
+struct LedgerRef<'a> {
+    tenant: &'a str,
+    scopes: Vec<(String, &'a str)>,
+    amount: Amount,
+    ts_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    row: LogRecord,
+    #[serde(default)]
+    ledger: Option<LedgerOwned>,
+    #[serde(default)]
+    bodies: Option<BodiesOwned>,
+    #[serde(default)]
+    traceparent: Option<String>,
+    #[serde(default)]
+    span_us: (i64, i64),
+}
+
+#[derive(Deserialize)]
+struct LedgerOwned {
+    tenant: String,
+    scopes: Vec<(String, String)>,
+    amount: Amount,
+    ts_ms: i64,
+}
+
+#[derive(Deserialize)]
+struct BodiesOwned {
+    request: String,
+    response: String,
+    request_truncated: bool,
+    response_truncated: bool,
+}
+
+/// A row as a journal payload.
+fn encode(r: &LogRecord) -> serde_json::Result<Vec<u8>> {
+    let ledger = r.ledger.as_ref().map(|l| LedgerRef {
+        tenant: l.scopes.first().map_or("", |k| &*k.tenant),
+        scopes: l
+            .scopes
+            .iter()
+            .map(|k| (k.kind_label(), &*k.value))
+            .collect(),
+        amount: l.amount,
+        ts_ms: l.ts_ms,
+    });
+    serde_json::to_vec(&EntryRef {
+        row: r,
+        ledger,
+        bodies: r.bodies.as_deref(),
+        traceparent: r.traceparent.as_deref(),
+        span_us: r.span_us,
+    })
+}
+
+/// A journal payload as a row.
+fn decode(payload: &[u8]) -> serde_json::Result<LogRecord> {
+    let e: Entry = serde_json::from_slice(payload)?;
+    let mut r = e.row;
+    r.ledger = e.ledger.map(|l| {
+        let tenant: Arc<str> = Arc::from(l.tenant);
+        LedgerEntry {
+            scopes: l
+                .scopes
+                .into_iter()
+                .filter_map(|(kind, value)| {
+                    Some(ScopeKey {
+                        tenant: tenant.clone(),
+                        kind: ScopeKind::from_label(&kind)?,
+                        value: Arc::from(value),
+                    })
+                })
+                .collect(),
+            amount: l.amount,
+            ts_ms: l.ts_ms,
+        }
+    });
+    r.bodies = e.bodies.map(|b| {
+        Box::new(CapturedBodies {
+            request: bytes::Bytes::from(b.request),
+            response: bytes::Bytes::from(b.response),
+            request_truncated: b.request_truncated,
+            response_truncated: b.response_truncated,
+        })
+    });
+    r.traceparent = e.traceparent;
+    r.span_us = e.span_us;
+    Ok(r)
+}
+
+/// Writes the journal's rows past the store's mark (those of a gateway that stopped
+/// without writing them: a crash, or a database that refused its last batches), in
+/// batches, each with its new mark. Returns how many rows were written.
+pub(super) fn recover(conn: &mut Connection, dir: &std::path::Path) -> Result<usize, super::StoreError> {
+    let mark = journal_mark(conn)?;
+    let records = read_range(dir, mark, None).map_err(|e| super::StoreError::Task(format!("reading the usage journal: {e}")))?;
+    let mut written = 0;
+    for chunk in records.chunks(1_000) {
+        let rows: Vec<Box<LogRecord>> = chunk
+            .iter()
+            .filter(|(_, p)| !p.is_empty())
+            .filter_map(|(_, p)| match decode(p) {
+                Ok(r) => Some(Box::new(r)),
+                Err(e) => {
+                    tracing::error!(error = %e, "unreadable journal record skipped");
+                    None
+                }
+            })
+            .collect();
+        let end = chunk.last().map(|(end, _)| *end).unwrap_or(mark);
+        write_batch(conn, &rows, &[], Some(end))?;
+        written += rows.len();
+    }
+    if written > 0 {
+        tracing::info!(rows = written, "wrote request logs recovered from the usage journal");
+    }
+    Ok(written)
+}
+
+/// How far into the journal the database has every row.
+fn journal_mark(conn: &Connection) -> rusqlite::Result<Pos> {
+    let mut stmt = conn.prepare_cached("SELECT segment, offset FROM journal_state WHERE id = 0")?;
+    let mut rows = stmt.query([])?;
+    Ok(match rows.next()? {
+        Some(r) => Pos {
+            segment: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            offset: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        },
+        None => Pos::default(),
+    })
 }
 
 fn write_batch(
     conn: &mut Connection,
     batch: &[Box<LogRecord>],
-    limits: &[crate::ledger::Limit],
+    limits: &[Limit],
+    journal_mark: Option<Pos>,
 ) -> Result<(), rusqlite::Error> {
     let tx = conn.transaction()?;
+    if let Some(m) = journal_mark {
+        tx.execute(
+            "INSERT INTO journal_state (id, segment, offset) VALUES (0, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, offset = excluded.offset",
+            params![
+                i64::try_from(m.segment).unwrap_or(i64::MAX),
+                i64::try_from(m.offset).unwrap_or(i64::MAX)
+            ],
+        )?;
+    }
     {
         let mut row = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_logs (request_id, ts_ms, tenant_id, key_id, trace_id, endpoint, team, user,
@@ -352,6 +718,9 @@ mod tests {
                 ledger: Arc::new(Ledger::new()),
                 retention: Retention::default(),
                 observers: Vec::new(),
+                max_queued: 1_000,
+                journal_dir: None,
+                metrics: Default::default(),
             })
             .expect("writer");
         let mut kept = row("fresh", "a", 0);
@@ -387,6 +756,176 @@ mod tests {
         left.sort();
         assert_eq!(left, vec!["fresh".to_string(), "old-b".to_string()]);
         assert_eq!(ids.1, 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn billed(id: &str, cost_nano: u64) -> LogRecord {
+        let mut r = row(id, "acme", 0);
+        r.cost_nano = cost_nano;
+        r.bodies = Some(Box::new(CapturedBodies {
+            request: Bytes::from_static("{\"q\":\"\u{e9}\"}".as_bytes()),
+            response: Bytes::from_static(b"ok"),
+            request_truncated: false,
+            response_truncated: true,
+        }));
+        r.ledger = Some(LedgerEntry {
+            scopes: Arc::from(vec![
+                ScopeKey::new("acme", ScopeKind::Tenant, "acme"),
+                ScopeKey::new("acme", ScopeKind::Metadata("project".into()), "apollo"),
+            ]),
+            amount: Amount {
+                requests: 1,
+                tokens: 10,
+                cost_nano,
+            },
+            ts_ms: r.ts_ms,
+        });
+        r
+    }
+
+    fn temp_store(name: &str) -> (std::path::PathBuf, Store) {
+        let dir = std::env::temp_dir().join(format!("tollgate-{name}-{}", crate::ids::random_token(8)));
+        let store = Store::open(&dir).expect("open");
+        (dir, store)
+    }
+
+    fn spend(store: &Store) -> (i64, i64) {
+        store
+            .with_conn_blocking(|c| {
+                let rows: i64 = c.query_row("SELECT COUNT(*) FROM request_logs", [], |r| r.get(0))?;
+                let ledger: i64 = c.query_row(
+                    "SELECT COALESCE(SUM(cost_nano), 0) FROM usage_ledger
+                     WHERE scope = 'tenant' AND period = 'total'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((rows, ledger))
+            })
+            .expect("count")
+    }
+
+    #[test]
+    fn journaled_rows_survive_a_crash_and_are_written_once() {
+        let (dir, store) = temp_store("crash");
+        let jdir = dir.join("journal");
+        // What the request path does before answering, with no writer running (the
+        // process died before its batch).
+        let journal = Journal::open(&jdir).expect("journal");
+        for i in 0..40 {
+            let payload = encode(&billed(&format!("r{i}"), 1_000)).expect("encode");
+            journal.append(&payload, |_, _| ()).expect("append");
+        }
+        drop(journal);
+        assert_eq!(spend(&store), (0, 0));
+        assert_eq!(store.recover_journal(&jdir).expect("recover"), 40);
+        assert_eq!(spend(&store), (40, 40_000));
+        // A second start finds nothing new to write.
+        assert_eq!(store.recover_journal(&jdir).expect("again"), 0);
+        assert_eq!(spend(&store), (40, 40_000));
+        let detail = store
+            .with_conn_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT request, response_truncated FROM request_bodies WHERE request_id = 'r7'",
+                    [],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
+                )?)
+            })
+            .expect("body");
+        assert_eq!(detail, ("{\"q\":\"\u{e9}\"}".to_string(), true));
+        // The writer of the next run deletes the consumed segments.
+        let writer = store
+            .log_writer(WriterOptions {
+                batch_size: 10,
+                flush: Duration::from_millis(10),
+                ledger: Arc::new(Ledger::new()),
+                retention: Retention::default(),
+                observers: Vec::new(),
+                max_queued: 100,
+                journal_dir: Some(jdir.clone()),
+                metrics: Default::default(),
+            })
+            .expect("writer");
+        writer.sender().send(billed("after", 5));
+        writer.shutdown();
+        assert_eq!(spend(&store), (41, 40_005));
+        assert_eq!(crate::store::journal::segments(&jdir).expect("segments").len(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn rows_that_find_the_queue_full_wait_in_the_journal_not_dropped() {
+        let (dir, store) = temp_store("deferred");
+        let metrics: Arc<Metrics> = Default::default();
+        let writer = store
+            .log_writer(WriterOptions {
+                batch_size: 50,
+                flush: Duration::from_millis(5),
+                ledger: Arc::new(Ledger::new()),
+                retention: Retention::default(),
+                observers: Vec::new(),
+                max_queued: 2,
+                journal_dir: Some(dir.join("journal")),
+                metrics: metrics.clone(),
+            })
+            .expect("writer");
+        let tx = writer.sender();
+        let senders: Vec<_> = (0..4)
+            .map(|t| {
+                let tx = tx.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250 {
+                        tx.send(billed(&format!("t{t}-{i}"), 1));
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.join().expect("sender");
+        }
+        tx.flush_blocking();
+        assert_eq!(spend(&store), (1_000, 1_000));
+        assert!(metrics.protection.log_rows_deferred.load(Ordering::Relaxed) > 0);
+        writer.shutdown();
+        assert_eq!(spend(&store), (1_000, 1_000));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_refused_batch_is_kept_and_written_when_the_database_takes_it() {
+        let (dir, store) = temp_store("refused");
+        let metrics: Arc<Metrics> = Default::default();
+        let writer = store
+            .log_writer(WriterOptions {
+                batch_size: 50,
+                flush: Duration::from_millis(5),
+                ledger: Arc::new(Ledger::new()),
+                retention: Retention::default(),
+                observers: Vec::new(),
+                max_queued: 100,
+                journal_dir: Some(dir.join("journal")),
+                metrics: metrics.clone(),
+            })
+            .expect("writer");
+        // Make every write fail, as a full disk would.
+        store
+            .with_conn_blocking(|c| Ok(c.execute_batch("ALTER TABLE request_logs RENAME TO request_logs_away")?))
+            .expect("break");
+        let tx = writer.sender();
+        for i in 0..30 {
+            tx.send(billed(&format!("r{i}"), 2));
+        }
+        let failed = || metrics.protection.log_batch_failures.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        while failed() == 0 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(failed() > 0, "the batch should have failed");
+        store
+            .with_conn_blocking(|c| Ok(c.execute_batch("ALTER TABLE request_logs_away RENAME TO request_logs")?))
+            .expect("mend");
+        tx.flush_blocking();
+        assert_eq!(spend(&store), (30, 60));
+        writer.shutdown();
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -550,6 +550,9 @@ mod tests {
                 ledger: std::sync::Arc::new(crate::ledger::Ledger::new()),
                 retention: crate::store::Retention::default(),
                 observers: Vec::new(),
+                max_queued: 1_000,
+                journal_dir: None,
+                metrics: Default::default(),
             })
             .expect("writer");
         let tx = writer.sender();

@@ -8,6 +8,7 @@
 mod admin_tokens;
 mod analytics;
 pub mod bundles;
+pub mod journal;
 mod keys;
 mod log_writer;
 mod logs;
@@ -173,6 +174,13 @@ CREATE TABLE request_bodies (
     response_truncated INTEGER NOT NULL DEFAULT 0
 );
 "#,
+    r#"
+CREATE TABLE journal_state (
+    id      INTEGER PRIMARY KEY CHECK (id = 0),
+    segment INTEGER NOT NULL,
+    offset  INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Handle to the store; cheap to clone.
@@ -233,10 +241,18 @@ impl Store {
     }
 
     /// Starts the batched request-log writer on its own connection; it also stores
-    /// the usage of each row and the budgets the options' ledger sees.
+    /// the usage of each row and the budgets the options' ledger sees. A writer that
+    /// cannot start stops the gateway's start: it must not serve what it cannot log.
     pub fn log_writer(&self, opts: WriterOptions) -> Result<LogWriter, StoreError> {
         let conn = open_conn(&self.path)?;
-        Ok(LogWriter::start(conn, opts))
+        LogWriter::start(conn, opts)
+            .map_err(|e| StoreError::Task(format!("starting the request log writer: {e}")))
+    }
+
+    /// Writes the rows a previous run left in the usage journal at `dir` (see
+    /// [`journal`]); run before the ledger is loaded, so it counts them.
+    pub fn recover_journal(&self, dir: &Path) -> Result<usize, StoreError> {
+        self.with_conn_blocking(|c| log_writer::recover(c, dir))
     }
 }
 
