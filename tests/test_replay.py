@@ -48,9 +48,6 @@ base_url = "{b.url}"
 
 [[tenants]]
 id = "acme"
-[[tenants.plugins]]
-name = "metadata-policy"
-config = {{ required = ["env"], allowed_values = {{ env = ["prod", "dev"] }} }}
 
 [[tenants]]
 id = "other"
@@ -62,6 +59,10 @@ id = "other"
 @pytest.fixture(scope="module")
 def traffic(gw):
     """Logged requests of tenant acme: request id by label, in arrival order."""
+    # acme's own bundle (version 1) decides them: a replay's candidate replaces it.
+    status, _, v = gw.admin("PUT", "/tenants/acme/bundle",
+                            {"plugins": [{"name": "metadata-policy", "config": ENV_POLICY}]})
+    assert status == 201 and v["version"] == 1, v
     key = gw.create_key("acme", name="replay-key")
     sent: dict[str, str] = {}
     plan = [
@@ -109,7 +110,7 @@ def test_a_stricter_policy_reports_exactly_the_requests_it_would_deny(gw, traffi
     assert change["after"]["outcome"] == "denied" and change["after"]["plugin"] == "metadata-policy"
     assert "'sales'" in change["after"]["message"]
     # A dry run: nothing applied, nothing logged.
-    assert gw.admin("GET", "/tenants/acme/bundle")[0] == 404
+    assert gw.admin("GET", "/tenants/acme/bundle")[2]["version"] == 1
     assert len(gw.logs(tenant="acme", limit=1000)) == before
 
 
@@ -178,3 +179,16 @@ config = { required = ["env"], allowed_values = { env = ["prod", "dev"], team = 
     assert "2 newly denied" in out.stdout, out.stdout
     assert traffic["sales1"] in out.stdout and traffic["sales2"] in out.stdout
     assert traffic["eng1"] not in out.stdout
+
+
+def test_rules_pinned_by_the_operator_still_decide_in_a_replay(gw, traffic):
+    # The platform pins the env policy on acme: a candidate without it cannot lift it.
+    status, _, v = gw.admin("PUT", "/bundle", {"plugins": [], "tenants": {
+        "acme": {"plugins": [{"name": "metadata-policy", "config": ENV_POLICY}]}}})
+    assert status == 201, v
+    try:
+        status, _, report = replay(gw, [])
+        assert status == 200, report
+        assert changed(report, "newly_allowed") == set()
+    finally:
+        assert gw.admin("PUT", "/bundle", {"plugins": []})[0] == 201

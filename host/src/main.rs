@@ -428,6 +428,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -670,6 +672,7 @@ async fn serve(
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
+    fit_connections_to_fd_limit(&mut cfg.server);
     let (admin_token, _) = tollgate::demo::admin_token(&cfg.data_dir)?;
     // Uploaded plugin components are compiled by this binary in a budgeted child.
     if let Ok(exe) = std::env::current_exe() {
@@ -707,6 +710,33 @@ async fn serve(
     // Tests and scripts wait for this line.
     println!("tollgate listening on {base_url}");
     gateway.serve(listener, shutdown).await
+}
+
+/// Raises the open-files limit to its hard maximum and keeps `max_connections` below
+/// it (with room for the store, plugins and upstream connections), so the connection
+/// cap, not the kernel, decides when new clients are turned away.
+fn fit_connections_to_fd_limit(server: &mut tollgate::config::ServerConfig) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let Some(max) = limit.maximum
+        && limit.current != Some(max)
+    {
+        limit.current = Some(max);
+        let _ = setrlimit(Resource::Nofile, limit.clone());
+    }
+    let Some(current) = getrlimit(Resource::Nofile).current else {
+        return;
+    };
+    // Upstream connections and the store need descriptors too.
+    let room = usize::try_from(current / 2).unwrap_or(usize::MAX);
+    if server.max_connections > room {
+        eprintln!(
+            "warning: [server] max_connections = {} exceeds what {current} open files allow; using {room}",
+            server.max_connections
+        );
+        server.max_connections = room.max(1);
+        server.max_connections_per_client = server.max_connections_per_client.min(room.max(1));
+    }
 }
 
 #[cfg(test)]

@@ -289,6 +289,14 @@ async fn create_key(
         (None, Some(s)) if s > 0 => Some(crate::ids::now_ms() + s * 1000),
         (None, Some(_)) => return Err(ApiError::invalid("expires_in_s: must be positive")),
     };
+    if let Some(at) = expires_at
+        && at <= crate::ids::now_ms()
+    {
+        return Err(ApiError::invalid(format!(
+            "expires_at: {at} ({}) is in the past; a key must expire in the future",
+            crate::ledger::rfc3339(at)
+        )));
+    }
     let new = NewKey {
         name: req.key.name,
         team: req.key.team,

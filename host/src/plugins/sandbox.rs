@@ -179,7 +179,9 @@ impl WasiPool {
     }
 }
 
-/// A WASI context for a guest std that expects WASI to exist, granting nothing.
+/// A WASI context for a guest std that expects WASI to exist, granting nothing, with
+/// clocks of millisecond resolution (a plugin has no use for finer timing, and finer
+/// timing is what side channels are measured with).
 fn deny_all_wasi() -> WasiCtx {
     use rand::SeedableRng as _;
     let mut b = WasiCtx::builder();
@@ -188,8 +190,43 @@ fn deny_all_wasi() -> WasiCtx {
         .allow_ip_name_lookup(false)
         .secure_random(rand::rngs::StdRng::seed_from_u64(0))
         .insecure_random(rand::rngs::StdRng::seed_from_u64(0))
-        .insecure_random_seed(0);
+        .insecure_random_seed(0)
+        .monotonic_clock(CoarseMonotonic)
+        .wall_clock(CoarseWall);
     b.build()
+}
+
+/// Resolution of the clocks plugins see.
+const CLOCK_RESOLUTION: Duration = Duration::from_millis(1);
+
+/// The process's monotonic clock, in whole milliseconds since the gateway started.
+struct CoarseMonotonic;
+
+impl wasmtime_wasi::HostMonotonicClock for CoarseMonotonic {
+    fn resolution(&self) -> u64 {
+        CLOCK_RESOLUTION.as_nanos() as u64
+    }
+
+    fn now(&self) -> u64 {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let ns = START.get_or_init(std::time::Instant::now).elapsed().as_nanos();
+        let res = CLOCK_RESOLUTION.as_nanos();
+        u64::try_from(ns / res * res).unwrap_or(u64::MAX)
+    }
+}
+
+/// Wall-clock time in whole milliseconds.
+struct CoarseWall;
+
+impl wasmtime_wasi::HostWallClock for CoarseWall {
+    fn resolution(&self) -> Duration {
+        CLOCK_RESOLUTION
+    }
+
+    fn now(&self) -> Duration {
+        let ms = crate::ids::now_ms().max(0) as u64;
+        Duration::from_millis(ms)
+    }
 }
 
 impl WasiView for PluginState {

@@ -1,0 +1,199 @@
+//! `hostile`: a plugin that attacks the gateway through what it returns, for the
+//! end-to-end tests of the host's bounds (docs/security.md). Where `chaos` misbehaves
+//! inside its sandbox (traps, loops, memory), `hostile` stays within its CPU and memory
+//! limits and tries to hurt the host and other tenants with its output instead. Never
+//! deploy it for real traffic.
+//!
+//! Config: `{"mode": "...", "count": n, "size": bytes, "provider": "..."}`; each mode
+//! acts in one hook and leaves the others alone:
+//!
+//! | mode             | hook   | behaviour                                                         |
+//! |------------------|--------|-------------------------------------------------------------------|
+//! | `allow`          | all    | nothing                                                           |
+//! | `huge-deny`      | policy | denies with a `size`-byte message and a bogus error type          |
+//! | `many-labels`    | policy | allows with `count` labels of `size`-byte values                  |
+//! | `log-flood`      | policy | writes `count` log lines of `size` bytes, then allows             |
+//! | `clock-probe`    | policy | labels what the WASI clocks look like from inside                 |
+//! | `many-targets`   | route  | a fallback plan of `count` targets on `provider`                  |
+//! | `many-limits`    | budget | grants `count` limits with names unique to the request            |
+//! | `fresh-limit`    | budget | grants one limit whose name is new on every request               |
+//! | `nan-limit`      | budget | grants a limit whose cap is NaN                                   |
+//! | `negative-limit` | budget | grants a limit whose cap is negative                              |
+
+use serde::Deserialize;
+use tollgate_guest::{
+    BudgetDecision, BudgetLimit, Decision, Hook, LogLevel, Metric, Period, Plugin, Request,
+    RoutePlan, Scope, Target,
+};
+
+/// The plugin; exported as the component's `guest` interface.
+pub struct Hostile;
+
+/// What the plugin attacks with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Allow,
+    HugeDeny,
+    ManyLabels,
+    LogFlood,
+    ClockProbe,
+    ManyTargets,
+    ManyLimits,
+    FreshLimit,
+    NanLimit,
+    NegativeLimit,
+}
+
+/// The plugin's config.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub mode: Mode,
+    /// How many labels, lines, targets or limits.
+    #[serde(default = "default_count")]
+    pub count: u32,
+    /// How many bytes per message, label value or line.
+    #[serde(default = "default_size")]
+    pub size: u32,
+    /// The provider of `many-targets`.
+    #[serde(default)]
+    pub provider: Option<String>,
+}
+
+fn default_count() -> u32 {
+    1_000
+}
+fn default_size() -> u32 {
+    1_024
+}
+
+impl Plugin for Hostile {
+    const NAME: &'static str = "hostile";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const HOOKS: &'static [Hook] = &[Hook::Policy, Hook::Route, Hook::Budget];
+    type Config = Config;
+
+    fn validate(c: &Config) -> Result<(), String> {
+        if c.mode == Mode::ManyTargets && c.provider.is_none() {
+            return Err("provider: required for mode = \"many-targets\"".into());
+        }
+        Ok(())
+    }
+
+    fn policy(c: &Config, req: &Request) -> Decision {
+        let text = |n: u32| "x".repeat(n as usize);
+        match c.mode {
+            Mode::HugeDeny => Decision::deny(403, "Not A Type!", text(c.size)),
+            Mode::ManyLabels => Decision::allow_with(
+                (0..c.count).map(|i| (format!("label-{i}"), text(c.size))),
+            ),
+            Mode::LogFlood => {
+                let line = text(c.size);
+                for _ in 0..c.count {
+                    req.log(LogLevel::Warn, line.clone());
+                }
+                Decision::allow()
+            }
+            Mode::ClockProbe => Decision::allow_with(clock_probe()),
+            _ => Decision::allow(),
+        }
+    }
+
+    fn route(c: &Config, _req: &Request) -> Option<RoutePlan> {
+        if c.mode != Mode::ManyTargets {
+            return None;
+        }
+        let provider = c.provider.clone().unwrap_or_default();
+        Some(RoutePlan::fallback(
+            (0..c.count).map(|_| Target::new(provider.as_str())),
+        ))
+    }
+
+    fn budget(c: &Config, req: &Request, _target: &Target) -> BudgetDecision {
+        let limit = |name: String, cap: f64| {
+            BudgetLimit::new(name, Scope::Tenant, Metric::Requests, Period::Day, cap)
+        };
+        let id = req.request_id();
+        match c.mode {
+            Mode::ManyLimits => (0..c.count).fold(BudgetDecision::allow(), |d, i| {
+                d.limit(limit(format!("l-{id}-{i}"), 1e12))
+            }),
+            Mode::FreshLimit => BudgetDecision::allow().limit(limit(format!("fresh-{id}"), 1e12)),
+            Mode::NanLimit => BudgetDecision::allow().limit(limit("nan".into(), f64::NAN)),
+            Mode::NegativeLimit => BudgetDecision::allow().limit(limit("negative".into(), -5.0)),
+            _ => BudgetDecision::allow(),
+        }
+    }
+}
+
+tollgate_guest::export_plugin!(Hostile);
+
+/// What the clocks a plugin can reach look like: the wall clock's sub-millisecond part
+/// and the smallest step the monotonic clock takes.
+fn clock_probe() -> Vec<(String, String)> {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 1_000_000)
+        .unwrap_or(u32::MAX);
+    let mut smallest = u128::MAX;
+    let mut last = std::time::Instant::now();
+    let mut steps = 0;
+    // Until the clock has moved three times (a few ms), within the call's deadline.
+    for _ in 0..20_000 {
+        let now = std::time::Instant::now();
+        let step = now.duration_since(last).as_nanos();
+        if step > 0 {
+            smallest = smallest.min(step);
+            steps += 1;
+            if steps == 3 {
+                break;
+            }
+        }
+        last = now;
+    }
+    vec![
+        ("clock.wall_sub_ms_ns".into(), wall.to_string()),
+        ("clock.monotonic_step_ns".into(), smallest.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_guest::testing::TestRequest;
+
+    #[test]
+    fn each_mode_attacks_in_its_hook() {
+        let d = TestRequest::new()
+            .run::<Hostile>(r#"{"mode": "huge-deny", "size": 5000}"#)
+            .expect("valid");
+        assert_eq!(d.denial().map(|d| d.message.len()), Some(5000));
+        let d = TestRequest::new()
+            .run::<Hostile>(r#"{"mode": "many-labels", "count": 40, "size": 3}"#)
+            .expect("valid");
+        assert_eq!(d.annotations().len(), 40);
+        let plan = TestRequest::new()
+            .run_route::<Hostile>(r#"{"mode": "many-targets", "count": 50, "provider": "p"}"#)
+            .expect("valid")
+            .expect("routed");
+        assert_eq!(plan.targets.len(), 50);
+        let b = TestRequest::new()
+            .run_budget::<Hostile>(r#"{"mode": "many-limits", "count": 7}"#, &Target::new("p"))
+            .expect("valid");
+        assert_eq!(b.limits().len(), 7);
+        let b = TestRequest::new()
+            .run_budget::<Hostile>(r#"{"mode": "nan-limit"}"#, &Target::new("p"))
+            .expect("valid");
+        assert!(b.limits()[0].limit.is_nan());
+        // Other hooks stay quiet.
+        assert!(TestRequest::new().run_route::<Hostile>(r#"{"mode": "huge-deny"}"#).expect("ok").is_none());
+        assert!(TestRequest::new()
+            .run_budget::<Hostile>(r#"{"mode": "huge-deny"}"#, &Target::new("p"))
+            .expect("ok")
+            .limits()
+            .is_empty());
+    }
+}
