@@ -47,7 +47,7 @@ lint:
 
 ## The per-request plugin cost (criterion); see README for the figure.
 bench: plugins
-	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger
+	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench log_writer
 
 clean:
 	$(CARGO) clean

@@ -238,6 +238,11 @@ def test_budgets_and_bundle_rollback(page, gw, traffic):
     page.goto(f"{gw.url}/console/#/bundles")
     section = page.locator("[data-scope=globex]")
     expect(section).to_contain_text(f"Active: version {v2['version']}")
+    # The layers a request passes: the operator's pinned rules are shown locked.
+    acme = page.locator("[data-scope=acme] ol.layers")
+    expect(acme.locator("li.locked")).to_contain_text("Pinned by the operator")
+    expect(acme.locator("li.locked")).to_contain_text("metadata-policy")
+    expect(section.locator("ol.layers li").last).to_contain_text("model-router")
     shot(page, "bundles")
     page.once("dialog", lambda d: d.accept())
     section.locator("tr", has_text="main first").locator("button.rollback").click()

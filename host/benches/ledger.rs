@@ -74,14 +74,31 @@ fn bench(c: &mut Criterion) {
     c.bench_function("ledger/admit+settle (5 scopes, 3 limits)", |b| {
         b.iter(|| {
             let r = ledger
-                .admit(scopes.clone(), limits.clone(), estimate, now, Admit::BelowCap)
+                .admit(
+                    scopes.clone(),
+                    limits.clone(),
+                    estimate,
+                    now,
+                    Admit::BelowCap,
+                )
                 .expect("within limits");
             black_box(ledger.settle(r, actual, now))
         })
     });
-    // A rolling request limit small enough to be exact: one timestamp per admission.
+    // A rolling request limit small enough to be exact: one timestamp per admission
+    // (on a key of its own: the one above has admitted far more than 10 000 a minute).
+    let own_key: Arc<[ScopeKey]> = Arc::from(vec![
+        key(ScopeKind::Tenant, "acme"),
+        key(ScopeKind::Key, "key_exact"),
+    ]);
     let exact = {
-        let mut l = limit("key-rpm-exact", &scopes[3], Metric::Requests, Period::Minute, 10_000.0);
+        let mut l = limit(
+            "key-rpm-exact",
+            &own_key[1],
+            Metric::Requests,
+            Period::Minute,
+            10_000.0,
+        );
         l.window = Window::Rolling;
         l
     };
@@ -90,7 +107,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             tick += 7; // under 10 000 a minute
             let r = ledger
-                .admit(scopes.clone(), vec![exact.clone()], estimate, tick, Admit::BelowCap)
+                .admit(
+                    own_key.clone(),
+                    vec![exact.clone()],
+                    estimate,
+                    tick,
+                    Admit::BelowCap,
+                )
                 .expect("within the limit");
             black_box(ledger.settle(r, actual, tick))
         })
@@ -102,16 +125,35 @@ fn bench(c: &mut Criterion) {
         value: Arc::from("noisy"),
     }]);
     for i in 0..10_000 {
-        let l = limit(&format!("n{i}"), &neighbour[0], Metric::Requests, Period::Day, 1e12);
+        let l = limit(
+            &format!("n{i}"),
+            &neighbour[0],
+            Metric::Requests,
+            Period::Day,
+            1e12,
+        );
         let r = ledger
             .admit(neighbour.clone(), vec![l], estimate, now, Admit::BelowCap)
             .expect("neighbour");
         ledger.settle(r, actual, now);
     }
+    let scopes: Arc<[ScopeKey]> = Arc::from(vec![
+        key(ScopeKind::Tenant, "acme"),
+        key(ScopeKind::Team, "engineering"),
+        key(ScopeKind::User, "dev@acme.com"),
+        key(ScopeKind::Key, "key_bench"),
+        key(ScopeKind::Metadata(Arc::from("project")), "apollo"),
+    ]);
     c.bench_function("ledger/admit+settle (neighbour tracks 10k limits)", |b| {
         b.iter(|| {
             let r = ledger
-                .admit(scopes.clone(), limits.clone(), estimate, now, Admit::BelowCap)
+                .admit(
+                    scopes.clone(),
+                    limits.clone(),
+                    estimate,
+                    now,
+                    Admit::BelowCap,
+                )
                 .expect("within limits");
             black_box(ledger.settle(r, actual, now))
         })

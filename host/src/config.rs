@@ -770,10 +770,7 @@ impl Config {
             check_provider(format!("{field}.default_provider"), &t.default_provider)?;
             if let Some(allowed) = &t.allowed_providers {
                 for (j, id) in allowed.iter().enumerate() {
-                    check_provider(
-                        format!("{field}.allowed_providers[{j}]"),
-                        &Some(id.clone()),
-                    )?;
+                    check_provider(format!("{field}.allowed_providers[{j}]"), &Some(id.clone()))?;
                 }
                 if let Some(d) = &t.default_provider
                     && !allowed.contains(d)
@@ -889,28 +886,123 @@ impl Config {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));
         }
         let ranges: [(&str, u64, u64, u64); 22] = [
-            ("sandbox.max_message_bytes", s.max_message_bytes as u64, 16, 1 << 20),
+            (
+                "sandbox.max_message_bytes",
+                s.max_message_bytes as u64,
+                16,
+                1 << 20,
+            ),
             ("sandbox.max_labels", s.max_labels as u64, 0, 1_000),
-            ("sandbox.max_label_bytes", s.max_label_bytes as u64, 8, 64 << 10),
-            ("sandbox.max_log_lines", u64::from(s.max_log_lines), 0, 10_000),
+            (
+                "sandbox.max_label_bytes",
+                s.max_label_bytes as u64,
+                8,
+                64 << 10,
+            ),
+            (
+                "sandbox.max_log_lines",
+                u64::from(s.max_log_lines),
+                0,
+                10_000,
+            ),
             ("sandbox.max_log_bytes", s.max_log_bytes as u64, 0, 16 << 20),
-            ("sandbox.max_route_targets", s.max_route_targets as u64, 1, 1_000),
+            (
+                "sandbox.max_route_targets",
+                s.max_route_targets as u64,
+                1,
+                1_000,
+            ),
             ("sandbox.max_attempts", u64::from(s.max_attempts), 1, 1_000),
-            ("sandbox.max_component_bytes", s.max_component_bytes as u64, 1 << 10, 1 << 30),
-            ("sandbox.compile_timeout_ms", s.compile_timeout_ms, 100, 600_000),
-            ("sandbox.compile_memory_mib", s.compile_memory_mib, 64, 65_536),
-            ("budgets.max_limits_per_request", self.budgets.max_limits_per_request as u64, 0, 10_000),
-            ("budgets.max_limits_per_tenant", self.budgets.max_limits_per_tenant as u64, 1, 100_000_000),
-            ("budgets.max_scopes_per_tenant", self.budgets.max_scopes_per_tenant as u64, 1, 100_000_000),
-            ("budgets.exact_rate_limit_max", self.budgets.exact_rate_limit_max, 0, 1_000_000),
-            ("server.max_connections", self.server.max_connections as u64, 1, 10_000_000),
-            ("server.max_connections_per_client", self.server.max_connections_per_client as u64, 1, 10_000_000),
-            ("server.header_read_timeout_ms", self.server.header_read_timeout_ms, 100, 3_600_000),
-            ("server.body_read_timeout_ms", self.server.body_read_timeout_ms, 100, 3_600_000),
-            ("server.max_unauthenticated_per_client", self.server.max_unauthenticated_per_client as u64, 1, 10_000_000),
-            ("server.drain_timeout_ms", self.server.drain_timeout_ms, 0, 3_600_000),
-            ("logs.max_queued_rows", self.logs.max_queued_rows as u64, 1, 100_000_000),
-            ("logs.unauthenticated_per_s", u64::from(self.logs.unauthenticated_per_s), 0, 1_000_000),
+            (
+                "sandbox.max_component_bytes",
+                s.max_component_bytes as u64,
+                1 << 10,
+                1 << 30,
+            ),
+            (
+                "sandbox.compile_timeout_ms",
+                s.compile_timeout_ms,
+                100,
+                600_000,
+            ),
+            (
+                "sandbox.compile_memory_mib",
+                s.compile_memory_mib,
+                64,
+                65_536,
+            ),
+            (
+                "budgets.max_limits_per_request",
+                self.budgets.max_limits_per_request as u64,
+                0,
+                10_000,
+            ),
+            (
+                "budgets.max_limits_per_tenant",
+                self.budgets.max_limits_per_tenant as u64,
+                1,
+                100_000_000,
+            ),
+            (
+                "budgets.max_scopes_per_tenant",
+                self.budgets.max_scopes_per_tenant as u64,
+                1,
+                100_000_000,
+            ),
+            (
+                "budgets.exact_rate_limit_max",
+                self.budgets.exact_rate_limit_max,
+                0,
+                1_000_000,
+            ),
+            (
+                "server.max_connections",
+                self.server.max_connections as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "server.max_connections_per_client",
+                self.server.max_connections_per_client as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+                100,
+                3_600_000,
+            ),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+                100,
+                3_600_000,
+            ),
+            (
+                "server.max_unauthenticated_per_client",
+                self.server.max_unauthenticated_per_client as u64,
+                1,
+                10_000_000,
+            ),
+            (
+                "server.drain_timeout_ms",
+                self.server.drain_timeout_ms,
+                0,
+                3_600_000,
+            ),
+            (
+                "logs.max_queued_rows",
+                self.logs.max_queued_rows as u64,
+                1,
+                100_000_000,
+            ),
+            (
+                "logs.unauthenticated_per_s",
+                u64::from(self.logs.unauthenticated_per_s),
+                0,
+                1_000_000,
+            ),
         ];
         for (field, v, lo, hi) in ranges {
             if !(lo..=hi).contains(&v) {

@@ -722,7 +722,7 @@ fn fit_connections_to_fd_limit(server: &mut tollgate::config::ServerConfig) {
         && limit.current != Some(max)
     {
         limit.current = Some(max);
-        let _ = setrlimit(Resource::Nofile, limit.clone());
+        let _ = setrlimit(Resource::Nofile, limit);
     }
     let Some(current) = getrlimit(Resource::Nofile).current else {
         return;

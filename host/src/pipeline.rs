@@ -616,7 +616,12 @@ fn enforce_pins(
     };
     decisions.push(crate::store::PluginDecision {
         plugin: "operator allow-list".into(),
-        outcome: if plan.targets.is_empty() { "deny" } else { "filtered" }.into(),
+        outcome: if plan.targets.is_empty() {
+            "deny"
+        } else {
+            "filtered"
+        }
+        .into(),
         detail: Some(format!("{dropped} target(s) dropped: {why}")),
         annotations: Vec::new(),
         micros: 0,

@@ -191,8 +191,12 @@ fn stored_spec(
                 "{at}.allowed_models: each must be a model name or glob of 1 to 256 bytes"
             )));
         }
-        let plugins =
-            stored_plugins(p.plugins, &format!("{at}.plugins"), max_component, &mut blobs)?;
+        let plugins = stored_plugins(
+            p.plugins,
+            &format!("{at}.plugins"),
+            max_component,
+            &mut blobs,
+        )?;
         tenants.insert(
             id,
             StoredPinned {

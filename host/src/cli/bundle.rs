@@ -144,7 +144,8 @@ pub fn parse_bundle(text: &str, base_dir: &Path) -> anyhow::Result<Value> {
         Some(t) => Some(
             t.into_iter()
                 .map(|(id, p)| {
-                    let plugins = plugin_bodies(p.plugins, base_dir, &format!("tenants.{id}.plugins"))?;
+                    let plugins =
+                        plugin_bodies(p.plugins, base_dir, &format!("tenants.{id}.plugins"))?;
                     let body = PinnedBody {
                         plugins,
                         allowed_providers: p.allowed_providers,

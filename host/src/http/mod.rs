@@ -42,7 +42,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(state.clone(), client_gate::gate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client_gate::gate,
+        ))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

@@ -177,7 +177,12 @@ impl Counters {
 
     /// Settled usage in a window at `now_ms`, with the window's start and reset time
     /// (see [`Reading`]).
-    pub(super) fn settled(&self, period: Period, window: Window, now_ms: i64) -> (Amount, i64, i64) {
+    pub(super) fn settled(
+        &self,
+        period: Period,
+        window: Window,
+        now_ms: i64,
+    ) -> (Amount, i64, i64) {
         let Some(parts) = self.parts(period, now_ms) else {
             return (self.total, 0, i64::MAX);
         };
@@ -185,11 +190,14 @@ impl Counters {
             Window::Calendar => (parts.cur, parts.start_ms, parts.end_ms),
             Window::Rolling => match period.index().and_then(|i| self.rings[i].as_ref()) {
                 Some(ring) => {
-                    let resets = ring
-                        .parts(now_ms)
-                        .first()
-                        .map_or(now_ms, |(at, _)| at.saturating_add(1).saturating_add(ring.len_ms()));
-                    (ring.sum(now_ms), now_ms.saturating_sub(ring.len_ms()), resets)
+                    let resets = ring.parts(now_ms).first().map_or(now_ms, |(at, _)| {
+                        at.saturating_add(1).saturating_add(ring.len_ms())
+                    });
+                    (
+                        ring.sum(now_ms),
+                        now_ms.saturating_sub(ring.len_ms()),
+                        resets,
+                    )
                 }
                 None => {
                     // No ring yet: the previous bucket counts whole (never less than the
@@ -270,7 +278,10 @@ mod tests {
         let (a, start, _) = c.settled(Period::Minute, Window::Rolling, now);
         assert_eq!(a.requests, 110);
         assert_eq!(start, now - 60_000);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 180_000).0, Amount::ZERO);
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, t0 + 180_000).0,
+            Amount::ZERO
+        );
     }
 
     #[test]
@@ -282,16 +293,44 @@ mod tests {
         let now = t0 + 75_000;
         assert!(c.ring(Period::Minute, now).is_some());
         // The previous minute counts as if at its last instant: until t0 + 120 s.
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, now).0.requests, 110);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 119_999).0.requests, 110);
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, now).0.requests,
+            110
+        );
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, t0 + 119_999)
+                .0
+                .requests,
+            110
+        );
         // The current minute's 10 were seeded at `now`; they leave once the window's
         // start passes the end of now's sub-bucket.
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 120_000).0.requests, 10);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, now + 60_999).0.requests, 10);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, now + 61_000).0.requests, 0);
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, t0 + 120_000)
+                .0
+                .requests,
+            10
+        );
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, now + 60_999)
+                .0
+                .requests,
+            10
+        );
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, now + 61_000)
+                .0
+                .requests,
+            0
+        );
         // From now on, new usage is counted where it happens.
         c.add(reqs(1), now + 1);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, now + 30_000).0.requests, 111);
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, now + 30_000)
+                .0
+                .requests,
+            111
+        );
     }
 
     #[test]
@@ -305,7 +344,10 @@ mod tests {
         let (a, start, _) = c.settled(Period::Month, Window::Rolling, now);
         assert_eq!(a.requests, 7);
         assert_eq!(start, now - 30 * day);
-        assert_eq!(c.settled(Period::Month, Window::Calendar, now).0.requests, 0);
+        assert_eq!(
+            c.settled(Period::Month, Window::Calendar, now).0.requests,
+            0
+        );
     }
 
     #[test]

@@ -356,8 +356,18 @@ mod tests {
         // be 9: its sub-bucket ends at t0 + 11 s, so the window frees at t0 + 71 s.
         let now = t0 + 30_000;
         assert_eq!(resets_at(&l, &c, None, 9, now), t0 + 71_000);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 70_999).0.requests, 10);
-        assert_eq!(c.settled(Period::Minute, Window::Rolling, t0 + 71_000).0.requests, 9);
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, t0 + 70_999)
+                .0
+                .requests,
+            10
+        );
+        assert_eq!(
+            c.settled(Period::Minute, Window::Rolling, t0 + 71_000)
+                .0
+                .requests,
+            9
+        );
         // With an exact log the answer is to the millisecond.
         let mut log = SlidingLog::new(60_000, 10);
         for i in 0..10 {

@@ -120,7 +120,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Clone, Debug)]
 pub enum Refused {
     /// A limit is exhausted.
-    Exceeded(Exceeded),
+    Exceeded(Box<Exceeded>),
     /// Admitting would track more (limit, scope value) pairs than the tenant may.
     TooManyLimits {
         tenant: Arc<str>,
@@ -345,7 +345,13 @@ impl Ledger {
                         (_, true) => {
                             let mut log = SlidingLog::new(len, cap);
                             log.seed(&seed.unwrap_or_default());
-                            log.seed(&[(now_ms, Amount { requests: reserved, ..Amount::ZERO })]);
+                            log.seed(&[(
+                                now_ms,
+                                Amount {
+                                    requests: reserved,
+                                    ..Amount::ZERO
+                                },
+                            )]);
                             t.log = Some(log);
                         }
                         (_, false) => t.log = None,
@@ -576,7 +582,7 @@ fn check(
     estimate: Amount,
     now_ms: i64,
     mode: Admit,
-) -> Result<(), Exceeded> {
+) -> Result<(), Box<Exceeded>> {
     let cap = l.cap_units();
     let est = estimate.units(l.metric);
     let log = c.limits.get(l.name.as_str()).and_then(|t| t.log.as_ref());
@@ -600,11 +606,11 @@ fn check(
     if !over {
         return Ok(());
     }
-    Err(Exceeded {
+    Err(Box::new(Exceeded {
         limit: l.clone(),
         current,
         resets_at_ms: limit::resets_at(l, c, log, target, now_ms),
-    })
+    }))
 }
 
 /// A tracked limit's reading: the exact admission count for logged rate limits, else

@@ -352,10 +352,7 @@ pub fn load(conn: &Connection, now_ms: i64, caps: LedgerCaps) -> rusqlite::Resul
         let (Some(len), src) = (rolling::window_len_ms(*period), finer(*period)) else {
             continue;
         };
-        let (lo, hi) = (
-            bucket(src, now_ms.saturating_sub(len)),
-            bucket(src, now_ms),
-        );
+        let (lo, hi) = (bucket(src, now_ms.saturating_sub(len)), bucket(src, now_ms));
         let mut seeds: HashMap<ScopeKey, Vec<(i64, Amount)>> = HashMap::new();
         let rows = usage.query_map(params![src.as_str(), lo, hi], |row| {
             Ok(scope_of(row, 0, 1, 2)

@@ -84,7 +84,13 @@ impl Ring {
     /// The earliest instant from `now_ms` on at which the window's usage in `metric`,
     /// plus `extra` units assumed to settle now, is at most `target` units, if no new
     /// usage arrives; `None` when it never is (a negative target).
-    pub(super) fn frees_at(&self, metric: Metric, extra: u64, target: i64, now_ms: i64) -> Option<i64> {
+    pub(super) fn frees_at(
+        &self,
+        metric: Metric,
+        extra: u64,
+        target: i64,
+        now_ms: i64,
+    ) -> Option<i64> {
         let (lo, hi) = self.range(now_ms);
         let mut parts: Vec<(i64, u64)> = self
             .slots
@@ -242,7 +248,10 @@ mod tests {
         let mut log = SlidingLog::new(60_000, 5);
         let mut admitted = Vec::new();
         // Five at :45, then one attempt a second for two minutes.
-        let attempts: Vec<i64> = (0..5).map(|_| T).chain((1..=120).map(|s| T + s * 1000)).collect();
+        let attempts: Vec<i64> = (0..5)
+            .map(|_| T)
+            .chain((1..=120).map(|s| T + s * 1000))
+            .collect();
         for now in attempts {
             if log.count(now) < 5 {
                 log.push(now);
@@ -252,8 +261,14 @@ mod tests {
             }
         }
         for (i, &start) in admitted.iter().enumerate() {
-            let inside = admitted[i..].iter().filter(|&&t| t < start + 60_000).count();
-            assert!(inside <= 5, "{inside} admissions in the minute from {start}");
+            let inside = admitted[i..]
+                .iter()
+                .filter(|&&t| t < start + 60_000)
+                .count();
+            assert!(
+                inside <= 5,
+                "{inside} admissions in the minute from {start}"
+            );
         }
         // The next admission after the burst is exactly one minute after it.
         assert_eq!(admitted[5], T + 60_000);
@@ -284,11 +299,17 @@ mod tests {
                 ring.add(reqs(1), events[added]);
                 added += 1;
             }
-            let truth = events[..added].iter().filter(|&&e| e > now - 60_000).count() as u64;
+            let truth = events[..added]
+                .iter()
+                .filter(|&&e| e > now - 60_000)
+                .count() as u64;
             let read = ring.sum(now).requests;
             assert!(read >= truth, "at {now}: read {read} < true {truth}");
             // Off by at most one sub-bucket (1 s = 4 requests).
-            assert!(read <= truth + 4, "at {now}: read {read} > true {truth} + 4");
+            assert!(
+                read <= truth + 4,
+                "at {now}: read {read} > true {truth} + 4"
+            );
         }
     }
 

@@ -71,12 +71,10 @@ pub fn precheck(bytes: &[u8]) -> Result<(), String> {
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| format!("not a valid WebAssembly binary: {e}"))?;
         match payload {
-            Payload::Version { encoding, .. } if depth == 0 => {
-                if encoding != Encoding::Component {
-                    return Err("this is a core WebAssembly module, not a component: build \
-                                the plugin for wasm32-wasip2 with the guest SDK"
-                        .into());
-                }
+            Payload::Version { encoding, .. } if depth == 0 && encoding != Encoding::Component => {
+                return Err("this is a core WebAssembly module, not a component: build \
+                            the plugin for wasm32-wasip2 with the guest SDK"
+                    .into());
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
@@ -102,9 +100,11 @@ pub fn precheck(bytes: &[u8]) -> Result<(), String> {
         }
     }
     if !exports_guest {
-        return Err("does not export tollgate:plugin/guest: build it with the guest SDK's \
+        return Err(
+            "does not export tollgate:plugin/guest: build it with the guest SDK's \
                     export_plugin! macro"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }
@@ -121,7 +121,12 @@ pub fn compile_to_artifact(bytes: &[u8], parallel: bool) -> anyhow::Result<Vec<u
 
 /// The compile worker (`tollgate __compile-plugin`): limits itself, compiles `input`
 /// and writes the artifact to `output`. Exits non-zero with the reason on stderr.
-pub fn run_worker(input: &Path, output: &Path, memory_bytes: u64, cpu_s: u64) -> anyhow::Result<()> {
+pub fn run_worker(
+    input: &Path,
+    output: &Path,
+    memory_bytes: u64,
+    cpu_s: u64,
+) -> anyhow::Result<()> {
     use rustix::process::{Resource, Rlimit, setpriority_process, setrlimit};
     // A compile bomb gets less CPU than the data plane, and dies at its budget.
     let _ = setpriority_process(None, 10);
@@ -171,8 +176,7 @@ pub async fn compile_isolated(
         .spawn();
     let result = match child {
         Err(e) => Err(format!("cannot start the compile worker: {e}")),
-        Ok(child) => match tokio::time::timeout(budget.timeout, child.wait_with_output()).await
-        {
+        Ok(child) => match tokio::time::timeout(budget.timeout, child.wait_with_output()).await {
             Err(_) => Err(format!(
                 "compiling took longer than {} ms ([sandbox] compile_timeout_ms)",
                 budget.timeout.as_millis()
@@ -217,8 +221,16 @@ mod tests {
     fn core_modules_and_foreign_imports_are_refused_before_compiling() {
         // The smallest core module.
         let core = b"\0asm\x01\0\0\0";
-        assert!(precheck(core).unwrap_err().contains("core WebAssembly module"));
-        assert!(precheck(b"not wasm at all").unwrap_err().contains("not a valid"));
+        assert!(
+            precheck(core)
+                .unwrap_err()
+                .contains("core WebAssembly module")
+        );
+        assert!(
+            precheck(b"not wasm at all")
+                .unwrap_err()
+                .contains("not a valid")
+        );
         // An empty component exports nothing.
         let empty = b"\0asm\x0d\0\x01\0";
         assert!(precheck(empty).unwrap_err().contains("does not export"));
@@ -227,7 +239,9 @@ mod tests {
     #[test]
     fn the_worker_engine_loads_into_the_serving_engine() {
         let mut pool = wasmtime::PoolingAllocationConfig::default();
-        pool.total_component_instances(4).total_memories(8).total_core_instances(32);
+        pool.total_component_instances(4)
+            .total_memories(8)
+            .total_core_instances(32);
         let mut serving = base_config();
         serving.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let serving = Engine::new(&serving).expect("serving engine");

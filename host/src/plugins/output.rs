@@ -116,8 +116,7 @@ impl OutputLimits {
             ));
         }
         let ok = d.error_type.len() <= 64
-            && d
-                .error_type
+            && d.error_type
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b == b'_');
         if !ok {
@@ -181,7 +180,8 @@ impl OutputLimits {
                     ));
                 }
                 for (i, l) in grant.limits.iter().enumerate() {
-                    limit(l).map_err(|e| format!("budget limits[{i}] ('{}'): {e}", short(&l.name)))?;
+                    limit(l)
+                        .map_err(|e| format!("budget limits[{i}] ('{}'): {e}", short(&l.name)))?;
                 }
                 if let Some(t) = &grant.downgrade {
                     target(t).map_err(|e| format!("budget downgrade: {e}"))?;
@@ -206,8 +206,14 @@ fn target(t: &wit::RouteTarget) -> Result<(), String> {
     if t.provider.is_empty() || t.provider.len() > MAX_NAME_BYTES {
         return Err(format!("provider id must be 1 to {MAX_NAME_BYTES} bytes"));
     }
-    if t.model.as_ref().is_some_and(|m| m.len() > MAX_NAME_BYTES * 2) {
-        return Err(format!("model name is longer than {} bytes", MAX_NAME_BYTES * 2));
+    if t.model
+        .as_ref()
+        .is_some_and(|m| m.len() > MAX_NAME_BYTES * 2)
+    {
+        return Err(format!(
+            "model name is longer than {} bytes",
+            MAX_NAME_BYTES * 2
+        ));
     }
     Ok(())
 }
@@ -271,12 +277,22 @@ mod tests {
         let Decision::Deny(d) = d else { panic!() };
         assert!(d.message.len() <= 1024 && d.message.len() >= 1022);
         assert!(d.error_type.is_empty());
-        let mut labels: Vec<_> = (0..1000).map(|i| label(&format!("k{i}"), &"v".repeat(10_000))).collect();
+        let mut labels: Vec<_> = (0..1000)
+            .map(|i| label(&format!("k{i}"), &"v".repeat(10_000)))
+            .collect();
         o.labels(&mut labels, &mut t);
         assert_eq!(labels.len(), 16);
         assert!(labels.iter().all(|l| l.value.len() == 256));
-        assert!(t.describe().contains("max_message_bytes"), "{}", t.describe());
-        assert!(t.describe().contains("1000 labels cut to 16"), "{}", t.describe());
+        assert!(
+            t.describe().contains("max_message_bytes"),
+            "{}",
+            t.describe()
+        );
+        assert!(
+            t.describe().contains("1000 labels cut to 16"),
+            "{}",
+            t.describe()
+        );
     }
 
     #[test]
@@ -304,7 +320,10 @@ mod tests {
             labels: vec![],
         };
         let e = o.route_plan(&mut plan, &mut t).expect_err("too many");
-        assert!(e.contains("11000 targets") && e.contains("max_route_targets"), "{e}");
+        assert!(
+            e.contains("11000 targets") && e.contains("max_route_targets"),
+            "{e}"
+        );
         plan.targets = vec![tgt; 2];
         assert!(o.route_plan(&mut plan, &mut t).is_ok());
 
@@ -318,18 +337,27 @@ mod tests {
             assert!(e.contains("finite"), "{e}");
         }
         let mut d = wit::BudgetDecision::Allow(wit::BudgetGrant {
-            limits: (0..5000).map(|i| budget_limit(&format!("l{i}"), 1.0)).collect(),
+            limits: (0..5000)
+                .map(|i| budget_limit(&format!("l{i}"), 1.0))
+                .collect(),
             downgrade: None,
             labels: vec![],
         });
         let e = o.budget(&mut d, 32, &mut t).expect_err("too many");
-        assert!(e.contains("5000 budget limits") && e.contains("max_limits_per_request"), "{e}");
+        assert!(
+            e.contains("5000 budget limits") && e.contains("max_limits_per_request"),
+            "{e}"
+        );
         let mut d = wit::BudgetDecision::Allow(wit::BudgetGrant {
             limits: vec![budget_limit("ok", 0.0)],
             downgrade: None,
             labels: vec![],
         });
         assert!(o.budget(&mut d, 32, &mut t).is_ok());
-        assert!(o.budget(&mut d, 0, &mut t).unwrap_err().contains("earlier budget plugins"));
+        assert!(
+            o.budget(&mut d, 0, &mut t)
+                .unwrap_err()
+                .contains("earlier budget plugins")
+        );
     }
 }

@@ -195,7 +195,10 @@ impl PluginRuntime {
             plugin: label.to_string(),
             message,
         };
-        let component = self.compile_cached(&hash, bytes).await.map_err(compile_err)?;
+        let component = self
+            .compile_cached(&hash, bytes)
+            .await
+            .map_err(compile_err)?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)

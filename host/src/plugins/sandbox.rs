@@ -209,7 +209,10 @@ impl wasmtime_wasi::HostMonotonicClock for CoarseMonotonic {
 
     fn now(&self) -> u64 {
         static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        let ns = START.get_or_init(std::time::Instant::now).elapsed().as_nanos();
+        let ns = START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos();
         let res = CLOCK_RESOLUTION.as_nanos();
         u64::try_from(ns / res * res).unwrap_or(u64::MAX)
     }

@@ -45,7 +45,11 @@ pub async fn execute(
     let planned = (plan.targets.len() as u32).saturating_mul(tries);
     let total = planned.min(plan.max_attempts.max(1));
     if planned > total {
-        tracing::info!(planned, max = total, "route plan capped at the most attempts a request may make");
+        tracing::info!(
+            planned,
+            max = total,
+            "route plan capped at the most attempts a request may make"
+        );
     }
     let mut n = 0u32;
     for target in &plan.targets {

@@ -107,7 +107,9 @@ impl Journal {
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|&l| l <= MAX_PAYLOAD)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "journal record too large"))?;
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "journal record too large")
+            })?;
         let mut buf = Vec::with_capacity(payload.len() + HEADER as usize);
         buf.extend_from_slice(&len.to_le_bytes());
         buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -168,10 +170,15 @@ fn create_segment(dir: &Path, segment: u64) -> io::Result<File> {
         .open(segment_path(dir, segment))
 }
 
-/// The records of `dir` in `[from, to)` (`to = None`: to the end), with where each
-/// ends. Reading stops at the first torn or corrupt record of a segment (and moves on
-/// to the next segment).
-pub fn read_range(dir: &Path, from: Pos, to: Option<Pos>) -> io::Result<Vec<(Pos, Vec<u8>)>> {
+/// At most `max` records of `dir` in `[from, to)` (`to = None`: to the end), with where
+/// each ends. Reading stops at the first torn or corrupt record of a segment (and moves
+/// on to the next segment).
+pub fn read_range(
+    dir: &Path,
+    from: Pos,
+    to: Option<Pos>,
+    max: usize,
+) -> io::Result<Vec<(Pos, Vec<u8>)>> {
     let mut out = Vec::new();
     let before_end = |p: Pos| to.is_none_or(|t| p < t);
     for seg in segments(dir)?.into_iter().filter(|&s| s >= from.segment) {
@@ -186,10 +193,12 @@ pub fn read_range(dir: &Path, from: Pos, to: Option<Pos>) -> io::Result<Vec<(Pos
         let mut offset = if seg == from.segment { from.offset } else { 0 };
         let mut r = BufReader::new(file);
         r.seek(SeekFrom::Start(offset))?;
-        while before_end(Pos {
-            segment: seg,
-            offset,
-        }) {
+        while out.len() < max
+            && before_end(Pos {
+                segment: seg,
+                offset,
+            })
+        {
             let mut header = [0u8; HEADER as usize];
             if r.read_exact(&mut header).is_err() {
                 break;
@@ -197,12 +206,20 @@ pub fn read_range(dir: &Path, from: Pos, to: Option<Pos>) -> io::Result<Vec<(Pos
             let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
             let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
             if len > MAX_PAYLOAD {
-                tracing::warn!(segment = seg, offset, "corrupt journal record length; skipping the rest of the segment");
+                tracing::warn!(
+                    segment = seg,
+                    offset,
+                    "corrupt journal record length; skipping the rest of the segment"
+                );
                 break;
             }
             let mut payload = vec![0u8; len as usize];
             if r.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
-                tracing::warn!(segment = seg, offset, "torn journal record; skipping the rest of the segment");
+                tracing::warn!(
+                    segment = seg,
+                    offset,
+                    "torn journal record; skipping the rest of the segment"
+                );
                 break;
             }
             offset += HEADER + u64::from(len);
@@ -213,6 +230,9 @@ pub fn read_range(dir: &Path, from: Pos, to: Option<Pos>) -> io::Result<Vec<(Pos
                 },
                 payload,
             ));
+        }
+        if out.len() >= max {
+            break;
         }
     }
     Ok(out)
@@ -241,12 +261,15 @@ mod tests {
             assert!(start < end);
             ends.push(end);
         }
-        let all = read_range(&dir, Pos::default(), None).expect("read");
+        let all = read_range(&dir, Pos::default(), None, usize::MAX).expect("read");
         assert_eq!(all.len(), 5);
         assert_eq!(all[2].1, vec![2u8; 10]);
-        let tail = read_range(&dir, ends[1], Some(ends[3])).expect("read");
+        let tail = read_range(&dir, ends[1], Some(ends[3]), usize::MAX).expect("read");
         assert_eq!(tail.iter().map(|r| r.1[0]).collect::<Vec<_>>(), vec![2, 3]);
         assert_eq!(j.end(), ends[4]);
+        let first_two = read_range(&dir, Pos::default(), None, 2).expect("read");
+        assert_eq!(first_two.len(), 2);
+        assert_eq!(first_two[1].0, ends[1]);
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -264,11 +287,16 @@ mod tests {
         f.write_all(&[200, 0, 0, 0, 1, 2]).expect("torn");
         let j = Journal::open(&dir).expect("reopen");
         assert_eq!(j.end().segment, end.segment + 1);
-        let got = read_range(&dir, Pos::default(), None).expect("read");
+        let got = read_range(&dir, Pos::default(), None, usize::MAX).expect("read");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1, b"whole");
         j.append(b"next", |_, _| ()).expect("append");
-        assert_eq!(read_range(&dir, Pos::default(), None).expect("read").len(), 2);
+        assert_eq!(
+            read_range(&dir, Pos::default(), None, usize::MAX)
+                .expect("read")
+                .len(),
+            2
+        );
         j.delete_before(j.end());
         assert_eq!(segments(&dir).expect("segments"), vec![end.segment + 1]);
         let _ = std::fs::remove_dir_all(dir);

@@ -92,7 +92,10 @@ impl LogSender {
                         }
                     });
                     if let Err(e) = appended {
-                        self.metrics.protection.journal_errors.fetch_add(1, Ordering::Relaxed);
+                        self.metrics
+                            .protection
+                            .journal_errors
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::error!(error = %e, "cannot append to the usage journal; new requests are refused until it works again");
                     }
                 }
@@ -116,7 +119,9 @@ impl LogSender {
                     .fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Full(_)) => {
-                tracing::error!("log writer queue full and the journal unavailable: a log row was lost");
+                tracing::error!(
+                    "log writer queue full and the journal unavailable: a log row was lost"
+                );
             }
             Err(TrySendError::Disconnected(_)) => {
                 tracing::error!("request log writer is gone; a log row was dropped");
@@ -276,7 +281,12 @@ impl Writer {
             }
             limits.extend(self.opts.ledger.take_new_limits());
             if !batch.is_empty() || !limits.is_empty() {
-                match write_batch(&mut self.conn, &batch, &limits, self.journal.as_ref().map(|_| self.next)) {
+                match write_batch(
+                    &mut self.conn,
+                    &batch,
+                    &limits,
+                    self.journal.as_ref().map(|_| self.next),
+                ) {
                     Ok(()) => {
                         for o in &mut self.opts.observers {
                             o.observe(&batch);
@@ -287,7 +297,10 @@ impl Writer {
                             j.delete_before(self.next);
                         }
                         if let Some(since) = failed_at.take() {
-                            tracing::info!(after_ms = since.elapsed().as_millis() as u64, "request logs are written again");
+                            tracing::info!(
+                                after_ms = since.elapsed().as_millis() as u64,
+                                "request logs are written again"
+                            );
                         }
                         backoff = None;
                     }
@@ -300,13 +313,17 @@ impl Writer {
                         if failed_at.is_none() {
                             failed_at = Some(Instant::now());
                         }
-                        let wait = backoff.map_or(Duration::from_millis(100), |b| (b * 2).min(MAX_BACKOFF));
+                        let wait = backoff
+                            .map_or(Duration::from_millis(100), |b| (b * 2).min(MAX_BACKOFF));
                         tracing::error!(error = %e, rows = batch.len(), retry_in_ms = wait.as_millis() as u64, "writing request logs failed; keeping the batch and retrying");
                         backoff = Some(wait);
                         if stop {
                             // Shutting down: what is not written is still in the journal
                             // and is written at the next start.
-                            tracing::warn!(rows = batch.len(), "stopping with rows unwritten; they are in the usage journal");
+                            tracing::warn!(
+                                rows = batch.len(),
+                                "stopping with rows unwritten; they are in the usage journal"
+                            );
                         } else {
                             std::thread::sleep(wait);
                         }
@@ -335,14 +352,29 @@ impl Writer {
     }
 
     /// Adds a received row to the batch, first reading from the journal any rows that
-    /// skipped the queue before it; a row already read from the journal is skipped.
-    fn take(&mut self, r: Box<LogRecord>, pos: Option<(Pos, Pos)>, batch: &mut Vec<Box<LogRecord>>) {
+    /// skipped the queue before it; a row already read from the journal is skipped. When
+    /// the gap is too large to read at once, the row is left to a later catch-up (it is
+    /// in the journal).
+    #[expect(
+        clippy::vec_box,
+        reason = "rows arrive boxed from the queue; observers take them boxed"
+    )]
+    fn take(
+        &mut self,
+        r: Box<LogRecord>,
+        pos: Option<(Pos, Pos)>,
+        batch: &mut Vec<Box<LogRecord>>,
+    ) {
         match pos {
             None => batch.push(r),
             Some((start, _)) if start < self.next => {}
             Some((start, end)) => {
                 if start > self.next {
                     self.read_journal(Some(start), batch);
+                    if self.next < start {
+                        self.deferred.store(true, Ordering::Release);
+                        return;
+                    }
                 }
                 batch.push(r);
                 self.next = end;
@@ -350,29 +382,48 @@ impl Writer {
         }
     }
 
-    /// Reads every journal row past `next` (rows that found the queue full).
+    /// Reads journal rows past `next` (rows that found the queue full), up to the end.
+    #[expect(
+        clippy::vec_box,
+        reason = "rows arrive boxed from the queue; observers take them boxed"
+    )]
     fn catch_up(&mut self, batch: &mut Vec<Box<LogRecord>>) {
         self.read_journal(None, batch);
     }
 
+    /// Reads journal rows in `[next, to)` into the batch, at most as many as keep it
+    /// under [`RETAIN_MAX`]; sets the deferred flag when rows are left for later.
+    #[expect(
+        clippy::vec_box,
+        reason = "rows arrive boxed from the queue; observers take them boxed"
+    )]
     fn read_journal(&mut self, to: Option<Pos>, batch: &mut Vec<Box<LogRecord>>) {
         let Some(j) = &self.journal else { return };
         let to = to.unwrap_or_else(|| j.end());
         if to <= self.next {
             return;
         }
-        match read_range(j.dir(), self.next, Some(to)) {
+        let room = RETAIN_MAX.saturating_sub(batch.len()).max(1);
+        match read_range(j.dir(), self.next, Some(to), room) {
             Ok(records) => {
+                let full = records.len() >= room;
                 for (end, payload) in records {
                     if !payload.is_empty() {
                         match decode(&payload) {
                             Ok(r) => batch.push(Box::new(r)),
-                            Err(e) => tracing::error!(error = %e, "unreadable journal record skipped"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "unreadable journal record skipped")
+                            }
                         }
                     }
                     self.next = end;
                 }
-                self.next = self.next.max(to);
+                if full {
+                    self.deferred.store(true, Ordering::Release);
+                } else {
+                    // Past the last whole record (a torn one is never acknowledged).
+                    self.next = self.next.max(to);
+                }
             }
             Err(e) => tracing::error!(error = %e, "cannot read the usage journal"),
         }
@@ -488,11 +539,18 @@ fn decode(payload: &[u8]) -> serde_json::Result<LogRecord> {
 /// Writes the journal's rows past the store's mark (those of a gateway that stopped
 /// without writing them: a crash, or a database that refused its last batches), in
 /// batches, each with its new mark. Returns how many rows were written.
-pub(super) fn recover(conn: &mut Connection, dir: &std::path::Path) -> Result<usize, super::StoreError> {
-    let mark = journal_mark(conn)?;
-    let records = read_range(dir, mark, None).map_err(|e| super::StoreError::Task(format!("reading the usage journal: {e}")))?;
+pub(super) fn recover(
+    conn: &mut Connection,
+    dir: &std::path::Path,
+) -> Result<usize, super::StoreError> {
+    let mut mark = journal_mark(conn)?;
     let mut written = 0;
-    for chunk in records.chunks(1_000) {
+    loop {
+        let chunk = read_range(dir, mark, None, 1_000)
+            .map_err(|e| super::StoreError::Task(format!("reading the usage journal: {e}")))?;
+        let Some(end) = chunk.last().map(|(end, _)| *end) else {
+            break;
+        };
         let rows: Vec<Box<LogRecord>> = chunk
             .iter()
             .filter(|(_, p)| !p.is_empty())
@@ -504,12 +562,15 @@ pub(super) fn recover(conn: &mut Connection, dir: &std::path::Path) -> Result<us
                 }
             })
             .collect();
-        let end = chunk.last().map(|(end, _)| *end).unwrap_or(mark);
         write_batch(conn, &rows, &[], Some(end))?;
         written += rows.len();
+        mark = end;
     }
     if written > 0 {
-        tracing::info!(rows = written, "wrote request logs recovered from the usage journal");
+        tracing::info!(
+            rows = written,
+            "wrote request logs recovered from the usage journal"
+        );
     }
     Ok(written)
 }
@@ -784,7 +845,8 @@ mod tests {
     }
 
     fn temp_store(name: &str) -> (std::path::PathBuf, Store) {
-        let dir = std::env::temp_dir().join(format!("tollgate-{name}-{}", crate::ids::random_token(8)));
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-{name}-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
         (dir, store)
     }
@@ -792,7 +854,8 @@ mod tests {
     fn spend(store: &Store) -> (i64, i64) {
         store
             .with_conn_blocking(|c| {
-                let rows: i64 = c.query_row("SELECT COUNT(*) FROM request_logs", [], |r| r.get(0))?;
+                let rows: i64 =
+                    c.query_row("SELECT COUNT(*) FROM request_logs", [], |r| r.get(0))?;
                 let ledger: i64 = c.query_row(
                     "SELECT COALESCE(SUM(cost_nano), 0) FROM usage_ledger
                      WHERE scope = 'tenant' AND period = 'total'",
@@ -848,7 +911,12 @@ mod tests {
         writer.sender().send(billed("after", 5));
         writer.shutdown();
         assert_eq!(spend(&store), (41, 40_005));
-        assert_eq!(crate::store::journal::segments(&jdir).expect("segments").len(), 1);
+        assert_eq!(
+            crate::store::journal::segments(&jdir)
+                .expect("segments")
+                .len(),
+            1
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -908,20 +976,29 @@ mod tests {
             .expect("writer");
         // Make every write fail, as a full disk would.
         store
-            .with_conn_blocking(|c| Ok(c.execute_batch("ALTER TABLE request_logs RENAME TO request_logs_away")?))
+            .with_conn_blocking(|c| {
+                Ok(c.execute_batch("ALTER TABLE request_logs RENAME TO request_logs_away")?)
+            })
             .expect("break");
         let tx = writer.sender();
         for i in 0..30 {
             tx.send(billed(&format!("r{i}"), 2));
         }
-        let failed = || metrics.protection.log_batch_failures.load(Ordering::Relaxed);
+        let failed = || {
+            metrics
+                .protection
+                .log_batch_failures
+                .load(Ordering::Relaxed)
+        };
         let t0 = Instant::now();
         while failed() == 0 && t0.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(failed() > 0, "the batch should have failed");
         store
-            .with_conn_blocking(|c| Ok(c.execute_batch("ALTER TABLE request_logs_away RENAME TO request_logs")?))
+            .with_conn_blocking(|c| {
+                Ok(c.execute_batch("ALTER TABLE request_logs_away RENAME TO request_logs")?)
+            })
             .expect("mend");
         tx.flush_blocking();
         assert_eq!(spend(&store), (30, 60));

@@ -68,13 +68,19 @@ pub struct Protection {
 impl Protection {
     /// Counts a request refused before authentication.
     pub fn unauthenticated(&self, why: Unauthenticated) {
-        let i = Unauthenticated::ALL.iter().position(|w| *w == why).unwrap_or(0);
+        let i = Unauthenticated::ALL
+            .iter()
+            .position(|w| *w == why)
+            .unwrap_or(0);
         self.unauthenticated[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Requests refused before authentication so far, for `why`.
     pub fn unauthenticated_count(&self, why: Unauthenticated) -> u64 {
-        let i = Unauthenticated::ALL.iter().position(|w| *w == why).unwrap_or(0);
+        let i = Unauthenticated::ALL
+            .iter()
+            .position(|w| *w == why)
+            .unwrap_or(0);
         self.unauthenticated[i].load(Ordering::Relaxed)
     }
 
@@ -153,7 +159,10 @@ impl Protection {
             ),
         ];
         for (name, kind, help, v) in single {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
         }
     }
 }

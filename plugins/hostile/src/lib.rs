@@ -87,9 +87,9 @@ impl Plugin for Hostile {
         let text = |n: u32| "x".repeat(n as usize);
         match c.mode {
             Mode::HugeDeny => Decision::deny(403, "Not A Type!", text(c.size)),
-            Mode::ManyLabels => Decision::allow_with(
-                (0..c.count).map(|i| (format!("label-{i}"), text(c.size))),
-            ),
+            Mode::ManyLabels => {
+                Decision::allow_with((0..c.count).map(|i| (format!("label-{i}"), text(c.size))))
+            }
             Mode::LogFlood => {
                 let line = text(c.size);
                 for _ in 0..c.count {
@@ -189,11 +189,18 @@ mod tests {
             .expect("valid");
         assert!(b.limits()[0].limit.is_nan());
         // Other hooks stay quiet.
-        assert!(TestRequest::new().run_route::<Hostile>(r#"{"mode": "huge-deny"}"#).expect("ok").is_none());
-        assert!(TestRequest::new()
-            .run_budget::<Hostile>(r#"{"mode": "huge-deny"}"#, &Target::new("p"))
-            .expect("ok")
-            .limits()
-            .is_empty());
+        assert!(
+            TestRequest::new()
+                .run_route::<Hostile>(r#"{"mode": "huge-deny"}"#)
+                .expect("ok")
+                .is_none()
+        );
+        assert!(
+            TestRequest::new()
+                .run_budget::<Hostile>(r#"{"mode": "huge-deny"}"#, &Target::new("p"))
+                .expect("ok")
+                .limits()
+                .is_empty()
+        );
     }
 }

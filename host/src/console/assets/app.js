@@ -521,7 +521,7 @@ function layersView(l) {
   return h("ol", { class: "layers" },
     h("li", {}, h("strong", {}, "Platform bundle"), ` (every tenant${l.platform.version ? ", v" + l.platform.version : ""}): `, names(l.platform.plugins)),
     h("li", { class: "locked", title: "Only the platform admin can change these" },
-      h("strong", {}, "🔒 Pinned by the operator"), ` (${pinned.source}): `, names(pinned.plugins),
+      h("span", { class: "badge" }, "locked"), " ", h("strong", {}, "Pinned by the operator"), ` (${pinned.source}): `, names(pinned.plugins),
       `; providers: ${allow(pinned.allowed_providers)}; models: ${allow(pinned.allowed_models)}`),
     h("li", {}, h("strong", {}, "Tenant's own bundle"), ` (${l.own.version ? "v" + l.own.version : "none applied"}): `, names(l.own.plugins),
       l.own.default_provider ? `; default provider: ${l.own.default_provider}` : ""));

@@ -68,7 +68,9 @@ fn concurrent_admits_overshoot_by_at_most_one_estimate() {
                 let mut admitted = 0;
                 for i in 0..50 {
                     let now = T0 + i;
-                    if let Ok(r) = ledger.admit(scopes(), vec![l.clone()], estimate, now, Admit::BelowCap) {
+                    if let Ok(r) =
+                        ledger.admit(scopes(), vec![l.clone()], estimate, now, Admit::BelowCap)
+                    {
                         admitted += 1;
                         if (t + i) % 2 == 0 {
                             ledger.settle(r, estimate, now);
@@ -116,7 +118,11 @@ fn dropping_a_reservation_releases_it() {
         .expect("first");
     assert_eq!(r.estimate(), one());
     assert_eq!(r.scopes().len(), 4);
-    assert!(ledger.admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap).is_err());
+    assert!(
+        ledger
+            .admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap)
+            .is_err()
+    );
     drop(r);
     for k in scopes().iter() {
         assert_eq!(
@@ -199,7 +205,8 @@ fn the_first_limit_over_its_cap_is_reported() {
             scopes(),
             vec![ok.clone(), tokens.clone(), cost.clone()],
             one(),
-            T0, Admit::BelowCap,
+            T0,
+            Admit::BelowCap,
         )
         .expect_err("over");
     let e = exceeded(e);
@@ -248,7 +255,11 @@ fn alerts_fire_once_per_threshold_per_bucket() {
     assert_eq!(spend(0.2, T0), vec![50]); // exactly 50% counts
     assert_eq!(spend(0.45, T0), vec![80]);
     assert_eq!(spend(0.3, T0), vec![100]);
-    assert!(ledger.admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap).is_err());
+    assert!(
+        ledger
+            .admit(scopes(), vec![l.clone()], one(), T0, Admit::BelowCap)
+            .is_err()
+    );
 
     // Next day: everything fires again, once.
     let next = T0 + DAY_MS;
@@ -342,11 +353,23 @@ fn limits_seen_are_sorted_filtered_and_reported_once() {
         1e6,
     );
     let r = ledger
-        .admit(scopes(), vec![a.clone(), b.clone()], one(), T0, Admit::BelowCap)
+        .admit(
+            scopes(),
+            vec![a.clone(), b.clone()],
+            one(),
+            T0,
+            Admit::BelowCap,
+        )
         .expect("admit");
     ledger.settle(r, usd(1.25), T0);
     let _ = ledger
-        .admit(Arc::from(vec![other]), vec![c.clone()], one(), T0, Admit::BelowCap)
+        .admit(
+            Arc::from(vec![other]),
+            vec![c.clone()],
+            one(),
+            T0,
+            Admit::BelowCap,
+        )
         .expect("admit");
     assert_eq!(
         ledger.take_new_limits(),
@@ -355,7 +378,13 @@ fn limits_seen_are_sorted_filtered_and_reported_once() {
     // Seen again unchanged: nothing new; changed: reported again.
     let mut a2 = a.clone();
     a2.limit = 6.0;
-    let _ = ledger.admit(scopes(), vec![a.clone(), b.clone()], one(), T0, Admit::BelowCap);
+    let _ = ledger.admit(
+        scopes(),
+        vec![a.clone(), b.clone()],
+        one(),
+        T0,
+        Admit::BelowCap,
+    );
     assert!(ledger.take_new_limits().is_empty());
     let _ = ledger.admit(scopes(), vec![a2.clone()], one(), T0, Admit::BelowCap);
     assert_eq!(ledger.take_new_limits(), vec![a2.clone()]);

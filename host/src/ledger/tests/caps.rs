@@ -26,7 +26,13 @@ fn a_tenant_cannot_track_more_limits_than_its_cap() {
     // A plugin granting a new name on every request fills the cap, then is refused.
     let mut refused = None;
     for i in 0..150 {
-        match ledger.admit(scopes(), vec![per_request_limit(i)], one(), T0, Admit::BelowCap) {
+        match ledger.admit(
+            scopes(),
+            vec![per_request_limit(i)],
+            one(),
+            T0,
+            Admit::BelowCap,
+        ) {
             Ok(r) => ledger.settle(r, one(), T0),
             Err(e) => {
                 refused = Some((i, e));
@@ -43,7 +49,17 @@ fn a_tenant_cannot_track_more_limits_than_its_cap() {
         other => panic!("{other:?}"),
     }
     // Limits already tracked keep working, and the view is bounded.
-    assert!(ledger.admit(scopes(), vec![per_request_limit(3)], one(), T0, Admit::BelowCap).is_ok());
+    assert!(
+        ledger
+            .admit(
+                scopes(),
+                vec![per_request_limit(3)],
+                one(),
+                T0,
+                Admit::BelowCap
+            )
+            .is_ok()
+    );
     let view = ledger.limits_seen(Some("acme"), T0, 10);
     assert_eq!((view.limits.len(), view.total), (10, 100));
     // Another tenant is not affected by acme's cap.
@@ -52,7 +68,11 @@ fn a_tenant_cannot_track_more_limits_than_its_cap() {
         scope: beta[0].clone(),
         ..per_request_limit(0)
     };
-    assert!(ledger.admit(beta, vec![l], one(), T0, Admit::BelowCap).is_ok());
+    assert!(
+        ledger
+            .admit(beta, vec![l], one(), T0, Admit::BelowCap)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -89,10 +109,18 @@ fn one_tenants_work_never_waits_on_anothers_lock() {
     let (tx, rx) = std::sync::mpsc::channel();
     let other = ledger.clone();
     std::thread::spawn(move || {
-        let beta: Arc<[ScopeKey]> = Arc::from(vec![ScopeKey::new("beta", ScopeKind::Tenant, "beta")]);
+        let beta: Arc<[ScopeKey]> =
+            Arc::from(vec![ScopeKey::new("beta", ScopeKind::Tenant, "beta")]);
         let l = Limit {
             scope: beta[0].clone(),
-            ..limit("b", team(), Metric::Requests, Period::Minute, Window::Rolling, 5.0)
+            ..limit(
+                "b",
+                team(),
+                Metric::Requests,
+                Period::Minute,
+                Window::Rolling,
+                5.0,
+            )
         };
         let admitted = other.admit(beta.clone(), vec![l], one(), T0, Admit::BelowCap);
         let read = other.read(&beta[0], Period::Minute, Window::Rolling, T0);
@@ -120,6 +148,10 @@ fn loading_many_limits_keeps_the_most_recent_per_tenant() {
     let loaded = load(&conn, T0, caps).expect("load");
     let view = loaded.limits_seen(Some("acme"), T0, 5_000);
     assert_eq!(view.total, 1_000);
-    let newest = |l: &Limit| l.name["limit-".len()..].parse::<usize>().is_ok_and(|i| i >= 4_000);
+    let newest = |l: &Limit| {
+        l.name["limit-".len()..]
+            .parse::<usize>()
+            .is_ok_and(|i| i >= 4_000)
+    };
     assert!(view.limits.iter().all(|(l, _)| newest(l)));
 }

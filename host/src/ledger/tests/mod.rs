@@ -70,7 +70,7 @@ fn db() -> Connection {
 /// The exhausted limit of a refusal.
 fn exceeded(r: Refused) -> Exceeded {
     match r {
-        Refused::Exceeded(e) => e,
+        Refused::Exceeded(e) => *e,
         other => panic!("expected an exhausted limit, got {other:?}"),
     }
 }

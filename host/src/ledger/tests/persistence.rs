@@ -165,7 +165,13 @@ fn fired_alerts_survive_a_restart() {
     // crosses 50% and 80% again: the recorded alerts must not fire twice.
     let restarted = load(&conn, T0 + 60_000, LedgerCaps::default()).expect("load");
     let r = restarted
-        .admit(scopes(), vec![l.clone()], one(), T0 + 60_000, Admit::BelowCap)
+        .admit(
+            scopes(),
+            vec![l.clone()],
+            one(),
+            T0 + 60_000,
+            Admit::BelowCap,
+        )
         .expect("admit");
     let again = restarted.settle(r, usd(1.0), T0 + 60_000);
     assert_eq!(
@@ -174,7 +180,9 @@ fn fired_alerts_survive_a_restart() {
     );
     // A fresh ledger without the records would have fired all three.
     let fresh = Ledger::new();
-    let r = fresh.admit(scopes(), vec![l], one(), T0, Admit::BelowCap).expect("admit");
+    let r = fresh
+        .admit(scopes(), vec![l], one(), T0, Admit::BelowCap)
+        .expect("admit");
     assert_eq!(fresh.settle(r, usd(1.0), T0).len(), 3);
 }
 
@@ -200,7 +208,13 @@ fn limits_seen_survive_a_restart() {
         5e6,
     );
     let r = ledger
-        .admit(scopes(), vec![a.clone(), b.clone()], one(), T0, Admit::BelowCap)
+        .admit(
+            scopes(),
+            vec![a.clone(), b.clone()],
+            one(),
+            T0,
+            Admit::BelowCap,
+        )
         .expect("admit");
     ledger.settle(r, usd(0.1), T0);
     let entry = LedgerEntry {

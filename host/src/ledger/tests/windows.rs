@@ -34,7 +34,12 @@ fn drive(ledger: &Ledger, l: &Limit, at: &[i64]) -> (Vec<i64>, Vec<(i64, u64)>) 
 fn busiest_window(admitted: &[i64], len_ms: i64) -> usize {
     admitted
         .iter()
-        .map(|&start| admitted.iter().filter(|&&t| t >= start && t < start + len_ms).count())
+        .map(|&start| {
+            admitted
+                .iter()
+                .filter(|&&t| t >= start && t < start + len_ms)
+                .count()
+        })
         .max()
         .unwrap_or(0)
 }
@@ -57,7 +62,10 @@ fn five_per_rolling_minute_never_admits_six_in_any_minute() {
     // the instant the burst leaves the window.
     for (now, retry) in refused.iter().filter(|(t, _)| *t < at45 + 60_000) {
         let free_at = now + *retry as i64 * 1_000;
-        assert!(free_at >= at45 + 60_000 && free_at < at45 + 61_000, "at {now}: {retry}s");
+        assert!(
+            free_at >= at45 + 60_000 && free_at < at45 + 61_000,
+            "at {now}: {retry}s"
+        );
     }
 }
 
@@ -103,27 +111,59 @@ fn a_rolling_week_exhausted_minutes_ago_resets_a_week_after_the_spend() {
     );
     let spent_at = T0 + 3 * 60_000;
     let r = ledger
-        .admit(scopes(), vec![week.clone()], usd(0.5), spent_at, Admit::BelowCap)
+        .admit(
+            scopes(),
+            vec![week.clone()],
+            usd(0.5),
+            spent_at,
+            Admit::BelowCap,
+        )
         .expect("first");
     ledger.settle(r, usd(1.2), spent_at);
     let now = spent_at + 5 * 60_000;
     let e = exceeded(
         ledger
-            .admit(scopes(), vec![week.clone()], usd(0.01), now, Admit::BelowCap)
+            .admit(
+                scopes(),
+                vec![week.clone()],
+                usd(0.01),
+                now,
+                Admit::BelowCap,
+            )
             .expect_err("exhausted"),
     );
     let sub = 7 * DAY_MS / 60;
     let frees = (spent_at / sub + 1) * sub + 7 * DAY_MS;
     assert_eq!(e.resets_at_ms, frees);
     let wait = e.retry_after_secs(now) as i64 * 1_000;
-    assert!(wait >= 7 * DAY_MS - 5 * 60_000 - 1_000 && wait <= 7 * DAY_MS + sub, "{wait}");
+    assert!(
+        wait >= 7 * DAY_MS - 5 * 60_000 - 1_000 && wait <= 7 * DAY_MS + sub,
+        "{wait}"
+    );
     // The budget view says the same, not a calendar boundary.
     let view = ledger.limits_seen(Some("acme"), now, 10).limits;
-    let (_, reading) = view.iter().find(|(l, _)| l.name == "weekly").expect("listed");
+    let (_, reading) = view
+        .iter()
+        .find(|(l, _)| l.name == "weekly")
+        .expect("listed");
     assert_eq!(reading.resets_at_ms, frees);
     // And admits again then, not before.
-    assert!(ledger.admit(scopes(), vec![week.clone()], usd(0.01), frees - 1, Admit::BelowCap).is_err());
-    assert!(ledger.admit(scopes(), vec![week], usd(0.01), frees, Admit::BelowCap).is_ok());
+    assert!(
+        ledger
+            .admit(
+                scopes(),
+                vec![week.clone()],
+                usd(0.01),
+                frees - 1,
+                Admit::BelowCap
+            )
+            .is_err()
+    );
+    assert!(
+        ledger
+            .admit(scopes(), vec![week], usd(0.01), frees, Admit::BelowCap)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -138,20 +178,52 @@ fn estimate_fits_refuses_what_would_overshoot() {
         0.10,
     );
     let r = ledger
-        .admit(scopes(), vec![daily.clone()], usd(0.02), T0, Admit::EstimateFits)
+        .admit(
+            scopes(),
+            vec![daily.clone()],
+            usd(0.02),
+            T0,
+            Admit::EstimateFits,
+        )
         .expect("fits");
     ledger.settle(r, usd(0.07), T0);
     // $0.07 spent: a $0.05 estimate would overshoot $0.10 under estimate_fits...
     let e = exceeded(
         ledger
-            .admit(scopes(), vec![daily.clone()], usd(0.05), T0 + 1, Admit::EstimateFits)
+            .admit(
+                scopes(),
+                vec![daily.clone()],
+                usd(0.05),
+                T0 + 1,
+                Admit::EstimateFits,
+            )
             .expect_err("would overshoot"),
     );
     assert_eq!(e.limit.name, "small");
     // ...while below_cap admits it (usage is still below the cap).
-    assert!(ledger.admit(scopes(), vec![daily.clone()], usd(0.05), T0 + 1, Admit::BelowCap).is_ok());
+    assert!(
+        ledger
+            .admit(
+                scopes(),
+                vec![daily.clone()],
+                usd(0.05),
+                T0 + 1,
+                Admit::BelowCap
+            )
+            .is_ok()
+    );
     // A $0.03 estimate fits exactly.
-    assert!(ledger.admit(scopes(), vec![daily], usd(0.03), T0 + 2, Admit::EstimateFits).is_ok());
+    assert!(
+        ledger
+            .admit(
+                scopes(),
+                vec![daily],
+                usd(0.03),
+                T0 + 2,
+                Admit::EstimateFits
+            )
+            .is_ok()
+    );
 }
 
 #[test]
@@ -196,5 +268,11 @@ fn rolling_usage_before_a_restart_still_counts_after_it() {
     assert!(after.settled.tokens >= before.settled.tokens, "{after:?}");
     // The first 1 000 leave on schedule (counted at the end of their stored minute).
     let later = T0 + 61 * 60_000;
-    assert_eq!(restarted.read(&team(), Period::Hour, Window::Rolling, later).settled.tokens, 7_000);
+    assert_eq!(
+        restarted
+            .read(&team(), Period::Hour, Window::Rolling, later)
+            .settled
+            .tokens,
+        7_000
+    );
 }
