@@ -75,6 +75,7 @@ def gw(tmp_path_factory, upstreams):
             "rate_limits": [{"name": "key-rpm", "scope": "key", "requests_per_minute": 5}],
             "limits": [{"name": "weekly-cost", "scope": "user", "metric": "cost", "period": "week",
                         "window": "rolling", "limit": 0.00001}]}),
+        "hangup": budget({"rate_limits": [{"name": "key-rpm", "scope": "key", "requests_per_minute": 2}]}),
         "fits": 'budget_admit = "estimate_fits"\n' + budget(
             {"limits": [{"name": "small-cap", "scope": "tenant", "metric": "cost", "period": "day",
                          "limit": 0.05}]}),
@@ -540,3 +541,24 @@ def test_estimate_fits_refuses_a_request_that_would_overshoot_a_small_cap(gw):
     assert status == 429 and "small-cap" in body["error"]["message"], body
     # A request whose estimate fits is admitted.
     assert post(gw, key, {**BODY, "max_tokens": 8})[0] == 200
+
+
+def test_hanging_up_while_the_provider_works_is_still_counted_and_billed(gw):
+    # The attack: send, then leave before the (slow) answer, to slip past a rate limit
+    # and be billed nothing while the provider does the work.
+    key = gw.create_key("hangup")
+    slow = {**BODY, "messages": [{"role": "user", "content": "[[mock delay_ms=1500]] hi"}]}
+    for _ in range(2):
+        try:
+            post(gw, key, slow, timeout=0.3)
+        except OSError:
+            pass
+    time.sleep(2.0)
+    rows = [r for r in gw.logs(tenant="hangup", limit=10)]
+    assert len(rows) == 2, rows
+    for r in rows:
+        assert r["status"] in (200, 499), r
+        assert r["cost_nano"] > 0 and len(r["attempts"]) == 1, r
+    # Both count against the key's two requests a minute.
+    status, _, body = post(gw, key)
+    assert status == 429 and "key-rpm" in body["error"]["message"], body

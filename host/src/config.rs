@@ -91,9 +91,14 @@ pub struct BudgetsConfig {
     /// Distinct scope values (teams, users, keys, metadata values) counted per tenant.
     #[serde(default = "default_scopes_per_tenant")]
     pub max_scopes_per_tenant: usize,
-    /// Rolling request limits up to this cap are exact (one timestamp per admission).
+    /// Rolling request limits of a minute or an hour up to this cap are exact (one
+    /// timestamp per admission).
     #[serde(default = "default_exact_rate_limit_max")]
     pub exact_rate_limit_max: u64,
+    /// Admission timestamps kept per tenant across its exact limits (8 bytes each);
+    /// past it, limits count sub-buckets until the logs shrink.
+    #[serde(default = "default_exact_entries")]
+    pub max_exact_entries_per_tenant: usize,
     /// `below_cap` (default: admit while usage is below the cap) or `estimate_fits`
     /// (admit only when usage plus the request's estimate fits under it).
     #[serde(default)]
@@ -112,6 +117,9 @@ fn default_scopes_per_tenant() -> usize {
 fn default_exact_rate_limit_max() -> u64 {
     10_000
 }
+fn default_exact_entries() -> usize {
+    1_000_000
+}
 
 impl Default for BudgetsConfig {
     fn default() -> Self {
@@ -120,6 +128,7 @@ impl Default for BudgetsConfig {
             max_limits_per_tenant: default_limits_per_tenant(),
             max_scopes_per_tenant: default_scopes_per_tenant(),
             exact_rate_limit_max: default_exact_rate_limit_max(),
+            max_exact_entries_per_tenant: default_exact_entries(),
             admit: crate::ledger::Admit::default(),
         }
     }
@@ -132,6 +141,7 @@ impl BudgetsConfig {
             max_limits_per_tenant: self.max_limits_per_tenant,
             max_scopes_per_tenant: self.max_scopes_per_tenant,
             exact_rate_limit_max: self.exact_rate_limit_max,
+            max_exact_entries_per_tenant: self.max_exact_entries_per_tenant,
         }
     }
 }
@@ -885,7 +895,7 @@ impl Config {
         if self.logs.batch_size == 0 {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));
         }
-        let ranges: [(&str, u64, u64, u64); 22] = [
+        let ranges: [(&str, u64, u64, u64); 23] = [
             (
                 "sandbox.max_message_bytes",
                 s.max_message_bytes as u64,
@@ -954,6 +964,12 @@ impl Config {
                 self.budgets.exact_rate_limit_max,
                 0,
                 1_000_000,
+            ),
+            (
+                "budgets.max_exact_entries_per_tenant",
+                self.budgets.max_exact_entries_per_tenant as u64,
+                0,
+                1_000_000_000,
             ),
             (
                 "server.max_connections",

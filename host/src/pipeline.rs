@@ -42,6 +42,9 @@ pub struct Exchange {
     pub usage_estimated: bool,
     /// The prompt's size estimate, billed as input when a cut stream reported none.
     prompt_estimate: u64,
+    /// The output reserved for (`max_tokens`, or the default), billed when the client
+    /// left while the provider was still answering.
+    output_estimate: u64,
     /// The bodies kept for the log, when the tenant captures them.
     capture: Option<Capture>,
     /// Refused before a key was known: counted in `/metrics`, not logged as a row.
@@ -157,6 +160,7 @@ impl Exchange {
             counted: None,
             usage_estimated: false,
             prompt_estimate: 0,
+            output_estimate: 0,
             capture: None,
             unauthenticated: false,
             logged: false,
@@ -242,6 +246,19 @@ impl Exchange {
             self.reservation = None;
             self.counted = None;
             return;
+        }
+        // The client left while the provider was working: it still did the work, so
+        // the request is billed at its estimate rather than not at all.
+        if let Some(a) = r.attempts.last()
+            && a.status.is_none()
+            && a.error.as_deref() == Some(crate::routing::IN_FLIGHT)
+        {
+            self.usage_estimated = true;
+            if r.provider.is_none() {
+                r.provider = Some(a.provider.clone());
+                r.served_model = Some(a.model.clone());
+            }
+            r.usage.output_tokens = r.usage.output_tokens.max(self.output_estimate);
         }
         let u = &mut r.usage;
         if self.usage_estimated && u.input_tokens + u.cache_read_tokens + u.cache_write_tokens == 0
@@ -390,6 +407,9 @@ pub async fn admit(
         ex.reservation = Some(r);
         ex.counted = Some(counted);
         ex.prompt_estimate = u64::from(summary.prompt_tokens_estimate);
+        ex.output_estimate = summary
+            .max_tokens
+            .map_or(budget::DEFAULT_OUTPUT_RESERVE, u64::from);
     }
     ex.record.admitted = true;
     Ok(Admitted {

@@ -16,7 +16,7 @@ use crate::usage::Usage;
 use std::sync::Arc;
 
 /// Output tokens reserved for a request that sets no `max_tokens`.
-const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
+pub const DEFAULT_OUTPUT_RESERVE: u64 = 4096;
 
 /// What a plugin call may read of the ledger: usage within the request's tenant.
 #[derive(Clone)]

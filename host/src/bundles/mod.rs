@@ -288,9 +288,9 @@ struct Built {
 }
 
 /// Compiles, describes and config-checks every plugin of `spec` (and of its pinned
-/// tenant sections), and (when `smoke`) runs each declared hook once on a sample
-/// request. A tenant bundle's default provider must be one the operator allows the
-/// tenant. Errors name the entry.
+/// tenant sections), and (when `smoke`: an apply or a replay, not a restore) runs each
+/// declared hook once on a sample request and checks that a tenant bundle's default
+/// provider is one the operator allows the tenant. Errors name the entry.
 async fn build(
     state: &AppState,
     scope: &Scope,
@@ -302,7 +302,12 @@ async fn build(
         if state.providers.get(p).is_none() {
             return Err(format!("default_provider: unknown provider '{p}'"));
         }
-        if let Scope::Tenant(id) = scope {
+        // Checked when a bundle is applied; one restored at start-up whose default the
+        // operator has since disallowed still loads (its requests get 403), rather than
+        // stopping the gateway.
+        if let Scope::Tenant(id) = scope
+            && smoke
+        {
             state
                 .tenant(id)
                 .pinned

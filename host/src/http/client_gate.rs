@@ -97,7 +97,7 @@ pub async fn gate(State(state): State<Arc<AppState>>, mut req: Request, next: Ne
     let Some(ip) = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| super::listener::client_key(c.0.ip()))
     else {
         return next.run(req).await;
     };

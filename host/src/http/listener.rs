@@ -18,6 +18,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt as _;
 
+/// The address a client's share is counted under: IPv4 as is (and IPv4-mapped IPv6 as
+/// IPv4), IPv6 by its /64 prefix, since one host commonly holds a whole /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut seg = v6.segments();
+                seg[4..].fill(0);
+                IpAddr::V6(std::net::Ipv6Addr::from(seg))
+            }
+        },
+    }
+}
+
 /// Open connections, in all and per client address.
 #[derive(Debug, Default)]
 pub struct Connections {
@@ -109,7 +125,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let slot = match conns.open(peer.ip()) {
+        let slot = match conns.open(client_key(peer.ip())) {
             Ok(s) => s,
             Err(why) => {
                 metrics.protection.connection_refused(why);
@@ -155,6 +171,17 @@ pub fn client_addr(req: &axum::http::request::Parts) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_share_their_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
+        assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 7]));
+    }
 
     #[test]
     fn caps_hold_per_client_and_in_all_and_free_on_drop() {

@@ -3,6 +3,7 @@
 //! fields and ignores the other's).
 
 use super::RequestId;
+use super::client_gate::PreAuthSlot;
 use crate::error::{ApiError, ApiFlavor, ErrorKind};
 use crate::pipeline::{self, Exchange};
 use crate::server::AppState;
@@ -34,10 +35,11 @@ fn flavor(headers: &HeaderMap) -> ApiFlavor {
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(RequestId(id)): Extension<RequestId>,
+    slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
 ) -> Response {
     let mut ex = Exchange::new(&state, &id, "models", flavor(&headers), &headers);
-    match allowed_models(&state, &mut ex, &headers).await {
+    match allowed_models(&state, &mut ex, &headers, slot).await {
         Ok(models) => {
             let data: Vec<Value> = models.iter().map(|(m, owner)| entry(m, owner)).collect();
             ex.finish(200, None);
@@ -59,10 +61,11 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     Extension(RequestId(id)): Extension<RequestId>,
     Path(model): Path<String>,
+    slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
 ) -> Response {
     let mut ex = Exchange::new(&state, &id, "models", flavor(&headers), &headers);
-    match allowed_models(&state, &mut ex, &headers).await {
+    match allowed_models(&state, &mut ex, &headers, slot).await {
         Ok(models) => match models.iter().find(|(m, _)| *m == model) {
             Some((m, owner)) => {
                 ex.finish(200, None);
@@ -95,8 +98,12 @@ async fn allowed_models(
     state: &AppState,
     ex: &mut Exchange,
     headers: &HeaderMap,
+    slot: Option<Extension<PreAuthSlot>>,
 ) -> Result<Vec<(String, String)>, ApiError> {
     let key = pipeline::authenticate(state, ex, headers)?;
+    if let Some(Extension(slot)) = slot {
+        slot.release();
+    }
     let tenant = state.tenant(&key.tenant_id);
     let mut models: Vec<(String, String)> = Vec::new();
     fn push(models: &mut Vec<(String, String)>, m: &str, owner: &str) {

@@ -85,6 +85,16 @@ pub(super) struct Tracked {
     /// When the limit was last handed to the store (it is re-sent daily so the stored
     /// `last_seen_ms` says which limits are still granted).
     pub(super) persisted_ms: i64,
+    /// When a plugin last granted it.
+    pub(super) seen_ms: i64,
+}
+
+impl Tracked {
+    /// Not granted for longer than its window plus a day: no plugin grants it now.
+    pub(super) fn stale(&self, now_ms: i64) -> bool {
+        let window = super::rolling::window_len_ms(self.limit.period).unwrap_or(i64::MAX / 4);
+        now_ms.saturating_sub(self.seen_ms) > window.saturating_add(super::calendar::DAY_MS)
+    }
 }
 
 /// Everything the ledger keeps for one scope.
@@ -100,6 +110,8 @@ pub(super) struct Counters {
     pub(super) fired: Vec<Fired>,
     /// Rolling-window sub-buckets per bucketed period, created on first use.
     rings: [Option<Ring>; 5],
+    /// When a request last used the scope (admission or settlement).
+    pub(super) last_used_ms: i64,
 }
 
 impl Default for Counters {
@@ -111,6 +123,7 @@ impl Default for Counters {
             limits: HashMap::new(),
             fired: Vec::new(),
             rings: Default::default(),
+            last_used_ms: 0,
         }
     }
 }
@@ -232,6 +245,25 @@ impl Counters {
             window_start_ms,
             resets_at_ms,
         }
+    }
+
+    /// Whether the scope can be forgotten without changing any answer a limit gives: no
+    /// estimate reserved, no `Total` limit, and unused for longer than every window of
+    /// its limits (calendar windows: their period, a month counted as 31 days).
+    pub(super) fn evictable(&self, now_ms: i64) -> bool {
+        if self.reserved != Amount::ZERO {
+            return false;
+        }
+        let mut keep_ms = 0i64;
+        for t in self.limits.values() {
+            let len = match t.limit.period {
+                Period::Total => return false,
+                Period::Month => 31 * super::calendar::DAY_MS,
+                p => super::rolling::window_len_ms(p).unwrap_or(0),
+            };
+            keep_ms = keep_ms.max(len);
+        }
+        now_ms.saturating_sub(self.last_used_ms) > keep_ms
     }
 
     /// The ring of `period`, if it exists.

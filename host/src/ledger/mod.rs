@@ -56,10 +56,13 @@ pub struct LedgerCaps {
     /// Distinct scope values (teams, users, keys, metadata values) counted per tenant;
     /// a request that would add one more is refused.
     pub max_scopes_per_tenant: usize,
-    /// Rolling request limits up to this cap keep every admission's time and are exact;
-    /// larger ones count sub-buckets (never over the cap, refusing at most 1/60 of the
-    /// window early).
+    /// Rolling request limits of a minute or an hour up to this cap keep every
+    /// admission's time and are exact; others count sub-buckets (never over the cap,
+    /// refusing at most 1/60 of the window early).
     pub exact_rate_limit_max: u64,
+    /// Admission times kept per tenant across its exact limits; past it, limits fall
+    /// back to sub-buckets until the logs shrink.
+    pub max_exact_entries_per_tenant: usize,
 }
 
 impl Default for LedgerCaps {
@@ -68,6 +71,7 @@ impl Default for LedgerCaps {
             max_limits_per_tenant: 10_000,
             max_scopes_per_tenant: 200_000,
             exact_rate_limit_max: 10_000,
+            max_exact_entries_per_tenant: 1_000_000,
         }
     }
 }
@@ -94,6 +98,12 @@ struct State {
     scopes: HashMap<ScopeKey, Counters>,
     /// (limit, scope value) pairs tracked, across `scopes`.
     tracked: usize,
+    /// Admission times kept across the exact logs.
+    log_entries: usize,
+    /// The latest instant seen: the shard's clock never runs backwards, so a request
+    /// that read the time before another but took the lock after it cannot slip an
+    /// admission past a window's cap.
+    clock: i64,
 }
 
 impl State {
@@ -107,6 +117,63 @@ impl State {
                 c.reserved = c.reserved.saturating_sub(estimate);
             }
         }
+    }
+
+    /// `now_ms`, or the shard's clock if that is later; advances the clock.
+    fn tick(&mut self, now_ms: i64) -> i64 {
+        self.clock = self.clock.max(now_ms);
+        self.clock
+    }
+
+    /// Makes room for `needed` more scope values by forgetting idle ones, least
+    /// recently used first: no estimate reserved, no `Total` limit (its count lives only
+    /// here between restarts), and unused for longer than every window of its limits.
+    /// At least a twentieth of `cap` goes at once, so a tenant at its cap does not pay
+    /// for a scan on every new value. Returns whether there is room now.
+    fn evict_scopes(&mut self, needed: usize, cap: usize, now_ms: i64) -> bool {
+        let mut idle: Vec<(i64, ScopeKey)> = self
+            .scopes
+            .iter()
+            .filter(|(_, c)| c.evictable(now_ms))
+            .map(|(k, c)| (c.last_used_ms, k.clone()))
+            .collect();
+        let want = needed.max(cap / 20).min(idle.len());
+        if want < idle.len() {
+            idle.select_nth_unstable_by_key(want, |(t, _)| *t);
+        }
+        for (_, key) in idle.into_iter().take(want) {
+            if let Some(c) = self.scopes.remove(&key) {
+                self.tracked = self.tracked.saturating_sub(c.limits.len());
+                let entries: usize = c
+                    .limits
+                    .values()
+                    .filter_map(|t| t.log.as_ref())
+                    .map(SlidingLog::len)
+                    .sum();
+                self.log_entries = self.log_entries.saturating_sub(entries);
+            }
+        }
+        self.scopes.len().saturating_add(needed) <= cap
+    }
+
+    /// Forgets limits no plugin has granted for longer than their window (plus a
+    /// day). Returns how many went.
+    fn evict_limits(&mut self, now_ms: i64) -> usize {
+        let mut gone = 0;
+        let mut entries = 0;
+        for c in self.scopes.values_mut() {
+            c.limits.retain(|_, t| {
+                let keep = !t.stale(now_ms);
+                if !keep {
+                    gone += 1;
+                    entries += t.log.as_ref().map_or(0, SlidingLog::len);
+                }
+                keep
+            });
+        }
+        self.tracked = self.tracked.saturating_sub(gone);
+        self.log_entries = self.log_entries.saturating_sub(entries);
+        gone
     }
 }
 
@@ -172,9 +239,11 @@ impl std::fmt::Debug for Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            let mut st = lock(&self.shard.state);
+            let mut guard = lock(&self.shard.state);
+            let st = &mut *guard;
             st.release(&self.scopes, self.estimate);
             // The request never counted: its admissions leave the exact logs too.
+            let mut removed = 0;
             for l in &self.limits {
                 if let Some(log) = st
                     .scopes
@@ -182,9 +251,12 @@ impl Drop for Reservation {
                     .and_then(|c| c.limits.get_mut(l.name.as_str()))
                     .and_then(|t| t.log.as_mut())
                 {
+                    let had = log.len();
                     log.remove(self.admitted_ms);
+                    removed += had - log.len();
                 }
             }
+            st.log_entries = st.log_entries.saturating_sub(removed);
         }
     }
 }
@@ -271,6 +343,7 @@ impl Ledger {
             return Counters::default().reading(period, window, now_ms);
         };
         let st = lock(&shard.state);
+        let now_ms = st.clock.max(now_ms);
         match st.scopes.get(key) {
             Some(c) => c.reading(period, window, now_ms),
             None => Counters::default().reading(period, window, now_ms),
@@ -282,7 +355,8 @@ impl Ledger {
     /// limit that refuses and reserves nothing. Every limit passed is remembered for
     /// [`Ledger::limits_seen`], refused or not. `scopes` and the limits' scopes belong
     /// to one tenant (the first scope's); a limit's scope is normally one of `scopes`,
-    /// or usage settled later never reaches it.
+    /// or usage settled later never reaches it. When the tenant is at one of its caps,
+    /// idle scope values and stale limits are forgotten first to make room.
     pub fn admit(
         &self,
         scopes: Arc<[ScopeKey]>,
@@ -302,31 +376,46 @@ impl Ledger {
         let shard = self.shard_or_new(&tenant);
         let mut guard = lock(&shard.state);
         let st = &mut *guard;
-        let unseen = scopes
+        let now_ms = st.tick(now_ms);
+        let mut unseen: Vec<&ScopeKey> = scopes
             .iter()
             .chain(limits.iter().map(|l| &l.scope))
             .filter(|k| !st.scopes.contains_key(*k))
-            .count();
-        if unseen > 0 && st.scopes.len().saturating_add(unseen) > self.caps.max_scopes_per_tenant {
-            return Err(Refused::TooManyScopes {
+            .collect();
+        unseen.sort_unstable_by(|a, b| (&a.value, a.kind_label()).cmp(&(&b.value, b.kind_label())));
+        unseen.dedup();
+        let cap = self.caps.max_scopes_per_tenant;
+        if !unseen.is_empty()
+            && st.scopes.len().saturating_add(unseen.len()) > cap
+            && !st.evict_scopes(unseen.len(), cap, now_ms)
+        {
+            return Err(Refused::TooManyScopes { tenant, cap });
+        }
+        let new_limits: Vec<&Limit> = limits
+            .iter()
+            .filter(|l| {
+                !st.scopes
+                    .get(&l.scope)
+                    .is_some_and(|c| c.limits.contains_key(l.name.as_str()))
+            })
+            .collect();
+        let cap = self.caps.max_limits_per_tenant;
+        if let Some(first) = new_limits.first()
+            && st.tracked.saturating_add(new_limits.len()) > cap
+            && (st.evict_limits(now_ms) == 0 || st.tracked.saturating_add(new_limits.len()) > cap)
+        {
+            return Err(Refused::TooManyLimits {
                 tenant,
-                cap: self.caps.max_scopes_per_tenant,
+                plugin: first.plugin.clone(),
+                cap,
             });
         }
         let mut refused = None;
         let mut logged = false;
         for l in &limits {
-            let tracked_before = st.tracked;
             let c = st.scopes.entry(l.scope.clone()).or_default();
-            let is_new = !c.limits.contains_key(l.name.as_str());
-            if is_new && tracked_before >= self.caps.max_limits_per_tenant {
-                return Err(Refused::TooManyLimits {
-                    tenant,
-                    plugin: l.plugin.clone(),
-                    cap: self.caps.max_limits_per_tenant,
-                });
-            }
-            let changed = track(c, l, now_ms, &self.new_limits);
+            let (is_new, changed) = track(c, l, now_ms, &self.new_limits);
+            c.last_used_ms = now_ms;
             if is_new {
                 st.tracked += 1;
             }
@@ -335,12 +424,15 @@ impl Ledger {
             if l.window == Window::Rolling && l.period != Period::Total {
                 let seed = c.ring(l.period, now_ms).map(|r| r.parts(now_ms));
                 let reserved = c.reserved.requests;
+                let mut delta: isize = 0;
                 if let (Some(t), Some(len)) = (
                     c.limits.get_mut(l.name.as_str()),
                     rolling::window_len_ms(l.period),
                 ) {
                     let cap = usize::try_from(l.cap_units()).unwrap_or(usize::MAX);
-                    match (&t.log, exact) {
+                    let had = t.log.as_ref().map_or(0, SlidingLog::len);
+                    let room = st.log_entries < self.caps.max_exact_entries_per_tenant;
+                    match (&t.log, exact && room) {
                         (Some(log), true) if log.fits(len, cap) && !changed => {}
                         (_, true) => {
                             let mut log = SlidingLog::new(len, cap);
@@ -356,8 +448,12 @@ impl Ledger {
                         }
                         (_, false) => t.log = None,
                     }
+                    let has = t.log.as_ref().map_or(0, SlidingLog::len);
+                    delta = has as isize - had as isize;
                 }
+                st.log_entries = st.log_entries.saturating_add_signed(delta);
             }
+            let c = st.scopes.entry(l.scope.clone()).or_default();
             if refused.is_none() {
                 refused = check(c, l, estimate, now_ms, mode).err();
             }
@@ -367,9 +463,12 @@ impl Ledger {
             return Err(Refused::Exceeded(e));
         }
         for key in scopes.iter() {
-            st.counters(key).reserved += estimate;
+            let c = st.counters(key);
+            c.reserved += estimate;
+            c.last_used_ms = now_ms;
         }
         if logged {
+            let mut delta: isize = 0;
             for l in &limits {
                 if let Some(log) = st
                     .scopes
@@ -377,9 +476,12 @@ impl Ledger {
                     .and_then(|c| c.limits.get_mut(l.name.as_str()))
                     .and_then(|t| t.log.as_mut())
                 {
+                    let had = log.len();
                     log.push(now_ms);
+                    delta += log.len() as isize - had as isize;
                 }
             }
+            st.log_entries = st.log_entries.saturating_add_signed(delta);
         }
         drop(guard);
         Ok(Reservation {
@@ -392,10 +494,11 @@ impl Ledger {
         })
     }
 
-    /// Whether `l` is counted exactly by an admission log.
+    /// Whether `l` is counted exactly by an admission log: rolling request limits of a
+    /// minute or an hour, up to the exact cap.
     fn exact(&self, l: &Limit) -> bool {
         l.window == Window::Rolling
-            && l.period != Period::Total
+            && matches!(l.period, Period::Minute | Period::Hour)
             && l.metric == Metric::Requests
             && l.cap_units() <= self.caps.exact_rate_limit_max
     }
@@ -410,6 +513,7 @@ impl Ledger {
         let r = &reservation;
         let mut guard = lock(&r.shard.state);
         let state = &mut *guard;
+        let now_ms = state.tick(now_ms);
         state.release(&r.scopes, r.estimate);
         let before: Vec<u64> = r
             .limits
@@ -417,7 +521,9 @@ impl Ledger {
             .map(|l| settled_units(state, l, now_ms))
             .collect();
         for key in r.scopes.iter() {
-            state.counters(key).add(actual, now_ms);
+            let c = state.counters(key);
+            c.add(actual, now_ms);
+            c.last_used_ms = now_ms;
         }
         let mut alerts = Vec::new();
         for (l, before) in r.limits.iter().zip(before) {
@@ -543,22 +649,24 @@ impl Ledger {
     }
 }
 
-/// Remembers `l` on its scope; true when it is new or its spec changed. Limits to store
-/// are queued on `pending`.
-fn track(c: &mut Counters, l: &Limit, now_ms: i64, pending: &Mutex<Vec<Limit>>) -> bool {
+/// Remembers `l` on its scope (and that it was granted now): (whether it is new,
+/// whether it is new or its spec changed). Limits to store are queued on `pending`.
+fn track(c: &mut Counters, l: &Limit, now_ms: i64, pending: &Mutex<Vec<Limit>>) -> (bool, bool) {
     match c.limits.get_mut(l.name.as_str()) {
         Some(t) if t.limit == *l => {
+            t.seen_ms = now_ms;
             if now_ms.saturating_sub(t.persisted_ms) >= REPERSIST_MS {
                 t.persisted_ms = now_ms;
                 lock(pending).push(l.clone());
             }
-            false
+            (false, false)
         }
         Some(t) => {
             t.limit = l.clone();
             t.persisted_ms = now_ms;
+            t.seen_ms = now_ms;
             lock(pending).push(l.clone());
-            true
+            (false, true)
         }
         None => {
             c.limits.insert(
@@ -567,10 +675,11 @@ fn track(c: &mut Counters, l: &Limit, now_ms: i64, pending: &Mutex<Vec<Limit>>) 
                     limit: l.clone(),
                     log: None,
                     persisted_ms: now_ms,
+                    seen_ms: now_ms,
                 },
             );
             lock(pending).push(l.clone());
-            true
+            (true, true)
         }
     }
 }

@@ -254,54 +254,10 @@ fn finer(p: Period) -> Period {
 /// (so they do not fire again), the limits seen (so budgets show after a restart; the
 /// most recently granted `caps.max_limits_per_tenant` per tenant), and for every
 /// rolling limit its window, rebuilt from finer stored buckets with each bucket's usage
-/// counted at its last instant (never earlier than it happened).
+/// counted at its last instant (never earlier than it happened). Totals are loaded for
+/// the scopes in use or limited, not for every value ever counted.
 pub fn load(conn: &Connection, now_ms: i64, caps: LedgerCaps) -> rusqlite::Result<Ledger> {
     let mut tenants: HashMap<Arc<str>, State> = HashMap::new();
-    let mut usage = conn.prepare(
-        "SELECT tenant_id, scope, value, bucket, requests, tokens, cost_nano
-         FROM usage_ledger WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3 ORDER BY bucket",
-    )?;
-    let amount_of = |row: &Row<'_>| Amount {
-        requests: counter(row, 4),
-        tokens: counter(row, 5),
-        cost_nano: counter(row, 6),
-    };
-    let mut alerts = conn.prepare(
-        "SELECT tenant_id, scope, value, bucket, budget, threshold
-         FROM budget_alerts WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3",
-    )?;
-    for p in Period::ALL {
-        let (lo, hi) = live_buckets(p, now_ms);
-        let rows = usage.query_map(params![p.as_str(), lo, hi], |row| {
-            Ok(scope_of(row, 0, 1, 2)
-                .zip(row.get::<_, i64>(3).ok())
-                .map(|(k, b)| (k, b, amount_of(row))))
-        })?;
-        for row in rows {
-            if let Some((key, b, amount)) = row? {
-                let st = tenants.entry(key.tenant.clone()).or_default();
-                st.counters(&key).add_bucket(p, b, amount);
-            }
-        }
-        let rows = alerts.query_map(params![p.as_str(), lo, hi], |row| {
-            let fired = || {
-                Some(Fired {
-                    budget: row.get_ref(4).ok()?.as_str().ok()?.into(),
-                    period: p,
-                    bucket: row.get(3).ok()?,
-                    threshold: u32::try_from(row.get::<_, i64>(5).ok()?).ok()?,
-                })
-            };
-            Ok(scope_of(row, 0, 1, 2).zip(fired()))
-        })?;
-        for row in rows {
-            if let Some((key, fired)) = row? {
-                let st = tenants.entry(key.tenant.clone()).or_default();
-                st.counters(&key).fired.push(fired);
-            }
-        }
-    }
-
     let mut limits = conn.prepare(
         "SELECT tenant_id, scope, value, budget, spec, last_seen_ms FROM budget_limits
          ORDER BY tenant_id, last_seen_ms DESC",
@@ -342,9 +298,60 @@ pub fn load(conn: &Connection, now_ms: i64, caps: LedgerCaps) -> rusqlite::Resul
                     limit: l,
                     log: None,
                     persisted_ms: seen_ms,
+                    seen_ms,
                 },
             );
             st.tracked += 1;
+        }
+    }
+
+    let mut usage = conn.prepare(
+        "SELECT tenant_id, scope, value, bucket, requests, tokens, cost_nano
+         FROM usage_ledger WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3 ORDER BY bucket",
+    )?;
+    let amount_of = |row: &Row<'_>| Amount {
+        requests: counter(row, 4),
+        tokens: counter(row, 5),
+        cost_nano: counter(row, 6),
+    };
+    let mut alerts = conn.prepare(
+        "SELECT tenant_id, scope, value, bucket, budget, threshold
+         FROM budget_alerts WHERE period = ?1 AND bucket BETWEEN ?2 AND ?3",
+    )?;
+    for p in Period::ALL {
+        let (lo, hi) = live_buckets(p, now_ms);
+        let rows = usage.query_map(params![p.as_str(), lo, hi], |row| {
+            Ok(scope_of(row, 0, 1, 2)
+                .zip(row.get::<_, i64>(3).ok())
+                .map(|(k, b)| (k, b, amount_of(row))))
+        })?;
+        for row in rows {
+            if let Some((key, b, amount)) = row? {
+                let st = tenants.entry(key.tenant.clone()).or_default();
+                // Every scope ever counted has a total: only those in use now (or with
+                // limits) are loaded, so the cap on scope values holds at start-up too.
+                if p == Period::Total && !st.scopes.contains_key(&key) {
+                    continue;
+                }
+                st.counters(&key).add_bucket(p, b, amount);
+            }
+        }
+        let rows = alerts.query_map(params![p.as_str(), lo, hi], |row| {
+            let fired = || {
+                Some(Fired {
+                    budget: row.get_ref(4).ok()?.as_str().ok()?.into(),
+                    period: p,
+                    bucket: row.get(3).ok()?,
+                    threshold: u32::try_from(row.get::<_, i64>(5).ok()?).ok()?,
+                })
+            };
+            Ok(scope_of(row, 0, 1, 2).zip(fired()))
+        })?;
+        for row in rows {
+            if let Some((key, fired)) = row? {
+                let st = tenants.entry(key.tenant.clone()).or_default();
+                st.counters(&key).fired.push(fired);
+            }
         }
     }
 

@@ -176,6 +176,9 @@ impl SlidingLog {
     /// When the window ending at or after `now_ms` holds fewer than `cap` admissions
     /// again, without new ones.
     pub(super) fn frees_at(&self, now_ms: i64) -> i64 {
+        if self.cap == 0 {
+            return i64::MAX;
+        }
         let start = now_ms.saturating_sub(self.len);
         let lo = self.times.partition_point(|&t| t <= start);
         let inside = self.count(now_ms);
@@ -209,6 +212,11 @@ impl SlidingLog {
         if self.times.capacity() > 64 && self.times.len() < self.times.capacity() / 4 {
             self.times.shrink_to(self.times.len() * 2);
         }
+    }
+
+    /// Admission times kept.
+    pub(super) fn len(&self) -> usize {
+        self.times.len()
     }
 
     /// Forgets one admission at `at_ms` (its request never reached a provider).

@@ -32,10 +32,37 @@ pub enum Compiler {
 pub struct CompileBudget {
     /// The `tollgate` binary to run the worker from.
     pub exe: PathBuf,
-    /// Longest a compile may take, wall clock and CPU.
+    /// The CPU time a compile may use; it may take twice that on the wall clock.
     pub timeout: Duration,
     /// Most memory the worker may allocate.
     pub memory_bytes: u64,
+}
+
+/// Why a component did not compile, and whether compiling the same bytes again would
+/// fail the same way (then the refusal is remembered).
+#[derive(Debug)]
+pub struct CompileFailure {
+    pub message: String,
+    /// The bytes themselves are at fault (not the machine's load or an I/O error).
+    pub deterministic: bool,
+}
+
+impl CompileFailure {
+    /// A failure the bytes cause.
+    pub(super) fn of_bytes(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            deterministic: true,
+        }
+    }
+
+    /// A failure of the machine or its load.
+    pub(super) fn of_machine(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            deterministic: false,
+        }
+    }
 }
 
 static WORKER: OnceLock<PathBuf> = OnceLock::new();
@@ -130,34 +157,41 @@ pub fn run_worker(
     use rustix::process::{Resource, Rlimit, setpriority_process, setrlimit};
     // A compile bomb gets less CPU than the data plane, and dies at its budget.
     let _ = setpriority_process(None, 10);
-    let limit = |n: u64| Rlimit {
-        current: Some(n),
-        maximum: Some(n),
-    };
-    setrlimit(Resource::As, limit(memory_bytes))?;
-    setrlimit(Resource::Cpu, limit(cpu_s.max(1)))?;
+    setrlimit(
+        Resource::As,
+        Rlimit {
+            current: Some(memory_bytes),
+            maximum: Some(memory_bytes),
+        },
+    )?;
+    // SIGXCPU at the soft limit (so the parent can tell the CPU budget ran out); the
+    // kernel's SIGKILL a second later if it is ignored.
+    setrlimit(
+        Resource::Cpu,
+        Rlimit {
+            current: Some(cpu_s.max(1)),
+            maximum: Some(cpu_s.max(1) + 1),
+        },
+    )?;
     let bytes = std::fs::read(input)?;
     let artifact = compile_to_artifact(&bytes, false)?;
-    let tmp = output.with_extension("partial");
+    // Another worker may be writing the same artifact: each writes its own file.
+    let tmp = output.with_extension(format!("{}.partial", std::process::id()));
     std::fs::write(&tmp, &artifact)?;
     std::fs::rename(&tmp, output)?;
     Ok(())
 }
 
-/// Runs the worker on `bytes` within `budget` and returns the path of the artifact it
-/// wrote (`artifact`); the error says which budget was exceeded.
+/// Runs the worker on `bytes` within `budget`; it writes the artifact to `artifact`.
 pub async fn compile_isolated(
     budget: &CompileBudget,
     bytes: &[u8],
     artifact: &Path,
-) -> Result<(), String> {
-    let dir = artifact
-        .parent()
-        .ok_or_else(|| "the compiled-plugin cache has no directory".to_string())?;
-    let input = artifact.with_extension("input.wasm");
+) -> Result<(), CompileFailure> {
+    let input = artifact.with_extension(format!("{}.input.wasm", crate::ids::random_token(12)));
     tokio::fs::write(&input, bytes)
         .await
-        .map_err(|e| format!("cannot stage the component in {}: {e}", dir.display()))?;
+        .map_err(|e| CompileFailure::of_machine(format!("cannot stage the component: {e}")))?;
     let cpu_s = budget.timeout.as_secs().max(1);
     let child = tokio::process::Command::new(&budget.exe)
         .arg("__compile-plugin")
@@ -174,14 +208,19 @@ pub async fn compile_isolated(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn();
+    let wall = budget.timeout.saturating_mul(2).max(Duration::from_secs(2));
     let result = match child {
-        Err(e) => Err(format!("cannot start the compile worker: {e}")),
-        Ok(child) => match tokio::time::timeout(budget.timeout, child.wait_with_output()).await {
-            Err(_) => Err(format!(
-                "compiling took longer than {} ms ([sandbox] compile_timeout_ms)",
-                budget.timeout.as_millis()
-            )),
-            Ok(Err(e)) => Err(format!("the compile worker failed: {e}")),
+        Err(e) => Err(CompileFailure::of_machine(format!(
+            "cannot start the compile worker: {e}"
+        ))),
+        Ok(child) => match tokio::time::timeout(wall, child.wait_with_output()).await {
+            Err(_) => Err(CompileFailure::of_machine(format!(
+                "compiling took longer than {} ms on a busy machine ([sandbox] compile_timeout_ms); retry later",
+                wall.as_millis()
+            ))),
+            Ok(Err(e)) => Err(CompileFailure::of_machine(format!(
+                "the compile worker failed: {e}"
+            ))),
             Ok(Ok(out)) if out.status.success() => Ok(()),
             Ok(Ok(out)) => Err(worker_failure(&out, budget)),
         },
@@ -191,7 +230,7 @@ pub async fn compile_isolated(
 }
 
 /// Why the worker failed, in terms of the budget it ran under.
-fn worker_failure(out: &std::process::Output, budget: &CompileBudget) -> String {
+fn worker_failure(out: &std::process::Output, budget: &CompileBudget) -> CompileFailure {
     use std::os::unix::process::ExitStatusExt as _;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: String = stderr.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
@@ -199,17 +238,19 @@ fn worker_failure(out: &std::process::Output, budget: &CompileBudget) -> String 
         || stderr.contains("out of memory")
         || stderr.contains("Cannot allocate memory");
     match out.status.signal() {
-        // SIGXCPU: the CPU budget; SIGKILL: the kernel or the timeout.
-        Some(24) => format!(
-            "compiling used more than {} s of CPU ([sandbox] compile_timeout_ms)",
-            budget.timeout.as_secs().max(1)
-        ),
-        _ if memory => format!(
+        // SIGXCPU, or the kernel's SIGKILL that follows it: the CPU budget.
+        Some(24) | Some(9) => CompileFailure::of_bytes(format!(
+            "compiling used more than {} ms of CPU ([sandbox] compile_timeout_ms)",
+            budget.timeout.as_millis()
+        )),
+        _ if memory => CompileFailure::of_bytes(format!(
             "compiling needed more than {} MiB ([sandbox] compile_memory_mib)",
             budget.memory_bytes >> 20
-        ),
-        Some(sig) => format!("the compile worker died (signal {sig}): {tail}"),
-        None => format!("not a valid Tollgate plugin component: {tail}"),
+        )),
+        Some(sig) => {
+            CompileFailure::of_machine(format!("the compile worker died (signal {sig}): {tail}"))
+        }
+        None => CompileFailure::of_bytes(format!("not a valid Tollgate plugin component: {tail}")),
     }
 }
 

@@ -19,7 +19,8 @@ pub use bindings::{
 };
 pub use chain::{BudgetOutcome, ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
 pub use compile::{
-    CompileBudget, Compiler, compile_to_artifact, precheck, run_worker, set_compile_worker,
+    CompileBudget, CompileFailure, Compiler, compile_to_artifact, precheck, run_worker,
+    set_compile_worker,
 };
 pub use isolation::TenantSandbox;
 pub use output::{OutputLimits, Trimmed};

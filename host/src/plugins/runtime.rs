@@ -4,7 +4,7 @@ use super::PluginError;
 use super::bindings::{
     Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
 };
-use super::compile::{self, Compiler};
+use super::compile::{self, CompileFailure, Compiler};
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
@@ -74,6 +74,8 @@ pub struct PluginRuntime {
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
+    /// Compile workers running at once (a spare core each).
+    compile_slots: tokio::sync::Semaphore,
 }
 
 /// Refused hashes remembered at most.
@@ -140,6 +142,9 @@ impl PluginRuntime {
             output: OutputLimits::default(),
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
+            compile_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            ),
         })
     }
 
@@ -270,9 +275,12 @@ impl PluginRuntime {
                 plugin: label.to_string(),
                 failure,
             })?;
-        res.map_err(|message| PluginError::InvalidConfig {
-            plugin: label.to_string(),
-            message,
+        res.map_err(|mut message| {
+            super::output::truncate(&mut message, self.output.max_message_bytes);
+            PluginError::InvalidConfig {
+                plugin: label.to_string(),
+                message,
+            }
         })
     }
 
@@ -417,8 +425,9 @@ impl PluginRuntime {
     }
 
     /// The compiled component of `bytes`: from the cache, or compiled (off the async
-    /// workers; in a budgeted child process when isolated) after the size cap and the
-    /// structural check.
+    /// workers; in a budgeted child process when isolated, one worker per spare core at
+    /// a time) after the size cap and the structural check. Refusals the bytes
+    /// themselves cause are remembered by hash.
     async fn compile_cached(&self, hash: &str, bytes: &[u8]) -> Result<Component, String> {
         if bytes.len() > self.max_component_bytes {
             return Err(format!(
@@ -430,32 +439,33 @@ impl PluginRuntime {
         if let Some(why) = self.refused.lock().ok().and_then(|m| m.get(hash).cloned()) {
             return Err(why);
         }
-        let result = self.compile_checked(hash, bytes).await;
-        if let Err(why) = &result
-            && let Ok(mut m) = self.refused.lock()
-            && m.len() < REFUSED_MAX
-        {
-            m.insert(hash.to_string(), why.clone());
+        match self.compile_checked(hash, bytes).await {
+            Ok(c) => Ok(c),
+            Err(f) => {
+                if f.deterministic
+                    && let Ok(mut m) = self.refused.lock()
+                    && m.len() < REFUSED_MAX
+                {
+                    m.insert(hash.to_string(), f.message.clone());
+                }
+                Err(f.message)
+            }
         }
-        result
     }
 
-    async fn compile_checked(&self, hash: &str, bytes: &[u8]) -> Result<Component, String> {
-        compile::precheck(bytes)?;
+    async fn compile_checked(&self, hash: &str, bytes: &[u8]) -> Result<Component, CompileFailure> {
+        compile::precheck(bytes).map_err(CompileFailure::of_bytes)?;
         // Artifacts are only valid for the same engine build and settings.
         let mut h = std::hash::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         let name = format!("{hash}-{:016x}.cwasm", h.finish());
-        let dir = match (&self.cache_dir, &self.compiler) {
-            (Some(dir), _) => dir.clone(),
-            (None, Compiler::InProcess) => {
-                let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
-                return tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .map_err(|e| format!("{e:#}"));
-            }
-            (None, Compiler::Isolated(_)) => std::env::temp_dir().join("tollgate-compile"),
+        let Some(dir) = &self.cache_dir else {
+            // No cache to hand an artifact back through: compile here.
+            let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
+            return tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+                .await
+                .map_err(|e| CompileFailure::of_machine(e.to_string()))?
+                .map_err(|e| CompileFailure::of_bytes(format!("{e:#}")));
         };
         let file = dir.join(name);
         if file.exists() {
@@ -471,24 +481,35 @@ impl PluginRuntime {
         }
         match &self.compiler {
             Compiler::Isolated(budget) => {
-                tokio::fs::create_dir_all(&dir)
+                let _worker = tokio::time::timeout(budget.timeout, self.compile_slots.acquire())
                     .await
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                    .ok()
+                    .and_then(Result::ok)
+                    .ok_or_else(|| {
+                        CompileFailure::of_machine(
+                            "every compile worker stayed busy; retry the upload shortly",
+                        )
+                    })?;
                 compile::compile_isolated(budget, bytes, &file).await?;
-                // SAFETY: as above; the worker is this binary with the same settings.
-                unsafe { Component::deserialize_file(&self.engine, &file) }
-                    .map_err(|e| format!("the compiled component does not load: {e:#}"))
+                // SAFETY: as above; the worker is this binary with the same settings,
+                // and renames its artifact into place only once it is whole.
+                unsafe { Component::deserialize_file(&self.engine, &file) }.map_err(|e| {
+                    CompileFailure::of_machine(format!(
+                        "the compiled component does not load: {e:#}"
+                    ))
+                })
             }
             Compiler::InProcess => {
                 let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
                 let component =
                     tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
                         .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| format!("{e:#}"))?;
+                        .map_err(|e| CompileFailure::of_machine(e.to_string()))?
+                        .map_err(|e| CompileFailure::of_bytes(format!("{e:#}")))?;
                 match component.serialize() {
                     Ok(art) => {
-                        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                        let tmp =
+                            file.with_extension(format!("{}.tmp", crate::ids::random_token(12)));
                         if std::fs::write(&tmp, &art)
                             .and_then(|_| std::fs::rename(&tmp, &file))
                             .is_err()

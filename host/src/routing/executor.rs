@@ -20,6 +20,10 @@ const ERROR_BODY_LIMIT: usize = 64 << 10;
 /// Longest wait for a failed attempt's body before moving on.
 const ERROR_BODY_WAIT: Duration = Duration::from_secs(5);
 
+/// The error of an attempt whose answer never arrived because the request was dropped
+/// (the client went away) while the provider worked on it.
+pub const IN_FLIGHT: &str = "no answer yet: the client went away while the provider worked";
+
 /// The upstream response that will be relayed to the client.
 pub struct Served {
     pub response: reqwest::Response,
@@ -69,7 +73,17 @@ pub async fn execute(
                 tokio::time::sleep(plan.wait_before_retry(try_no, wait_hint.take(), unit)).await;
             }
             let started = Instant::now();
-            let at_us = crate::ids::now_us();
+            // Recorded before it is sent: if the client goes away while the provider works,
+            // the request was still served (and is billed), not "refused before upstream".
+            attempts.push(AttemptRecord {
+                provider: target.provider.id.clone(),
+                model: target.model.clone(),
+                target: target.index,
+                status: None,
+                latency_ms: 0,
+                error: Some(IN_FLIGHT.into()),
+                at_us: crate::ids::now_us(),
+            });
             let sent = target
                 .provider
                 .send(
@@ -80,15 +94,11 @@ pub async fn execute(
                     plan.attempt_timeout,
                 )
                 .await;
-            let mut record = AttemptRecord {
-                provider: target.provider.id.clone(),
-                model: target.model.clone(),
-                target: target.index,
-                status: None,
-                latency_ms: started.elapsed().as_millis() as u64,
-                error: None,
-                at_us,
+            let Some(record) = attempts.last_mut() else {
+                return Err(ApiError::internal("attempt record missing"));
             };
+            record.latency_ms = started.elapsed().as_millis() as u64;
+            record.error = None;
             match sent {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -98,7 +108,6 @@ pub async fn execute(
                         if !resp.status().is_success() {
                             record.error = Some(format!("upstream answered {status}"));
                         }
-                        attempts.push(record);
                         return Ok(Served {
                             response: resp,
                             target: target.clone(),
@@ -107,13 +116,13 @@ pub async fn execute(
                     }
                     wait_hint = retry_after(resp.headers());
                     let message = error_message(resp).await;
-                    record.error = Some(format!("upstream answered {status}: {message}"));
+                    if let Some(record) = attempts.last_mut() {
+                        record.error = Some(format!("upstream answered {status}: {message}"));
+                    }
                     tracing::info!(provider = %target.provider.id, status, attempt = n, "moving on after upstream failure");
-                    attempts.push(record);
                 }
                 Err(e) => {
                     record.error = Some(e.to_string());
-                    attempts.push(record);
                     let moves_on = match &e {
                         UpstreamError::Timeout { .. } => plan.retry_on.timeout,
                         UpstreamError::Connect { .. } | UpstreamError::Other { .. } => {

@@ -4,7 +4,7 @@
 
 mod executor;
 
-pub use executor::{Served, execute};
+pub use executor::{IN_FLIGHT, Served, execute};
 
 use crate::error::ApiError;
 use crate::plugins::{RoutePlan, RouteTarget, Strategy};

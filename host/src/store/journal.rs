@@ -41,6 +41,9 @@ struct Active {
     file: File,
     segment: u64,
     offset: u64,
+    /// A write failed: the next record starts a new segment (the current one may end
+    /// in a partial record, after which nothing may be written).
+    rotate: bool,
 }
 
 fn segment_path(dir: &Path, segment: u64) -> PathBuf {
@@ -68,11 +71,13 @@ pub fn segments(dir: &Path) -> io::Result<Vec<u64>> {
 }
 
 impl Journal {
-    /// Opens `dir` for appending, in a new segment after any already there (those are
-    /// left for [`read_range`] and [`Journal::delete_before`]).
-    pub fn open(dir: &Path) -> io::Result<Self> {
+    /// Opens `dir` for appending, in a new segment after any already there and after
+    /// segment `after` (the store's mark: numbers never go back, even if the directory
+    /// was emptied). Older segments are left for [`read_range`] and
+    /// [`Journal::delete_before`].
+    pub fn open(dir: &Path, after: u64) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let next = segments(dir)?.last().map_or(1, |s| s + 1);
+        let next = segments(dir)?.last().copied().unwrap_or(0).max(after) + 1;
         let file = create_segment(dir, next)?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -80,6 +85,7 @@ impl Journal {
                 file,
                 segment: next,
                 offset: 0,
+                rotate: false,
             }),
             healthy: AtomicBool::new(true),
         })
@@ -115,13 +121,29 @@ impl Journal {
         buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         buf.extend_from_slice(payload);
         let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        if a.rotate || a.offset >= SEGMENT_BYTES {
+            match create_segment(&self.dir, a.segment + 1) {
+                Ok(file) => {
+                    a.file = file;
+                    a.segment += 1;
+                    a.offset = 0;
+                    a.rotate = false;
+                }
+                Err(e) if a.rotate => {
+                    self.healthy.store(false, Ordering::Relaxed);
+                    return Err(e);
+                }
+                // Only full: this segment simply grows past its size.
+                Err(_) => {}
+            }
+        }
         let start = Pos {
             segment: a.segment,
             offset: a.offset,
         };
         if let Err(e) = a.file.write_all(&buf) {
-            let _ = a.file.set_len(start.offset);
-            let _ = a.file.seek(SeekFrom::Start(start.offset));
+            // Part of the record may be on disk: this segment takes nothing more.
+            a.rotate = true;
             self.healthy.store(false, Ordering::Relaxed);
             return Err(e);
         }
@@ -131,15 +153,6 @@ impl Journal {
             offset: a.offset,
         };
         let out = then(start, end);
-        if a.offset >= SEGMENT_BYTES {
-            // The next record starts a new segment; a failure here leaves this one
-            // growing, which is harmless.
-            if let Ok(file) = create_segment(&self.dir, a.segment + 1) {
-                a.file = file;
-                a.segment += 1;
-                a.offset = 0;
-            }
-        }
         self.healthy.store(true, Ordering::Relaxed);
         Ok(out)
     }
@@ -254,7 +267,7 @@ mod tests {
     #[test]
     fn records_come_back_in_order_and_from_any_position() {
         let dir = tmp("order");
-        let j = Journal::open(&dir).expect("open");
+        let j = Journal::open(&dir, 0).expect("open");
         let mut ends = Vec::new();
         for i in 0..5u8 {
             let (start, end) = j.append(&[i; 10], |s, e| (s, e)).expect("append");
@@ -276,7 +289,7 @@ mod tests {
     #[test]
     fn a_torn_tail_is_ignored_and_reopening_starts_a_new_segment() {
         let dir = tmp("torn");
-        let j = Journal::open(&dir).expect("open");
+        let j = Journal::open(&dir, 0).expect("open");
         let end = j.append(b"whole", |_, e| e).expect("append");
         drop(j);
         // A crash mid-write leaves half a record.
@@ -285,7 +298,7 @@ mod tests {
             .open(segment_path(&dir, end.segment))
             .expect("segment");
         f.write_all(&[200, 0, 0, 0, 1, 2]).expect("torn");
-        let j = Journal::open(&dir).expect("reopen");
+        let j = Journal::open(&dir, 0).expect("reopen");
         assert_eq!(j.end().segment, end.segment + 1);
         let got = read_range(&dir, Pos::default(), None, usize::MAX).expect("read");
         assert_eq!(got.len(), 1);

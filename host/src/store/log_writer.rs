@@ -152,8 +152,9 @@ pub struct LogWriter {
 
 impl LogWriter {
     pub(super) fn start(conn: Connection, opts: WriterOptions) -> std::io::Result<Self> {
+        let mark = journal_mark(&conn).map_err(std::io::Error::other)?;
         let journal = match &opts.journal_dir {
-            Some(dir) => Some(Arc::new(Journal::open(dir)?)),
+            Some(dir) => Some(Arc::new(Journal::open(dir, mark.segment)?)),
             None => None,
         };
         let (tx, rx) = mpsc::sync_channel(opts.max_queued.max(1));
@@ -873,7 +874,7 @@ mod tests {
         let jdir = dir.join("journal");
         // What the request path does before answering, with no writer running (the
         // process died before its batch).
-        let journal = Journal::open(&jdir).expect("journal");
+        let journal = Journal::open(&jdir, 0).expect("journal");
         for i in 0..40 {
             let payload = encode(&billed(&format!("r{i}"), 1_000)).expect("encode");
             journal.append(&payload, |_, _| ()).expect("append");

@@ -155,3 +155,102 @@ fn loading_many_limits_keeps_the_most_recent_per_tenant() {
     };
     assert!(view.limits.iter().all(|(l, _)| newest(l)));
 }
+
+#[test]
+fn idle_scope_values_make_room_for_new_ones() {
+    let ledger = Ledger::with_caps(LedgerCaps {
+        max_scopes_per_tenant: 40,
+        ..LedgerCaps::default()
+    });
+    let user = |i: usize| -> Arc<[ScopeKey]> {
+        Arc::from(vec![
+            key(ScopeKind::Tenant, "acme"),
+            key(ScopeKind::User, &format!("user-{i}")),
+        ])
+    };
+    // A limit with a total on one user: that user is never forgotten.
+    let lifetime = limit(
+        "lifetime",
+        key(ScopeKind::User, "user-0"),
+        Metric::Requests,
+        Period::Total,
+        Window::Calendar,
+        1e9,
+    );
+    let r = ledger
+        .admit(user(0), vec![lifetime.clone()], one(), T0, Admit::BelowCap)
+        .expect("first");
+    ledger.settle(r, one(), T0);
+    for i in 1..39 {
+        let r = ledger
+            .admit(user(i), vec![], one(), T0, Admit::BelowCap)
+            .expect("fits");
+        ledger.settle(r, one(), T0);
+    }
+    // Full, and nobody idle yet: refused.
+    assert!(matches!(
+        ledger.admit(user(100), vec![], one(), T0, Admit::BelowCap),
+        Err(Refused::TooManyScopes { .. })
+    ));
+    // A second later the users without limits are idle: the oldest make room.
+    let later = T0 + 1_000;
+    let r = ledger
+        .admit(user(100), vec![], one(), later, Admit::BelowCap)
+        .expect("room made");
+    ledger.settle(r, one(), later);
+    // The user with the total limit kept its count.
+    let r = ledger
+        .admit(user(0), vec![lifetime], one(), later, Admit::BelowCap)
+        .expect("still there");
+    ledger.settle(r, one(), later);
+    let total = ledger.read(
+        &key(ScopeKind::User, "user-0"),
+        Period::Total,
+        Window::Calendar,
+        later,
+    );
+    assert_eq!(total.settled.requests, 2);
+}
+
+#[test]
+fn limits_no_plugin_grants_any_more_make_room() {
+    let ledger = Ledger::with_caps(LedgerCaps {
+        max_limits_per_tenant: 10,
+        ..LedgerCaps::default()
+    });
+    let minute_limit = |i: usize| Limit {
+        period: Period::Minute,
+        window: Window::Rolling,
+        ..per_request_limit(i)
+    };
+    for i in 0..10 {
+        let r = ledger
+            .admit(scopes(), vec![minute_limit(i)], one(), T0, Admit::BelowCap)
+            .expect("fits");
+        ledger.settle(r, one(), T0);
+    }
+    assert!(matches!(
+        ledger.admit(
+            scopes(),
+            vec![minute_limit(10)],
+            one(),
+            T0 + 1,
+            Admit::BelowCap
+        ),
+        Err(Refused::TooManyLimits { .. })
+    ));
+    // A minute and a day later, none of them was granted again: they are stale.
+    let later = T0 + 60_000 + DAY_MS + 1;
+    assert!(
+        ledger
+            .admit(
+                scopes(),
+                vec![minute_limit(10)],
+                one(),
+                later,
+                Admit::BelowCap
+            )
+            .is_ok()
+    );
+    assert_eq!(ledger.limits_seen(Some("acme"), later, 100).total, 1);
+}

@@ -87,8 +87,9 @@ fn usage_survives_a_restart() {
 fn prune_keeps_what_windows_read() {
     let mut conn = db();
     let ledger = Ledger::new();
-    let mut entries = history();
-    entries.push((scopes(), usd(3.0), T0 - 500 * DAY_MS));
+    // In time order: the ledger's clock never runs backwards.
+    let mut entries = vec![(scopes(), usd(3.0), T0 - 500 * DAY_MS)];
+    entries.extend(history());
     record(&ledger, &mut conn, &entries);
     let rows = |conn: &Connection| -> i64 {
         conn.query_row("SELECT count(*) FROM usage_ledger", [], |r| r.get(0))
