@@ -30,14 +30,40 @@ fn limit(name: &str, scope: &ScopeKey, metric: Metric, period: Period, cap: f64)
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let scopes: Arc<[ScopeKey]> = Arc::from(vec![
+/// The five scopes of a typical request.
+fn request_scopes() -> Arc<[ScopeKey]> {
+    Arc::from(vec![
         key(ScopeKind::Tenant, "acme"),
         key(ScopeKind::Team, "engineering"),
         key(ScopeKind::User, "dev@acme.com"),
         key(ScopeKind::Key, "key_bench"),
         key(ScopeKind::Metadata(Arc::from("project")), "apollo"),
-    ]);
+    ])
+}
+
+/// One request's admission and settlement, as the pipeline does them.
+fn admit_settle(
+    ledger: &Ledger,
+    scopes: &Arc<[ScopeKey]>,
+    limits: &[Limit],
+    estimate: Amount,
+    actual: Amount,
+    now: i64,
+) -> usize {
+    let r = ledger
+        .admit(
+            scopes.clone(),
+            limits.to_vec(),
+            estimate,
+            now,
+            Admit::BelowCap,
+        )
+        .expect("within limits");
+    ledger.settle(r, actual, now).len()
+}
+
+fn bench(c: &mut Criterion) {
+    let scopes = request_scopes();
     let limits = vec![
         limit("team-daily", &scopes[1], Metric::Cost, Period::Day, 1e9),
         limit(
@@ -73,16 +99,9 @@ fn bench(c: &mut Criterion) {
     let now = tollgate::ids::now_ms();
     c.bench_function("ledger/admit+settle (5 scopes, 3 limits)", |b| {
         b.iter(|| {
-            let r = ledger
-                .admit(
-                    scopes.clone(),
-                    limits.clone(),
-                    estimate,
-                    now,
-                    Admit::BelowCap,
-                )
-                .expect("within limits");
-            black_box(ledger.settle(r, actual, now))
+            black_box(admit_settle(
+                &ledger, &scopes, &limits, estimate, actual, now,
+            ))
         })
     });
     // A rolling request limit small enough to be exact: one timestamp per admission
@@ -137,25 +156,12 @@ fn bench(c: &mut Criterion) {
             .expect("neighbour");
         ledger.settle(r, actual, now);
     }
-    let scopes: Arc<[ScopeKey]> = Arc::from(vec![
-        key(ScopeKind::Tenant, "acme"),
-        key(ScopeKind::Team, "engineering"),
-        key(ScopeKind::User, "dev@acme.com"),
-        key(ScopeKind::Key, "key_bench"),
-        key(ScopeKind::Metadata(Arc::from("project")), "apollo"),
-    ]);
+    let scopes = request_scopes();
     c.bench_function("ledger/admit+settle (neighbour tracks 10k limits)", |b| {
         b.iter(|| {
-            let r = ledger
-                .admit(
-                    scopes.clone(),
-                    limits.clone(),
-                    estimate,
-                    now,
-                    Admit::BelowCap,
-                )
-                .expect("within limits");
-            black_box(ledger.settle(r, actual, now))
+            black_box(admit_settle(
+                &ledger, &scopes, &limits, estimate, actual, now,
+            ))
         })
     });
     c.bench_function("ledger/read (rolling minute)", |b| {

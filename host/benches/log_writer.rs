@@ -73,6 +73,16 @@ fn row(i: u64) -> LogRecord {
     }
 }
 
+/// `n` rows numbered on from `*next`.
+fn rows(n: u64, next: &mut u64) -> Vec<LogRecord> {
+    (0..n)
+        .map(|_| {
+            *next += 1;
+            row(*next)
+        })
+        .collect()
+}
+
 fn writer(dir: &std::path::Path, journal: bool) -> (Store, tollgate::store::LogWriter) {
     let store = Store::open(dir).expect("store");
     let w = store
@@ -106,14 +116,9 @@ fn bench(c: &mut Criterion) {
                 while left > 0 {
                     let n = left.min(256);
                     left -= n;
-                    let rows: Vec<LogRecord> = (0..n)
-                        .map(|_| {
-                            i += 1;
-                            row(i)
-                        })
-                        .collect();
+                    let batch = rows(n, &mut i);
                     let t0 = Instant::now();
-                    for r in rows {
+                    for r in batch {
                         tx.send(r);
                     }
                     timed += t0.elapsed();
@@ -125,14 +130,9 @@ fn bench(c: &mut Criterion) {
         // Rows from send to committed in SQLite, per row, in batches of 256.
         c.bench_function(&format!("log/written per row ({name})"), |b| {
             b.iter_custom(|iters| {
-                let rows: Vec<LogRecord> = (0..iters)
-                    .map(|_| {
-                        i += 1;
-                        row(i)
-                    })
-                    .collect();
+                let batch = rows(iters, &mut i);
                 let t0 = Instant::now();
-                for r in rows {
+                for r in batch {
                     tx.send(r);
                 }
                 tx.flush_blocking();

@@ -119,6 +119,25 @@ impl State {
         }
     }
 
+    /// Applies `f` to the exact log of each of `limits` that has one, keeping the
+    /// tenant's count of log entries.
+    fn with_logs(&mut self, limits: &[Limit], mut f: impl FnMut(&mut SlidingLog)) {
+        let mut delta: isize = 0;
+        for l in limits {
+            if let Some(log) = self
+                .scopes
+                .get_mut(&l.scope)
+                .and_then(|c| c.limits.get_mut(l.name.as_str()))
+                .and_then(|t| t.log.as_mut())
+            {
+                let had = log.len();
+                f(log);
+                delta += log.len() as isize - had as isize;
+            }
+        }
+        self.log_entries = self.log_entries.saturating_add_signed(delta);
+    }
+
     /// `now_ms`, or the shard's clock if that is later; advances the clock.
     fn tick(&mut self, now_ms: i64) -> i64 {
         self.clock = self.clock.max(now_ms);
@@ -239,24 +258,11 @@ impl std::fmt::Debug for Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            let mut guard = lock(&self.shard.state);
-            let st = &mut *guard;
+            let mut st = lock(&self.shard.state);
             st.release(&self.scopes, self.estimate);
             // The request never counted: its admissions leave the exact logs too.
-            let mut removed = 0;
-            for l in &self.limits {
-                if let Some(log) = st
-                    .scopes
-                    .get_mut(&l.scope)
-                    .and_then(|c| c.limits.get_mut(l.name.as_str()))
-                    .and_then(|t| t.log.as_mut())
-                {
-                    let had = log.len();
-                    log.remove(self.admitted_ms);
-                    removed += had - log.len();
-                }
-            }
-            st.log_entries = st.log_entries.saturating_sub(removed);
+            let at = self.admitted_ms;
+            st.with_logs(&self.limits, |log| log.remove(at));
         }
     }
 }
@@ -468,20 +474,7 @@ impl Ledger {
             c.last_used_ms = now_ms;
         }
         if logged {
-            let mut delta: isize = 0;
-            for l in &limits {
-                if let Some(log) = st
-                    .scopes
-                    .get_mut(&l.scope)
-                    .and_then(|c| c.limits.get_mut(l.name.as_str()))
-                    .and_then(|t| t.log.as_mut())
-                {
-                    let had = log.len();
-                    log.push(now_ms);
-                    delta += log.len() as isize - had as isize;
-                }
-            }
-            st.log_entries = st.log_entries.saturating_add_signed(delta);
+            st.with_logs(&limits, |log| log.push(now_ms));
         }
         drop(guard);
         Ok(Reservation {

@@ -845,6 +845,27 @@ mod tests {
         r
     }
 
+    /// A journaled writer on `store` with `max_queued` places in its queue.
+    fn journaled(
+        store: &Store,
+        journal: &std::path::Path,
+        max_queued: usize,
+        metrics: &Arc<Metrics>,
+    ) -> LogWriter {
+        store
+            .log_writer(WriterOptions {
+                batch_size: 50,
+                flush: Duration::from_millis(5),
+                ledger: Arc::new(Ledger::new()),
+                retention: Retention::default(),
+                observers: Vec::new(),
+                max_queued,
+                journal_dir: Some(journal.to_path_buf()),
+                metrics: metrics.clone(),
+            })
+            .expect("writer")
+    }
+
     fn temp_store(name: &str) -> (std::path::PathBuf, Store) {
         let dir =
             std::env::temp_dir().join(format!("tollgate-{name}-{}", crate::ids::random_token(8)));
@@ -897,18 +918,7 @@ mod tests {
             .expect("body");
         assert_eq!(detail, ("{\"q\":\"\u{e9}\"}".to_string(), true));
         // The writer of the next run deletes the consumed segments.
-        let writer = store
-            .log_writer(WriterOptions {
-                batch_size: 10,
-                flush: Duration::from_millis(10),
-                ledger: Arc::new(Ledger::new()),
-                retention: Retention::default(),
-                observers: Vec::new(),
-                max_queued: 100,
-                journal_dir: Some(jdir.clone()),
-                metrics: Default::default(),
-            })
-            .expect("writer");
+        let writer = journaled(&store, &jdir, 100, &Default::default());
         writer.sender().send(billed("after", 5));
         writer.shutdown();
         assert_eq!(spend(&store), (41, 40_005));
@@ -925,18 +935,7 @@ mod tests {
     fn rows_that_find_the_queue_full_wait_in_the_journal_not_dropped() {
         let (dir, store) = temp_store("deferred");
         let metrics: Arc<Metrics> = Default::default();
-        let writer = store
-            .log_writer(WriterOptions {
-                batch_size: 50,
-                flush: Duration::from_millis(5),
-                ledger: Arc::new(Ledger::new()),
-                retention: Retention::default(),
-                observers: Vec::new(),
-                max_queued: 2,
-                journal_dir: Some(dir.join("journal")),
-                metrics: metrics.clone(),
-            })
-            .expect("writer");
+        let writer = journaled(&store, &dir.join("journal"), 2, &metrics);
         let tx = writer.sender();
         let senders: Vec<_> = (0..4)
             .map(|t| {
@@ -963,18 +962,7 @@ mod tests {
     fn a_refused_batch_is_kept_and_written_when_the_database_takes_it() {
         let (dir, store) = temp_store("refused");
         let metrics: Arc<Metrics> = Default::default();
-        let writer = store
-            .log_writer(WriterOptions {
-                batch_size: 50,
-                flush: Duration::from_millis(5),
-                ledger: Arc::new(Ledger::new()),
-                retention: Retention::default(),
-                observers: Vec::new(),
-                max_queued: 100,
-                journal_dir: Some(dir.join("journal")),
-                metrics: metrics.clone(),
-            })
-            .expect("writer");
+        let writer = journaled(&store, &dir.join("journal"), 100, &metrics);
         // Make every write fail, as a full disk would.
         store
             .with_conn_blocking(|c| {

@@ -14,6 +14,20 @@ fn rpm(cap: f64) -> Limit {
     )
 }
 
+/// Admits a request under `l` with `estimate` and settles it at once as `actual`.
+fn spend(
+    ledger: &Ledger,
+    l: &Limit,
+    estimate: Amount,
+    actual: Amount,
+    at: i64,
+    mode: Admit,
+) -> Result<(), Refused> {
+    let r = ledger.admit(scopes(), vec![l.clone()], estimate, at, mode)?;
+    ledger.settle(r, actual, at);
+    Ok(())
+}
+
 /// Admits (and settles at once) a request at each instant; the admitted instants, and
 /// for each refusal the `retry-after` it carried.
 fn drive(ledger: &Ledger, l: &Limit, at: &[i64]) -> (Vec<i64>, Vec<(i64, u64)>) {
@@ -110,27 +124,18 @@ fn a_rolling_week_exhausted_minutes_ago_resets_a_week_after_the_spend() {
         1.0,
     );
     let spent_at = T0 + 3 * 60_000;
-    let r = ledger
-        .admit(
-            scopes(),
-            vec![week.clone()],
-            usd(0.5),
-            spent_at,
-            Admit::BelowCap,
-        )
-        .expect("first");
-    ledger.settle(r, usd(1.2), spent_at);
+    spend(
+        &ledger,
+        &week,
+        usd(0.5),
+        usd(1.2),
+        spent_at,
+        Admit::BelowCap,
+    )
+    .expect("first");
     let now = spent_at + 5 * 60_000;
     let e = exceeded(
-        ledger
-            .admit(
-                scopes(),
-                vec![week.clone()],
-                usd(0.01),
-                now,
-                Admit::BelowCap,
-            )
-            .expect_err("exhausted"),
+        spend(&ledger, &week, usd(0.01), usd(0.01), now, Admit::BelowCap).expect_err("exhausted"),
     );
     let sub = 7 * DAY_MS / 60;
     let frees = (spent_at / sub + 1) * sub + 7 * DAY_MS;
@@ -177,27 +182,26 @@ fn estimate_fits_refuses_what_would_overshoot() {
         Window::Calendar,
         0.10,
     );
-    let r = ledger
-        .admit(
-            scopes(),
-            vec![daily.clone()],
-            usd(0.02),
-            T0,
-            Admit::EstimateFits,
-        )
-        .expect("fits");
-    ledger.settle(r, usd(0.07), T0);
+    spend(
+        &ledger,
+        &daily,
+        usd(0.02),
+        usd(0.07),
+        T0,
+        Admit::EstimateFits,
+    )
+    .expect("fits");
     // $0.07 spent: a $0.05 estimate would overshoot $0.10 under estimate_fits...
     let e = exceeded(
-        ledger
-            .admit(
-                scopes(),
-                vec![daily.clone()],
-                usd(0.05),
-                T0 + 1,
-                Admit::EstimateFits,
-            )
-            .expect_err("would overshoot"),
+        spend(
+            &ledger,
+            &daily,
+            usd(0.05),
+            usd(0.05),
+            T0 + 1,
+            Admit::EstimateFits,
+        )
+        .expect_err("would overshoot"),
     );
     assert_eq!(e.limit.name, "small");
     // ...while below_cap admits it (usage is still below the cap).
