@@ -211,6 +211,13 @@ def test_analytics_renders_charts(page, gw, traffic):
     table = page.locator("main table").last.inner_text()
     assert "engineering" in table and "sales" in table
     shot(page, "analytics")
+    # With no range in the URL, the selector shows the range the charts were fetched for.
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url) if "/admin/v1/analytics" in r.url else None)
+    page.goto(f"{gw.url}/console/#/analytics")
+    page.wait_for_selector("#charts svg")
+    assert page.locator("select[name=since]").input_value() == "24h"
+    assert any("since=24h" in u for u in fetched), fetched
 
 
 def test_traces_group_a_session(page, gw, traffic):

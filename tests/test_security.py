@@ -67,6 +67,7 @@ def gw(tmp_path_factory, upstreams):
         "nan": hostile("nan-limit"),
         "negative": hostile("negative-limit"),
         "clock": hostile("clock-probe"),
+        "random": hostile("random-probe"),
         "retries": '[[tenants.plugins]]\nname = "model-router"\nconfig = ' + toml_inline({"default": {
             "strategy": "fallback", "targets": [{"provider": "main"}] * 8,
             "retry_on": {"statuses": [500], "timeout": False, "connect_error": False},
@@ -532,6 +533,19 @@ def test_plugins_see_only_coarse_clocks(gw):
     labels = dict(gw.wait_log(headers["request-id"])["decisions"][0]["annotations"])
     assert labels["clock.wall_sub_ms_ns"] == "0", labels
     assert int(labels["clock.monotonic_step_ns"]) >= 1_000_000, labels
+
+
+def test_randomness_carries_nothing_from_one_call_to_the_next(gw):
+    # Calls share pooled WASI contexts: what one call draws must not move what the next
+    # sees (another tenant's calls included).
+    key = gw.create_key("random")
+    seen = set()
+    for _ in range(4):
+        status, headers, _ = post(gw, key)
+        assert status == 200
+        labels = dict(gw.wait_log(headers["request-id"])["decisions"][0]["annotations"])
+        seen.add(labels["random.hash"])
+    assert len(seen) == 1, seen
 
 
 def test_estimate_fits_refuses_a_request_that_would_overshoot_a_small_cap(gw):

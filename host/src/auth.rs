@@ -39,16 +39,12 @@ impl KeyCache {
             .into_iter()
             .map(|k| (k.secret_hash.clone(), Arc::new(k)))
             .collect();
-        if let Ok(mut guard) = self.by_hash.write() {
-            *guard = map;
-        }
+        *crate::sync::write(&self.by_hash) = map;
     }
 
     /// Adds or replaces one key (after create or revoke).
     pub fn upsert(&self, key: ApiKey) {
-        if let Ok(mut guard) = self.by_hash.write() {
-            guard.insert(key.secret_hash.clone(), Arc::new(key));
-        }
+        crate::sync::write(&self.by_hash).insert(key.secret_hash.clone(), Arc::new(key));
     }
 
     /// Authenticates a request's headers: the key, valid now; else why not (the 401
@@ -66,11 +62,9 @@ impl KeyCache {
             )
         })?;
         let hash = crate::store::hash_secret(secret);
-        let key = self
-            .by_hash
-            .read()
-            .ok()
-            .and_then(|m| m.get(&hash).cloned())
+        let key = crate::sync::read(&self.by_hash)
+            .get(&hash)
+            .cloned()
             .ok_or_else(|| refuse(Unauthenticated::Invalid, "invalid API key".into()))?;
         if key.revoked_at.is_some() {
             return Err(refuse(
@@ -139,4 +133,44 @@ pub fn check_scope(key: &ApiKey, metadata: &Metadata, model: Option<&str>) -> Re
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(revoked: bool) -> ApiKey {
+        ApiKey {
+            id: "key_1".into(),
+            tenant_id: "acme".into(),
+            name: "k".into(),
+            team: None,
+            user: None,
+            models: None,
+            prefix: "tg-abc".into(),
+            created_at: 0,
+            expires_at: None,
+            revoked_at: revoked.then_some(1),
+            secret_hash: crate::store::hash_secret("tg-secret"),
+        }
+    }
+
+    #[test]
+    fn a_revoke_is_applied_even_after_a_panic_poisoned_the_index() {
+        let cache = Arc::new(KeyCache::default());
+        cache.upsert(key(false));
+        let c = cache.clone();
+        let _ = std::thread::spawn(move || {
+            let _held = c.by_hash.write();
+            panic!("poison the index");
+        })
+        .join();
+        assert!(cache.by_hash.is_poisoned());
+        cache.upsert(key(true));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", "tg-secret".parse().expect("header"));
+        let (why, err) = cache.authenticate(&headers, 0).expect_err("revoked");
+        assert_eq!(why, Unauthenticated::Revoked);
+        assert!(err.message.contains("revoked"));
+    }
 }

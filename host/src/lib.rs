@@ -26,6 +26,7 @@ pub mod providers;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod telemetry;
 pub mod translate;
 pub mod usage;

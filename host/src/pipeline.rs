@@ -561,7 +561,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
     if let Some(ctx) = &ctx
         && tenant.chain.has_hook(Hook::Budget)
     {
-        let first = &plan.targets[0];
+        let first = plan.targets.first();
         let target = RouteTarget {
             provider: first.provider.id.clone(),
             model: Some(first.model.clone()),
@@ -586,7 +586,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
             BudgetOutcome::Refused(err) => return Err(err),
         }
     }
-    let first = &plan.targets[0];
+    let first = plan.targets.first();
     let max_tokens = match (summary.max_tokens, first.max_tokens_cap) {
         (Some(m), Some(cap)) => Some(m.min(cap)),
         (m, cap) => m.or(cap),
@@ -622,7 +622,9 @@ fn enforce_pins(
     }
     let mut first_refusal = None;
     let mut dropped = 0u32;
-    plan.targets
+    let total = plan.targets.len();
+    let kept = plan
+        .targets
         .retain(|t| match pins.allows(&t.provider.id, &t.model) {
             Ok(()) => true,
             Err(why) => {
@@ -636,18 +638,13 @@ fn enforce_pins(
     };
     decisions.push(crate::store::PluginDecision {
         plugin: "operator allow-list".into(),
-        outcome: if plan.targets.is_empty() {
-            "deny"
-        } else {
-            "filtered"
-        }
-        .into(),
-        detail: Some(format!("{dropped} target(s) dropped: {why}")),
+        outcome: if kept { "filtered" } else { "deny" }.into(),
+        detail: Some(format!("{dropped} of {total} target(s) dropped: {why}")),
         annotations: Vec::new(),
         micros: 0,
         at_us: crate::ids::now_us(),
     });
-    if plan.targets.is_empty() {
+    if !kept {
         return Err(ApiError::forbidden(format!(
             "{why}; the operator pins which providers and models this tenant may use"
         )));

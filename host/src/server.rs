@@ -281,12 +281,12 @@ impl AppState {
     /// tenant, to add its entry).
     pub fn tenant(&self, tenant_id: &str) -> Arc<TenantRuntime> {
         {
-            let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+            let t = crate::sync::read(&self.tenants);
             if let Some(rt) = t.by_id.get(tenant_id) {
                 return rt.clone();
             }
         }
-        let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = crate::sync::write(&self.tenants);
         if let Some(rt) = t.by_id.get(tenant_id) {
             return rt.clone();
         }
@@ -308,7 +308,7 @@ impl AppState {
 
     /// Every tenant with a runtime so far (configured, bundled or seen), by id.
     pub fn tenant_runtimes(&self) -> Vec<(String, Arc<TenantRuntime>)> {
-        let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let t = crate::sync::read(&self.tenants);
         let mut v: Vec<_> = t
             .by_id
             .iter()
@@ -320,10 +320,7 @@ impl AppState {
 
     /// The slot admin work on `tenant_id`'s plugins runs in (see `admin_sandboxes`).
     pub fn admin_sandbox(&self, tenant_id: &str) -> Arc<TenantSandbox> {
-        let mut m = self
-            .admin_sandboxes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut m = crate::sync::lock(&self.admin_sandboxes);
         m.entry(tenant_id.to_string())
             .or_insert_with(|| {
                 let own = self.config_tenants.get(tenant_id).map(|t| &t.sandbox);
@@ -342,7 +339,7 @@ impl AppState {
     /// The lock serialising bundle activations of one scope (a tenant id, or the
     /// platform's scope name).
     pub fn bundle_lock(&self, scope: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.bundle_locks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = crate::sync::lock(&self.bundle_locks);
         m.entry(scope.to_string()).or_default().clone()
     }
 
@@ -363,14 +360,14 @@ impl AppState {
 
     /// The platform bundle in force.
     pub fn platform(&self) -> Platform {
-        let t = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        let t = crate::sync::read(&self.tenants);
         t.platform.clone()
     }
 
     /// Activates a tenant's new own layer (composed on the current platform and the
     /// operator's pinned rules): the next request uses it, requests in flight keep theirs.
     pub fn set_tenant(&self, tenant_id: &str, layer: TenantLayer) {
-        let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = crate::sync::write(&self.tenants);
         // The tenant keeps its slots across versions: requests of the old version
         // still hold some.
         let current = t.by_id.get(tenant_id).cloned();
@@ -395,7 +392,7 @@ impl AppState {
 
     /// Activates a new platform bundle: every tenant's chain is recomposed at once.
     pub fn set_platform(&self, platform: Platform) {
-        let mut t = self.tenants.write().unwrap_or_else(|e| e.into_inner());
+        let mut t = crate::sync::write(&self.tenants);
         let mut by_id: HashMap<String, Arc<TenantRuntime>> = t
             .by_id
             .iter()

@@ -50,13 +50,13 @@ impl AdminTokens {
 
     /// Adds or replaces a token (after create or revoke).
     pub fn upsert(&self, token: AdminToken) {
-        let mut m = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut m = crate::sync::write(&self.0);
         m.insert(token.secret_hash.clone(), token);
     }
 
     /// The live token with this secret.
     fn find(&self, secret: &str) -> Option<AdminToken> {
-        let m = self.0.read().unwrap_or_else(|e| e.into_inner());
+        let m = crate::sync::read(&self.0);
         m.get(&hash_secret(secret))
             .filter(|t| t.revoked_at.is_none())
             .cloned()

@@ -34,7 +34,7 @@ struct Running<'a> {
 
 impl<'a> Running<'a> {
     fn start(state: &'a AppState, tenant: &str) -> Result<Self, ApiError> {
-        let mut set = state.replays.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::sync::lock(&state.replays);
         if !set.insert(tenant.to_string()) {
             return Err(ApiError::invalid(format!(
                 "a replay for tenant '{tenant}' is already running; try again when it ends"
@@ -50,7 +50,7 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        let mut set = self.state.replays.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::sync::lock(&self.state.replays);
         set.remove(&self.tenant);
     }
 }
@@ -404,7 +404,7 @@ async fn decide_again(
     let decisions = scratch.decisions;
     match decided {
         Ok(d) => {
-            let first = &d.plan.targets[0];
+            let first = d.plan.targets.first();
             if let Some((reservation, _)) = d.reservation {
                 let used = if row.attempts.is_empty() {
                     reservation.estimate()

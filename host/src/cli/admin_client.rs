@@ -28,7 +28,7 @@ impl AdminClient {
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             token,
-            http: reqwest::Client::builder().build()?,
+            http: crate::providers::client_builder().build()?,
             output,
         })
     }

@@ -44,7 +44,7 @@ impl PreAuthGate {
 
     /// A place for a request from `ip`, if it has one left.
     pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<PreAuthSlot> {
-        let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = crate::sync::lock(&self.inflight);
         let n = m.entry(ip).or_insert(0);
         if *n >= self.max_per_client {
             return None;
@@ -58,7 +58,7 @@ impl PreAuthGate {
     }
 
     fn leave(&self, ip: IpAddr) {
-        let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = crate::sync::lock(&self.inflight);
         if let Some(n) = m.get_mut(&ip) {
             *n = n.saturating_sub(1);
             if *n == 0 {

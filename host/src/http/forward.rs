@@ -54,10 +54,11 @@ pub async fn forward(
     let client = ex.flavor;
     if endpoint == Endpoint::CountTokens {
         // Only Anthropic upstreams count tokens; others get a local estimate.
-        a.plan
+        if !a
+            .plan
             .targets
-            .retain(|t| t.provider.wire == Wire::Anthropic);
-        if a.plan.targets.is_empty() {
+            .retain(|t| t.provider.wire == Wire::Anthropic)
+        {
             return local_token_count(ex, &a.body);
         }
     }

@@ -61,7 +61,7 @@ impl Connections {
 
     /// A place for a connection from `ip`, or which cap is full.
     pub fn open(self: &Arc<Self>, ip: IpAddr) -> Result<ConnSlot, ConnRefused> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = crate::sync::lock(&self.open);
         let (total, per) = &mut *open;
         if *total >= self.max_total {
             return Err(ConnRefused::Total);
@@ -81,7 +81,7 @@ impl Connections {
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        let mut open = self.conns.open.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = crate::sync::lock(&self.conns.open);
         let (total, per) = &mut *open;
         *total = total.saturating_sub(1);
         if let Some(n) = per.get_mut(&self.ip) {

@@ -41,7 +41,7 @@ use counters::{Counters, Fired, Tracked};
 use rolling::SlidingLog;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// How often a limit still being granted is handed to the store again, so its stored
 /// `last_seen_ms` tells live limits from ones no plugin grants any more.
@@ -196,11 +196,7 @@ impl State {
     }
 }
 
-/// Counters are plain numbers, valid even if a holder panicked: ignore poisoning
-/// rather than take the request path down with it.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use crate::sync::lock;
 
 /// Why the ledger refused a request.
 #[derive(Clone, Debug)]
@@ -317,7 +313,7 @@ impl Ledger {
 
     /// The shard of `tenant`, if it has one.
     fn shard(&self, tenant: &str) -> Option<Arc<Shard>> {
-        let shards = self.shards.read().unwrap_or_else(PoisonError::into_inner);
+        let shards = crate::sync::read(&self.shards);
         shards.get(tenant).cloned()
     }
 
@@ -326,13 +322,13 @@ impl Ledger {
         if let Some(s) = self.shard(tenant) {
             return s;
         }
-        let mut shards = self.shards.write().unwrap_or_else(PoisonError::into_inner);
+        let mut shards = crate::sync::write(&self.shards);
         shards.entry(tenant.clone()).or_default().clone()
     }
 
     /// Every tenant's shard, sorted by tenant.
     fn shards(&self, tenant: Option<&str>) -> Vec<(Arc<str>, Arc<Shard>)> {
-        let shards = self.shards.read().unwrap_or_else(PoisonError::into_inner);
+        let shards = crate::sync::read(&self.shards);
         let mut v: Vec<_> = shards
             .iter()
             .filter(|(t, _)| tenant.is_none_or(|want| &***t == want))

@@ -383,10 +383,7 @@ pub fn load(conn: &Connection, now_ms: i64, caps: LedgerCaps) -> rusqlite::Resul
 
     let ledger = Ledger::with_caps(caps);
     {
-        let mut shards = ledger
-            .shards
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shards = crate::sync::write(&ledger.shards);
         for (tenant, state) in tenants {
             shards.insert(
                 tenant,

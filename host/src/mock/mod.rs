@@ -113,9 +113,8 @@ impl MockState {
         if let Some(b) = directive::find(body, &self.cfg.name) {
             return b;
         }
-        if let Ok(mut guard) = self.scripted.lock()
-            && let Some(s) = guard.as_mut()
-        {
+        let mut guard = crate::sync::lock(&self.scripted);
+        if let Some(s) = guard.as_mut() {
             let b = s.behavior.clone();
             if let Some(t) = s.times.as_mut() {
                 *t = t.saturating_sub(1);
@@ -138,7 +137,8 @@ impl MockState {
                 )
             })
             .collect();
-        if let Ok(mut r) = self.recorded.lock() {
+        {
+            let mut r = crate::sync::lock(&self.recorded);
             if r.len() >= 10_000 {
                 r.remove(0);
             }
@@ -276,32 +276,26 @@ async fn set_behavior(State(s): State<Arc<MockState>>, body: axum::body::Bytes) 
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
     };
-    if let Ok(mut g) = s.scripted.lock() {
-        *g = Some(Scripted { behavior, times });
-    }
+    *crate::sync::lock(&s.scripted) = Some(Scripted { behavior, times });
     StatusCode::NO_CONTENT.into_response()
 }
 
 async fn reset_behavior(State(s): State<Arc<MockState>>) -> StatusCode {
-    if let Ok(mut g) = s.scripted.lock() {
-        *g = None;
-    }
+    *crate::sync::lock(&s.scripted) = None;
     StatusCode::NO_CONTENT
 }
 
 async fn list_requests(State(s): State<Arc<MockState>>) -> Response {
-    let r = s.recorded.lock().map(|r| r.clone()).unwrap_or_default();
+    let r = crate::sync::lock(&s.recorded).clone();
     axum::Json(r).into_response()
 }
 
 async fn clear_requests(State(s): State<Arc<MockState>>) -> StatusCode {
-    if let Ok(mut r) = s.recorded.lock() {
-        r.clear();
-    }
+    crate::sync::lock(&s.recorded).clear();
     StatusCode::NO_CONTENT
 }
 
 async fn stats(State(s): State<Arc<MockState>>) -> Response {
-    let n = s.recorded.lock().map(|r| r.len()).unwrap_or(0);
+    let n = crate::sync::lock(&s.recorded).len();
     axum::Json(json!({ "requests": n })).into_response()
 }

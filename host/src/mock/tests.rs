@@ -22,7 +22,7 @@ async fn start(flavor: Flavor, api_key: Option<&str>) -> Mock {
         ..Default::default()
     };
     tokio::spawn(super::serve(listener, cfg));
-    let http = reqwest::Client::builder().build().expect("client");
+    let http = crate::providers::client_builder().build().expect("client");
     Mock { url, http }
 }
 

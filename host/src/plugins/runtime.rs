@@ -193,7 +193,7 @@ impl PluginRuntime {
         bytes: &[u8],
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let hash = hex::encode(Sha256::digest(bytes));
-        if let Some(p) = self.loaded.lock().ok().and_then(|m| m.get(&hash).cloned()) {
+        if let Some(p) = crate::sync::lock(&self.loaded).get(&hash).cloned() {
             return Ok(p);
         }
         let compile_err = |message: String| PluginError::Compile {
@@ -245,9 +245,7 @@ impl PluginRuntime {
             ));
         }
         let loaded = Arc::new(loaded);
-        if let Ok(mut m) = self.loaded.lock() {
-            m.insert(hash, loaded.clone());
-        }
+        crate::sync::lock(&self.loaded).insert(hash, loaded.clone());
         Ok(loaded)
     }
 
@@ -436,17 +434,15 @@ impl PluginRuntime {
                 self.max_component_bytes
             ));
         }
-        if let Some(why) = self.refused.lock().ok().and_then(|m| m.get(hash).cloned()) {
+        if let Some(why) = crate::sync::lock(&self.refused).get(hash).cloned() {
             return Err(why);
         }
         match self.compile_checked(hash, bytes).await {
             Ok(c) => Ok(c),
             Err(f) => {
-                if f.deterministic
-                    && let Ok(mut m) = self.refused.lock()
-                    && m.len() < REFUSED_MAX
-                {
-                    m.insert(hash.to_string(), f.message.clone());
+                let mut refused = crate::sync::lock(&self.refused);
+                if f.deterministic && refused.len() < REFUSED_MAX {
+                    refused.insert(hash.to_string(), f.message.clone());
                 }
                 Err(f.message)
             }

@@ -152,10 +152,11 @@ impl PluginState {
     }
 }
 
-/// Deny-all WASI contexts kept for reuse: building one seeds several RNGs and boxes its
-/// streams, a measurable share of a plugin call. A context holds no per-call state a
-/// plugin could observe (no files, env, args or sockets; stdio closed), and each call
-/// still gets a fresh resource table, so reuse leaks nothing between calls.
+/// Deny-all WASI contexts kept for reuse: building one boxes its streams, clocks and
+/// generators, a measurable share of a plugin call. A context holds no per-call state a
+/// plugin could observe (no files, env, args or sockets; stdio closed; constant
+/// "randomness" and clocks that read the process's time), and each call still gets a
+/// fresh resource table, so reuse leaks nothing between calls or tenants.
 #[derive(Default)]
 pub(super) struct WasiPool(std::sync::Mutex<Vec<WasiCtx>>);
 
@@ -165,15 +166,14 @@ const WASI_POOL_MAX: usize = 256;
 impl WasiPool {
     /// A context from the pool, or a new one.
     pub(super) fn take(&self) -> WasiCtx {
-        let reused = self.0.lock().ok().and_then(|mut v| v.pop());
+        let reused = crate::sync::lock(&self.0).pop();
         reused.unwrap_or_else(deny_all_wasi)
     }
 
     /// Returns the context of a finished call.
     pub(super) fn put(&self, state: PluginState) {
-        if let Ok(mut v) = self.0.lock()
-            && v.len() < WASI_POOL_MAX
-        {
+        let mut v = crate::sync::lock(&self.0);
+        if v.len() < WASI_POOL_MAX {
             v.push(state.wasi);
         }
     }
@@ -183,13 +183,15 @@ impl WasiPool {
 /// clocks of millisecond resolution (a plugin has no use for finer timing, and finer
 /// timing is what side channels are measured with).
 fn deny_all_wasi() -> WasiCtx {
-    use rand::SeedableRng as _;
+    // "Random" bytes are a constant: a one-byte cycle has no position to carry from one
+    // call (or tenant) to the next through the pooled context.
+    let constant = || wasmtime_wasi::Deterministic::new(vec![0x5a]);
     let mut b = WasiCtx::builder();
     b.allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
-        .secure_random(rand::rngs::StdRng::seed_from_u64(0))
-        .insecure_random(rand::rngs::StdRng::seed_from_u64(0))
+        .secure_random(constant())
+        .insecure_random(constant())
         .insecure_random_seed(0)
         .monotonic_clock(CoarseMonotonic)
         .wall_clock(CoarseWall);

@@ -9,6 +9,14 @@ use crate::config::{Config, ProviderKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A `reqwest` client builder with the TLS provider installed: reqwest is built without
+/// a default one, and every HTTP client of the gateway (providers, webhooks, trace
+/// export, the admin CLI, tests) is built through here so none can miss it.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// Why an upstream call failed before a response arrived.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {

@@ -36,7 +36,7 @@ impl Provider {
         base_url: String,
         api_key: Option<String>,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = super::client_builder()
             .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
             // Applies between reads, so a long stream lives while tokens keep coming.
             .read_timeout(Duration::from_secs(cfg.stream_idle_timeout_s))

@@ -48,9 +48,61 @@ impl Default for RetryOn {
     }
 }
 
+/// A plan's targets in attempt order; never empty, by construction.
+#[derive(Clone)]
+pub struct Targets(Vec<Target>);
+
+impl Targets {
+    /// Just `target`.
+    pub fn one(target: Target) -> Self {
+        Self(vec![target])
+    }
+
+    /// `targets`, if there is at least one.
+    pub fn new(targets: Vec<Target>) -> Option<Self> {
+        (!targets.is_empty()).then_some(Self(targets))
+    }
+
+    /// The target tried first.
+    pub fn first(&self) -> &Target {
+        // The vector is never empty: every constructor and `retain` keep one.
+        &self.0[0]
+    }
+
+    /// The targets in attempt order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Target> {
+        self.0.iter()
+    }
+
+    /// How many targets there are (at least one).
+    #[expect(clippy::len_without_is_empty, reason = "never empty, by construction")]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Keeps the targets `keep` accepts; when it accepts none, changes nothing and
+    /// returns `false`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Target) -> bool) -> bool {
+        let kept: Vec<Target> = self.0.iter().filter(|t| keep(t)).cloned().collect();
+        if kept.is_empty() {
+            return false;
+        }
+        self.0 = kept;
+        true
+    }
+}
+
+impl<'a> IntoIterator for &'a Targets {
+    type Item = &'a Target;
+    type IntoIter = std::slice::Iter<'a, Target>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
 /// A plan resolved against the configured providers, targets in attempt order.
 pub struct Plan {
-    pub targets: Vec<Target>,
+    pub targets: Targets,
     pub retry_on: RetryOn,
     /// Extra attempts per target.
     pub retries: u32,
@@ -69,12 +121,12 @@ impl Plan {
     /// Serve from one provider, asking it for `model`, with no retries.
     pub fn single(provider: Arc<Provider>, model: &str) -> Self {
         Self {
-            targets: vec![Target {
+            targets: Targets::one(Target {
                 index: 0,
                 provider,
                 model: model.to_string(),
                 max_tokens_cap: None,
-            }],
+            }),
             retry_on: RetryOn::default(),
             retries: 0,
             backoff: Duration::ZERO,
@@ -98,9 +150,6 @@ impl Plan {
                 "plugin '{plugin}' returned an unusable route: {why}"
             ))
         };
-        if plan.targets.is_empty() {
-            return Err(bad("no targets".into()));
-        }
         let mut targets = Vec::with_capacity(plan.targets.len());
         let mut weights = Vec::with_capacity(plan.targets.len());
         for (i, t) in plan.targets.into_iter().enumerate() {
@@ -124,10 +173,13 @@ impl Plan {
             Strategy::Fallback => {}
             Strategy::LoadBalance => {
                 let first = pick_weighted(&weights, rand::rng().random::<f64>());
-                let chosen = targets.remove(first);
-                targets.insert(0, chosen);
+                if first < targets.len() {
+                    let chosen = targets.remove(first);
+                    targets.insert(0, chosen);
+                }
             }
         }
+        let targets = Targets::new(targets).ok_or_else(|| bad("no targets".into()))?;
         Ok(Self {
             targets,
             retry_on: RetryOn {
@@ -161,7 +213,7 @@ impl Plan {
                 target.provider
             ))
         })?;
-        self.targets = vec![Target {
+        self.targets = Targets::one(Target {
             index: 0,
             provider,
             model: target
@@ -169,7 +221,7 @@ impl Plan {
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| requested_model.to_string()),
             max_tokens_cap: target.max_tokens_cap,
-        }];
+        });
         Ok(())
     }
 
@@ -208,21 +260,42 @@ fn pick_weighted(weights: &[u32], unit: f64) -> usize {
     weights.iter().rposition(|&w| w > 0).unwrap_or(0)
 }
 
-/// Parses `retry-after` (delay seconds; HTTP dates are rare from model APIs and ignored).
+/// Parses `retry-after`: delay seconds (whole or fractional), or an HTTP date (the wait
+/// until then; zero when it has passed).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after_at(headers, std::time::SystemTime::now())
+}
+
+/// [`retry_after`] as seen at `now`.
+fn retry_after_at(headers: &reqwest::header::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    v.parse::<f64>()
+    if let Some(d) = v
+        .parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    {
+        return Some(d);
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_are_never_empty() {
+        assert!(Targets::new(Vec::new()).is_none());
+        let mut t = Plan::single_for_test().targets;
+        assert!(!t.retain(|_| false), "refusing every target keeps the plan");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.first().model, "m");
+    }
 
     #[test]
     fn weighted_pick_follows_weights() {
@@ -279,12 +352,40 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_millis(500)));
         h.insert("retry-after", "soon".parse().expect("value"));
         assert_eq!(retry_after(&h), None);
+        // An HTTP date: the wait until then, or none once it has passed.
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_795_651_200); // 2026-11-26T00:00:00Z
+        h.insert(
+            "retry-after",
+            "Thu, 26 Nov 2026 00:00:30 GMT".parse().expect("value"),
+        );
+        assert_eq!(retry_after_at(&h, now), Some(Duration::from_secs(30)));
+        h.insert(
+            "retry-after",
+            "Wed, 25 Nov 2026 23:59:00 GMT".parse().expect("value"),
+        );
+        assert_eq!(retry_after_at(&h, now), Some(Duration::ZERO));
+        h.insert("retry-after", "1e400".parse().expect("value"));
+        assert_eq!(retry_after_at(&h, now), None);
     }
 
     impl Plan {
         fn single_for_test() -> Self {
+            let cfg = crate::config::Config::parse(
+                "[[providers]]\nid = \"p\"\nkind = \"anthropic\"\n",
+                "test",
+            )
+            .expect("config");
+            let provider = Arc::new(
+                Provider::new(&cfg.providers[0], "http://127.0.0.1:1".into(), None)
+                    .expect("provider"),
+            );
             Self {
-                targets: Vec::new(),
+                targets: Targets::one(Target {
+                    index: 0,
+                    provider,
+                    model: "m".into(),
+                    max_tokens_cap: None,
+                }),
                 retry_on: RetryOn::default(),
                 retries: 0,
                 backoff: Duration::ZERO,

@@ -93,7 +93,7 @@ impl Journal {
 
     /// Where the next record will be appended.
     pub fn end(&self) -> Pos {
-        let a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let a = crate::sync::lock(&self.active);
         Pos {
             segment: a.segment,
             offset: a.offset,
@@ -120,7 +120,7 @@ impl Journal {
         buf.extend_from_slice(&len.to_le_bytes());
         buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         buf.extend_from_slice(payload);
-        let mut a = self.active.lock().unwrap_or_else(|e| e.into_inner());
+        let mut a = crate::sync::lock(&self.active);
         if a.rotate || a.offset >= SEGMENT_BYTES {
             match create_segment(&self.dir, a.segment + 1) {
                 Ok(file) => {

@@ -219,10 +219,7 @@ impl Store {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Task("connection poisoned".into()))?;
-            f(&mut guard)
+            f(&mut crate::sync::lock(&conn))
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -233,11 +230,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut guard = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::Task("connection poisoned".into()))?;
-        f(&mut guard)
+        f(&mut crate::sync::lock(&self.conn))
     }
 
     /// Starts the batched request-log writer on its own connection; it also stores

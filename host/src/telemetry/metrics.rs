@@ -148,7 +148,7 @@ impl Metrics {
 
     /// Counts finished requests (called by the log writer).
     pub fn observe(&self, batch: &[Box<LogRecord>]) {
-        let mut reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut reg = crate::sync::lock(&self.registry);
         for r in batch {
             reg.observe(r);
         }
@@ -156,7 +156,7 @@ impl Metrics {
 
     /// The registry in Prometheus text exposition format (0.0.4), with `gauges`.
     pub fn render(&self, gauges: &Gauges) -> String {
-        let reg = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let reg = crate::sync::lock(&self.registry);
         let mut out = String::with_capacity(16 << 10);
         reg.render(&mut out);
         drop(reg);

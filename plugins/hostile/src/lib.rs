@@ -14,6 +14,7 @@
 //! | `many-labels`    | policy | allows with `count` labels of `size`-byte values                  |
 //! | `log-flood`      | policy | writes `count` log lines of `size` bytes, then allows             |
 //! | `clock-probe`    | policy | labels what the WASI clocks look like from inside                 |
+//! | `random-probe`   | policy | labels a hash keyed by WASI randomness (to compare across calls)  |
 //! | `many-targets`   | route  | a fallback plan of `count` targets on `provider`                  |
 //! | `many-limits`    | budget | grants `count` limits with names unique to the request            |
 //! | `fresh-limit`    | budget | grants one limit whose name is new on every request               |
@@ -39,6 +40,7 @@ pub enum Mode {
     ManyLabels,
     LogFlood,
     ClockProbe,
+    RandomProbe,
     ManyTargets,
     ManyLimits,
     FreshLimit,
@@ -98,6 +100,12 @@ impl Plugin for Hostile {
                 Decision::allow()
             }
             Mode::ClockProbe => Decision::allow_with(clock_probe()),
+            Mode::RandomProbe => {
+                use std::hash::BuildHasher as _;
+                // RandomState draws its keys from WASI's random source.
+                let h = std::collections::hash_map::RandomState::new().hash_one(42u64);
+                Decision::allow_with([("random.hash", h.to_string())])
+            }
             _ => Decision::allow(),
         }
     }

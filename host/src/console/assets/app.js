@@ -411,7 +411,10 @@ async function analyticsView(app, params) {
     { name: "by", label: "Group by", placeholder: "team, user, model, provider, metadata.env", size: 18 },
   ], (p) => go("analytics", p));
   if (!params.get("by")) bar.querySelector("[name=by]").value = by;
-  const q = new URLSearchParams({ since: params.get("since") || "24h", by });
+  // The range shown is the range fetched, default or not.
+  const since = params.get("since") || "24h";
+  bar.querySelector("[name=since]").value = since;
+  const q = new URLSearchParams({ since, by });
   if (params.get("tenant")) q.set("tenant", params.get("tenant"));
   const a = await api("/analytics?" + q);
   const named = (s) => s.group == null ? "(none)" : s.group;
