@@ -94,7 +94,7 @@ fn writer(dir: &std::path::Path, journal: bool) -> (Store, tollgate::store::LogW
             observers: Vec::new(),
             max_queued: 16_384,
             journal_dir: journal.then(|| dir.join("journal")),
-            metrics: Default::default(),
+            counters: Default::default(),
         })
         .expect("writer");
     (store, w)

@@ -405,8 +405,12 @@ fn default_max_log_bytes() -> usize {
 fn default_max_route_targets() -> usize {
     8
 }
+/// Upstream attempts a request makes at most unless `[sandbox] max_attempts` says
+/// otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
 fn default_max_attempts() -> u32 {
-    crate::routing::DEFAULT_MAX_ATTEMPTS
+    DEFAULT_MAX_ATTEMPTS
 }
 fn default_max_component_bytes() -> usize {
     8 << 20
@@ -436,23 +440,6 @@ impl Default for SandboxConfig {
             max_component_bytes: default_max_component_bytes(),
             compile_timeout_ms: default_compile_timeout_ms(),
             compile_memory_mib: default_compile_memory_mib(),
-        }
-    }
-}
-
-impl Config {
-    /// The bounds on what plugins may return.
-    pub fn output_limits(&self) -> crate::plugins::OutputLimits {
-        let s = &self.sandbox;
-        crate::plugins::OutputLimits {
-            max_message_bytes: s.max_message_bytes,
-            max_labels: s.max_labels,
-            max_label_bytes: s.max_label_bytes,
-            max_log_lines: s.max_log_lines,
-            max_log_bytes: s.max_log_bytes,
-            max_route_targets: s.max_route_targets,
-            max_attempts: s.max_attempts,
-            max_limits_per_request: self.budgets.max_limits_per_request,
         }
     }
 }

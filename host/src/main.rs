@@ -512,7 +512,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }) => {
             let expires_in_s = match expires_in {
                 Some(d) => Some(
-                    tollgate::admin::parse_time(&d, 0)
+                    tollgate::time::parse_time(&d, 0)
                         .map(|ago| -ago / 1000)
                         .map_err(anyhow::Error::msg)?,
                 ),
@@ -687,9 +687,12 @@ async fn serve(
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
     if embedded {
-        match tollgate::demo::bootstrap_demo_key(&gateway.state.store, "demo")? {
+        match tollgate::demo::bootstrap_demo_key(&gateway.control.store, "demo")? {
             Some(key) => {
-                gateway.state.keys.upsert_all_from(&gateway.state.store)?;
+                gateway
+                    .control
+                    .keys
+                    .upsert_all_from(&gateway.control.store)?;
                 println!(
                     "{}",
                     tollgate::demo::first_start_banner(&base_url, &key, &admin_token)
@@ -703,7 +706,7 @@ async fn serve(
         }
     }
     if let Some(dir) = watch {
-        tokio::spawn(tollgate::bundles::watch(gateway.state.clone(), dir));
+        tokio::spawn(tollgate::bundles::watch(gateway.control.clone(), dir));
     }
     let shutdown = tollgate::server::shutdown_signal();
     // Tests and scripts wait for this line.

@@ -3,8 +3,8 @@
 
 use super::{AdminResult, Caller, json_rejection};
 use crate::bundles::{self, BundleRequest, Scope};
+use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
-use crate::server::AppState;
 use crate::store::StoreError;
 use crate::store::bundles::{self as stored, PLATFORM};
 use axum::Extension;
@@ -19,7 +19,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// The bundle routes, for both scopes.
-pub fn routes() -> Router<Arc<AppState>> {
+pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
         .route("/bundle", get(platform_active).put(platform_apply))
         .route("/bundle/versions", get(platform_versions))
@@ -40,7 +40,7 @@ fn store_err(e: StoreError) -> ApiError {
 }
 
 async fn apply(
-    state: Arc<AppState>,
+    state: Arc<ControlPlane>,
     caller: Caller,
     scope: Scope,
     body: Result<Json<BundleRequest>, JsonRejection>,
@@ -50,7 +50,11 @@ async fn apply(
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-async fn show(state: Arc<AppState>, key: String, version: Option<u32>) -> AdminResult<Response> {
+async fn show(
+    state: Arc<ControlPlane>,
+    key: String,
+    version: Option<u32>,
+) -> AdminResult<Response> {
     let v = state
         .store
         .bundles(move |c| Ok(stored::version(c, &key, version)?))
@@ -65,7 +69,7 @@ async fn show(state: Arc<AppState>, key: String, version: Option<u32>) -> AdminR
     Ok(Json(out).into_response())
 }
 
-async fn versions(state: Arc<AppState>, key: String) -> AdminResult<Response> {
+async fn versions(state: Arc<ControlPlane>, key: String) -> AdminResult<Response> {
     let data = state
         .store
         .bundles(move |c| Ok(stored::versions(c, &key)?))
@@ -74,7 +78,7 @@ async fn versions(state: Arc<AppState>, key: String) -> AdminResult<Response> {
     Ok(Json(json!({ "data": data })).into_response())
 }
 
-async fn diff(state: Arc<AppState>, key: String, raw: Option<String>) -> AdminResult<Response> {
+async fn diff(state: Arc<ControlPlane>, key: String, raw: Option<String>) -> AdminResult<Response> {
     let (mut from, mut to) = (None, None);
     for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {
         let n: u32 = v
@@ -119,7 +123,7 @@ struct Rollback {
 }
 
 async fn rollback(
-    state: Arc<AppState>,
+    state: Arc<ControlPlane>,
     caller: Caller,
     scope: Scope,
     body: Result<Json<Rollback>, JsonRejection>,
@@ -130,72 +134,72 @@ async fn rollback(
 }
 
 async fn platform_apply(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Extension(c): Extension<Caller>,
     body: Result<Json<BundleRequest>, JsonRejection>,
 ) -> AdminResult<Response> {
     apply(s, c, Scope::Platform, body).await
 }
 async fn tenant_apply(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<BundleRequest>, JsonRejection>,
 ) -> AdminResult<Response> {
     apply(s, c, Scope::Tenant(id), body).await
 }
-async fn platform_active(State(s): State<Arc<AppState>>) -> AdminResult<Response> {
+async fn platform_active(State(s): State<Arc<ControlPlane>>) -> AdminResult<Response> {
     show(s, PLATFORM.into(), None).await
 }
 async fn tenant_active(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
     show(s, id, None).await
 }
 async fn platform_version(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Path(v): Path<u32>,
 ) -> AdminResult<Response> {
     show(s, PLATFORM.into(), Some(v)).await
 }
 async fn tenant_version(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Path((id, v)): Path<(String, u32)>,
 ) -> AdminResult<Response> {
     show(s, id, Some(v)).await
 }
-async fn platform_versions(State(s): State<Arc<AppState>>) -> AdminResult<Response> {
+async fn platform_versions(State(s): State<Arc<ControlPlane>>) -> AdminResult<Response> {
     versions(s, PLATFORM.into()).await
 }
 async fn tenant_versions(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
     versions(s, id).await
 }
 async fn platform_diff(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     RawQuery(q): RawQuery,
 ) -> AdminResult<Response> {
     diff(s, PLATFORM.into(), q).await
 }
 async fn tenant_diff(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> AdminResult<Response> {
     diff(s, id, q).await
 }
 async fn platform_rollback(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Extension(c): Extension<Caller>,
     body: Result<Json<Rollback>, JsonRejection>,
 ) -> AdminResult<Response> {
     rollback(s, c, Scope::Platform, body).await
 }
 async fn tenant_rollback(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Extension(c): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<Rollback>, JsonRejection>,
@@ -206,7 +210,7 @@ async fn tenant_rollback(
 /// `POST /tenants/{id}/bundle/replay`: what a candidate bundle would change over the
 /// tenant's logged requests (nothing is applied).
 async fn tenant_replay(
-    State(s): State<Arc<AppState>>,
+    State(s): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
     body: Result<Json<bundles::ReplayRequest>, JsonRejection>,
 ) -> AdminResult<Response> {
@@ -227,7 +231,10 @@ async fn tenant_replay(
 }
 
 /// `GET /audit?tenant=&limit=`: bundle changes (applied, rolled back, refused), newest first.
-async fn audit(State(s): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> AdminResult<Response> {
+async fn audit(
+    State(s): State<Arc<ControlPlane>>,
+    RawQuery(raw): RawQuery,
+) -> AdminResult<Response> {
     let mut scope = None;
     let mut limit = 100u32;
     for (k, v) in form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes()) {

@@ -2,11 +2,12 @@
 //! where the tenant captures them), traces (requests sharing a trace id), analytics
 //! time series, and exports as JSON lines or CSV.
 
-use super::{AdminResult, invalid, parse_log_query, parse_time, store_err};
+use super::{AdminResult, invalid, parse_log_query, store_err};
+use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
 use crate::ledger::calendar::rfc3339;
-use crate::server::AppState;
 use crate::store::{AnalyticsQuery, LogQuery, LogRecord, UsageGroup};
+use crate::time::parse_time;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -19,7 +20,7 @@ use std::sync::Arc;
 /// `GET /logs?tenant=&meta=k=v&team=&user=&key=&model=&provider=&status=4xx&q=&since=&until=&limit=`,
 /// newest first.
 pub async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let q = parse_log_query(raw.as_deref().unwrap_or(""), crate::ids::now_ms())
@@ -37,7 +38,7 @@ fn param(raw: &Option<String>, name: &str) -> Option<String> {
 
 /// `GET /logs/{request_id}?tenant=`: one request with everything known about it.
 pub async fn detail(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
@@ -65,7 +66,7 @@ pub async fn detail(
 
 /// `GET /traces?tenant=&since=24h&limit=`: recent traces, most recently active first.
 pub async fn traces(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let now = crate::ids::now_ms();
@@ -98,7 +99,7 @@ pub async fn traces(
 
 /// `GET /traces/{trace_id}?tenant=`: the trace's requests, oldest first.
 pub async fn trace(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
@@ -136,7 +137,7 @@ pub async fn trace(
 
 /// `GET /analytics?tenant=&since=24h&until=&bucket=auto|<duration>&by=none|team|user|key|model|provider|metadata.<key>&groups=8`.
 pub async fn analytics(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let now = crate::ids::now_ms();
@@ -233,7 +234,7 @@ const EXPORT_PAGE: u32 = 1000;
 /// `GET /logs/export?format=jsonl|csv&<the /logs filters>`: every matching row, oldest
 /// first, streamed.
 pub async fn export(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let mut format = "jsonl".to_string();

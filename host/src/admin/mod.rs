@@ -4,16 +4,17 @@
 
 mod bundles;
 mod logs;
+mod metrics;
 mod query;
 mod roles;
 mod usage;
 
-pub use roles::{AdminTokens, Caller};
+pub use roles::Caller;
 
-pub use query::{parse_log_query, parse_time};
+pub use query::parse_log_query;
 
+use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
-use crate::server::AppState;
 use crate::store::{NewKey, StoreError};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -24,9 +25,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Routes, all behind the admin-token check.
-pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
+/// The admin API under `/admin/v1` (every route behind the admin-token check) and the
+/// Prometheus scrape at `/metrics`.
+pub fn router(state: Arc<ControlPlane>) -> axum::Router {
+    let api = Router::new()
         .route("/tenants", get(list_tenants).post(create_tenant))
         .route("/tenants/{id}", get(get_tenant))
         .route("/tenants/{id}/keys", get(list_tenant_keys).post(create_key))
@@ -46,11 +48,15 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .merge(bundles::routes())
         .route("/tenants/{id}/admin-tokens", post(create_admin_token))
         .route("/admin-tokens/{id}/revoke", post(revoke_admin_token))
-        .route_layer(middleware::from_fn_with_state(state, require_admin))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .nest("/admin/v1", api)
+        .route("/metrics", get(metrics::scrape))
+        .with_state(state)
 }
 
 async fn require_admin(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -65,7 +71,7 @@ async fn require_admin(
             return e.into_response();
         }
     };
-    crate::http::client_gate::authenticated(req.extensions());
+    crate::auth::preauth::authenticated(req.extensions());
     if let Err(e) = roles::authorize(&state, &caller, &mut req).await {
         return e.into_response();
     }
@@ -74,7 +80,7 @@ async fn require_admin(
 }
 
 /// Whether `headers` present the platform admin token (`/metrics` takes no other).
-pub(crate) fn is_platform(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+pub(crate) fn is_platform(state: &ControlPlane, headers: &axum::http::HeaderMap) -> bool {
     presented_token(headers)
         .and_then(|t| roles::identify(state, t))
         .is_ok_and(|c| c == Caller::Platform)
@@ -102,7 +108,7 @@ struct NewAdminToken {
 /// `POST /tenants/{id}/admin-tokens` (platform only): a token that manages that tenant;
 /// its secret is in the answer only.
 async fn create_admin_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(tenant): Path<String>,
     body: Result<Json<NewAdminToken>, axum::extract::rejection::JsonRejection>,
 ) -> AdminResult<Response> {
@@ -123,7 +129,7 @@ async fn create_admin_token(
 
 /// `POST /admin-tokens/{id}/revoke` (platform only).
 async fn revoke_admin_token(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
     let token = state
@@ -167,7 +173,7 @@ struct NewTenant {
 }
 
 async fn create_tenant(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     body: Result<Json<NewTenant>, axum::extract::rejection::JsonRejection>,
 ) -> AdminResult<Response> {
     let Json(t) = body.map_err(json_rejection)?;
@@ -186,13 +192,13 @@ async fn create_tenant(
     Ok((StatusCode::CREATED, Json(tenant)).into_response())
 }
 
-async fn list_tenants(State(state): State<Arc<AppState>>) -> AdminResult<Response> {
+async fn list_tenants(State(state): State<Arc<ControlPlane>>) -> AdminResult<Response> {
     let tenants = state.store.list_tenants().await.map_err(store_err)?;
     Ok(Json(serde_json::json!({ "data": tenants })).into_response())
 }
 
 async fn get_tenant(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
     let t = state
@@ -225,11 +231,11 @@ async fn get_tenant(
 /// The layers a tenant's requests pass through, in order: the platform bundle, the
 /// operator's rules pinned on the tenant (only the platform token changes them), and
 /// the tenant's own bundle.
-fn layers(state: &AppState, rt: &crate::server::TenantRuntime) -> serde_json::Value {
+fn layers(state: &ControlPlane, rt: &crate::tenancy::TenantRuntime) -> serde_json::Value {
     let labels = |ps: &[crate::plugins::ConfiguredPlugin]| -> Vec<String> {
         ps.iter().map(|p| p.label.to_string()).collect()
     };
-    let platform = state.platform();
+    let platform = state.tenants.platform();
     serde_json::json!({
         "platform": {
             "version": platform.version,
@@ -274,7 +280,7 @@ struct NewKeyFields {
 }
 
 async fn create_key(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(tenant): Path<String>,
     body: Result<Json<CreateKey>, axum::extract::rejection::JsonRejection>,
 ) -> AdminResult<Response> {
@@ -318,7 +324,7 @@ async fn create_key(
 }
 
 async fn list_tenant_keys(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(tenant): Path<String>,
 ) -> AdminResult<Response> {
     let keys = state
@@ -335,7 +341,7 @@ struct KeysQuery {
 }
 
 async fn list_keys(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     q: Result<axum::extract::Query<KeysQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Response> {
     let axum::extract::Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -344,7 +350,7 @@ async fn list_keys(
 }
 
 async fn get_key(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
     let k = state.store.get_key(id.clone()).await.map_err(store_err)?;
@@ -353,7 +359,7 @@ async fn get_key(
 }
 
 async fn revoke_key(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
     let key = state.store.revoke_key(id).await.map_err(store_err)?;

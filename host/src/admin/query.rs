@@ -1,6 +1,7 @@
 //! Parsing log filters from a query string (shared by the admin API and the CLI).
 
 use crate::store::LogQuery;
+use crate::time::parse_time;
 
 /// Parses `tenant=…&meta=team=eng&model=…&status=…&since=24h&until=…&before=…&limit=…`.
 /// `meta` (alias `filter`) may repeat; each is `key=value` (or `key:value`).
@@ -50,62 +51,6 @@ pub fn parse_log_query(raw: &str, now_ms: i64) -> Result<LogQuery, String> {
         }
     }
     Ok(q)
-}
-
-/// A time as Unix milliseconds, RFC 3339 (`2026-11-25T10:00:00Z`), or relative to now
-/// (`90s`, `15m`, `24h`, `7d` ago).
-pub fn parse_time(v: &str, now_ms: i64) -> Result<i64, String> {
-    if let Ok(ms) = v.parse::<i64>() {
-        return Ok(ms);
-    }
-    if let Some(ms) = parse_rfc3339(v) {
-        return Ok(ms);
-    }
-    let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("'{v}' is neither Unix ms nor a duration like 15m"))?;
-    let unit_ms = match unit {
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("'{v}': unit must be s, m, h or d")),
-    };
-    Ok(now_ms - n.saturating_mul(unit_ms))
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)` as Unix milliseconds.
-fn parse_rfc3339(v: &str) -> Option<i64> {
-    let b = v.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { v.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut rest = &v[19..];
-    let mut ms = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        let f = &frac[..digits];
-        ms = format!("{f:0<3}").get(..3)?.parse().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_min = match rest.as_bytes() {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), _, _, b':', _, _] => {
-            let m =
-                rest.get(1..3)?.parse::<i64>().ok()? * 60 + rest.get(4..6)?.parse::<i64>().ok()?;
-            if *sign == b'-' { -m } else { m }
-        }
-        _ => return None,
-    };
-    let days = crate::ledger::calendar::days_from_civil(y, mo as u32, d as u32);
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) - offset_min * 60) * 1000 + ms)
 }
 
 #[cfg(test)]

@@ -3,13 +3,10 @@
 //! bundle, logs, usage, budgets, alerts and audit entries) and gets 403 anywhere else.
 //! Authorisation is decided here, once, from the route, so no handler can forget it.
 
+use crate::control::ControlPlane;
 use crate::error::ApiError;
-use crate::server::AppState;
-use crate::store::{AdminToken, hash_secret};
 use axum::extract::Request;
 use axum::http::Uri;
-use std::collections::HashMap;
-use std::sync::RwLock;
 
 /// The authenticated caller, available to handlers as a request extension.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,39 +29,8 @@ impl Caller {
     }
 }
 
-/// Tenant admin tokens by secret hash, loaded at start and kept current by the admin
-/// API (a revoked token stops working at once).
-#[derive(Default)]
-pub struct AdminTokens(RwLock<HashMap<String, AdminToken>>);
-
-impl AdminTokens {
-    /// The index of `tokens`.
-    pub fn new(tokens: Vec<AdminToken>) -> Self {
-        Self(RwLock::new(
-            tokens
-                .into_iter()
-                .map(|t| (t.secret_hash.clone(), t))
-                .collect(),
-        ))
-    }
-
-    /// Adds or replaces a token (after create or revoke).
-    pub fn upsert(&self, token: AdminToken) {
-        let mut m = crate::sync::write(&self.0);
-        m.insert(token.secret_hash.clone(), token);
-    }
-
-    /// The live token with this secret.
-    fn find(&self, secret: &str) -> Option<AdminToken> {
-        let m = crate::sync::read(&self.0);
-        m.get(&hash_secret(secret))
-            .filter(|t| t.revoked_at.is_none())
-            .cloned()
-    }
-}
-
 /// The caller a presented token identifies, or 401.
-pub fn identify(state: &AppState, presented: &str) -> Result<Caller, ApiError> {
+pub fn identify(state: &ControlPlane, presented: &str) -> Result<Caller, ApiError> {
     if super::constant_time_eq(presented.as_bytes(), state.admin_token.as_bytes()) {
         return Ok(Caller::Platform);
     }
@@ -81,7 +47,7 @@ pub fn identify(state: &AppState, presented: &str) -> Result<Caller, ApiError> {
 /// routes are pinned to the caller's tenant (`tenant=` added when absent, 403 when it
 /// names another).
 pub async fn authorize(
-    state: &AppState,
+    state: &ControlPlane,
     caller: &Caller,
     req: &mut Request,
 ) -> Result<(), ApiError> {

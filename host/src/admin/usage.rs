@@ -3,9 +3,9 @@
 //! `GET /alerts` (thresholds crossed).
 
 use super::{AdminResult, invalid, store_err};
+use crate::control::ControlPlane;
 use crate::error::ApiError;
 use crate::ledger::{self, Metric, Period, Window};
-use crate::server::AppState;
 use crate::store::{StoreError, UsageGroup, UsageQuery, UsageRow};
 use axum::Json;
 use axum::extract::{RawQuery, State};
@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// `GET /usage?tenant=&by=team|user|key|model|provider|metadata.<key>&period=day&window=calendar`
 /// (or `since=`/`until=` instead of a period).
 pub async fn usage(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let now = crate::ids::now_ms();
@@ -35,8 +35,12 @@ pub async fn usage(
             }
             "period" => period = parse_enum("period", &v)?,
             "window" => window = parse_enum("window", &v)?,
-            "since" => since = Some(super::parse_time(&v, now).map_err(|e| invalid("since", e))?),
-            "until" => until = Some(super::parse_time(&v, now).map_err(|e| invalid("until", e))?),
+            "since" => {
+                since = Some(crate::time::parse_time(&v, now).map_err(|e| invalid("since", e))?)
+            }
+            "until" => {
+                until = Some(crate::time::parse_time(&v, now).map_err(|e| invalid("until", e))?)
+            }
             other => {
                 return Err(ApiError::invalid(format!(
                     "unknown parameter '{other}' (tenant, by, period, window, since, until)"
@@ -81,7 +85,7 @@ const BUDGETS_MAX: usize = 5_000;
 /// limit, spend (settled and reserved), what remains and when it resets; the first
 /// `limit` (default 500, at most 5000) by tenant, name and value, with the `total`.
 pub async fn budgets(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let (tenant, max) = budgets_params(raw.as_deref())?;
@@ -141,7 +145,7 @@ fn budgets_params(raw: Option<&str>) -> AdminResult<(Option<String>, usize)> {
 
 /// `GET /alerts?tenant=&limit=`: budget thresholds crossed, newest first.
 pub async fn alerts(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<ControlPlane>>,
     RawQuery(raw): RawQuery,
 ) -> AdminResult<Response> {
     let mut tenant = None;

@@ -64,7 +64,10 @@ async fn deliver_all(
     store: Store,
     webhooks: Arc<HashMap<String, Webhook>>,
 ) {
-    let client = match crate::providers::client_builder().timeout(ATTEMPT_TIMEOUT).build() {
+    let client = match crate::providers::client_builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the alert webhook client; webhooks are off");

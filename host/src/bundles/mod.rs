@@ -2,11 +2,12 @@
 //! tenant's default provider and models), validated in full before it is activated
 //! atomically as a new numbered version, kept with its history for diff and rollback.
 //!
-//! Activation swaps an immutable [`TenantRuntime`](crate::server::TenantRuntime)
+//! Activation swaps an immutable [`TenantRuntime`](crate::tenancy::TenantRuntime)
 //! snapshot: a request holds the snapshot it was admitted under, so requests in flight
 //! finish on their version and the next request sees the new one, with no restart.
 
 mod diff;
+pub mod file;
 mod replay;
 mod watch;
 
@@ -14,13 +15,14 @@ pub use diff::diff;
 pub use replay::{ReplayReport, ReplayRequest, replay};
 pub use watch::watch;
 
+use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
 use crate::plugins::{
     CallEnv, ConfiguredPlugin, Endpoint, Hook, LoadedPlugin, RequestContext, RouteTarget,
 };
-use crate::server::{AppState, Pinned, Platform, TenantLayer};
 use crate::store::StoreError;
 use crate::store::bundles::{self as stored, BundleVersion, PLATFORM};
+use crate::tenancy::{Pinned, Platform, TenantLayer};
 use base64::Engine as _;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -292,7 +294,7 @@ struct Built {
 /// declared hook once on a sample request and checks that a tenant bundle's default
 /// provider is one the operator allows the tenant. Errors name the entry.
 async fn build(
-    state: &AppState,
+    state: &ControlPlane,
     scope: &Scope,
     spec: &Spec,
     blobs: &[(String, Vec<u8>)],
@@ -352,7 +354,7 @@ async fn build(
 /// Builds one list of stored plugins (see [`build`]); `scope` decides whose limits the
 /// smoke requests run under.
 async fn build_plugins(
-    state: &AppState,
+    state: &ControlPlane,
     scope: &Scope,
     stored: &[StoredPlugin],
     field: &str,
@@ -389,13 +391,13 @@ async fn build_plugins(
 
 /// The component of one plugin: a first-party file, or uploaded bytes.
 async fn load(
-    state: &AppState,
+    state: &ControlPlane,
     p: &StoredPlugin,
     blobs: &[(String, Vec<u8>)],
 ) -> Result<Arc<LoadedPlugin>, String> {
     match (&p.name, &p.wasm_sha256) {
         (Some(name), _) => {
-            let path = crate::server::first_party_path(&state.plugin_dir, name);
+            let path = crate::plugins::first_party_path(&state.plugin_dir, name);
             if !path.is_file() {
                 // The plugin directory is the server's business, not the uploader's.
                 tracing::info!(plugin = %name, path = %path.display(), "bundle names a first-party plugin that is not installed");
@@ -426,7 +428,11 @@ async fn load(
 /// Runs every hook the plugin declares on a sample request: a plugin that traps, runs
 /// out of time or memory, or routes to an unknown provider is refused before it can
 /// fail a real request. Denials are fine: a policy may well deny the sample.
-async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Result<(), String> {
+async fn smoke_test(
+    state: &ControlPlane,
+    scope: &Scope,
+    p: &ConfiguredPlugin,
+) -> Result<(), String> {
     const BODY: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"smoke test"}]}"#;
     let tenant = match scope {
         Scope::Tenant(id) => id.clone(),
@@ -508,9 +514,9 @@ async fn smoke_test(state: &AppState, scope: &Scope, p: &ConfiguredPlugin) -> Re
 }
 
 /// Makes the built bundle the scope's chain in memory (the next request uses it).
-fn activate(state: &AppState, scope: &Scope, spec: &Spec, built: Built, version: u32) {
+fn activate(state: &ControlPlane, scope: &Scope, spec: &Spec, built: Built, version: u32) {
     match scope {
-        Scope::Platform => state.set_platform(Platform {
+        Scope::Platform => state.tenants.set_platform(Platform {
             plugins: built.plugins,
             version: Some(version),
             pinned: built
@@ -525,7 +531,7 @@ fn activate(state: &AppState, scope: &Scope, spec: &Spec, built: Built, version:
         }),
         Scope::Tenant(id) => {
             let base = state.config_tenants.get(id);
-            state.set_tenant(
+            state.tenants.set_tenant(
                 id,
                 TenantLayer {
                     default_provider: spec
@@ -577,19 +583,19 @@ fn to_value(spec: &Spec) -> Value {
 /// Validates `req` in full and activates it as the scope's next version; refused
 /// bundles change nothing (and are audited).
 pub async fn apply(
-    state: &Arc<AppState>,
+    state: &Arc<ControlPlane>,
     scope: Scope,
     req: BundleRequest,
     author: &str,
 ) -> Result<BundleVersion, ApiError> {
     let message = req.message.clone();
-    let (spec, blobs) = stored_spec(&scope, req, state.sandbox.max_component_bytes)?;
+    let (spec, blobs) = stored_spec(&scope, req, state.max_component_bytes)?;
     commit(state, scope, spec, blobs, message, author, "apply").await
 }
 
 /// Re-activates the content of `version` as the scope's next version.
 pub async fn rollback(
-    state: &Arc<AppState>,
+    state: &Arc<ControlPlane>,
     scope: Scope,
     version: u32,
     author: &str,
@@ -622,7 +628,7 @@ fn blobs_of(c: &rusqlite::Connection, spec: &Spec) -> Result<Blobs, StoreError> 
 }
 
 async fn commit(
-    state: &Arc<AppState>,
+    state: &Arc<ControlPlane>,
     scope: Scope,
     spec: Spec,
     blobs: Blobs,
@@ -692,7 +698,7 @@ async fn commit(
 
 /// At start-up: activates every scope's stored active version (platform first), so
 /// bundles applied through the admin API outlive a restart.
-pub async fn activate_stored(state: &Arc<AppState>) -> anyhow::Result<()> {
+pub async fn activate_stored(state: &Arc<ControlPlane>) -> anyhow::Result<()> {
     let active = state
         .store
         .bundles(|c| {

@@ -10,12 +10,13 @@
 //! reservation estimate when it was never served).
 
 use super::{BundleRequest, Scope, build, refused, store_error, stored_spec};
+use crate::control::ControlPlane;
 use crate::error::ApiError;
 use crate::ledger::Ledger;
 use crate::pipeline::{self, BodySummary, Decide};
 use crate::plugins::Endpoint;
-use crate::server::{AppState, TenantLayer, TenantRuntime};
 use crate::store::{ApiKey, LogRecord};
+use crate::tenancy::{TenantLayer, TenantRuntime};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -28,12 +29,12 @@ const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Marks a tenant as replaying while it lives: one replay per tenant at a time.
 struct Running<'a> {
-    state: &'a AppState,
+    state: &'a ControlPlane,
     tenant: String,
 }
 
 impl<'a> Running<'a> {
-    fn start(state: &'a AppState, tenant: &str) -> Result<Self, ApiError> {
+    fn start(state: &'a ControlPlane, tenant: &str) -> Result<Self, ApiError> {
         let mut set = crate::sync::lock(&state.replays);
         if !set.insert(tenant.to_string()) {
             return Err(ApiError::invalid(format!(
@@ -166,7 +167,7 @@ impl Summary {
 
 /// Runs `req`'s candidate bundle for `tenant` over the window's logged requests.
 pub async fn replay(
-    state: &Arc<AppState>,
+    state: &Arc<ControlPlane>,
     tenant: &str,
     req: ReplayRequest,
 ) -> Result<ReplayReport, ApiError> {
@@ -180,7 +181,7 @@ pub async fn replay(
     let _running = Running::start(state, tenant)?;
     let started = std::time::Instant::now();
     let scope = Scope::Tenant(tenant.to_string());
-    let (spec, blobs) = stored_spec(&scope, req.bundle, state.sandbox.max_component_bytes)?;
+    let (spec, blobs) = stored_spec(&scope, req.bundle, state.max_component_bytes)?;
     // The same checks as an apply: a candidate that would be refused is refused here.
     let built = build(state, &scope, &spec, &blobs, true)
         .await
@@ -201,7 +202,7 @@ pub async fn replay(
         own: built.plugins,
         version: None,
     };
-    let candidate = current.with_layer(tenant, &state.platform(), layer, sandbox);
+    let candidate = current.with_layer(tenant, &state.tenants.platform(), layer, sandbox);
 
     let rows = state
         .store
@@ -278,7 +279,7 @@ pub async fn replay(
 /// A window bound from the request, if given.
 fn window_bound(raw: Option<&str>, field: &str, now: i64) -> Result<Option<i64>, ApiError> {
     raw.map(|v| {
-        crate::admin::parse_time(v, now).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
+        crate::time::parse_time(v, now).map_err(|e| ApiError::invalid(format!("{field}: {e}")))
     })
     .transpose()
 }
@@ -345,7 +346,7 @@ fn is_budget(message: &str) -> bool {
 
 /// Decides a logged request again under `candidate`, charging the scratch `ledger`.
 async fn decide_again(
-    state: &AppState,
+    state: &ControlPlane,
     candidate: &TenantRuntime,
     ledger: &Arc<Ledger>,
     row: &LogRecord,

@@ -15,7 +15,7 @@
 //! `path`, touch the bundle file to have it applied.
 
 use super::{BundleRequest, Scope, apply};
-use crate::server::AppState;
+use crate::control::ControlPlane;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,7 +50,7 @@ struct Changed {
 /// Polls `dir` for bundle files until the task is dropped, applying each new or changed
 /// one (platform first). Never returns and never fails: unreadable, unparsable and
 /// refused files are logged and skipped, and the active versions keep serving.
-pub async fn watch(state: Arc<AppState>, dir: PathBuf) {
+pub async fn watch(state: Arc<ControlPlane>, dir: PathBuf) {
     tracing::info!(dir = %dir.display(), "watching for bundle files");
     let mut seen: HashMap<String, Fingerprint> = HashMap::new();
     let mut dir_error: Option<String> = None;
@@ -88,7 +88,7 @@ pub async fn watch(state: Arc<AppState>, dir: PathBuf) {
 }
 
 /// Applies one changed file, logging the outcome.
-async fn apply_change(state: &Arc<AppState>, change: Changed) {
+async fn apply_change(state: &Arc<ControlPlane>, change: Changed) {
     let Changed {
         file,
         path,
@@ -217,7 +217,7 @@ const UNREADABLE: Fingerprint = [0; 32];
 /// Bundle file bytes as the admin API's request (plugin paths relative to `dir`).
 fn parse(bytes: &[u8], dir: &Path) -> anyhow::Result<BundleRequest> {
     let text = std::str::from_utf8(bytes).map_err(|e| anyhow::anyhow!("not UTF-8: {e}"))?;
-    let body = crate::cli::parse_bundle(text, dir)?;
+    let body = super::file::parse_bundle(text, dir)?;
     Ok(serde_json::from_value(body)?)
 }
 

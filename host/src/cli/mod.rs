@@ -6,5 +6,5 @@ mod bundle;
 mod plugin_check;
 
 pub use admin_client::{AdminClient, Output};
-pub use bundle::{BundleScope, parse_bundle, read_bundle_file};
+pub use bundle::{BundleScope, read_bundle_file};
 pub use plugin_check::{PluginCheck, run_plugin_check};

@@ -2,12 +2,12 @@
 //! `/v1/messages/count_tokens`, OpenAI `/v1/chat/completions`. They share one path
 //! through the pipeline; only the client's API shape differs.
 
-use super::client_gate::PreAuthSlot;
+use super::DataPlane;
 use super::{RequestId, forward};
+use crate::auth::preauth::PreAuthSlot;
 use crate::error::{ApiError, ApiFlavor, ErrorKind};
 use crate::pipeline::{self, Exchange};
 use crate::plugins::Endpoint;
-use crate::server::AppState;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// `POST /v1/messages`, streamed or not.
 pub async fn create(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<DataPlane>>,
     Extension(RequestId(id)): Extension<RequestId>,
     slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
@@ -30,7 +30,7 @@ pub async fn create(
 
 /// `POST /v1/messages/count_tokens`.
 pub async fn count_tokens(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<DataPlane>>,
     Extension(RequestId(id)): Extension<RequestId>,
     slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
@@ -41,7 +41,7 @@ pub async fn count_tokens(
 
 /// `POST /v1/chat/completions` (OpenAI), streamed or not.
 pub async fn chat_completions(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<DataPlane>>,
     Extension(RequestId(id)): Extension<RequestId>,
     slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
@@ -51,7 +51,7 @@ pub async fn chat_completions(
 }
 
 async fn model_request(
-    state: Arc<AppState>,
+    state: Arc<DataPlane>,
     id: &str,
     slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
@@ -63,7 +63,7 @@ async fn model_request(
         Endpoint::CountTokens => ("count_tokens", ApiFlavor::Anthropic),
         Endpoint::ChatCompletions => ("chat_completions", ApiFlavor::OpenAi),
     };
-    let mut ex = Exchange::new(&state, id, name, flavor, &headers);
+    let mut ex = Exchange::new(&state.pipeline, id, name, flavor, &headers);
     // The key first: a client without one never gets its body read.
     let key = match pipeline::authenticate(&state, &mut ex, &headers) {
         Ok(k) => k,

@@ -1,23 +1,45 @@
-//! The HTTP surface: routes, the request-id layer, and the JSON fallbacks that keep every
-//! answer in the client's API shape.
+//! The data plane's HTTP surface: the model routes of both APIs, the listener that
+//! accepts their connections, the per-address gate on unauthenticated requests, the
+//! request-id layer, and the JSON fallbacks that keep every answer in the client's API
+//! shape. The admin API and the console are routed beside it by `server`.
 
 pub mod client_gate;
 mod forward;
 pub mod listener;
 mod messages;
-mod metrics;
 mod models;
 mod stream;
 
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::pipeline::Pipeline;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// What the data plane's handlers read: the request path's state, plus what the HTTP
+/// front door itself enforces.
+pub struct DataPlane {
+    /// The request path's state.
+    pub pipeline: Arc<Pipeline>,
+    /// Unauthenticated requests in flight per client address.
+    pub preauth: Arc<crate::auth::preauth::PreAuthGate>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive once its key is accepted.
+    pub body_read_timeout: Duration,
+}
+
+impl std::ops::Deref for DataPlane {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
 
 /// Response header carrying the gateway's request id (Anthropic's name for it).
 pub const REQUEST_ID_HEADER: &str = "request-id";
@@ -26,9 +48,9 @@ pub const REQUEST_ID_HEADER: &str = "request-id";
 #[derive(Clone, Debug)]
 pub struct RequestId(pub Arc<str>);
 
-/// All routes of the gateway.
-pub fn router(state: Arc<AppState>) -> Router {
-    let max_body = state.max_body_bytes;
+/// The data plane's routes (the server adds the admin API, the console, the fallbacks
+/// and the layers).
+pub fn router(state: Arc<DataPlane>) -> Router {
     Router::new()
         .route("/v1/messages", post(messages::create))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
@@ -36,22 +58,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{id}", get(models::get))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics::scrape))
-        .nest("/admin/v1", crate::admin::router(state.clone()))
-        .merge(crate::console::router())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            client_gate::gate,
-        ))
-        .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
 /// Gives every request an id and echoes it on every response.
-async fn request_id(mut req: Request, next: Next) -> Response {
+pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id: Arc<str> = Arc::from(crate::ids::request_id());
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
@@ -62,7 +73,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
-async fn not_found(uri: axum::http::Uri) -> Response {
+pub async fn not_found(uri: axum::http::Uri) -> Response {
     // OpenAI SDK paths get OpenAI-shaped errors.
     let flavor = if uri.path().starts_with("/v1/messages") {
         crate::error::ApiFlavor::Anthropic
@@ -86,7 +97,7 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     .into_response_for(flavor)
 }
 
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     ApiError::invalid(format!("method {method} is not allowed on {}", uri.path()))
         .with_status(StatusCode::METHOD_NOT_ALLOWED)
         .into_response()

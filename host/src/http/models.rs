@@ -2,11 +2,12 @@
 //! in one JSON shape both the Anthropic and the OpenAI SDK parse (each reads its own
 //! fields and ignores the other's).
 
+use super::DataPlane;
 use super::RequestId;
-use super::client_gate::PreAuthSlot;
+use crate::auth::preauth::PreAuthSlot;
 use crate::error::{ApiError, ApiFlavor, ErrorKind};
+use crate::pipeline::Pipeline;
 use crate::pipeline::{self, Exchange};
-use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
@@ -33,12 +34,12 @@ fn flavor(headers: &HeaderMap) -> ApiFlavor {
 
 /// `GET /v1/models`.
 pub async fn list(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<DataPlane>>,
     Extension(RequestId(id)): Extension<RequestId>,
     slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut ex = Exchange::new(&state, &id, "models", flavor(&headers), &headers);
+    let mut ex = Exchange::new(&state.pipeline, &id, "models", flavor(&headers), &headers);
     match allowed_models(&state, &mut ex, &headers, slot).await {
         Ok(models) => {
             let data: Vec<Value> = models.iter().map(|(m, owner)| entry(m, owner)).collect();
@@ -58,13 +59,13 @@ pub async fn list(
 
 /// `GET /v1/models/{id}`.
 pub async fn get(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<DataPlane>>,
     Extension(RequestId(id)): Extension<RequestId>,
     Path(model): Path<String>,
     slot: Option<Extension<PreAuthSlot>>,
     headers: HeaderMap,
 ) -> Response {
-    let mut ex = Exchange::new(&state, &id, "models", flavor(&headers), &headers);
+    let mut ex = Exchange::new(&state.pipeline, &id, "models", flavor(&headers), &headers);
     match allowed_models(&state, &mut ex, &headers, slot).await {
         Ok(models) => match models.iter().find(|(m, _)| *m == model) {
             Some((m, owner)) => {
@@ -95,7 +96,7 @@ fn entry(model: &str, owner: &str) -> Value {
 /// (model, provider) pairs the key may request: the tenant's advertised list, else every
 /// provider's configured models, else what the default provider's upstream lists.
 async fn allowed_models(
-    state: &AppState,
+    state: &Pipeline,
     ex: &mut Exchange,
     headers: &HeaderMap,
     slot: Option<Extension<PreAuthSlot>>,

@@ -1,7 +1,8 @@
 //! UTC calendar buckets, shared by the in-memory windows and the stored rows so both
-//! always agree on which bucket a timestamp falls in, and RFC 3339 formatting (the
-//! crate has no date-time dependency).
+//! always agree on which bucket a timestamp falls in. The civil-date arithmetic and
+//! RFC 3339 text live in [`crate::time`].
 
+pub use crate::time::{civil_from_days, days_from_civil, rfc3339};
 use serde::{Deserialize, Serialize};
 
 /// How long a counting window runs.
@@ -85,7 +86,7 @@ impl Window {
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 /// One day in milliseconds.
-pub(crate) const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = crate::time::DAY_MS;
 /// 1970-01-01 was a Thursday: weeks are counted from Monday 1969-12-29, day -3.
 const WEEK_OFFSET_DAYS: i64 = 3;
 /// Month indices beyond ±300 million years only come from corrupt rows; clamping
@@ -152,45 +153,6 @@ pub fn window_start_ms(period: Period, window: Window, now_ms: i64) -> i64 {
         Window::Calendar => bucket_start_ms(period, bucket(period, now_ms)),
         Window::Rolling => now_ms.saturating_sub(length),
     }
-}
-
-/// (year, month 1..=12, day 1..=31) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    // m is 1..=12 and d is 1..=31 by construction.
-    (y, m as u32, d as u32)
-}
-
-/// Days since 1970-01-01 of a civil date (inverse of [`civil_from_days`]).
-pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let (m, d) = (i64::from(month), i64::from(day));
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (whole seconds, UTC).
-pub fn rfc3339(ms: i64) -> String {
-    let (y, mo, d) = civil_from_days(ms.div_euclid(DAY_MS));
-    let secs = ms.rem_euclid(DAY_MS) / 1000;
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
 }
 
 #[cfg(test)]

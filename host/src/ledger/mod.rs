@@ -22,6 +22,7 @@ pub mod calendar;
 mod counters;
 mod limit;
 pub mod persist;
+mod request_scopes;
 pub mod rolling;
 mod scope;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use limit::{Admit, Exceeded, Limit};
 pub use persist::{
     LedgerEntry, MIGRATION, list_alerts, load, prune, record_alert, write_entries, write_limits,
 };
+pub use request_scopes::RequestScopes;
 pub use scope::{ScopeKey, ScopeKind};
 
 use counters::{Counters, Fired, Tracked};

@@ -5,7 +5,7 @@ use super::isolation::TenantSandbox;
 use super::output::Trimmed;
 use super::runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 use super::sandbox::CallFailure;
-use crate::budget::UsageView;
+use super::usage::UsageView;
 use crate::error::{ApiError, ErrorKind};
 use crate::store::PluginDecision;
 use axum::http::StatusCode;

@@ -13,6 +13,7 @@ mod isolation;
 mod output;
 mod runtime;
 mod sandbox;
+mod usage;
 
 pub use bindings::{
     Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,
@@ -26,6 +27,30 @@ pub use isolation::TenantSandbox;
 pub use output::{OutputLimits, Trimmed};
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
+pub use usage::{UsageView, ledger_limits};
+
+/// Where first-party plugins are looked for when the config names no `plugin_dir`:
+/// `$TOLLGATE_PLUGIN_DIR`, then the wasm target dir next to this binary
+/// (`target/wasm32-wasip2/release` in a checkout), then `./plugins`.
+pub fn default_plugin_dir() -> std::path::PathBuf {
+    if let Ok(d) = std::env::var("TOLLGATE_PLUGIN_DIR") {
+        return std::path::PathBuf::from(d);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(target) = exe.parent().and_then(std::path::Path::parent)
+    {
+        let dir = target.join("wasm32-wasip2").join("release");
+        if dir.is_dir() {
+            return dir;
+        }
+    }
+    std::path::PathBuf::from("plugins")
+}
+
+/// Path of a first-party plugin's wasm file.
+pub fn first_party_path(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("tollgate_{}.wasm", name.replace('-', "_")))
+}
 
 /// Failures at the plugin boundary.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,23 @@ pub struct OutputLimits {
     pub max_limits_per_request: usize,
 }
 
+impl OutputLimits {
+    /// The bounds `cfg` sets (`[sandbox]`, and `[budgets] max_limits_per_request`).
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        let s = &cfg.sandbox;
+        Self {
+            max_message_bytes: s.max_message_bytes,
+            max_labels: s.max_labels,
+            max_label_bytes: s.max_label_bytes,
+            max_log_lines: s.max_log_lines,
+            max_log_bytes: s.max_log_bytes,
+            max_route_targets: s.max_route_targets,
+            max_attempts: s.max_attempts,
+            max_limits_per_request: cfg.budgets.max_limits_per_request,
+        }
+    }
+}
+
 impl Default for OutputLimits {
     fn default() -> Self {
         Self {
@@ -36,7 +53,7 @@ impl Default for OutputLimits {
             max_log_lines: 16,
             max_log_bytes: 8 << 10,
             max_route_targets: 8,
-            max_attempts: 10,
+            max_attempts: crate::config::DEFAULT_MAX_ATTEMPTS,
             max_limits_per_request: 32,
         }
     }

@@ -8,7 +8,7 @@ use super::compile::{self, CompileFailure, Compiler};
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
-use crate::budget::UsageView;
+use super::usage::UsageView;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -6,7 +6,7 @@
 
 use super::bindings::{LogLevel, tollgate, wit};
 use super::runtime::CallEnv;
-use crate::budget::UsageView;
+use super::usage::UsageView;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -114,8 +114,7 @@ pub struct Plan {
     pub max_attempts: u32,
 }
 
-/// Attempts a plan makes at most unless the config says otherwise.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+pub use crate::config::DEFAULT_MAX_ATTEMPTS;
 
 impl Plan {
     /// Serve from one provider, asking it for `model`, with no retries.
@@ -267,7 +266,10 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 /// [`retry_after`] as seen at `now`.
-fn retry_after_at(headers: &reqwest::header::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+fn retry_after_at(
+    headers: &reqwest::header::HeaderMap,
+    now: std::time::SystemTime,
+) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -14,7 +14,6 @@
 use super::journal::{Journal, Pos, read_range};
 use super::{CapturedBodies, LogRecord};
 use crate::ledger::{Amount, Ledger, LedgerEntry, Limit, ScopeKey, ScopeKind};
-use crate::telemetry::Metrics;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -30,6 +29,18 @@ enum Msg {
     Record(Box<LogRecord>, Option<(Pos, Pos)>),
     Flush(mpsc::Sender<()>),
     Shutdown,
+}
+
+/// What the writer counts for `/metrics`: rows that waited in the journal, failed
+/// journal writes, failed (and retried) batches.
+#[derive(Debug, Default)]
+pub struct WriterCounters {
+    /// Finished requests that found the writer's queue full and waited in the journal.
+    pub log_rows_deferred: std::sync::atomic::AtomicU64,
+    /// Failed writes to the usage journal (each refuses new requests until one works).
+    pub journal_errors: std::sync::atomic::AtomicU64,
+    /// Failed batches of the log writer (retried, never dropped).
+    pub log_batch_failures: std::sync::atomic::AtomicU64,
 }
 
 /// Something that sees every finished request after its row is written: it runs on the
@@ -63,7 +74,7 @@ pub struct WriterOptions {
     /// Where the journal lives (`None`: no journal, rows only in memory until written).
     pub journal_dir: Option<std::path::PathBuf>,
     /// Counters of deferred rows and failed batches.
-    pub metrics: Arc<Metrics>,
+    pub counters: Arc<WriterCounters>,
 }
 
 /// Sends finished requests to the writer. Cloning is cheap.
@@ -73,7 +84,7 @@ pub struct LogSender {
     journal: Option<Arc<Journal>>,
     /// Set when a row found the queue full: the writer reads the journal to catch up.
     deferred: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
+    counters: Arc<WriterCounters>,
 }
 
 impl LogSender {
@@ -92,10 +103,7 @@ impl LogSender {
                         }
                     });
                     if let Err(e) = appended {
-                        self.metrics
-                            .protection
-                            .journal_errors
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.counters.journal_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(error = %e, "cannot append to the usage journal; new requests are refused until it works again");
                     }
                 }
@@ -113,8 +121,7 @@ impl LogSender {
             Err(TrySendError::Full(Msg::Record(r, Some(_)))) => {
                 drop(r);
                 self.deferred.store(true, Ordering::Release);
-                self.metrics
-                    .protection
+                self.counters
                     .log_rows_deferred
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -162,7 +169,7 @@ impl LogWriter {
             tx,
             journal: journal.clone(),
             deferred: Arc::new(AtomicBool::new(false)),
-            metrics: opts.metrics.clone(),
+            counters: opts.counters.clone(),
         };
         let deferred = sender.deferred.clone();
         // Everything before the new segment is in the database already (recovered).
@@ -307,8 +314,7 @@ impl Writer {
                     }
                     Err(e) => {
                         self.opts
-                            .metrics
-                            .protection
+                            .counters
                             .log_batch_failures
                             .fetch_add(1, Ordering::Relaxed);
                         if failed_at.is_none() {
@@ -782,7 +788,7 @@ mod tests {
                 observers: Vec::new(),
                 max_queued: 1_000,
                 journal_dir: None,
-                metrics: Default::default(),
+                counters: Default::default(),
             })
             .expect("writer");
         let mut kept = row("fresh", "a", 0);
@@ -850,7 +856,7 @@ mod tests {
         store: &Store,
         journal: &std::path::Path,
         max_queued: usize,
-        metrics: &Arc<Metrics>,
+        counters: &Arc<WriterCounters>,
     ) -> LogWriter {
         store
             .log_writer(WriterOptions {
@@ -861,7 +867,7 @@ mod tests {
                 observers: Vec::new(),
                 max_queued,
                 journal_dir: Some(journal.to_path_buf()),
-                metrics: metrics.clone(),
+                counters: counters.clone(),
             })
             .expect("writer")
     }
@@ -934,8 +940,8 @@ mod tests {
     #[test]
     fn rows_that_find_the_queue_full_wait_in_the_journal_not_dropped() {
         let (dir, store) = temp_store("deferred");
-        let metrics: Arc<Metrics> = Default::default();
-        let writer = journaled(&store, &dir.join("journal"), 2, &metrics);
+        let counters: Arc<WriterCounters> = Default::default();
+        let writer = journaled(&store, &dir.join("journal"), 2, &counters);
         let tx = writer.sender();
         let senders: Vec<_> = (0..4)
             .map(|t| {
@@ -952,7 +958,7 @@ mod tests {
         }
         tx.flush_blocking();
         assert_eq!(spend(&store), (1_000, 1_000));
-        assert!(metrics.protection.log_rows_deferred.load(Ordering::Relaxed) > 0);
+        assert!(counters.log_rows_deferred.load(Ordering::Relaxed) > 0);
         writer.shutdown();
         assert_eq!(spend(&store), (1_000, 1_000));
         let _ = std::fs::remove_dir_all(dir);
@@ -961,8 +967,8 @@ mod tests {
     #[test]
     fn a_refused_batch_is_kept_and_written_when_the_database_takes_it() {
         let (dir, store) = temp_store("refused");
-        let metrics: Arc<Metrics> = Default::default();
-        let writer = journaled(&store, &dir.join("journal"), 100, &metrics);
+        let counters: Arc<WriterCounters> = Default::default();
+        let writer = journaled(&store, &dir.join("journal"), 100, &counters);
         // Make every write fail, as a full disk would.
         store
             .with_conn_blocking(|c| {
@@ -973,12 +979,7 @@ mod tests {
         for i in 0..30 {
             tx.send(billed(&format!("r{i}"), 2));
         }
-        let failed = || {
-            metrics
-                .protection
-                .log_batch_failures
-                .load(Ordering::Relaxed)
-        };
+        let failed = || counters.log_batch_failures.load(Ordering::Relaxed);
         let t0 = Instant::now();
         while failed() == 0 && t0.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(5));

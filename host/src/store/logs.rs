@@ -552,7 +552,7 @@ mod tests {
                 observers: Vec::new(),
                 max_queued: 1_000,
                 journal_dir: None,
-                metrics: Default::default(),
+                counters: Default::default(),
             })
             .expect("writer");
         let tx = writer.sender();

@@ -20,7 +20,7 @@ pub use analytics::{
     Analytics, AnalyticsQuery, MAX_BUCKETS as ANALYTICS_MAX_BUCKETS, Series, Totals,
 };
 pub use keys::{ApiKey, NewKey, hash_secret};
-pub use log_writer::{LogObserver, LogSender, LogWriter, Retention, WriterOptions};
+pub use log_writer::{LogObserver, LogSender, LogWriter, Retention, WriterCounters, WriterOptions};
 pub use logs::{
     AttemptRecord, CapturedBodies, LogQuery, LogRecord, PluginDecision, StatusFilter, TraceSummary,
 };
@@ -218,11 +218,9 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            f(&mut crate::sync::lock(&conn))
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        tokio::task::spawn_blocking(move || f(&mut crate::sync::lock(&conn)))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Runs `f` with the shared connection on the current thread (start-up and CLI use).

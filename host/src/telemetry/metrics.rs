@@ -111,6 +111,8 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     /// What the gateway refused or deferred to protect itself (request path counters).
     pub protection: super::Protection,
+    /// The log writer's counters (deferred rows, journal and batch failures).
+    pub writer: Arc<crate::store::WriterCounters>,
 }
 
 /// Live values read at scrape time.
@@ -161,7 +163,7 @@ impl Metrics {
         reg.render(&mut out);
         drop(reg);
         render_gauges(&mut out, gauges);
-        self.protection.render(&mut out);
+        self.protection.render(&self.writer, &mut out);
         out
     }
 }

@@ -85,7 +85,10 @@ impl LogObserver for SpanObserver {
 
 async fn export_loop(target: OtlpTarget, mut rx: mpsc::Receiver<Value>) {
     let url = format!("{}/v1/traces", target.endpoint.trim_end_matches('/'));
-    let client = match crate::providers::client_builder().timeout(EXPORT_TIMEOUT).build() {
+    let client = match crate::providers::client_builder()
+        .timeout(EXPORT_TIMEOUT)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the OTLP client; traces are not exported");

@@ -3,44 +3,9 @@
 //! that waited in the journal. Updated on the request path with one atomic add each,
 //! rendered with the rest of `/metrics`.
 
+pub use crate::auth::Unauthenticated;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Why a request was refused before its key was known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Unauthenticated {
-    /// No key in any supported header.
-    Missing,
-    /// A key the gateway does not know.
-    Invalid,
-    /// A revoked key.
-    Revoked,
-    /// An expired key.
-    Expired,
-    /// Too many unauthenticated requests from one address at once.
-    Throttled,
-}
-
-impl Unauthenticated {
-    const ALL: [Unauthenticated; 5] = [
-        Self::Missing,
-        Self::Invalid,
-        Self::Revoked,
-        Self::Expired,
-        Self::Throttled,
-    ];
-
-    /// The `reason` label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Missing => "missing_key",
-            Self::Invalid => "invalid_key",
-            Self::Revoked => "revoked_key",
-            Self::Expired => "expired_key",
-            Self::Throttled => "too_many_per_client",
-        }
-    }
-}
 
 /// Why a connection was closed as soon as it was accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,12 +22,6 @@ pub struct Protection {
     unauthenticated: [AtomicU64; 5],
     connections_refused: [AtomicU64; 2],
     connections_open: AtomicU64,
-    /// Finished requests that found the writer's queue full and waited in the journal.
-    pub log_rows_deferred: AtomicU64,
-    /// Failed writes to the usage journal (each refuses new requests until one works).
-    pub journal_errors: AtomicU64,
-    /// Failed batches of the log writer (retried, never dropped).
-    pub log_batch_failures: AtomicU64,
 }
 
 impl Protection {
@@ -103,8 +62,8 @@ impl Protection {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Appends the families in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
+    /// Appends the families in the Prometheus text format, with the log writer's.
+    pub fn render(&self, writer: &crate::store::WriterCounters, out: &mut String) {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push_str(
             "# HELP tollgate_unauthenticated_requests_total Requests refused before a key was known (counted, not logged as rows).\n\
@@ -143,19 +102,19 @@ impl Protection {
                 "tollgate_log_rows_deferred_total",
                 "counter",
                 "Finished requests that found the log writer's queue full and were written from the journal instead.",
-                load(&self.log_rows_deferred),
+                load(&writer.log_rows_deferred),
             ),
             (
                 "tollgate_journal_errors_total",
                 "counter",
                 "Failed writes to the usage journal.",
-                load(&self.journal_errors),
+                load(&writer.journal_errors),
             ),
             (
                 "tollgate_log_batch_failures_total",
                 "counter",
                 "Log writer batches that failed and were retried.",
-                load(&self.log_batch_failures),
+                load(&writer.log_batch_failures),
             ),
         ];
         for (name, kind, help, v) in single {

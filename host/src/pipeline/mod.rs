@@ -5,22 +5,28 @@
 //! request from first byte to last, settles its reservation with the real cost and
 //! writes its log row exactly once, however it ends.
 
-use crate::budget::{self, RequestScopes, UsageView};
+use crate::budget;
 use crate::error::{ApiError, ApiFlavor};
+use crate::ledger::RequestScopes;
 use crate::ledger::{LedgerEntry, Reservation, ScopeKey};
 use crate::metadata::{self, Metadata};
+use crate::plugins::UsageView;
 use crate::plugins::{
     BudgetOutcome, ChainOutcome, Endpoint, Hook, RequestContext, RouteOutcome, RouteTarget,
 };
 use crate::providers::Provider;
 use crate::routing::Plan;
-use crate::server::{AppState, TenantRuntime};
 use crate::store::{ApiKey, LogRecord};
+use crate::tenancy::TenantRuntime;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
+
+mod state;
+
+pub use state::Pipeline;
 
 /// Header a client may send to group requests into one trace.
 pub const TRACE_HEADER: &str = "x-portkey-trace-id";
@@ -28,7 +34,7 @@ pub const TRACE_HEADER: &str = "x-portkey-trace-id";
 /// One request's journey; logged when finished or, failing that, when dropped
 /// (the client went away mid-way).
 pub struct Exchange {
-    state: Arc<AppState>,
+    state: Arc<Pipeline>,
     /// The log row being filled in as the request progresses.
     pub record: LogRecord,
     started: Instant,
@@ -126,7 +132,7 @@ impl Capture {
 impl Exchange {
     /// Starts following a request.
     pub fn new(
-        state: &Arc<AppState>,
+        state: &Arc<Pipeline>,
         request_id: &str,
         endpoint: &str,
         flavor: ApiFlavor,
@@ -325,7 +331,7 @@ pub struct Admitted {
 /// Authenticates the key and records who is calling; a refusal is counted (and the
 /// request not logged as a row, see [`Exchange`]).
 pub fn authenticate(
-    state: &AppState,
+    state: &Pipeline,
     ex: &mut Exchange,
     headers: &HeaderMap,
 ) -> Result<Arc<ApiKey>, ApiError> {
@@ -344,7 +350,7 @@ pub fn authenticate(
 
 /// Runs every admission phase after authentication for a model request by `key`.
 pub async fn admit(
-    state: &AppState,
+    state: &Pipeline,
     ex: &mut Exchange,
     key: Arc<ApiKey>,
     headers: &HeaderMap,
@@ -449,7 +455,7 @@ fn request_context(
 
 /// What the plugin phases of admission run against.
 pub struct Decide<'a> {
-    pub state: &'a AppState,
+    pub state: &'a Pipeline,
     /// The tenant's runtime (chain, default provider) deciding the request.
     pub tenant: &'a TenantRuntime,
     /// The usage counters read by plugins and charged by the reservation.
@@ -577,7 +583,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
                 limits: granted,
                 downgrade,
             } => {
-                limits = budget::limits(granted, &scopes);
+                limits = crate::plugins::ledger_limits(granted, &scopes);
                 if let Some((plugin, t)) = downgrade {
                     plan.downgrade(t, &plugin, &state.providers, &summary.model)?;
                     enforce_pins(&mut plan, tenant, decisions)?;
@@ -654,7 +660,7 @@ fn enforce_pins(
 
 /// The provider serving a tenant's unrouted requests.
 pub fn default_provider(
-    state: &AppState,
+    state: &Pipeline,
     tenant: &TenantRuntime,
     tenant_id: &str,
 ) -> Result<Arc<Provider>, ApiError> {

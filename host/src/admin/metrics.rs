@@ -2,8 +2,8 @@
 //! gauges read at scrape time. Protected by the platform admin token unless the config
 //! makes it public (its labels name tenants, budgets and models).
 
+use crate::control::ControlPlane;
 use crate::error::ApiError;
-use crate::server::AppState;
 use crate::telemetry::{BudgetGauge, Gauges};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 /// The scrape.
-pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !state.metrics_public && !crate::admin::is_platform(&state, &headers) {
+pub async fn scrape(State(state): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
+    if !state.metrics_public && !super::is_platform(&state, &headers) {
         return ApiError::unauthenticated(
             "/metrics needs the platform admin token (Authorization: Bearer …), \
              or [metrics] public = true",
@@ -28,7 +28,7 @@ pub async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     resp
 }
 
-fn gauges(state: &AppState) -> Gauges {
+fn gauges(state: &ControlPlane) -> Gauges {
     let now = crate::ids::now_ms();
     let mut budgets_omitted = Vec::new();
     let mut views = state
@@ -53,12 +53,12 @@ fn gauges(state: &AppState) -> Gauges {
             used: r.current(l.metric),
         })
         .collect();
-    let runtimes = state.tenant_runtimes();
+    let runtimes = state.tenants.runtimes();
     let mut bundles: Vec<(Option<String>, u32)> = runtimes
         .iter()
         .filter_map(|(id, rt)| rt.version.map(|v| (Some(id.clone()), v)))
         .collect();
-    if let Some(v) = state.platform().version {
+    if let Some(v) = state.tenants.platform().version {
         bundles.push((None, v));
     }
     let sandboxes = runtimes

@@ -1,18 +1,57 @@
-//! API-key authentication and key scope checks.
+//! API-key authentication and key scope checks, tenant admin tokens, and the
+//! per-address gate on requests that have not authenticated yet.
 //!
 //! Keys live in the store as hashes; an in-memory index (refreshed on every admin
 //! change) answers lookups on the request path without touching the disk.
 
+pub mod preauth;
+
 use crate::error::ApiError;
 use crate::metadata::Metadata;
-use crate::store::{ApiKey, Store, StoreError};
-use crate::telemetry::Unauthenticated;
+use crate::store::{AdminToken, ApiKey, Store, StoreError};
 use axum::http::HeaderMap;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// Headers a client may carry its key in, in order of precedence.
 pub const KEY_HEADERS: &str = "Authorization: Bearer, x-api-key or x-portkey-api-key";
+
+/// Why a request was refused before its key was known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unauthenticated {
+    /// No key in any supported header.
+    Missing,
+    /// A key the gateway does not know.
+    Invalid,
+    /// A revoked key.
+    Revoked,
+    /// An expired key.
+    Expired,
+    /// Too many unauthenticated requests from one address at once.
+    Throttled,
+}
+
+impl Unauthenticated {
+    /// Every reason, in the order `/metrics` lists them.
+    pub const ALL: [Unauthenticated; 5] = [
+        Self::Missing,
+        Self::Invalid,
+        Self::Revoked,
+        Self::Expired,
+        Self::Throttled,
+    ];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Missing => "missing_key",
+            Self::Invalid => "invalid_key",
+            Self::Revoked => "revoked_key",
+            Self::Expired => "expired_key",
+            Self::Throttled => "too_many_per_client",
+        }
+    }
+}
 
 /// The in-memory index of keys by secret hash.
 #[derive(Default)]
@@ -79,6 +118,37 @@ impl KeyCache {
             ));
         }
         Ok(key)
+    }
+}
+
+/// Tenant admin tokens by secret hash, loaded at start and kept current by the admin
+/// API (a revoked token stops working at once).
+#[derive(Default)]
+pub struct AdminTokens(RwLock<HashMap<String, AdminToken>>);
+
+impl AdminTokens {
+    /// The index of `tokens`.
+    pub fn new(tokens: Vec<AdminToken>) -> Self {
+        Self(RwLock::new(
+            tokens
+                .into_iter()
+                .map(|t| (t.secret_hash.clone(), t))
+                .collect(),
+        ))
+    }
+
+    /// Adds or replaces a token (after create or revoke).
+    pub fn upsert(&self, token: AdminToken) {
+        let mut m = crate::sync::write(&self.0);
+        m.insert(token.secret_hash.clone(), token);
+    }
+
+    /// The live token with this secret.
+    pub fn find(&self, secret: &str) -> Option<AdminToken> {
+        let m = crate::sync::read(&self.0);
+        m.get(&crate::store::hash_secret(secret))
+            .filter(|t| t.revoked_at.is_none())
+            .cloned()
     }
 }
 
