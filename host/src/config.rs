@@ -521,6 +521,14 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// The API the provider speaks.
+    pub fn api(self) -> crate::api::Api {
+        match self {
+            Self::Anthropic | Self::Mock => crate::api::Api::Anthropic,
+            Self::Openai | Self::OpenaiCompatible => crate::api::Api::OpenAi,
+        }
+    }
+
     /// The provider's `gen_ai.provider.name` in OpenTelemetry's GenAI conventions.
     pub fn gen_ai_name(self) -> &'static str {
         match self {

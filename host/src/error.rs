@@ -1,17 +1,9 @@
 //! The gateway's one client-facing error type, rendered once into the error JSON of
 //! the API the client speaks.
 
+use crate::api::Api;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-/// Which API shape a client expects errors (and responses) in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ApiFlavor {
-    /// Anthropic Messages API: `{"type":"error","error":{"type","message"}}`.
-    Anthropic,
-    /// OpenAI Chat Completions API: `{"error":{"message","type","param","code"}}`.
-    OpenAi,
-}
 
 /// The error categories a client can see. Names follow Anthropic's error types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,23 +142,23 @@ impl ApiError {
     }
 
     /// The `error.type` string in `flavor`'s vocabulary.
-    pub fn type_str(&self, flavor: ApiFlavor) -> &str {
+    pub fn type_str(&self, flavor: Api) -> &str {
         if let Some(t) = &self.type_override {
             return t;
         }
         match flavor {
-            ApiFlavor::Anthropic => self.kind.anthropic_type(),
-            ApiFlavor::OpenAi => self.kind.openai_type(),
+            Api::Anthropic => self.kind.anthropic_type(),
+            Api::OpenAi => self.kind.openai_type(),
         }
     }
 
     /// The error JSON body in `flavor`'s shape.
-    pub fn body(&self, flavor: ApiFlavor) -> serde_json::Value {
+    pub fn body(&self, flavor: Api) -> serde_json::Value {
         error_body(flavor, self.type_str(flavor), &self.message)
     }
 
     /// Render for a client speaking `flavor`.
-    pub fn into_response_for(self, flavor: ApiFlavor) -> Response {
+    pub fn into_response_for(self, flavor: Api) -> Response {
         let body = self.body(flavor).to_string();
         let mut resp = (self.status, body).into_response();
         let headers = resp.headers_mut();
@@ -186,13 +178,13 @@ impl ApiError {
 }
 
 /// Builds an error body in the client's shape.
-pub fn error_body(flavor: ApiFlavor, error_type: &str, message: &str) -> serde_json::Value {
+pub fn error_body(flavor: Api, error_type: &str, message: &str) -> serde_json::Value {
     match flavor {
-        ApiFlavor::Anthropic => serde_json::json!({
+        Api::Anthropic => serde_json::json!({
             "type": "error",
             "error": { "type": error_type, "message": message },
         }),
-        ApiFlavor::OpenAi => serde_json::json!({
+        Api::OpenAi => serde_json::json!({
             "error": { "message": message, "type": error_type, "param": null, "code": null },
         }),
     }
@@ -202,6 +194,6 @@ pub fn error_body(flavor: ApiFlavor, error_type: &str, message: &str) -> serde_j
 /// theirs with [`ApiError::into_response_for`].
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.into_response_for(ApiFlavor::Anthropic)
+        self.into_response_for(Api::Anthropic)
     }
 }

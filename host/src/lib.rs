@@ -5,6 +5,7 @@
 //! module below owns one concern of it.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod budget;
 pub mod bundles;

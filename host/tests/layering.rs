@@ -79,8 +79,12 @@ fn no_module_imports_a_module_that_imports_it_back() {
 #[test]
 fn the_request_path_never_reaches_the_admin_side_or_the_assembly() {
     let edges = imports();
-    for low in ["pipeline", "plugins", "routing", "ledger", "store", "tenancy", "budget"] {
-        for high in ["http", "admin", "bundles", "control", "server", "cli", "console"] {
+    for low in [
+        "pipeline", "plugins", "routing", "ledger", "store", "tenancy", "budget",
+    ] {
+        for high in [
+            "http", "admin", "bundles", "control", "server", "cli", "console",
+        ] {
             assert!(!reaches(&edges, low, high), "{low} reaches {high}");
         }
     }

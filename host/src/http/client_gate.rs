@@ -2,7 +2,8 @@
 //! unauthenticated requests ([`crate::auth::preauth`]) or answer 429.
 
 use super::DataPlane;
-use crate::error::{ApiError, ApiFlavor, ErrorKind};
+use crate::api::Api;
+use crate::error::{ApiError, ErrorKind};
 use crate::telemetry::Unauthenticated;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -25,9 +26,9 @@ pub async fn gate(State(state): State<Arc<DataPlane>>, mut req: Request, next: N
             .protection
             .unauthenticated(Unauthenticated::Throttled);
         let flavor = if req.uri().path().starts_with("/v1/chat") {
-            ApiFlavor::OpenAi
+            Api::OpenAi
         } else {
-            ApiFlavor::Anthropic
+            Api::Anthropic
         };
         let mut e = ApiError::new(
             ErrorKind::RateLimit,

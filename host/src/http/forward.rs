@@ -3,10 +3,10 @@
 //! API: whole bodies with their usage read, streams through [`super::stream`].
 
 use super::stream::{OpenAiRelay, RelayStream, StreamMode, Translating};
-use crate::error::{ApiError, ApiFlavor, ErrorKind, error_body};
+use crate::api::Api;
+use crate::error::{ApiError, ErrorKind, error_body};
 use crate::pipeline::{Admitted, Exchange};
 use crate::plugins::Endpoint;
-use crate::providers::Wire;
 use crate::routing::{self, Served, Target};
 use crate::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 use crate::usage::{AnthropicStreamTap, Usage};
@@ -35,14 +35,6 @@ const RELAYED: &[&str] = &[
 /// Largest non-streamed upstream body accepted.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
-/// The API a client flavor corresponds to on the wire.
-fn wire_of(flavor: ApiFlavor) -> Wire {
-    match flavor {
-        ApiFlavor::Anthropic => Wire::Anthropic,
-        ApiFlavor::OpenAi => Wire::OpenAi,
-    }
-}
-
 /// Serves the request through its plan; the exchange is logged when the response (or
 /// the stream) ends.
 pub async fn forward(
@@ -54,11 +46,7 @@ pub async fn forward(
     let client = ex.flavor;
     if endpoint == Endpoint::CountTokens {
         // Only Anthropic upstreams count tokens; others get a local estimate.
-        if !a
-            .plan
-            .targets
-            .retain(|t| t.provider.wire == Wire::Anthropic)
-        {
+        if !a.plan.targets.retain(|t| t.provider.wire == Api::Anthropic) {
             return local_token_count(ex, &a.body);
         }
     }
@@ -70,8 +58,8 @@ pub async fn forward(
             Endpoint::CountTokens => "/v1/messages/count_tokens".to_string(),
             _ => t.provider.wire.model_path().to_string(),
         };
-        let same = t.provider.wire == wire_of(client);
-        let needs_usage = stream && t.provider.wire == Wire::OpenAi;
+        let same = t.provider.wire == client;
+        let needs_usage = stream && t.provider.wire == Api::OpenAi;
         if same && t.model == a.model && t.max_tokens_cap.is_none() && !needs_usage {
             return Ok((path, body.clone()));
         }
@@ -83,11 +71,11 @@ pub async fn forward(
         }
         let original = parsed.as_ref().unwrap_or(&Value::Null);
         let mut out = match (client, t.provider.wire) {
-            (ApiFlavor::Anthropic, Wire::OpenAi) => {
+            (Api::Anthropic, Api::OpenAi) => {
                 translate::anthropic_request_to_openai(original, &t.model)
                     .map_err(|e| ApiError::invalid(e.to_string()))?
             }
-            (ApiFlavor::OpenAi, Wire::Anthropic) => {
+            (Api::OpenAi, Api::Anthropic) => {
                 translate::openai_request_to_anthropic(original, &t.model)
                     .map_err(|e| ApiError::invalid(e.to_string()))?
             }
@@ -108,7 +96,7 @@ pub async fn forward(
                         o.insert(field.into(), cap.into());
                     }
                 }
-                if t.provider.wire == Wire::Anthropic && !o.contains_key("max_tokens") {
+                if t.provider.wire == Api::Anthropic && !o.contains_key("max_tokens") {
                     o.insert("max_tokens".into(), cap.into());
                 }
             }
@@ -139,7 +127,7 @@ pub async fn forward(
     ex.record.provider = Some(served.target.provider.id.clone());
     ex.record.served_model = Some(served.target.model.clone());
     let client_include_usage =
-        stream && client == ApiFlavor::OpenAi && client_asked_usage(parsed.as_ref(), &a.body);
+        stream && client == Api::OpenAi && client_asked_usage(parsed.as_ref(), &a.body);
     relay(ex, served, endpoint, stream, client_include_usage).await
 }
 
@@ -216,20 +204,18 @@ async fn relay(
     if stream && status.is_success() && is_sse {
         let id = ex.record.request_id.clone();
         let mode = match (client, wire) {
-            (ApiFlavor::Anthropic, Wire::Anthropic) => {
+            (Api::Anthropic, Api::Anthropic) => {
                 StreamMode::Anthropic(AnthropicStreamTap::default())
             }
-            (ApiFlavor::OpenAi, Wire::OpenAi) => {
-                StreamMode::OpenAi(OpenAiRelay::new(!include_usage))
-            }
-            (ApiFlavor::Anthropic, Wire::OpenAi) => StreamMode::Translated(
+            (Api::OpenAi, Api::OpenAi) => StreamMode::OpenAi(OpenAiRelay::new(!include_usage)),
+            (Api::Anthropic, Api::OpenAi) => StreamMode::Translated(
                 client,
                 Translating::new(OpenAiToAnthropicStream::new(
                     &target.model,
                     &format!("msg_{id}"),
                 )),
             ),
-            (ApiFlavor::OpenAi, Wire::Anthropic) => StreamMode::Translated(
+            (Api::OpenAi, Api::Anthropic) => StreamMode::Translated(
                 client,
                 Translating::new(AnthropicToOpenAiStream::new(
                     &target.model,
@@ -265,14 +251,14 @@ async fn relay(
         }
     } else {
         let message = translate::upstream_error_message(&body);
-        let body = if is_error_shape(client, &body) && wire == wire_of(client) {
+        let body = if is_error_shape(client, &body) && wire == client {
             body
         } else {
             // Keep the upstream's status, but give the client an error it can parse.
             let kind = ErrorKind::from_status(status.as_u16());
             let ty = match client {
-                ApiFlavor::Anthropic => kind.anthropic_type(),
-                ApiFlavor::OpenAi => kind.openai_type(),
+                Api::Anthropic => kind.anthropic_type(),
+                Api::OpenAi => kind.openai_type(),
             };
             Bytes::from(error_body(client, ty, &message).to_string())
         };
@@ -294,8 +280,8 @@ async fn relay(
 
 /// A successful upstream body in the client's API, with its usage.
 fn success_body(
-    client: ApiFlavor,
-    wire: Wire,
+    client: Api,
+    wire: Api,
     endpoint: Endpoint,
     model: &str,
     body: &Bytes,
@@ -321,11 +307,11 @@ fn success_body(
         ));
     }
     match (client, wire) {
-        (ApiFlavor::Anthropic, Wire::Anthropic) => {
+        (Api::Anthropic, Api::Anthropic) => {
             let usage = Usage::from_anthropic_body(body).ok_or_else(not_valid)?;
             Ok((body.clone(), usage))
         }
-        (ApiFlavor::OpenAi, Wire::OpenAi) => {
+        (Api::OpenAi, Api::OpenAi) => {
             let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
             if v.get("choices").is_none() {
                 return Err(not_valid());
@@ -333,7 +319,7 @@ fn success_body(
             let usage = v.get("usage").map(Usage::from_openai).unwrap_or_default();
             Ok((body.clone(), usage))
         }
-        (ApiFlavor::Anthropic, Wire::OpenAi) => {
+        (Api::Anthropic, Api::OpenAi) => {
             let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
             let out = translate::openai_response_to_anthropic(&v, model).map_err(|e| {
                 ApiError::new(
@@ -352,7 +338,7 @@ fn success_body(
                 .unwrap_or_default();
             Ok((Bytes::from(out.to_string()), usage))
         }
-        (ApiFlavor::OpenAi, Wire::Anthropic) => {
+        (Api::OpenAi, Api::Anthropic) => {
             let usage = Usage::from_anthropic_body(body).ok_or_else(not_valid)?;
             let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
             let out = translate::anthropic_response_to_openai(&v, model).map_err(|e| {
@@ -403,15 +389,15 @@ async fn read_body(
 }
 
 /// Whether `body` is already an error in the client's API shape.
-fn is_error_shape(client: ApiFlavor, body: &[u8]) -> bool {
+fn is_error_shape(client: Api, body: &[u8]) -> bool {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return false;
     };
     match client {
-        ApiFlavor::Anthropic => {
+        Api::Anthropic => {
             v.get("type").and_then(Value::as_str) == Some("error") && v.get("error").is_some()
         }
-        ApiFlavor::OpenAi => v
+        Api::OpenAi => v
             .get("error")
             .and_then(|e| e.get("message"))
             .is_some_and(Value::is_string),

@@ -4,8 +4,9 @@
 
 use super::DataPlane;
 use super::{RequestId, forward};
+use crate::api::Api;
 use crate::auth::preauth::PreAuthSlot;
-use crate::error::{ApiError, ApiFlavor, ErrorKind};
+use crate::error::{ApiError, ErrorKind};
 use crate::pipeline::{self, Exchange};
 use crate::plugins::Endpoint;
 use axum::Extension;
@@ -59,9 +60,9 @@ async fn model_request(
     endpoint: Endpoint,
 ) -> Response {
     let (name, flavor) = match endpoint {
-        Endpoint::Messages => ("messages", ApiFlavor::Anthropic),
-        Endpoint::CountTokens => ("count_tokens", ApiFlavor::Anthropic),
-        Endpoint::ChatCompletions => ("chat_completions", ApiFlavor::OpenAi),
+        Endpoint::Messages => ("messages", Api::Anthropic),
+        Endpoint::CountTokens => ("count_tokens", Api::Anthropic),
+        Endpoint::ChatCompletions => ("chat_completions", Api::OpenAi),
     };
     let mut ex = Exchange::new(&state.pipeline, id, name, flavor, &headers);
     // The key first: a client without one never gets its body read.

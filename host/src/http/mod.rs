@@ -76,7 +76,7 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     // OpenAI SDK paths get OpenAI-shaped errors.
     let flavor = if uri.path().starts_with("/v1/messages") {
-        crate::error::ApiFlavor::Anthropic
+        crate::api::Api::Anthropic
     } else if [
         "/v1/chat",
         "/v1/completions",
@@ -86,9 +86,9 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     .iter()
     .any(|p| uri.path().starts_with(p))
     {
-        crate::error::ApiFlavor::OpenAi
+        crate::api::Api::OpenAi
     } else {
-        crate::error::ApiFlavor::Anthropic
+        crate::api::Api::Anthropic
     };
     ApiError::new(
         crate::error::ErrorKind::NotFound,

@@ -4,8 +4,9 @@
 
 use super::DataPlane;
 use super::RequestId;
+use crate::api::Api;
 use crate::auth::preauth::PreAuthSlot;
-use crate::error::{ApiError, ApiFlavor, ErrorKind};
+use crate::error::{ApiError, ErrorKind};
 use crate::pipeline::Pipeline;
 use crate::pipeline::{self, Exchange};
 use axum::extract::{Path, State};
@@ -20,15 +21,15 @@ use std::sync::Arc;
 const CREATED: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
 
 /// The API a models request speaks, guessed from SDK headers (both SDKs use this path).
-fn flavor(headers: &HeaderMap) -> ApiFlavor {
+fn flavor(headers: &HeaderMap) -> Api {
     let ua = headers
         .get("user-agent")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if headers.contains_key("anthropic-version") || !ua.starts_with("OpenAI") {
-        ApiFlavor::Anthropic
+        Api::Anthropic
     } else {
-        ApiFlavor::OpenAi
+        Api::OpenAi
     }
 }
 

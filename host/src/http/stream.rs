@@ -2,7 +2,8 @@
 //! sides speak the same API, translated event by event when they do not. Usage, first
 //! token and how the stream ended are read on the way for the log.
 
-use crate::error::{ApiFlavor, error_body};
+use crate::api::Api;
+use crate::error::error_body;
 use crate::pipeline::Exchange;
 use crate::providers::root_cause;
 use crate::translate::{SseEvent, SseParser, StreamTranslator};
@@ -20,7 +21,7 @@ pub enum StreamMode {
     /// asked for on a client's behalf that did not ask for it itself.
     OpenAi(OpenAiRelay),
     /// The client speaks the other API: events are translated for `client`.
-    Translated(ApiFlavor, Box<Translating>),
+    Translated(Api, Box<Translating>),
 }
 
 /// An SSE parser feeding a stream translator.
@@ -141,7 +142,7 @@ impl StreamMode {
     }
 
     /// The upstream closed: trailing client bytes, and the error if it ended badly.
-    fn on_end(&mut self, flavor: ApiFlavor) -> (Bytes, Option<String>) {
+    fn on_end(&mut self, flavor: Api) -> (Bytes, Option<String>) {
         match self {
             Self::Anthropic(tap) => {
                 if tap.finished || tap.error.is_some() {
@@ -216,13 +217,13 @@ impl StreamMode {
 }
 
 /// An error event in the client's stream shape.
-pub fn error_event(flavor: ApiFlavor, message: &str) -> Bytes {
+pub fn error_event(flavor: Api, message: &str) -> Bytes {
     match flavor {
-        ApiFlavor::Anthropic => {
+        Api::Anthropic => {
             let data = error_body(flavor, "api_error", message);
             Bytes::from(format!("event: error\ndata: {data}\n\n"))
         }
-        ApiFlavor::OpenAi => {
+        Api::OpenAi => {
             let data = error_body(flavor, "server_error", message);
             Bytes::from(format!("data: {data}\n\n"))
         }
@@ -323,10 +324,10 @@ impl Stream for RelayStream {
 }
 
 /// The API the client of a stream speaks.
-fn flavor_of(mode: &StreamMode) -> ApiFlavor {
+fn flavor_of(mode: &StreamMode) -> Api {
     match mode {
-        StreamMode::Anthropic(_) => ApiFlavor::Anthropic,
-        StreamMode::OpenAi(_) => ApiFlavor::OpenAi,
+        StreamMode::Anthropic(_) => Api::Anthropic,
+        StreamMode::OpenAi(_) => Api::OpenAi,
         StreamMode::Translated(client, _) => *client,
     }
 }

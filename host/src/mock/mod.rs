@@ -219,7 +219,7 @@ fn api_for(flavor: Flavor, headers: &HeaderMap) -> Api {
 async fn models(State(s): State<Arc<MockState>>, headers: HeaderMap) -> Response {
     s.record("GET", "/v1/models", &headers, &Value::Null);
     if !s.authorized(&headers) {
-        return api_for(s.cfg.flavor, &headers).unauthorized();
+        return reply::unauthorized(api_for(s.cfg.flavor, &headers));
     }
     let body = match s.cfg.flavor {
         Flavor::Anthropic => anthropic::models_body(),
@@ -261,7 +261,11 @@ async fn not_found(
     };
     s.record(method.as_str(), uri.path(), &headers, &recorded);
     let message = format!("Invalid URL ({method} {})", uri.path());
-    api_for(s.cfg.flavor, &headers).error(StatusCode::NOT_FOUND, &message)
+    reply::error(
+        api_for(s.cfg.flavor, &headers),
+        StatusCode::NOT_FOUND,
+        &message,
+    )
 }
 
 async fn set_behavior(State(s): State<Arc<MockState>>, body: axum::body::Bytes) -> Response {

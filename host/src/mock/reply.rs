@@ -11,31 +11,24 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Which provider's wire format an answer uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Api {
-    Anthropic,
-    OpenAi,
+pub(super) use crate::api::Api;
+
+/// A provider-shaped error answer.
+pub(super) fn error(api: Api, status: StatusCode, message: &str) -> Response {
+    let body = match api {
+        Api::Anthropic => super::anthropic::error_body(status, message),
+        Api::OpenAi => super::openai::error_body(status, message),
+    };
+    json_response(status, &body)
 }
 
-impl Api {
-    /// A provider-shaped error answer.
-    pub(super) fn error(self, status: StatusCode, message: &str) -> Response {
-        let body = match self {
-            Api::Anthropic => super::anthropic::error_body(status, message),
-            Api::OpenAi => super::openai::error_body(status, message),
-        };
-        json_response(status, &body)
-    }
-
-    /// The 401 answer for a missing or wrong key.
-    pub(super) fn unauthorized(self) -> Response {
-        let message = match self {
-            Api::Anthropic => "invalid x-api-key",
-            Api::OpenAi => "Incorrect API key provided.",
-        };
-        self.error(StatusCode::UNAUTHORIZED, message)
-    }
+/// The 401 answer for a missing or wrong key.
+pub(super) fn unauthorized(api: Api) -> Response {
+    let message = match api {
+        Api::Anthropic => "invalid x-api-key",
+        Api::OpenAi => "Incorrect API key provided.",
+    };
+    error(api, StatusCode::UNAUTHORIZED, message)
 }
 
 /// `body` as an `application/json` answer.
@@ -66,12 +59,12 @@ pub(super) fn accept(
                 &Value::String(String::from_utf8_lossy(body).into_owned()),
             );
             let message = format!("invalid JSON: {e}");
-            return Err(Box::new(api.error(StatusCode::BAD_REQUEST, &message)));
+            return Err(Box::new(error(api, StatusCode::BAD_REQUEST, &message)));
         }
     };
     s.record("POST", path, headers, &v);
     if !s.authorized(headers) {
-        return Err(Box::new(api.unauthorized()));
+        return Err(Box::new(unauthorized(api)));
     }
     let b = s.behavior_for(&v);
     Ok((v, b))
@@ -84,7 +77,7 @@ pub(super) async fn misbehave(api: Api, b: &Behavior) -> Option<Response> {
     }
     if let Some(status) = b.status {
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut r = api.error(code, &format!("mock failure {status}"));
+        let mut r = error(api, code, &format!("mock failure {status}"));
         if let Some(ra) = b.retry_after
             && let Ok(v) = HeaderValue::from_str(&ra.to_string())
         {

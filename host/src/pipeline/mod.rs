@@ -5,8 +5,9 @@
 //! request from first byte to last, settles its reservation with the real cost and
 //! writes its log row exactly once, however it ends.
 
+use crate::api::Api;
 use crate::budget;
-use crate::error::{ApiError, ApiFlavor};
+use crate::error::ApiError;
 use crate::ledger::RequestScopes;
 use crate::ledger::{LedgerEntry, Reservation, ScopeKey};
 use crate::metadata::{self, Metadata};
@@ -39,7 +40,7 @@ pub struct Exchange {
     pub record: LogRecord,
     started: Instant,
     /// The API shape the client speaks.
-    pub flavor: ApiFlavor,
+    pub flavor: Api,
     /// Held in the ledger from admission until the request ends.
     reservation: Option<Reservation>,
     /// The scopes this request's usage is counted under (set with the reservation).
@@ -135,7 +136,7 @@ impl Exchange {
         state: &Arc<Pipeline>,
         request_id: &str,
         endpoint: &str,
-        flavor: ApiFlavor,
+        flavor: Api,
         headers: &HeaderMap,
     ) -> Self {
         let trace_id = headers

@@ -40,33 +40,6 @@ impl UpstreamError {
     }
 }
 
-/// The API an upstream speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
-    /// Anthropic Messages (`/v1/messages`).
-    Anthropic,
-    /// OpenAI Chat Completions (`/v1/chat/completions`).
-    OpenAi,
-}
-
-impl Wire {
-    /// The wire of a configured provider kind.
-    pub fn of(kind: ProviderKind) -> Self {
-        match kind {
-            ProviderKind::Anthropic | ProviderKind::Mock => Self::Anthropic,
-            ProviderKind::Openai | ProviderKind::OpenaiCompatible => Self::OpenAi,
-        }
-    }
-
-    /// Path of the model endpoint.
-    pub fn model_path(self) -> &'static str {
-        match self {
-            Self::Anthropic => "/v1/messages",
-            Self::OpenAi => "/v1/chat/completions",
-        }
-    }
-}
-
 /// All configured providers by id.
 #[derive(Default)]
 pub struct Providers {

@@ -1,7 +1,8 @@
 //! One configured upstream: its pooled HTTP client, credentials and the headers its
 //! wire protocol takes.
 
-use super::{UpstreamError, Wire};
+use super::UpstreamError;
+use crate::api::Api;
 use crate::config::ProviderConfig;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use bytes::Bytes;
@@ -19,7 +20,7 @@ pub struct Provider {
     /// Provider id from the config.
     pub id: String,
     /// The API the upstream speaks.
-    pub wire: Wire,
+    pub wire: Api,
     /// Models advertised for it by `GET /v1/models`.
     pub models: Vec<String>,
     base_url: String,
@@ -66,7 +67,7 @@ impl Provider {
             });
         Ok(Self {
             id: cfg.id.clone(),
-            wire: Wire::of(cfg.kind),
+            wire: cfg.kind.api(),
             models: cfg.models.clone(),
             base_url,
             api_key,
@@ -95,7 +96,7 @@ impl Provider {
         let url = format!("{}{}", self.base_url, path_and_query);
         let mut headers = self.extra_headers.clone();
         match self.wire {
-            Wire::Anthropic => {
+            Api::Anthropic => {
                 for name in FORWARDED {
                     if let Some(v) = client_headers.get(*name) {
                         headers.insert(*name, v.clone());
@@ -108,7 +109,7 @@ impl Provider {
                     headers.insert("x-api-key", k.clone());
                 }
             }
-            Wire::OpenAi => {
+            Api::OpenAi => {
                 if let Some(k) = &self.api_key
                     && let Ok(mut v) =
                         HeaderValue::from_str(&format!("Bearer {}", k.to_str().unwrap_or_default()))
