@@ -2,14 +2,14 @@
 //! swap the model, cap max_tokens), walk the plan, and relay the answer in the client's
 //! API: whole bodies with their usage read, streams through [`super::stream`].
 
-use super::stream::{OpenAiRelay, RelayStream, StreamMode, Translating};
+use super::stream::RelayStream;
 use crate::api::Api;
-use crate::error::{ApiError, ErrorKind, error_body};
+use crate::error::{ApiError, ErrorKind};
 use crate::pipeline::{Admitted, Exchange};
 use crate::plugins::Endpoint;
 use crate::routing::{self, Served, Target};
-use crate::translate::{self, AnthropicToOpenAiStream, OpenAiToAnthropicStream};
-use crate::usage::{AnthropicStreamTap, Usage};
+use crate::translate::{Codec, TargetShape};
+use crate::usage::Usage;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -54,63 +54,29 @@ pub async fn forward(
     let body = a.body.clone();
     let stream = a.stream;
     let prepare = |t: &Target| -> Result<(String, Bytes), ApiError> {
+        let codec = Codec::new(client, t.provider.wire);
         let path = match endpoint {
-            Endpoint::CountTokens => "/v1/messages/count_tokens".to_string(),
-            _ => t.provider.wire.model_path().to_string(),
+            Endpoint::CountTokens => COUNT_TOKENS_PATH,
+            _ => codec.upstream.model_path(),
         };
-        let same = t.provider.wire == client;
-        let needs_usage = stream && t.provider.wire == Api::OpenAi;
-        if same && t.model == a.model && t.max_tokens_cap.is_none() && !needs_usage {
-            return Ok((path, body.clone()));
+        let shape = TargetShape {
+            model: &t.model,
+            max_tokens_cap: t.max_tokens_cap,
+            stream,
+        };
+        if codec.passes_request(&a.model, &shape) {
+            return Ok((path.to_string(), body.clone()));
         }
-        if parsed.is_none() {
-            parsed =
-                Some(serde_json::from_slice(&body).map_err(|e| {
+        let original =
+            match &parsed {
+                Some(v) => v,
+                None => parsed.insert(serde_json::from_slice(&body).map_err(|e| {
                     ApiError::invalid(format!("request body is not valid JSON: {e}"))
-                })?);
-        }
-        let original = parsed.as_ref().unwrap_or(&Value::Null);
-        let mut out = match (client, t.provider.wire) {
-            (Api::Anthropic, Api::OpenAi) => {
-                translate::anthropic_request_to_openai(original, &t.model)
-                    .map_err(|e| ApiError::invalid(e.to_string()))?
-            }
-            (Api::OpenAi, Api::Anthropic) => {
-                translate::openai_request_to_anthropic(original, &t.model)
-                    .map_err(|e| ApiError::invalid(e.to_string()))?
-            }
-            _ => {
-                let mut v = original.clone();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("model".into(), Value::String(t.model.clone()));
-                }
-                v
-            }
-        };
-        if let Some(o) = out.as_object_mut() {
-            if let Some(cap) = t.max_tokens_cap {
-                for field in ["max_tokens", "max_completion_tokens"] {
-                    if let Some(m) = o.get(field).and_then(Value::as_u64)
-                        && m > u64::from(cap)
-                    {
-                        o.insert(field.into(), cap.into());
-                    }
-                }
-                if t.provider.wire == Api::Anthropic && !o.contains_key("max_tokens") {
-                    o.insert("max_tokens".into(), cap.into());
-                }
-            }
-            if needs_usage {
-                let opts = o
-                    .entry("stream_options")
-                    .or_insert_with(|| Value::Object(Default::default()));
-                if let Some(opts) = opts.as_object_mut() {
-                    opts.insert("include_usage".into(), Value::Bool(true));
-                }
-            }
-        }
+                })?),
+            };
+        let out = codec.request(original, &shape)?;
         let bytes = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok((path, Bytes::from(bytes)))
+        Ok((path.to_string(), Bytes::from(bytes)))
     };
     let result = routing::execute(
         &a.plan,
@@ -126,25 +92,19 @@ pub async fn forward(
     };
     ex.record.provider = Some(served.target.provider.id.clone());
     ex.record.served_model = Some(served.target.model.clone());
-    let client_include_usage =
-        stream && client == Api::OpenAi && client_asked_usage(parsed.as_ref(), &a.body);
-    relay(ex, served, endpoint, stream, client_include_usage).await
+    let codec = Codec::new(client, served.target.provider.wire);
+    let include_usage = stream
+        && client == Api::OpenAi
+        && match &parsed {
+            Some(v) => codec.client_wants_stream_usage(v),
+            None => serde_json::from_slice::<Value>(&a.body)
+                .is_ok_and(|v| codec.client_wants_stream_usage(&v)),
+        };
+    relay(ex, served, codec, endpoint, stream, include_usage).await
 }
 
-/// Whether an OpenAI client asked for `stream_options.include_usage`.
-fn client_asked_usage(parsed: Option<&Value>, body: &[u8]) -> bool {
-    let check = |v: &Value| {
-        v.pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-    };
-    match parsed {
-        Some(v) => check(v),
-        None => serde_json::from_slice::<Value>(body)
-            .map(|v| check(&v))
-            .unwrap_or(false),
-    }
-}
+/// Anthropic's token-counting endpoint (no OpenAI equivalent).
+const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 
 /// Answers `count_tokens` locally (about four bytes per token) when no Anthropic
 /// upstream can count; the header says it is an estimate.
@@ -164,17 +124,16 @@ fn local_token_count(mut ex: Exchange, body: &[u8]) -> Response {
 async fn relay(
     mut ex: Exchange,
     served: Served,
+    codec: Codec,
     endpoint: Endpoint,
     stream: bool,
     include_usage: bool,
 ) -> Response {
-    let client = ex.flavor;
     let Served {
         response: upstream,
         target,
         attempt,
     } = served;
-    let wire = target.provider.wire;
     let status = upstream.status();
     let mut out_headers = HeaderMap::new();
     for name in RELAYED {
@@ -202,35 +161,14 @@ async fn relay(
         .is_some_and(|v| v.starts_with("text/event-stream"));
 
     if stream && status.is_success() && is_sse {
-        let id = ex.record.request_id.clone();
-        let mode = match (client, wire) {
-            (Api::Anthropic, Api::Anthropic) => {
-                StreamMode::Anthropic(AnthropicStreamTap::default())
-            }
-            (Api::OpenAi, Api::OpenAi) => StreamMode::OpenAi(OpenAiRelay::new(!include_usage)),
-            (Api::Anthropic, Api::OpenAi) => StreamMode::Translated(
-                client,
-                Translating::new(OpenAiToAnthropicStream::new(
-                    &target.model,
-                    &format!("msg_{id}"),
-                )),
-            ),
-            (Api::OpenAi, Api::Anthropic) => StreamMode::Translated(
-                client,
-                Translating::new(AnthropicToOpenAiStream::new(
-                    &target.model,
-                    &format!("chatcmpl-{id}"),
-                    include_usage,
-                )),
-            ),
-        };
+        let relay = codec.stream(&target.model, &ex.record.request_id, include_usage);
         out_headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
         );
         out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        let mut resp = Response::new(Body::from_stream(RelayStream::new(upstream, mode, ex)));
+        let mut resp = Response::new(Body::from_stream(RelayStream::new(upstream, relay, ex)));
         *resp.headers_mut() = out_headers;
         return resp;
     }
@@ -240,7 +178,11 @@ async fn relay(
         Err(e) => return ex.fail(e),
     };
     let body = if status.is_success() {
-        match success_body(client, wire, endpoint, &target.model, &body) {
+        let decoded = match endpoint {
+            Endpoint::CountTokens => count_tokens_body(body),
+            _ => codec.response(&body, &target.model),
+        };
+        match decoded {
             Ok((b, usage)) => {
                 ex.record.usage = usage;
                 ex.capture_response(&b);
@@ -250,18 +192,7 @@ async fn relay(
             Err(e) => return ex.fail(e),
         }
     } else {
-        let message = translate::upstream_error_message(&body);
-        let body = if is_error_shape(client, &body) && wire == client {
-            body
-        } else {
-            // Keep the upstream's status, but give the client an error it can parse.
-            let kind = ErrorKind::from_status(status.as_u16());
-            let ty = match client {
-                Api::Anthropic => kind.anthropic_type(),
-                Api::OpenAi => kind.openai_type(),
-            };
-            Bytes::from(error_body(client, ty, &message).to_string())
-        };
+        let (body, message) = codec.error(status, body);
         ex.capture_response(&body);
         ex.finish(
             status.as_u16(),
@@ -278,79 +209,23 @@ async fn relay(
     resp
 }
 
-/// A successful upstream body in the client's API, with its usage.
-fn success_body(
-    client: Api,
-    wire: Api,
-    endpoint: Endpoint,
-    model: &str,
-    body: &Bytes,
-) -> Result<(Bytes, Usage), ApiError> {
-    let not_valid = || {
-        ApiError::new(
-            ErrorKind::Api,
-            "the provider returned a response that is not a valid completion",
-        )
-        .with_status(StatusCode::BAD_GATEWAY)
+/// An Anthropic `count_tokens` answer, passed through with its count as usage.
+fn count_tokens_body(body: Bytes) -> Result<(Bytes, Usage), ApiError> {
+    let input_tokens = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("input_tokens").and_then(Value::as_u64))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Api,
+                "the provider returned a token count that is not valid",
+            )
+            .with_status(StatusCode::BAD_GATEWAY)
+        })?;
+    let usage = Usage {
+        input_tokens,
+        ..Usage::default()
     };
-    if endpoint == Endpoint::CountTokens {
-        let usage = serde_json::from_slice::<Value>(body)
-            .ok()
-            .and_then(|v| v.get("input_tokens").and_then(Value::as_u64))
-            .ok_or_else(not_valid)?;
-        return Ok((
-            body.clone(),
-            Usage {
-                input_tokens: usage,
-                ..Usage::default()
-            },
-        ));
-    }
-    match (client, wire) {
-        (Api::Anthropic, Api::Anthropic) => {
-            let usage = Usage::from_anthropic_body(body).ok_or_else(not_valid)?;
-            Ok((body.clone(), usage))
-        }
-        (Api::OpenAi, Api::OpenAi) => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
-            if v.get("choices").is_none() {
-                return Err(not_valid());
-            }
-            let usage = v.get("usage").map(Usage::from_openai).unwrap_or_default();
-            Ok((body.clone(), usage))
-        }
-        (Api::Anthropic, Api::OpenAi) => {
-            let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
-            let out = translate::openai_response_to_anthropic(&v, model).map_err(|e| {
-                ApiError::new(
-                    ErrorKind::Api,
-                    format!("the provider's response could not be translated: {e}"),
-                )
-                .with_status(StatusCode::BAD_GATEWAY)
-            })?;
-            let usage = out
-                .get("usage")
-                .map(|u| {
-                    let mut usage = Usage::default();
-                    usage.merge_anthropic(u);
-                    usage
-                })
-                .unwrap_or_default();
-            Ok((Bytes::from(out.to_string()), usage))
-        }
-        (Api::OpenAi, Api::Anthropic) => {
-            let usage = Usage::from_anthropic_body(body).ok_or_else(not_valid)?;
-            let v: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
-            let out = translate::anthropic_response_to_openai(&v, model).map_err(|e| {
-                ApiError::new(
-                    ErrorKind::Api,
-                    format!("the provider's response could not be translated: {e}"),
-                )
-                .with_status(StatusCode::BAD_GATEWAY)
-            })?;
-            Ok((Bytes::from(out.to_string()), usage))
-        }
-    }
+    Ok((body, usage))
 }
 
 async fn read_body(
@@ -386,20 +261,4 @@ async fn read_body(
                 "the provider's response did not complete in time",
             ))
         })
-}
-
-/// Whether `body` is already an error in the client's API shape.
-fn is_error_shape(client: Api, body: &[u8]) -> bool {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return false;
-    };
-    match client {
-        Api::Anthropic => {
-            v.get("type").and_then(Value::as_str) == Some("error") && v.get("error").is_some()
-        }
-        Api::OpenAi => v
-            .get("error")
-            .and_then(|e| e.get("message"))
-            .is_some_and(Value::is_string),
-    }
 }

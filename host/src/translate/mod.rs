@@ -1,31 +1,38 @@
 //! Anthropic Messages <-> OpenAI Chat Completions translation, so any client can be
 //! served by any provider: request bodies, whole responses, streams and error bodies.
+//! The rest of the gateway sees one [`Codec`] per (client API, provider API) pair and
+//! one stream driver ([`Relay`]); the per-direction functions stay inside.
 //!
 //! Everything here is pure and total: no input makes it panic (a property test checks),
 //! and what cannot be expressed on the other side is an [`TranslateError`] naming the
 //! field, never silently dropped meaning.
 
+mod codec;
 mod request;
 mod response;
 mod sse;
 mod stream;
 
-pub use request::{DEFAULT_MAX_TOKENS, anthropic_request_to_openai, openai_request_to_anthropic};
-pub use response::{
-    anthropic_response_to_openai, finish_reason_from_anthropic, openai_response_to_anthropic,
-    stop_reason_from_openai,
-};
+pub use codec::{Codec, TargetShape};
 pub use sse::{SseEvent, SseParser};
-pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, StreamTranslator};
+pub use stream::{
+    AnthropicPassthrough, AnthropicToOpenAiStream, OpenAiPassthrough, OpenAiToAnthropicStream,
+    Relay, StreamStats, StreamTranslator, error_event,
+};
 
 use serde_json::Value;
 
 /// A body that cannot be expressed in the other API.
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
-    /// The message names the offending field.
+    /// The client's request cannot be expressed for the provider; the message names
+    /// the offending field.
     #[error("{0}")]
     Invalid(String),
+    /// The provider's answer is not a valid completion or cannot be expressed in the
+    /// client's API.
+    #[error("{0}")]
+    BadResponse(String),
 }
 
 fn invalid(msg: impl Into<String>) -> TranslateError {
@@ -70,6 +77,8 @@ pub fn upstream_error_message(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::request::{anthropic_request_to_openai, openai_request_to_anthropic};
+    use super::response::{anthropic_response_to_openai, openai_response_to_anthropic};
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -241,7 +250,7 @@ mod tests {
                 a.push(ev, &mut out);
                 o.push(ev, &mut out);
             }
-            let _ = (a.finish(&mut out), o.finish(&mut out), a.usage(), o.usage());
+            let _ = (a.finish(&mut out), o.finish(&mut out), a.stats().usage_when_cut(), o.stats().usage_when_cut());
         }
 
         /// Whatever an Anthropic request says in text survives the round trip.
