@@ -9,18 +9,31 @@ use std::path::{Path, PathBuf};
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The config file, as given.
         path: PathBuf,
+        /// Why reading it failed.
         source: std::io::Error,
     },
+    /// The text is not TOML, or does not fit the schema.
     /// toml's message already names the line, column and field.
     #[error("{path}: {message}")]
-    Parse { path: String, message: String },
+    Parse {
+        /// Where the text came from (a file path, or the `origin` given to `parse`).
+        path: String,
+        /// toml's error message.
+        message: String,
+    },
+    /// A value parsed but is out of range or inconsistent with the rest.
     #[error("{path}: {field}: {message}")]
     Invalid {
+        /// Where the text came from (a file path, or the `origin` given to `parse`).
         path: String,
+        /// Dotted path of the offending field, e.g. `tenants[0].plugins[1].config`.
         field: String,
+        /// What is wrong with it and what would be accepted.
         message: String,
     },
 }

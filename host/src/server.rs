@@ -96,6 +96,7 @@ pub struct Gateway {
     pub control: Arc<ControlPlane>,
     /// What the HTTP front door adds (client gate, body limits).
     pub http: Arc<DataPlane>,
+    /// The validated configuration it was built from.
     pub config: Config,
     log_writer: crate::store::LogWriter,
     _mock: Option<tokio::task::JoinHandle<()>>,

@@ -7,8 +7,13 @@ use serde::{Deserialize, Serialize};
 pub struct Usage {
     /// Uncached input tokens (Anthropic's `input_tokens`).
     pub input_tokens: u64,
+    /// Generated tokens (Anthropic's `output_tokens`, OpenAI's `completion_tokens`).
     pub output_tokens: u64,
+    /// Input tokens served from the prompt cache (Anthropic's `cache_read_input_tokens`,
+    /// OpenAI's `prompt_tokens_details.cached_tokens`).
     pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache (Anthropic's
+    /// `cache_creation_input_tokens`; OpenAI reports none).
     pub cache_write_tokens: u64,
 }
 

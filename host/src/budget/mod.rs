@@ -4,7 +4,7 @@
 
 mod alerts;
 
-pub use alerts::{AlertSink, SIGNATURE_HEADER, Webhook, sign};
+pub use alerts::{AlertSink, Webhook};
 
 use crate::error::{ApiError, ErrorKind};
 use crate::ledger::{Amount, Refused};

@@ -12,7 +12,7 @@ mod replay;
 mod watch;
 
 pub use diff::diff;
-pub use replay::{ReplayReport, ReplayRequest, replay};
+pub use replay::{ReplayRequest, replay};
 pub use watch::watch;
 
 use crate::control::ControlPlane;

@@ -7,7 +7,9 @@ use serde_json::Value;
 /// How results are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
+    /// Aligned columns for people (the default).
     Table,
+    /// The admin API's response as pretty JSON, for scripts (`--json`).
     Json,
 }
 

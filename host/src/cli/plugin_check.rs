@@ -12,8 +12,12 @@ use std::sync::Arc;
 
 /// Arguments of `tollgate plugin check`.
 pub struct PluginCheck {
+    /// The plugin component (`.wasm`) to run.
     pub wasm: PathBuf,
+    /// JSON file with the plugin's config; `None` checks it with `{}`.
     pub config: Option<PathBuf>,
+    /// JSON file with the sample request: a bare body, or an envelope with
+    /// `body`, `metadata`, `tenant`, `team`, `user`, `key_name` and `endpoint`.
     pub request: PathBuf,
 }
 

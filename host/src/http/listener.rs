@@ -13,7 +13,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt as _;
@@ -161,11 +161,6 @@ pub async fn serve(
         }
     }
     Ok(())
-}
-
-/// The client address of a request, when it came through [`serve`].
-pub fn client_addr(req: &axum::http::request::Parts) -> Option<SocketAddr> {
-    req.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
 }
 
 #[cfg(test)]

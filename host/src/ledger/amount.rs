@@ -7,8 +7,11 @@ use std::ops::{Add, AddAssign};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
+    /// Spend in USD, counted in nano-USD.
     Cost,
+    /// Tokens of every kind: input, output, cache reads and cache writes.
     Tokens,
+    /// Requests admitted.
     Requests,
 }
 
@@ -48,8 +51,11 @@ impl Metric {
 /// Requests, tokens (input+output+cache) and cost (nano-USD, 1e-9 $).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Amount {
+    /// Number of requests (each counts once, reserved or settled).
     pub requests: u64,
+    /// Input + output + cache-read + cache-write tokens.
     pub tokens: u64,
+    /// Cost in nano-USD (1e-9 $).
     pub cost_nano: u64,
 }
 
@@ -121,7 +127,9 @@ pub struct Reading {
     pub settled: Amount,
     /// Estimates held by requests still running; they count in every window.
     pub reserved: Amount,
+    /// Start of the window, Unix ms (see above per window kind).
     pub window_start_ms: i64,
+    /// When the reading next drops, Unix ms (see above); `i64::MAX` for `Total`.
     pub resets_at_ms: i64,
 }
 

@@ -9,11 +9,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
+    /// A UTC minute, or a rolling 60 s.
     Minute,
+    /// A UTC hour, or a rolling 60 min.
     Hour,
+    /// A UTC day, or a rolling 24 h.
     Day,
+    /// A UTC week from Monday 00:00, or a rolling 7 days.
     Week,
+    /// A UTC calendar month, or a rolling 30 days.
     Month,
+    /// All time: one bucket that never resets.
     Total,
 }
 
@@ -21,7 +27,9 @@ pub enum Period {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Window {
+    /// The bucket `now` falls in; usage resets at once when the bucket ends.
     Calendar,
+    /// The last period up to `now`; usage leaves the window as it ages.
     Rolling,
 }
 

@@ -10,10 +10,15 @@ use std::sync::Arc;
 /// A cap checked at admission.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limit {
+    /// The budget's name (e.g. `team-daily-cost`), unique within its scope value.
     pub name: String,
+    /// The scope value whose usage is capped.
     pub scope: ScopeKey,
+    /// What is counted against the cap.
     pub metric: Metric,
+    /// How long the window runs.
     pub period: Period,
+    /// Whether the window is a calendar bucket or rolls with time.
     pub window: Window,
     /// In the metric's unit (USD / tokens / requests).
     pub limit: f64,
@@ -47,6 +52,7 @@ impl Limit {
 /// Why admission failed.
 #[derive(Clone, Debug)]
 pub struct Exceeded {
+    /// The exhausted limit.
     pub limit: Limit,
     /// Usage (settled+reserved) when refused, metric unit.
     pub current: f64,

@@ -207,12 +207,20 @@ pub enum Refused {
     Exceeded(Box<Exceeded>),
     /// Admitting would track more (limit, scope value) pairs than the tenant may.
     TooManyLimits {
+        /// The tenant at its cap.
         tenant: Arc<str>,
+        /// The plugin that granted the first limit not yet tracked.
         plugin: Arc<str>,
+        /// `[budgets] max_limits_per_tenant`.
         cap: usize,
     },
     /// Admitting would count more scope values than the tenant may.
-    TooManyScopes { tenant: Arc<str>, cap: usize },
+    TooManyScopes {
+        /// The tenant at its cap.
+        tenant: Arc<str>,
+        /// `[budgets] max_scopes_per_tenant`.
+        cap: usize,
+    },
 }
 
 /// Held by an admitted request until it is settled; dropping it unsettled (client
@@ -268,27 +276,38 @@ impl Drop for Reservation {
 /// A threshold crossed; sent as a log event and webhook JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
+    /// The tenant whose limit it is.
     pub tenant: String,
     /// The limit's name.
     pub budget: String,
     /// The scope's kind label ("team", "metadata.project", ...).
     pub scope: String,
+    /// The scope value the limit applies to, e.g. the team's name.
     pub value: String,
+    /// What the limit counts.
     pub metric: Metric,
+    /// The limit's window length.
     pub period: Period,
+    /// Calendar or rolling.
     pub window: Window,
+    /// The threshold crossed, percent of the limit (e.g. 80).
     pub threshold_pct: u32,
+    /// The cap, in the metric's unit (USD / tokens / requests).
     pub limit: f64,
     /// Settled usage right after the crossing, metric unit.
     pub used: f64,
+    /// Start of the window the usage was read in, Unix ms (as in [`Reading`]).
     pub window_start_ms: i64,
+    /// When the window's usage resets, Unix ms (as in [`Reading`]); `i64::MAX`: never.
     pub resets_at_ms: i64,
+    /// When the settlement that crossed the threshold happened, Unix ms.
     pub at_ms: i64,
 }
 
 /// The budget view: limits with their readings, the first `max` of them.
 #[derive(Debug, Default)]
 pub struct BudgetView {
+    /// Limits with their current readings, sorted by tenant, name and scope value.
     pub limits: Vec<(Limit, Reading)>,
     /// How many limits there were before the view was cut to `max`.
     pub total: usize,

@@ -67,8 +67,11 @@ const LIMITS_KEPT_MS: i64 = 40 * DAY_MS;
 /// instant given to [`Ledger::settle`] so both land in the same buckets.
 #[derive(Clone, Debug)]
 pub struct LedgerEntry {
+    /// Every scope the usage counts under (the reservation's scopes).
     pub scopes: Arc<[ScopeKey]>,
+    /// What the request actually used.
     pub amount: Amount,
+    /// The settlement instant, Unix ms.
     pub ts_ms: i64,
 }
 

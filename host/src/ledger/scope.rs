@@ -5,9 +5,13 @@ use std::sync::Arc;
 /// Which dimension a scope counts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ScopeKind {
+    /// The whole tenant (the value is the tenant id).
     Tenant,
+    /// A team: the API key's, else the request's `team` metadata.
     Team,
+    /// An end user: the API key's, else the request's `user` metadata.
     User,
+    /// One API key (the value is its id).
     Key,
     /// A metadata key, e.g. "project": usage is counted per value of that key.
     Metadata(Arc<str>),
@@ -36,8 +40,11 @@ impl ScopeKind {
 /// One counted scope value within a tenant, e.g. (acme, team, engineering).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ScopeKey {
+    /// The tenant the usage belongs to; scopes never span tenants.
     pub tenant: Arc<str>,
+    /// Which dimension is counted.
     pub kind: ScopeKind,
+    /// The dimension's value, e.g. the team's name or the key's id.
     pub value: Arc<str>,
 }
 

@@ -320,7 +320,6 @@ impl Drop for Exchange {
 
 /// A request that passed every check, with where to serve it.
 pub struct Admitted {
-    pub key: Arc<ApiKey>,
     /// The body as received.
     pub body: Bytes,
     pub stream: bool,
@@ -420,7 +419,6 @@ pub async fn admit(
     }
     ex.record.admitted = true;
     Ok(Admitted {
-        key,
         body,
         stream: ex.record.stream,
         model: summary.model,

@@ -1,5 +1,8 @@
 //! Host-side bindings generated from `wit/` (the one source of truth for the contract).
 
+// The generated items are documented in the WIT they come from.
+#![allow(missing_docs)]
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",

@@ -18,6 +18,7 @@ use std::time::Instant;
 pub struct ConfiguredPlugin {
     /// Name used in logs and errors.
     pub label: Arc<str>,
+    /// The compiled component, shared by every tenant that uses the same bytes.
     pub plugin: Arc<LoadedPlugin>,
     /// Config JSON handed to the plugin.
     pub config: Arc<str>,
@@ -121,7 +122,9 @@ pub enum BudgetOutcome {
     /// Every budget plugin allowed: the limits to enforce, and a cheaper target if one
     /// asked for it (with the plugin's label).
     Granted {
+        /// Each granted limit with the label of the plugin that set it.
         limits: Vec<(Arc<str>, wit::BudgetLimit)>,
+        /// The cheaper target a plugin asked for, with its label.
         downgrade: Option<(Arc<str>, RouteTarget)>,
     },
     /// A plugin denied, or failed closed.
@@ -134,8 +137,11 @@ pub enum RouteOutcome {
     /// This plugin chose the plan; the request may make at most `max_attempts`
     /// upstream attempts whatever it says.
     Planned {
+        /// Label of the plugin that routed.
         plugin: Arc<str>,
+        /// Its plan, already bounded by the sandbox's output limits.
         plan: RoutePlan,
+        /// The gateway's cap on attempts (`[sandbox] max_attempts`).
         max_attempts: u32,
     },
     /// No plugin routed the request: use the tenant's default provider.

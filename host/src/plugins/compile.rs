@@ -42,6 +42,7 @@ pub struct CompileBudget {
 /// fail the same way (then the refusal is remembered).
 #[derive(Debug)]
 pub struct CompileFailure {
+    /// What went wrong, for the admin who uploaded the component.
     pub message: String,
     /// The bytes themselves are at fault (not the machine's load or an I/O error).
     pub deterministic: bool,

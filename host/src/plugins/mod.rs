@@ -55,19 +55,39 @@ pub fn first_party_path(dir: &std::path::Path, name: &str) -> std::path::PathBuf
 /// Failures at the plugin boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// The wasm file could not be read.
     #[error("plugin '{plugin}': cannot read {path}: {source}")]
     Read {
+        /// The plugin's label.
         plugin: String,
+        /// The file tried.
         path: std::path::PathBuf,
+        /// Why reading failed.
         source: std::io::Error,
     },
+    /// The bytes are not a component the host can load (refused by the precheck or
+    /// by the compiler).
     #[error("plugin '{plugin}': not a valid Tollgate plugin component: {message}")]
-    Compile { plugin: String, message: String },
+    Compile {
+        /// The plugin's label.
+        plugin: String,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// A call into the plugin failed (see [`CallFailure`]).
     #[error("plugin '{plugin}': {failure}")]
     Call {
+        /// The plugin's label.
         plugin: String,
+        /// How the call failed.
         failure: CallFailure,
     },
+    /// The plugin's `validate-config` refused the config it was given.
     #[error("plugin '{plugin}' rejected its config: {message}")]
-    InvalidConfig { plugin: String, message: String },
+    InvalidConfig {
+        /// The plugin's label.
+        plugin: String,
+        /// The plugin's own message (bounded), naming the offending field.
+        message: String,
+    },
 }

@@ -465,10 +465,7 @@ impl PluginRuntime {
         };
         let file = dir.join(name);
         if file.exists() {
-            // SAFETY: the file was written by `Component::serialize` of an engine with the
-            // same compatibility hash (this process or its compile worker), into a
-            // directory only the gateway writes.
-            match unsafe { Component::deserialize_file(&self.engine, &file) } {
+            match load_artifact(&self.engine, &file) {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::warn!(error = %e, file = %file.display(), "stale plugin cache entry; recompiling")
@@ -487,9 +484,7 @@ impl PluginRuntime {
                         )
                     })?;
                 compile::compile_isolated(budget, bytes, &file).await?;
-                // SAFETY: as above; the worker is this binary with the same settings,
-                // and renames its artifact into place only once it is whole.
-                unsafe { Component::deserialize_file(&self.engine, &file) }.map_err(|e| {
+                load_artifact(&self.engine, &file).map_err(|e| {
                     CompileFailure::of_machine(format!(
                         "the compiled component does not load: {e:#}"
                     ))
@@ -538,4 +533,17 @@ fn spawn_epoch_ticker(engine: &Engine) {
     if let Err(e) = spawned {
         tracing::error!(error = %e, "could not start the epoch ticker: plugin deadlines will not fire");
     }
+}
+
+/// Loads a compiled plugin artifact from the gateway's cache: the crate's one use of
+/// `unsafe`, audited here.
+#[allow(unsafe_code)]
+fn load_artifact(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime trusts a serialized component to be its own output. Every file
+    // this is called on was written by `Component::serialize` of an engine with the
+    // same compatibility hash (it is part of the file's name): by this process, or by
+    // its compile worker, which is this binary with the same settings and renames its
+    // artifact into place only once it is whole. The cache directory is the gateway's
+    // own data directory, which nothing else writes.
+    unsafe { Component::deserialize_file(engine, file) }
 }

@@ -35,22 +35,36 @@ impl Default for SandboxLimits {
 /// Why a plugin call did not produce a decision.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallFailure {
+    /// The call ran past its CPU deadline (the epoch interrupt stopped it).
     #[error("exceeded its CPU deadline of {0:?}")]
     Deadline(Duration),
+    /// The plugin tried to grow its memory past the limit, in bytes.
     #[error("exceeded its memory limit of {} MiB", .0 >> 20)]
     Memory(usize),
+    /// The guest trapped (panic, unreachable, bad access); the trap's text.
     #[error("trapped: {0}")]
     Trap(String),
+    /// Instantiation failed (for example the pool had no room for its memory).
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
     /// Every one of the tenant's instance slots stayed in use for the whole queue time.
     #[error("is at its tenant's limit of {instances} concurrent instance(s) (waited {waited:?})")]
-    Busy { instances: u32, waited: Duration },
+    Busy {
+        /// The tenant's instance limit.
+        instances: u32,
+        /// How long the call queued.
+        waited: Duration,
+    },
     /// Every instance slot of the gateway's pool stayed in use for the whole queue time.
     #[error(
         "found all {instances} of the gateway's plugin instance slots in use (waited {waited:?})"
     )]
-    PoolBusy { instances: u32, waited: Duration },
+    PoolBusy {
+        /// The pool's size.
+        instances: u32,
+        /// How long the call queued.
+        waited: Duration,
+    },
     /// The call returned something the host cannot use safely (see `OutputLimits`).
     #[error("{0}")]
     BadOutput(String),

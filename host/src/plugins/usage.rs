@@ -9,7 +9,9 @@ use std::sync::Arc;
 /// What a plugin call may read of the ledger: usage within the request's tenant.
 #[derive(Clone)]
 pub struct UsageView {
+    /// The gateway's ledger.
     pub ledger: Arc<Ledger>,
+    /// The request's tenant and scopes: all a plugin may ask about.
     pub scopes: Arc<RequestScopes>,
     /// The moment usage is read at (`None`: now); a replay reads as of the request's
     /// own arrival.

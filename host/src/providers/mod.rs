@@ -20,12 +20,30 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 /// Why an upstream call failed before a response arrived.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
+    /// No connection could be made (refused, DNS, TLS handshake).
     #[error("could not connect to provider '{provider}': {message}")]
-    Connect { provider: String, message: String },
+    Connect {
+        /// The provider's id.
+        provider: String,
+        /// The innermost transport error (see [`root_cause`]).
+        message: String,
+    },
+    /// The provider did not answer within the attempt's timeout.
     #[error("provider '{provider}' did not answer within {ms} ms")]
-    Timeout { provider: String, ms: u64 },
+    Timeout {
+        /// The provider's id.
+        provider: String,
+        /// The timeout that expired, in milliseconds.
+        ms: u64,
+    },
+    /// Any other transport failure, e.g. a connection reset mid-request.
     #[error("provider '{provider}' request failed: {message}")]
-    Other { provider: String, message: String },
+    Other {
+        /// The provider's id.
+        provider: String,
+        /// The innermost transport error (see [`root_cause`]).
+        message: String,
+    },
 }
 
 impl UpstreamError {

@@ -8,10 +8,15 @@ use serde::Serialize;
 /// A tenant admin token (never its secret).
 #[derive(Clone, Debug, Serialize)]
 pub struct AdminToken {
+    /// Stable id (`adm_` + 16 random characters); not the secret.
     pub id: String,
+    /// The one tenant this token manages.
     pub tenant_id: String,
+    /// Label given at creation, for people to tell tokens apart.
     pub name: String,
+    /// When it was created, Unix ms.
     pub created_at: i64,
+    /// When it was revoked, Unix ms; `None` while the token is usable.
     pub revoked_at: Option<i64>,
     /// SHA-256 of the secret.
     #[serde(skip)]

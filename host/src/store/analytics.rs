@@ -11,7 +11,9 @@ use std::collections::HashMap;
 /// What to chart.
 #[derive(Clone, Debug)]
 pub struct AnalyticsQuery {
+    /// Only this tenant's requests; `None` charts every tenant.
     pub tenant: Option<String>,
+    /// What the series are split by (`UsageGroup::None`: one series).
     pub by: UsageGroup,
     /// Inclusive, Unix ms.
     pub since_ms: i64,
@@ -28,13 +30,19 @@ pub struct AnalyticsQuery {
 pub struct Series {
     /// The group's value (`None`: requests without one, or the ungrouped total).
     pub group: Option<String>,
+    /// Requests per bucket.
     pub requests: Vec<u64>,
+    /// Requests answered with status 400 or above, per bucket.
     pub errors: Vec<u64>,
+    /// Input, output and cache tokens per bucket.
     pub tokens: Vec<u64>,
+    /// Cost in USD per bucket.
     pub cost_usd: Vec<f64>,
     /// Latency percentiles of the bucket's requests (`None` when it has none).
     pub latency_p50_ms: Vec<Option<u64>>,
+    /// 95th percentile latency per bucket, as above.
     pub latency_p95_ms: Vec<Option<u64>>,
+    /// 99th percentile latency per bucket, as above.
     pub latency_p99_ms: Vec<Option<u64>>,
     /// The whole range's totals and percentiles.
     pub total: Totals,
@@ -43,18 +51,26 @@ pub struct Series {
 /// A range's totals.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Totals {
+    /// Requests in the range.
     pub requests: u64,
+    /// Requests answered with status 400 or above.
     pub errors: u64,
+    /// Input, output and cache tokens.
     pub tokens: u64,
+    /// Cost in USD.
     pub cost_usd: f64,
+    /// Median latency over the whole range (`None` without requests).
     pub latency_p50_ms: Option<u64>,
+    /// 95th percentile latency over the whole range.
     pub latency_p95_ms: Option<u64>,
+    /// 99th percentile latency over the whole range.
     pub latency_p99_ms: Option<u64>,
 }
 
 /// The charted range.
 #[derive(Clone, Debug, Serialize)]
 pub struct Analytics {
+    /// Width of one bucket in ms, as used (the query's, raised to at least a second).
     pub bucket_ms: i64,
     /// Start of each bucket, Unix ms.
     pub buckets: Vec<i64>,

@@ -14,15 +14,19 @@ pub const PLATFORM: &str = "*";
 pub struct BundleVersion {
     /// Tenant id, or `None` for the platform bundle.
     pub tenant: Option<String>,
+    /// 1, 2, … per scope; a rollback stores the old spec as a new version.
     pub version: u32,
+    /// When it was applied, Unix ms.
     pub created_at_ms: i64,
     /// Who applied it.
     pub author: String,
     /// SHA-256 of the stored spec (plugin components by their own hash).
     pub hash: String,
+    /// The applier's note, if any.
     pub message: Option<String>,
     /// What changed against the version it replaced.
     pub summary: String,
+    /// Whether this is the scope's active version.
     pub active: bool,
     /// The spec as JSON (components as `wasm_sha256`).
     #[serde(skip)]
@@ -32,10 +36,15 @@ pub struct BundleVersion {
 /// One audit log entry.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditEntry {
+    /// When it happened, Unix ms.
     pub ts_ms: i64,
+    /// Who acted: `platform-admin` or `tenant-admin:<tenant>:<token id>`.
     pub actor: String,
+    /// `apply` or `rollback`, with `-refused` appended when the change was refused.
     pub action: String,
+    /// Tenant id, or `None` for the platform bundle.
     pub tenant: Option<String>,
+    /// The new version with its hash prefix and summary, or why it was refused.
     pub detail: String,
 }
 
@@ -81,9 +90,13 @@ pub fn get_blob(c: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>
 
 /// A version about to be stored.
 pub struct NewVersion<'a> {
+    /// Who applies it (also the audit entry's actor).
     pub author: &'a str,
+    /// SHA-256 of the spec, hex.
     pub hash: &'a str,
+    /// The applier's note, if any.
     pub message: Option<&'a str>,
+    /// What changed against the active version.
     pub summary: &'a str,
     /// The spec as JSON.
     pub spec: &'a str,

@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Where a record sits: (segment number, byte offset in it).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Pos {
+    /// Segment file number; later segments hold later records.
     pub segment: u64,
+    /// Byte offset of the record's header in its segment.
     pub offset: u64,
 }
 

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 pub struct ApiKey {
     /// Public id, e.g. `key_3f9a…`.
     pub id: String,
+    /// The tenant the key belongs to and whose traffic it is counted as.
     pub tenant_id: String,
+    /// Label for people (`default` when none was given).
     pub name: String,
     /// Team the key is bound to; metadata naming another team is refused.
     pub team: Option<String>,
@@ -20,9 +22,13 @@ pub struct ApiKey {
     pub models: Option<Vec<String>>,
     /// First characters of the secret, to tell keys apart in listings.
     pub prefix: String,
+    /// When it was created, Unix ms.
     pub created_at: i64,
+    /// When the key stops working, Unix ms; `None`: never.
     pub expires_at: Option<i64>,
+    /// When it was revoked, Unix ms; `None` while the key is usable.
     pub revoked_at: Option<i64>,
+    /// SHA-256 of the secret, hex (see [`hash_secret`]).
     #[serde(skip)]
     pub secret_hash: String,
 }
@@ -31,12 +37,16 @@ pub struct ApiKey {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// Label for people; `None` gives `default`.
     #[serde(default)]
     pub name: Option<String>,
+    /// Team to bind the key to; `None` leaves it to the request's metadata.
     #[serde(default)]
     pub team: Option<String>,
+    /// User to bind the key to; `None` leaves it to the request's metadata.
     #[serde(default)]
     pub user: Option<String>,
+    /// Model globs the key may request; `None` allows any.
     #[serde(default)]
     pub models: Option<Vec<String>>,
     /// Expiry as Unix milliseconds.

@@ -67,7 +67,9 @@ pub struct WriterOptions {
     pub flush: Duration,
     /// The ledger whose new limits are stored with each batch.
     pub ledger: Arc<Ledger>,
+    /// How long rows are kept, per tenant.
     pub retention: Retention,
+    /// Shown every written batch, in order (metrics, trace export).
     pub observers: Vec<Box<dyn LogObserver>>,
     /// Finished requests queued for the writer at most (the rest wait in the journal).
     pub max_queued: usize,

@@ -79,27 +79,48 @@ fn as_text<S: serde::Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
 /// One request, as logged.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LogRecord {
+    /// `req_` + 24 random characters, as sent in the `request-id` response header.
     pub request_id: String,
+    /// When the request arrived, Unix ms.
     pub ts_ms: i64,
+    /// The tenant of the key that made the request.
     pub tenant_id: String,
+    /// The API key's id; `None` when no key was authenticated.
     pub key_id: Option<String>,
+    /// The client's `x-portkey-trace-id`, else the request id.
     pub trace_id: String,
+    /// `messages`, `count_tokens`, `chat_completions` or `models`.
     pub endpoint: String,
+    /// The key's team, else the request's `team` metadata.
     pub team: Option<String>,
+    /// The key's user, else the request's `user` metadata.
     pub user: Option<String>,
+    /// The request's `x-portkey-metadata` pairs.
     pub metadata: Metadata,
+    /// The model the client asked for; `None` when no body was parsed (refused early,
+    /// or `models`).
     pub requested_model: Option<String>,
+    /// The model of the target that served (or was serving when the client left).
     pub served_model: Option<String>,
+    /// The provider that served (or was serving when the client left); `None` if none.
     pub provider: Option<String>,
+    /// HTTP status sent to the client (499 when the client hung up first).
     pub status: u16,
+    /// The client asked for a stream (never for `count_tokens`).
     pub stream: bool,
+    /// From arrival until the response ended (for a stream, its last event).
     pub latency_ms: u64,
+    /// From arrival to the first streamed content; `None` unless a stream produced some.
     pub ttft_ms: Option<u64>,
+    /// Tokens the provider reported, or estimates where it could not (a cut stream, a
+    /// client gone mid-request).
     pub usage: Usage,
+    /// Every plugin decision, in the order the plugins ran.
     pub decisions: Vec<PluginDecision>,
     /// Every upstream attempt, in order (the last one served, unless all failed).
     #[serde(default)]
     pub attempts: Vec<AttemptRecord>,
+    /// Why the request failed, as told to the client; `None` on success.
     pub error: Option<String>,
     /// Total cost in nano-dollars (1e-9 USD).
     #[serde(default)]
@@ -144,6 +165,7 @@ pub struct LogRecord {
 /// Filters for reading logs; every field narrows the result.
 #[derive(Clone, Debug, Default)]
 pub struct LogQuery {
+    /// Only this tenant's rows.
     pub tenant: Option<String>,
     /// `key=value` pairs matched against metadata (all must match).
     pub meta: Vec<(String, String)>,
@@ -151,11 +173,17 @@ pub struct LogQuery {
     pub model: Option<String>,
     /// The provider that served (or last tried) the request.
     pub provider: Option<String>,
+    /// The status sent to the client: one, or a range such as `4xx`.
     pub status: Option<StatusFilter>,
+    /// Only requests made with this API key.
     pub key_id: Option<String>,
+    /// Only requests of this trace.
     pub trace_id: Option<String>,
+    /// Only this request.
     pub request_id: Option<String>,
+    /// Only this team's requests.
     pub team: Option<String>,
+    /// Only this user's requests.
     pub user: Option<String>,
     /// Free text found in the request id or the trace id.
     pub search: Option<String>,
@@ -174,6 +202,7 @@ pub struct LogQuery {
 /// Which statuses a log query keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusFilter {
+    /// One status, e.g. `429`.
     Exact(u16),
     /// Inclusive range, e.g. `4xx` is 400..=499 and `error` is 400..=599.
     Range(u16, u16),
@@ -403,14 +432,21 @@ pub(super) fn query_logs_for_tests(
 /// One trace: the requests sharing a trace id.
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceSummary {
+    /// The trace id the requests share (client-chosen, or a lone request's id).
     pub trace_id: String,
+    /// The tenant the requests belong to; traces never span tenants.
     pub tenant_id: String,
+    /// Requests in the trace.
     pub requests: u64,
+    /// Requests answered with a status of 400 or more.
     pub errors: u64,
+    /// When the first request of the trace arrived, Unix ms.
     pub first_ms: i64,
     /// When the last request of the trace ended.
     pub last_ms: i64,
+    /// Summed cost of its requests, in USD.
     pub cost_usd: f64,
+    /// Input, output and cache tokens of every request.
     pub tokens: u64,
     /// Models served (or asked for) in the trace.
     pub models: Vec<String>,

@@ -34,17 +34,24 @@ use std::sync::{Arc, Mutex};
 /// Store failures. These never reach a data-plane client verbatim.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite refused a statement or could not open the database.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The data directory could not be created.
     #[error("cannot create data dir {path}: {source}")]
     DataDir {
+        /// The configured `data_dir`.
         path: PathBuf,
+        /// Why creating it failed.
         source: std::io::Error,
     },
+    /// The named row does not exist; the message names it (the admin API's 404).
     #[error("{0}")]
     NotFound(String),
+    /// The write clashes with an existing row, e.g. a duplicate id (the admin API's 409).
     #[error("{0}")]
     Conflict(String),
+    /// A blocking task or the log writer failed, or stored data is unreadable.
     #[error("store task failed: {0}")]
     Task(String),
 }

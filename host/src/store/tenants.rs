@@ -7,8 +7,11 @@ use serde::Serialize;
 /// A tenant row.
 #[derive(Clone, Debug, Serialize)]
 pub struct Tenant {
+    /// Stable id, 1 to 64 of `[A-Za-z0-9_.-]`.
     pub id: String,
+    /// Display name (the id unless one was given).
     pub name: String,
+    /// When it was created, Unix ms.
     pub created_at: i64,
 }
 

@@ -10,11 +10,15 @@ use serde::Serialize;
 pub enum UsageGroup {
     /// One row for everything.
     None,
+    /// The request's team (the key's, else its `team` metadata).
     Team,
+    /// The request's user (the key's, else its `user` metadata).
     User,
+    /// The API key's id.
     Key,
     /// The served model (the requested one when nothing was served).
     Model,
+    /// The provider that served the request.
     Provider,
     /// The value of a metadata key.
     Metadata(String),
@@ -46,7 +50,9 @@ impl std::str::FromStr for UsageGroup {
 /// A usage report's filters.
 #[derive(Clone, Debug)]
 pub struct UsageQuery {
+    /// Only this tenant's requests; `None` reports every tenant.
     pub tenant: Option<String>,
+    /// How rows are grouped.
     pub by: UsageGroup,
     /// Inclusive, Unix ms.
     pub since_ms: i64,
@@ -59,15 +65,21 @@ pub struct UsageQuery {
 pub struct UsageRow {
     /// The group's value; `None` for requests without one (or when ungrouped).
     pub group: Option<String>,
+    /// Requests in the group (`count_tokens` calls excluded).
     pub requests: u64,
     /// Requests that ended with status 400 or above.
     pub errors: u64,
+    /// Uncached input tokens.
     pub input_tokens: u64,
+    /// Generated tokens.
     pub output_tokens: u64,
+    /// Input tokens read from the prompt cache.
     pub cache_read_tokens: u64,
+    /// Input tokens written to the prompt cache.
     pub cache_write_tokens: u64,
     /// All four token counts together.
     pub tokens: u64,
+    /// Cost in USD.
     pub cost_usd: f64,
 }
 

@@ -7,5 +7,5 @@ pub mod otlp;
 pub mod protection;
 
 pub use metrics::{BudgetGauge, Gauges, Metrics, MetricsObserver};
-pub use otlp::{OtlpTarget, SpanObserver};
+pub use otlp::OtlpTarget;
 pub use protection::{ConnRefused, Protection, Unauthenticated};

@@ -14,11 +14,7 @@ mod sse;
 mod stream;
 
 pub use codec::{Codec, TargetShape};
-pub use sse::{SseEvent, SseParser};
-pub use stream::{
-    AnthropicPassthrough, AnthropicToOpenAiStream, OpenAiPassthrough, OpenAiToAnthropicStream,
-    Relay, StreamStats, StreamTranslator, error_event,
-};
+pub use stream::Relay;
 
 use serde_json::Value;
 
@@ -79,6 +75,8 @@ pub fn upstream_error_message(body: &[u8]) -> String {
 mod tests {
     use super::request::{anthropic_request_to_openai, openai_request_to_anthropic};
     use super::response::{anthropic_response_to_openai, openai_response_to_anthropic};
+    use super::sse::{SseEvent, SseParser};
+    use super::stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream, StreamTranslator};
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;

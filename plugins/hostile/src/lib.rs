@@ -34,17 +34,28 @@ pub struct Hostile;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    /// Nothing hostile.
     #[default]
     Allow,
+    /// Deny with a `size`-byte message and a bogus error type.
     HugeDeny,
+    /// Allow with `count` labels of `size`-byte values.
     ManyLabels,
+    /// Write `count` log lines of `size` bytes, then allow.
     LogFlood,
+    /// Label what the WASI clocks look like from inside.
     ClockProbe,
+    /// Label a hash keyed by WASI randomness.
     RandomProbe,
+    /// Route with a fallback plan of `count` targets.
     ManyTargets,
+    /// Grant `count` limits with names unique to the request.
     ManyLimits,
+    /// Grant one limit whose name is new on every request.
     FreshLimit,
+    /// Grant a limit whose cap is NaN.
     NanLimit,
+    /// Grant a limit whose cap is negative.
     NegativeLimit,
 }
 
@@ -53,6 +64,7 @@ pub enum Mode {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
+    /// What to attack with.
     pub mode: Mode,
     /// How many labels, lines, targets or limits.
     #[serde(default = "default_count")]
