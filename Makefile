@@ -3,7 +3,7 @@
 CARGO  ?= cargo
 VENV   := tests/.venv
 PY     := $(VENV)/bin/python
-PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit -p tollgate-hostile
+PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit -p tollgate-hostile -p tollgate-legacy-v0-2
 
 .PHONY: run test setup toolchain browser venv plugins build unit e2e lint bench clean
 

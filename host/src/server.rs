@@ -77,7 +77,7 @@ async fn build_chain(
         rt.validate_config(&loaded, &label, &config)
             .await
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
-        tracing::info!(tenant = %t.id, plugin = %label, version = %loaded.info.version, hash = %&loaded.hash[..12], "plugin loaded");
+        tracing::info!(tenant = %t.id, plugin = %label, version = %loaded.info.version, contract = loaded.contract, hash = %&loaded.hash[..12], "plugin loaded");
         plugins.push(ConfiguredPlugin {
             label: Arc::from(label.as_str()),
             plugin: loaded,

@@ -112,9 +112,10 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
     // Name it as its author does, like the gateway's errors will.
     let label = plugin.info.name.clone();
     println!(
-        "plugin: {} {} (hooks: {:?}, sha256 {})",
+        "plugin: {} {} (contract tollgate:plugin@{}, hooks: {:?}, sha256 {})",
         plugin.info.name,
         plugin.info.version,
+        plugin.contract,
         plugin.info.hooks,
         &plugin.hash[..16]
     );

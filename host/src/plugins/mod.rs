@@ -6,6 +6,7 @@
 //! one pre-linked [`LoadedPlugin`] per distinct wasm file, and one short-lived
 //! `Store` + instance per plugin call.
 
+mod abi;
 mod bindings;
 mod chain;
 mod compile;

@@ -1,9 +1,8 @@
 //! The engine, the linker, and compiling/loading plugins (cached on disk by content hash).
 
 use super::PluginError;
-use super::bindings::{
-    Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
-};
+use super::abi::{Guest, GuestPre};
+use super::bindings::{Decision, PluginInfo, RequestContext, RoutePlan, RouteTarget, wit};
 use super::compile::{self, CompileFailure, Compiler};
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
@@ -16,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -28,7 +27,9 @@ pub struct LoadedPlugin {
     pub info: PluginInfo,
     /// SHA-256 of the wasm bytes.
     pub hash: String,
-    pre: PluginPre<PluginState>,
+    /// The contract version the component was built against (`0.3.0`, `0.2.0`).
+    pub contract: &'static str,
+    pre: GuestPre,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -37,6 +38,7 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("name", &self.info.name)
             .field("version", &self.info.version)
             .field("hash", &self.hash)
+            .field("contract", &self.contract)
             .finish()
     }
 }
@@ -124,7 +126,7 @@ impl PluginRuntime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)?;
+        super::abi::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)?;
@@ -208,7 +210,7 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(|e| compile_err(format!("{e:#}")))?;
-        let pre = PluginPre::new(instance_pre).map_err(|e| compile_err(format!("{e:#}")))?;
+        let pre = GuestPre::new(instance_pre).map_err(|e| compile_err(format!("{e:#}")))?;
         let mut loaded = LoadedPlugin {
             info: PluginInfo {
                 name: label.to_string(),
@@ -217,6 +219,7 @@ impl PluginRuntime {
                 config_schema: String::new(),
             },
             hash: hash.clone(),
+            contract: pre.version(),
             pre,
         };
         loaded.info = self
@@ -225,7 +228,7 @@ impl PluginRuntime {
                 "{}".into(),
                 Bytes::new(),
                 "describe".into(),
-                async |p, s| p.tollgate_plugin_guest().call_describe(s).await,
+                async |p, s| p.describe(s).await,
             )
             .await
             .map_err(|failure| PluginError::Call {
@@ -262,11 +265,7 @@ impl PluginRuntime {
                 config.into(),
                 Bytes::new(),
                 "validate-config".into(),
-                async |p, s| {
-                    p.tollgate_plugin_guest()
-                        .call_validate_config(s, config)
-                        .await
-                },
+                async |p, s| p.validate_config(s, config).await,
             )
             .await
             .map_err(|failure| PluginError::Call {
@@ -289,10 +288,8 @@ impl PluginRuntime {
         env: CallEnv,
         ctx: &RequestContext,
     ) -> Result<Decision, CallFailure> {
-        self.call_hook(plugin, env, ctx, async |p, s| {
-            p.tollgate_plugin_guest().call_policy(s, ctx).await
-        })
-        .await
+        self.call_hook(plugin, env, ctx, async |p, s| p.policy(s, ctx).await)
+            .await
     }
 
     /// Runs the route hook in a fresh, bounded instance.
@@ -302,10 +299,8 @@ impl PluginRuntime {
         env: CallEnv,
         ctx: &RequestContext,
     ) -> Result<Option<RoutePlan>, CallFailure> {
-        self.call_hook(plugin, env, ctx, async |p, s| {
-            p.tollgate_plugin_guest().call_route(s, ctx).await
-        })
-        .await
+        self.call_hook(plugin, env, ctx, async |p, s| p.route(s, ctx).await)
+            .await
     }
 
     /// Runs the budget hook in a fresh, bounded instance, for a request about to be
@@ -318,7 +313,7 @@ impl PluginRuntime {
         target: &RouteTarget,
     ) -> Result<wit::BudgetDecision, CallFailure> {
         self.call_hook(plugin, env, ctx, async |p, s| {
-            p.tollgate_plugin_guest().call_budget(s, ctx, target).await
+            p.budget(s, ctx, target).await
         })
         .await
     }
@@ -328,7 +323,7 @@ impl PluginRuntime {
         plugin: &LoadedPlugin,
         env: CallEnv,
         ctx: &RequestContext,
-        f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
         self.call_labelled(plugin, env, request_id, f).await
@@ -340,7 +335,7 @@ impl PluginRuntime {
         config: Arc<str>,
         body: Bytes,
         request_id: Arc<str>,
-        f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let env = CallEnv {
             label: Arc::from(plugin.info.name.as_str()),
@@ -357,7 +352,7 @@ impl PluginRuntime {
         plugin: &LoadedPlugin,
         env: CallEnv,
         request_id: Arc<str>,
-        f: impl AsyncFnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+        f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let sandbox = env
             .sandbox
@@ -400,7 +395,7 @@ impl PluginRuntime {
         let instance =
             plugin
                 .pre
-                .instantiate_async(&mut store)
+                .instantiate(&mut store)
                 .await
                 .map_err(|e| match classify(&e) {
                     CallFailure::Trap(m) => CallFailure::Instantiate(m),

@@ -9,5 +9,6 @@ mod support;
 mod admin_roles;
 mod bundles;
 mod chain;
+mod contract;
 mod routing;
 mod streams;

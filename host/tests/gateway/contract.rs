@@ -1,0 +1,95 @@
+//! The contract's promise: a plugin built against an older package version
+//! (`tollgate:plugin@0.2.0`, from `wit-legacy/`) loads and runs in the same chain as
+//! current plugins, its hooks adapted to the current types.
+
+use crate::support::{MockUpstream, TestGateway, ask, json_body, request_id};
+use serde_json::Value;
+use tollgate::mock::Flavor;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_built_against_0_2_0_still_loads_and_runs() {
+    let a = MockUpstream::start("a", Flavor::Anthropic, None).await;
+    let b = MockUpstream::start("b", Flavor::Anthropic, None).await;
+    let gw = TestGateway::start(
+        "contract",
+        &format!(
+            r#"
+default_provider = "a"
+
+[[providers]]
+id = "a"
+kind = "anthropic"
+base_url = "{}"
+
+[[providers]]
+id = "b"
+kind = "anthropic"
+base_url = "{}"
+
+[[tenants]]
+id = "legacy"
+[[tenants.plugins]]
+name = "legacy-v0-2"
+config = {{ provider = "b" }}
+[[tenants.plugins]]
+name = "chaos"
+config = {{ mode = "annotate" }}
+"#,
+            a.url, b.url
+        ),
+    )
+    .await;
+    let key = gw.key("legacy").await;
+
+    // Its policy runs (with its host calls), and its route serves the request.
+    let resp = gw.messages(&key, ask("hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-provider"], "b");
+    let row = gw.wait_log(&request_id(&resp)).await;
+    let decisions: Vec<(&str, &str)> = row["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .map(|d| {
+            (
+                d["plugin"].as_str().unwrap_or_default(),
+                d["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            ("legacy-v0-2", "allow"),
+            ("chaos", "allow"),
+            ("legacy-v0-2", "route")
+        ],
+        "{row}"
+    );
+    assert_eq!(
+        row["decisions"][0]["annotations"][0],
+        serde_json::json!(["abi", "0.2.0"])
+    );
+    assert_eq!(
+        row["decisions"][2]["annotations"][0],
+        serde_json::json!(["routed-by", "legacy-v0-2"])
+    );
+    assert_eq!(row["provider"], "b");
+    assert!(a.requests().await.is_empty());
+    assert_eq!(b.requests().await.len(), 1);
+
+    // Its denial reaches the client as a current plugin's would.
+    let resp = gw
+        .client()
+        .post(format!("{}/v1/messages", gw.url))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .header("x-portkey-metadata", r#"{"block":"yes"}"#)
+        .body(ask("hello").to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 403);
+    let body: Value = json_body(resp).await;
+    assert_eq!(body["error"]["message"], "blocked by a 0.2.0 plugin");
+}
