@@ -31,7 +31,7 @@ pub(crate) struct WasmHost;
 
 impl HostApi for WasmHost {
     fn log(&self, level: LogLevel, message: &str) {
-        crate::bindings::tollgate::plugin::host::log(level.into(), message);
+        crate::bindings::tollgate::plugin::host::log(level, message);
     }
 
     fn config(&self) -> String {
@@ -53,12 +53,6 @@ impl HostApi for WasmHost {
         period: Period,
         window: Window,
     ) -> UsageReport {
-        crate::bindings::tollgate::plugin::host::usage(
-            &scope.into(),
-            value,
-            period.into(),
-            window.into(),
-        )
-        .into()
+        crate::bindings::tollgate::plugin::host::usage(scope, value, period, window)
     }
 }

@@ -1,15 +1,17 @@
 //! Write Tollgate policy, routing and budget plugins in idiomatic Rust.
 //!
-//! A plugin is a type implementing [`Plugin`], exported with [`export_plugin!`] and
-//! built for `wasm32-wasip2`. The SDK turns the host's raw WIT interface
+//! A plugin is a type implementing [`Plugin`] in an impl marked
+//! [`#[tollgate_guest::plugin]`](macro@plugin), exported with [`export_plugin!`] and built
+//! for `wasm32-wasip2`. The SDK turns the host's raw WIT interface
 //! (`tollgate:plugin@0.3.0`) into typed config, a [`Request`] with helpers,
 //! [`Decision`] constructors for the policy hook, [`RoutePlan`] builders for the
 //! route hook and [`BudgetDecision`] builders for the budget hook; [`testing`] runs the
-//! same code natively in `cargo test`.
+//! same code natively in `cargo test`. The WIT records and enums are used as they are
+//! generated, with the SDK's helpers and derives added.
 //!
 //! ```
 //! use serde::Deserialize;
-//! use tollgate_guest::{Decision, Hook, Plugin, Request};
+//! use tollgate_guest::{Decision, Plugin, Request};
 //!
 //! /// Refuses streamed requests for one model.
 //! pub struct NoStream;
@@ -20,10 +22,10 @@
 //!     model: String,
 //! }
 //!
+//! #[tollgate_guest::plugin]
 //! impl Plugin for NoStream {
 //!     const NAME: &'static str = "no-stream";
 //!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-//!     const HOOKS: &'static [Hook] = &[Hook::Policy];
 //!     type Config = Config;
 //!
 //!     fn policy(config: &Config, req: &Request) -> Decision {
@@ -37,7 +39,12 @@
 //! tollgate_guest::export_plugin!(NoStream);
 //!
 //! # fn main() {
-//! let denied = tollgate_guest::testing::TestRequest::new()
+//! use tollgate_guest::Hook;
+//! use tollgate_guest::testing::{self, TestRequest};
+//!
+//! // `#[tollgate_guest::plugin]` saw `policy`: the host will call it.
+//! assert_eq!(testing::describe::<NoStream>().hooks, [Hook::Policy]);
+//! let denied = TestRequest::new()
 //!     .model("claude-x")
 //!     .stream(true)
 //!     .run::<NoStream>(r#"{"model": "claude-x"}"#)
@@ -46,18 +53,18 @@
 //! # }
 //! ```
 //!
-//! A router implements [`Plugin::route`] and declares [`Hook::Route`]:
+//! A router implements [`Plugin::route`] (so `describe` reports [`Hook::Route`]):
 //!
 //! ```
-//! use tollgate_guest::{Hook, NoConfig, Plugin, Request, RoutePlan, Target};
+//! use tollgate_guest::{NoConfig, Plugin, Request, RoutePlan, Target};
 //!
 //! /// Sends haiku requests to a second Anthropic account, everything else falls back.
 //! pub struct Split;
 //!
+//! #[tollgate_guest::plugin]
 //! impl Plugin for Split {
 //!     const NAME: &'static str = "split";
 //!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-//!     const HOOKS: &'static [Hook] = &[Hook::Route];
 //!     type Config = NoConfig;
 //!
 //!     fn route(_: &NoConfig, req: &Request) -> Option<RoutePlan> {
@@ -80,23 +87,24 @@
 //! # }
 //! ```
 //!
-//! A budget plugin implements [`Plugin::budget`] and declares [`Hook::Budget`]. It
-//! grants [`BudgetLimit`]s that the host then enforces atomically (check, reserve, 429
-//! when exhausted, alerts), and may read usage with [`Request::usage`] to downgrade:
+//! A budget plugin implements [`Plugin::budget`] (so `describe` reports
+//! [`Hook::Budget`]). It grants [`BudgetLimit`]s that the host then enforces atomically
+//! (check, reserve, 429 when exhausted, alerts), and may read usage with
+//! [`Request::usage`] to downgrade:
 //!
 //! ```
 //! use tollgate_guest::{
-//!     BudgetDecision, BudgetLimit, Hook, Metric, NoConfig, Period, Plugin, Request, Scope,
-//!     Target, Window,
+//!     BudgetDecision, BudgetLimit, Metric, NoConfig, Period, Plugin, Request, Scope, Target,
+//!     Window,
 //! };
 //!
 //! /// $5 a day per team; haiku from $4 on.
 //! pub struct TeamBudget;
 //!
+//! #[tollgate_guest::plugin]
 //! impl Plugin for TeamBudget {
 //!     const NAME: &'static str = "team-budget";
 //!     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-//!     const HOOKS: &'static [Hook] = &[Hook::Budget];
 //!     type Config = NoConfig;
 //!
 //!     fn budget(_: &NoConfig, req: &Request, target: &Target) -> BudgetDecision {
@@ -128,43 +136,57 @@
 
 #![warn(missing_docs)]
 
+// Lets `#[plugin]` expansions in this crate's own tests name it `::tollgate_guest`.
+#[cfg(test)]
+extern crate self as tollgate_guest;
+
 mod adapter;
+mod annotation;
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod bindings;
 mod budget;
+mod decision;
 mod glob;
 mod host;
 mod request;
+mod route;
 pub mod testing;
-mod types;
 
-pub use budget::{
-    BudgetDecision, BudgetGrant, BudgetLimit, Metric, Period, Scope, UsageReport, Window,
+pub use bindings::tollgate::plugin::types::{
+    Annotation, BudgetDecision, BudgetGrant, BudgetLimit, Decision, Denial, Endpoint, Hook,
+    LogLevel, Metric, Period, RetryOn, RoutePlan, RouteTarget as Target, Scope, Strategy,
+    UsageReport, Window,
 };
 pub use glob::glob_match;
 pub use request::Request;
-pub use types::{Decision, Denial, Endpoint, Hook, LogLevel, RetryOn, RoutePlan, Strategy, Target};
+pub use tollgate_guest_macros::plugin;
 
 /// Compiles the Rust examples in the plugin author guide.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// Raw bindings generated from `wit/plugin.wit`; used by [`export_plugin!`].
-#[doc(hidden)]
-#[allow(missing_docs)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit",
-        world: "plugin",
-        pub_export_macro: true,
-        export_macro_name: "__tollgate_export_world",
-        default_bindings_module: "tollgate_guest::bindings",
-    });
-}
-
-/// Implementation details of [`export_plugin!`]; not part of the public API.
+/// Implementation details of [`export_plugin!`] and [`macro@plugin`]; not part of the
+/// public API.
 #[doc(hidden)]
 pub mod __private {
+    use crate::Hook;
     pub use crate::adapter::Adapter;
+
+    /// The hooks a [`Plugin`](crate::Plugin) implements, as `describe` reports them.
+    ///
+    /// Only `#[tollgate_guest::plugin]` implements this, from the hook methods the
+    /// `impl Plugin` block defines, so the list cannot drift from the code.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` has no hook list: put `#[tollgate_guest::plugin]` on its `impl Plugin for {Self}`",
+        label = "needs `#[tollgate_guest::plugin]` on this impl",
+        note = "the attribute lists the hooks the host calls (`policy`, `route`, `budget`) from the methods the impl defines"
+    )]
+    pub trait PluginHooks {
+        /// Hooks the impl defines, in the order policy, route, budget.
+        const HOOKS: &'static [Hook];
+    }
 }
 
 /// A Tollgate plugin: any of a policy hook, a route hook and a budget hook.
@@ -173,19 +195,47 @@ pub mod __private {
 /// method is an associated function that receives the parsed config.
 ///
 /// Every hook method has a default (policy allows, route returns `None`, budget allows
-/// without limits), and the host only calls the hooks named in [`Plugin::HOOKS`]: list
-/// exactly the hooks you override.
-pub trait Plugin: 'static {
+/// without limits), and the host only calls the hooks `describe` lists. Mark the impl
+/// with [`#[tollgate_guest::plugin]`](macro@plugin): it lists exactly the hook methods
+/// the impl defines ([`Hook::Policy`] for [`Plugin::policy`], [`Hook::Route`] for
+/// [`Plugin::route`], [`Hook::Budget`] for [`Plugin::budget`]), so an overridden hook is
+/// never skipped and a default one never called. Without the attribute the impl does not
+/// compile: "`MyPlugin` has no hook list: put `#[tollgate_guest::plugin]` on its
+/// `impl Plugin for MyPlugin`".
+///
+/// ```
+/// use tollgate_guest::{Decision, NoConfig, Plugin, Request};
+///
+/// pub struct AllowAll;
+///
+/// #[tollgate_guest::plugin]
+/// impl Plugin for AllowAll {
+///     const NAME: &'static str = "allow-all";
+///     const VERSION: &'static str = "0.1.0";
+///     type Config = NoConfig;
+///
+///     fn policy(_: &NoConfig, _: &Request) -> Decision {
+///         Decision::allow()
+///     }
+/// }
+/// ```
+///
+/// ```compile_fail,E0277
+/// # use tollgate_guest::{NoConfig, Plugin};
+/// pub struct Forgotten;
+///
+/// impl Plugin for Forgotten {
+///     // error: `Forgotten` has no hook list: put `#[tollgate_guest::plugin]` on ...
+///     const NAME: &'static str = "forgotten";
+///     const VERSION: &'static str = "0.1.0";
+///     type Config = NoConfig;
+/// }
+/// ```
+pub trait Plugin: __private::PluginHooks + 'static {
     /// Short machine name, e.g. `metadata-policy`; shown in logs and denials.
     const NAME: &'static str;
     /// The plugin's own semantic version, usually `env!("CARGO_PKG_VERSION")`.
     const VERSION: &'static str;
-    /// Hooks this plugin implements, reported by `describe`. The host skips undeclared
-    /// hooks without entering the plugin, so list every hook method you override:
-    /// [`Hook::Policy`] for [`Plugin::policy`], [`Hook::Route`] for [`Plugin::route`],
-    /// [`Hook::Budget`] for [`Plugin::budget`].
-    /// (Rust cannot tell whether a default method was overridden, so this is explicit.)
-    const HOOKS: &'static [Hook];
 
     /// The plugin's config, parsed from the tenant's JSON with serde.
     ///
@@ -214,8 +264,7 @@ pub trait Plugin: 'static {
     /// Chooses where the request is served; runs after every policy allowed it.
     ///
     /// `None` leaves the choice to later plugins in the chain and then the tenant's
-    /// default provider. Defaults to `None`. Declare [`Hook::Route`] in
-    /// [`Plugin::HOOKS`] when you override it.
+    /// default provider. Defaults to `None`.
     fn route(config: &Self::Config, req: &Request) -> Option<RoutePlan> {
         let _ = (config, req);
         None
@@ -227,8 +276,7 @@ pub trait Plugin: 'static {
     /// The host then checks every granted limit and reserves the request's estimate
     /// atomically, denies with a 429 naming an exhausted limit, raises the limits'
     /// alerts, and serves the request on the grant's downgrade target if it has one.
-    /// Defaults to allowing with no limits. Declare [`Hook::Budget`] in
-    /// [`Plugin::HOOKS`] when you override it.
+    /// Defaults to allowing with no limits.
     fn budget(config: &Self::Config, req: &Request, target: &Target) -> BudgetDecision {
         let _ = (config, req, target);
         BudgetDecision::allow()

@@ -112,7 +112,7 @@ impl<'h> Request<'h> {
 
     /// Which API the caller spoke.
     pub fn endpoint(&self) -> Endpoint {
-        self.ctx.endpoint.into()
+        self.ctx.endpoint
     }
 
     /// Whether the caller asked for a streamed (SSE) response.

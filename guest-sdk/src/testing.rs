@@ -6,12 +6,12 @@
 //! same code the exported component uses:
 //!
 //! ```
-//! # use tollgate_guest::{Decision, Hook, NoConfig, Plugin, Request};
+//! # use tollgate_guest::{Decision, NoConfig, Plugin, Request};
 //! # struct Prod;
+//! # #[tollgate_guest::plugin]
 //! # impl Plugin for Prod {
 //! #     const NAME: &'static str = "prod";
 //! #     const VERSION: &'static str = "0.1.0";
-//! #     const HOOKS: &'static [Hook] = &[Hook::Policy];
 //! #     type Config = NoConfig;
 //! #     fn policy(_: &NoConfig, req: &Request) -> Decision {
 //! #         req.log_info("checking env");
@@ -29,7 +29,7 @@
 //! assert!(req.logs().iter().any(|l| l.message == "checking env"));
 //! ```
 
-use crate::bindings::tollgate::plugin::types as wit;
+use crate::bindings::tollgate::plugin::types::RequestContext;
 use crate::host::HostApi;
 use crate::request::scope_value;
 use crate::{
@@ -37,6 +37,9 @@ use crate::{
     UsageReport, Window, adapter,
 };
 use std::cell::{Cell, RefCell};
+
+/// What a plugin reports from `describe`, as the host sees it.
+pub use crate::bindings::tollgate::plugin::types::PluginInfo;
 
 /// One line a plugin wrote to the host log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,27 +50,11 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// What a plugin reports from `describe`, as the host would see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PluginInfo {
-    /// [`Plugin::NAME`].
-    pub name: String,
-    /// [`Plugin::VERSION`].
-    pub version: String,
-    /// [`Plugin::HOOKS`].
-    pub hooks: Vec<Hook>,
-    /// [`Plugin::config_schema`].
-    pub config_schema: String,
-}
-
-/// The plugin's `describe` answer.
+/// The plugin's `describe` answer, exactly as the host sees it: [`Plugin::NAME`],
+/// [`Plugin::VERSION`], the hooks `#[tollgate_guest::plugin]` derived from the impl and
+/// [`Plugin::config_schema`].
 pub fn describe<P: Plugin>() -> PluginInfo {
-    PluginInfo {
-        name: P::NAME.into(),
-        version: P::VERSION.into(),
-        hooks: P::HOOKS.to_vec(),
-        config_schema: P::config_schema().into(),
-    }
+    adapter::describe::<P>()
 }
 
 /// The plugin's `validate-config` answer for a JSON config, exactly as the host sees it.
@@ -83,7 +70,7 @@ pub fn validate<P: Plugin>(config_json: &str) -> Result<(), String> {
 /// follow the body unless set.
 #[derive(Debug)]
 pub struct TestRequest {
-    ctx: wit::RequestContext,
+    ctx: RequestContext,
     body: Option<String>,
     body_bytes: Option<u32>,
     prompt_tokens_estimate: Option<u32>,
@@ -115,7 +102,7 @@ impl TestRequest {
     /// A request with the defaults listed on [`TestRequest`].
     pub fn new() -> Self {
         Self {
-            ctx: wit::RequestContext {
+            ctx: RequestContext {
                 request_id: "req_test".into(),
                 trace_id: "req_test".into(),
                 tenant: "test".into(),
@@ -125,7 +112,7 @@ impl TestRequest {
                 user: None,
                 metadata: Vec::new(),
                 model: "claude-sonnet-4-5".into(),
-                endpoint: wit::Endpoint::Messages,
+                endpoint: Endpoint::Messages,
                 stream: false,
                 max_tokens: Some(1024),
                 body_bytes: 0,
@@ -206,7 +193,7 @@ impl TestRequest {
 
     /// Sets the endpoint.
     pub fn endpoint(mut self, endpoint: Endpoint) -> Self {
-        self.ctx.endpoint = endpoint.into();
+        self.ctx.endpoint = endpoint;
         self
     }
 
@@ -304,8 +291,8 @@ impl TestRequest {
     }
 
     /// Runs the plugin's policy hook as the host would: `validate-config` first (its
-    /// error is returned as `Err`), then `policy` if [`Plugin::HOOKS`] declares it
-    /// (else `Allow`, since the host skips undeclared hooks).
+    /// error is returned as `Err`), then `policy` if the plugin implements it (else
+    /// `Allow`, since the host skips hooks `describe` does not list).
     ///
     /// Clears the log lines of any earlier run; read them with [`TestRequest::logs`].
     pub fn run<P: Plugin>(&self, config_json: &str) -> Result<Decision, String> {
@@ -317,20 +304,20 @@ impl TestRequest {
     }
 
     /// Runs the plugin's route hook as the host would: `validate-config` first (its
-    /// error is returned as `Err`), then `route` if [`Plugin::HOOKS`] declares it (else
-    /// `Ok(None)`, since the host skips undeclared hooks).
+    /// error is returned as `Err`), then `route` if the plugin implements it (else
+    /// `Ok(None)`, since the host skips hooks `describe` does not list).
     ///
     /// A plan without targets is returned as `Err`, because the host would fail the
     /// request. Clears the log lines of any earlier run; read them with
     /// [`TestRequest::logs`].
     ///
     /// ```
-    /// # use tollgate_guest::{Hook, NoConfig, Plugin, Request, RoutePlan, Target};
+    /// # use tollgate_guest::{NoConfig, Plugin, Request, RoutePlan, Target};
     /// # struct Eu;
+    /// # #[tollgate_guest::plugin]
     /// # impl Plugin for Eu {
     /// #     const NAME: &'static str = "eu";
     /// #     const VERSION: &'static str = "0.1.0";
-    /// #     const HOOKS: &'static [Hook] = &[Hook::Route];
     /// #     type Config = NoConfig;
     /// #     fn route(_: &NoConfig, req: &Request) -> Option<RoutePlan> {
     /// #         (req.meta("region") == Some("eu"))
@@ -361,8 +348,8 @@ impl TestRequest {
     /// Runs the plugin's budget hook as the host would, on `target` (the routed plan's
     /// first target; a target without a model gets the requested one, as the host
     /// resolves it): `validate-config` first (its error is returned as `Err`), then
-    /// `budget` if [`Plugin::HOOKS`] declares it (else an allow without limits, since the
-    /// host skips undeclared hooks).
+    /// `budget` if the plugin implements it (else an allow without limits, since the
+    /// host skips hooks `describe` does not list).
     ///
     /// The host's part, checking and reserving the granted limits, is not played: assert
     /// on the returned grant. Preset usage with [`TestRequest::usage`]. Clears the log
@@ -397,7 +384,7 @@ impl TestRequest {
     fn with_host<T>(
         &self,
         config_json: &str,
-        hook: impl FnOnce(wit::RequestContext, &dyn HostApi) -> T,
+        hook: impl FnOnce(RequestContext, &dyn HostApi) -> T,
     ) -> T {
         let body = self.body.clone().unwrap_or_else(|| self.default_body());
         let mut ctx = self.ctx.clone();

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use tollgate_guest::testing::{self, LogLine, TestRequest};
 use tollgate_guest::{
-    BudgetDecision, BudgetGrant, BudgetLimit, Decision, Denial, Endpoint, Hook, LogLevel, Metric,
-    NoConfig, Period, Plugin, Request, RetryOn, RoutePlan, Scope, Strategy, Target, UsageReport,
-    Window,
+    Annotation, BudgetDecision, BudgetGrant, BudgetLimit, Decision, Denial, Endpoint, Hook,
+    LogLevel, Metric, NoConfig, Period, Plugin, Request, RetryOn, RoutePlan, Scope, Strategy,
+    Target, UsageReport, Window,
 };
 
 /// Echoes what it sees into annotations.
@@ -24,10 +24,10 @@ struct EchoConfig {
     read_body: bool,
 }
 
+#[tollgate_guest::plugin]
 impl Plugin for Echo {
     const NAME: &'static str = "echo";
     const VERSION: &'static str = "1.2.3";
-    const HOOKS: &'static [Hook] = &[Hook::Policy];
     type Config = EchoConfig;
 
     fn config_schema() -> &'static str {
@@ -78,20 +78,20 @@ impl Plugin for Echo {
 /// Implements nothing: the default hook allows.
 struct Inert;
 
+#[tollgate_guest::plugin]
 impl Plugin for Inert {
     const NAME: &'static str = "inert";
     const VERSION: &'static str = "0.0.1";
-    const HOOKS: &'static [Hook] = &[];
     type Config = NoConfig;
 }
 
-/// Overrides `policy` but forgets to declare it: the host would never call it.
-struct Undeclared;
+/// Overrides `policy` only.
+struct PolicyOnly;
 
-impl Plugin for Undeclared {
-    const NAME: &'static str = "undeclared";
+#[tollgate_guest::plugin]
+impl Plugin for PolicyOnly {
+    const NAME: &'static str = "policy-only";
     const VERSION: &'static str = "0.0.1";
-    const HOOKS: &'static [Hook] = &[];
     type Config = NoConfig;
 
     fn policy(_: &NoConfig, _: &Request) -> Decision {
@@ -109,10 +109,10 @@ struct TeamRouterConfig {
     empty: bool,
 }
 
+#[tollgate_guest::plugin]
 impl Plugin for TeamRouter {
     const NAME: &'static str = "team-router";
     const VERSION: &'static str = "0.2.0";
-    const HOOKS: &'static [Hook] = &[Hook::Policy, Hook::Route];
     type Config = TeamRouterConfig;
 
     fn policy(_: &TeamRouterConfig, req: &Request) -> Decision {
@@ -135,17 +135,17 @@ impl Plugin for TeamRouter {
     }
 }
 
-/// Overrides `route` but forgets to declare it.
-struct UndeclaredRouter;
+/// Overrides `route` only.
+struct RouteOnly;
 
-impl Plugin for UndeclaredRouter {
-    const NAME: &'static str = "undeclared-router";
+#[tollgate_guest::plugin]
+impl Plugin for RouteOnly {
+    const NAME: &'static str = "route-only";
     const VERSION: &'static str = "0.0.1";
-    const HOOKS: &'static [Hook] = &[Hook::Policy];
     type Config = NoConfig;
 
     fn route(_: &NoConfig, _: &Request) -> Option<RoutePlan> {
-        Some(RoutePlan::single(Target::new("never")))
+        Some(RoutePlan::single(Target::new("routed")))
     }
 }
 
@@ -164,10 +164,10 @@ struct BudgetedConfig {
     other: Option<String>,
 }
 
+#[tollgate_guest::plugin]
 impl Plugin for Budgeted {
     const NAME: &'static str = "budgeted";
     const VERSION: &'static str = "0.3.0";
-    const HOOKS: &'static [Hook] = &[Hook::Budget];
     type Config = BudgetedConfig;
 
     fn validate(c: &BudgetedConfig) -> Result<(), String> {
@@ -314,7 +314,7 @@ fn request_helpers_see_the_context() {
         "team falls back to metadata"
     );
     assert_eq!(d.annotation("user"), Some("-"));
-    assert_eq!(d.annotation("endpoint"), Some("ChatCompletions"));
+    assert_eq!(d.annotation("endpoint"), Some("Endpoint::ChatCompletions"));
     assert_eq!(d.annotation("stream"), Some("true"));
     assert_eq!(d.annotation("now"), Some("42"));
     assert_eq!(d.annotation("env"), Some("prod"), "first value wins");
@@ -387,12 +387,16 @@ fn plugin_decisions_pass_through() {
 }
 
 #[test]
-fn undeclared_hooks_are_skipped_like_the_host_does() {
-    assert_eq!(TestRequest::new().run::<Inert>("{}"), Ok(Decision::Allow));
+fn hooks_are_derived_from_the_methods_the_impl_defines() {
+    assert_eq!(testing::describe::<PolicyOnly>().hooks, [Hook::Policy]);
     assert_eq!(
-        TestRequest::new().run::<Undeclared>("{}"),
-        Ok(Decision::Allow)
+        TestRequest::new().run::<PolicyOnly>("{}"),
+        Ok(Decision::forbid("never")),
+        "an overridden policy is called"
     );
+    // Overriding nothing lists nothing, and the default hooks are never entered.
+    assert_eq!(testing::describe::<Inert>().hooks, []);
+    assert_eq!(TestRequest::new().run::<Inert>("{}"), Ok(Decision::Allow));
 }
 
 #[test]
@@ -416,10 +420,12 @@ fn decision_helpers() {
     assert!(d.is_allow());
     assert_eq!(
         d.annotations(),
-        &[
-            ("a".to_string(), "1".to_string()),
-            ("b".to_string(), "2".to_string())
-        ]
+        &[Annotation::new("a", "1"), Annotation::new("b", "2")]
+    );
+    assert_eq!(
+        Decision::allow_with([Annotation::new("a", "1"), ("b", "2").into()]),
+        d,
+        "labels are annotations or (key, value) pairs"
     );
     assert_eq!(d.annotation("b"), Some("2"));
     assert_eq!(d.annotation("c"), None);
@@ -464,11 +470,21 @@ fn route_harness_reports_config_errors_and_empty_plans() {
 }
 
 #[test]
-fn undeclared_route_is_skipped_like_the_host_does() {
+fn a_plugin_overriding_route_reports_the_route_hook() {
+    // Before the hook list was derived, forgetting `Hook::Route` here meant the host
+    // never routed through this plugin.
+    let info = testing::describe::<RouteOnly>();
+    assert_eq!(info.hooks, [Hook::Route]);
     assert_eq!(
-        TestRequest::new().run_route::<UndeclaredRouter>("{}"),
-        Ok(None)
+        TestRequest::new().run_route::<RouteOnly>("{}"),
+        Ok(Some(RoutePlan::single(Target::new("routed"))))
     );
+    assert_eq!(
+        TestRequest::new().run::<RouteOnly>("{}"),
+        Ok(Decision::Allow),
+        "no policy hook"
+    );
+    // Plugins without a route method are skipped, like the host does.
     assert_eq!(TestRequest::new().run_route::<Echo>("{}"), Ok(None));
     assert_eq!(TestRequest::new().run_route::<Inert>("{}"), Ok(None));
 }
@@ -671,7 +687,7 @@ fn usage_of_reads_another_value() {
 }
 
 #[test]
-fn budget_harness_reports_config_errors_denials_and_undeclared_hooks() {
+fn budget_harness_reports_config_errors_denials_and_missing_hooks() {
     let err = TestRequest::new()
         .run_budget::<Budgeted>(r#"{"scope": "org", "limit": 1}"#, &Target::new("a"))
         .unwrap_err();
@@ -696,7 +712,7 @@ fn budget_harness_reports_config_errors_denials_and_undeclared_hooks() {
         })
     );
     assert!(d.limits().is_empty() && d.annotations().is_empty() && d.grant().is_none());
-    // Undeclared: the host skips the hook, so nothing is limited.
+    // No budget method: the host skips the hook, so nothing is limited.
     for result in [
         TestRequest::new().run_budget::<Echo>("{}", &Target::new("a")),
         TestRequest::new().run_budget::<Inert>("{}", &Target::new("a")),

@@ -56,7 +56,7 @@ mod tests;
 
 pub use config::Config;
 use config::Limit;
-use tollgate_guest::{BudgetDecision, Hook, Plugin, Request, Target};
+use tollgate_guest::{BudgetDecision, Plugin, Request, Target};
 
 /// The plugin; exported as the component's `guest` interface.
 pub struct BudgetLimiter;
@@ -135,10 +135,10 @@ pub const SCHEMA: &str = r##"{
   }
 }"##;
 
+#[tollgate_guest::plugin]
 impl Plugin for BudgetLimiter {
     const NAME: &'static str = "budget-limit";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const HOOKS: &'static [Hook] = &[Hook::Budget];
     type Config = Config;
 
     fn config_schema() -> &'static str {

@@ -2,7 +2,7 @@
 
 use super::*;
 use tollgate_guest::testing::{self, TestRequest};
-use tollgate_guest::{BudgetLimit, Metric, Period, Scope, UsageReport, Window};
+use tollgate_guest::{BudgetLimit, Hook, Metric, Period, Scope, UsageReport, Window};
 
 /// The README's example config, as the host hands it over (JSON).
 const DOCUMENTED: &str = r#"{

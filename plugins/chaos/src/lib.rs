@@ -23,7 +23,7 @@
 
 use serde::Deserialize;
 use std::hint::black_box;
-use tollgate_guest::{Decision, Hook, LogLevel, Plugin, Request};
+use tollgate_guest::{Decision, LogLevel, Plugin, Request};
 
 /// The plugin; exported as the component's `guest` interface.
 pub struct Chaos;
@@ -83,10 +83,10 @@ const SCHEMA: &str = r#"{
   }
 }"#;
 
+#[tollgate_guest::plugin]
 impl Plugin for Chaos {
     const NAME: &'static str = "chaos";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const HOOKS: &'static [Hook] = &[Hook::Policy];
     type Config = Config;
 
     fn config_schema() -> &'static str {
@@ -119,14 +119,14 @@ impl Plugin for Chaos {
             Mode::Loop => spin(),
             Mode::Oom => exhaust_memory(),
             Mode::Log => {
-                for level in [
-                    LogLevel::Trace,
-                    LogLevel::Debug,
-                    LogLevel::Info,
-                    LogLevel::Warn,
-                    LogLevel::Error,
+                for (level, name) in [
+                    (LogLevel::Trace, "Trace"),
+                    (LogLevel::Debug, "Debug"),
+                    (LogLevel::Info, "Info"),
+                    (LogLevel::Warn, "Warn"),
+                    (LogLevel::Error, "Error"),
                 ] {
-                    req.log(level, format!("chaos: {level:?} line"));
+                    req.log(level, format!("chaos: {name} line"));
                 }
                 Decision::allow()
             }
@@ -196,6 +196,7 @@ fn wasi_probe() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_guest::Hook;
     use tollgate_guest::testing::{self, LogLine, TestRequest};
 
     fn run(config: &str) -> Decision {
@@ -322,12 +323,14 @@ mod tests {
         // Natively nothing is sandboxed, so only the shape is checked here; the
         // end-to-end tests check that every value starts with `denied` under the host.
         let d = run(r#"{"mode": "wasi-probe"}"#);
-        let keys: Vec<&str> = d.annotations().iter().map(|(k, _)| k.as_str()).collect();
+        let keys: Vec<&str> = d.annotations().iter().map(|a| a.key.as_str()).collect();
         assert_eq!(keys, ["wasi.env", "wasi.fs", "wasi.tcp"]);
-        for (k, v) in d.annotations() {
+        for a in d.annotations() {
             assert!(
-                v.starts_with("denied") || v.starts_with("ALLOWED"),
-                "{k}: {v}"
+                a.value.starts_with("denied") || a.value.starts_with("ALLOWED"),
+                "{}: {}",
+                a.key,
+                a.value
             );
         }
     }

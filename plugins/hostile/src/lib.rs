@@ -23,8 +23,8 @@
 
 use serde::Deserialize;
 use tollgate_guest::{
-    BudgetDecision, BudgetLimit, Decision, Hook, LogLevel, Metric, Period, Plugin, Request,
-    RoutePlan, Scope, Target,
+    BudgetDecision, BudgetLimit, Decision, LogLevel, Metric, Period, Plugin, Request, RoutePlan,
+    Scope, Target,
 };
 
 /// The plugin; exported as the component's `guest` interface.
@@ -84,10 +84,10 @@ fn default_size() -> u32 {
     1_024
 }
 
+#[tollgate_guest::plugin]
 impl Plugin for Hostile {
     const NAME: &'static str = "hostile";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const HOOKS: &'static [Hook] = &[Hook::Policy, Hook::Route, Hook::Budget];
     type Config = Config;
 
     fn validate(c: &Config) -> Result<(), String> {

@@ -25,7 +25,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use tollgate_guest::{Decision, Hook, Plugin, Request, glob_match};
+use tollgate_guest::{Decision, Plugin, Request, glob_match};
 
 /// The plugin; exported as the component's `guest` interface.
 pub struct MetadataPolicy;
@@ -89,10 +89,10 @@ const SCHEMA: &str = r#"{
   }
 }"#;
 
+#[tollgate_guest::plugin]
 impl Plugin for MetadataPolicy {
     const NAME: &'static str = "metadata-policy";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const HOOKS: &'static [Hook] = &[Hook::Policy];
     type Config = Config;
 
     fn config_schema() -> &'static str {
@@ -239,6 +239,7 @@ fn shown(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_guest::Hook;
     use tollgate_guest::testing::{self, TestRequest};
 
     const ENV: &str =

@@ -44,7 +44,7 @@ pub mod matching;
 mod tests;
 
 pub use config::Config;
-use tollgate_guest::{Hook, Plugin, Request, RoutePlan};
+use tollgate_guest::{Plugin, Request, RoutePlan};
 
 /// The plugin; exported as the component's `guest` interface.
 pub struct ModelRouter;
@@ -168,10 +168,10 @@ pub const SCHEMA: &str = r##"{
   }
 }"##;
 
+#[tollgate_guest::plugin]
 impl Plugin for ModelRouter {
     const NAME: &'static str = "model-router";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const HOOKS: &'static [Hook] = &[Hook::Route];
     type Config = Config;
 
     fn config_schema() -> &'static str {

@@ -2,7 +2,7 @@
 
 use super::*;
 use tollgate_guest::testing::{self, TestRequest};
-use tollgate_guest::{Decision, Endpoint, RetryOn, Strategy, Target};
+use tollgate_guest::{Annotation, Decision, Endpoint, Hook, RetryOn, Strategy, Target};
 
 /// The README example.
 const DOCUMENTED: &str = r#"{
@@ -111,10 +111,7 @@ fn documented_example_engineering_falls_back_to_openai() {
         ]
     );
     assert_eq!(plan.retry_on, RetryOn::transient());
-    assert_eq!(
-        plan.labels,
-        vec![("route_rule".into(), "engineering".into())]
-    );
+    assert_eq!(plan.labels, [Annotation::new("route_rule", "engineering")]);
     assert!(req.logs().is_empty());
 }
 
