@@ -5,7 +5,7 @@ VENV   := tests/.venv
 PY     := $(VENV)/bin/python
 PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit -p tollgate-hostile -p tollgate-legacy-v0-2
 
-.PHONY: run test setup toolchain browser venv plugins build unit e2e lint bench clean
+.PHONY: run test setup toolchain browser venv plugins build unit e2e lint bench bench-load clean
 
 ## Start the gateway on the offline embedded default (mock upstream, SQLite in ./data).
 run: toolchain plugins
@@ -47,7 +47,12 @@ lint:
 
 ## The per-request plugin cost (criterion); see README for the figure.
 bench: plugins
-	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench log_writer
+	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench log_writer --bench relay
+
+## The load bench against the release binary (nginx upstream, wrk); see bench/run.py.
+## ARGS="--peers" adds Portkey and LiteLLM; ARGS="--duration 30 --soak 600" for longer runs.
+bench-load:
+	bench/run.sh $(ARGS)
 
 clean:
 	$(CARGO) clean

@@ -5,7 +5,7 @@
 //! module below owns one concern of it.
 
 pub(crate) mod admin;
-pub(crate) mod api;
+pub mod api;
 pub(crate) mod auth;
 pub(crate) mod budget;
 pub(crate) mod bundles;
@@ -32,5 +32,5 @@ pub(crate) mod sync;
 pub(crate) mod telemetry;
 pub(crate) mod tenancy;
 pub(crate) mod time;
-pub(crate) mod translate;
+pub mod translate;
 pub mod usage;
