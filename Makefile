@@ -47,7 +47,7 @@ lint:
 
 ## The per-request plugin cost (criterion); see README for the figure.
 bench: plugins
-	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench log_writer --bench relay
+	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench log_writer --bench relay --bench request
 
 ## The load bench against the release binary (nginx upstream, wrk); see bench/run.py.
 ## ARGS="--peers" adds Portkey and LiteLLM; ARGS="--duration 30 --soak 600" for longer runs.

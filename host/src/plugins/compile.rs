@@ -204,6 +204,9 @@ pub async fn compile_isolated(
         .arg(budget.memory_bytes.to_string())
         .arg("--cpu-s")
         .arg(cpu_s.to_string())
+        // mimalloc reserves address space a GiB at a time, which the worker's address
+        // space limit counts: reserve in small steps so the limit bounds real use.
+        .env("MIMALLOC_ARENA_RESERVE", "32MiB")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -23,6 +23,12 @@ use std::sync::mpsc::{self, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// The writer thread's nice value.
+const WRITER_NICE: i32 = 5;
+
+/// How often a writer holding rows looks for more (and for flush requests).
+const POLL: Duration = Duration::from_millis(2);
+
 enum Msg {
     /// A finished request, and where it sits in the journal (`None`: the journal could
     /// not take it; it exists only here).
@@ -188,7 +194,14 @@ impl LogWriter {
         };
         let handle = std::thread::Builder::new()
             .name("log-writer".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || {
+                // Writing a batch is background work: on a busy core the request
+                // threads go first, so a commit does not become a request's tail
+                // latency. (Linux's nice is per thread; a lower priority still gets
+                // a share, and rows it has not reached wait in the journal.)
+                let _ = rustix::process::setpriority_process(None, WRITER_NICE);
+                writer.run(rx)
+            })?;
         Ok(Self {
             tx: sender,
             handle: Some(handle),
@@ -247,12 +260,29 @@ impl Writer {
             };
             let mut took = 0;
             // Gather until the batch is full, the flush interval passes, or someone asks.
+            // Only an idle writer blocks in `recv` (and is woken by the next row); a
+            // writer with rows in hand polls, so a busy gateway does not pay a thread
+            // wake-up and a context switch for every row it logs.
             while took < room {
-                let wait = deadline.saturating_duration_since(Instant::now());
-                let msg = if batch.is_empty() && waiters.is_empty() && backoff.is_none() {
+                let idle = batch.is_empty() && waiters.is_empty() && backoff.is_none();
+                let msg = if idle {
                     rx.recv_timeout(self.opts.flush.max(Duration::from_millis(100)))
                 } else {
-                    rx.recv_timeout(wait)
+                    match rx.try_recv() {
+                        Ok(m) => Ok(m),
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            Err(mpsc::RecvTimeoutError::Disconnected)
+                        }
+                        Err(mpsc::TryRecvError::Empty) => {
+                            let wait = deadline.saturating_duration_since(Instant::now());
+                            if wait.is_zero() {
+                                Err(mpsc::RecvTimeoutError::Timeout)
+                            } else {
+                                std::thread::sleep(wait.min(POLL));
+                                continue;
+                            }
+                        }
+                    }
                 };
                 match msg {
                     Ok(Msg::Record(r, pos)) => {

@@ -243,6 +243,9 @@ impl Store {
     /// cannot start stops the gateway's start: it must not serve what it cannot log.
     pub fn log_writer(&self, opts: WriterOptions) -> Result<LogWriter, StoreError> {
         let conn = open_conn(&self.path)?;
+        // The writer's hot pages are the tails of the log tables and their indexes;
+        // a larger cache keeps the index interiors it walks from being re-read per batch.
+        conn.pragma_update(None, "cache_size", -(WRITER_CACHE_KIB as i64))?;
         LogWriter::start(conn, opts)
             .map_err(|e| StoreError::Task(format!("starting the request log writer: {e}")))
     }
@@ -253,6 +256,9 @@ impl Store {
         self.with_conn_blocking(|c| log_writer::recover(c, dir))
     }
 }
+
+/// Page cache of the log writer's connection, in KiB.
+const WRITER_CACHE_KIB: usize = 8 << 10;
 
 fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
