@@ -38,7 +38,7 @@ def _wait_ready(proc: run.Proc, port: int, name: str, timeout: float = 180) -> N
     raise SystemExit(f"{name} did not listen on {port}:\n{proc.log.read_text()[-3000:]}")
 
 
-def portkey(work: Path, upstream: int) -> tuple[run.Proc, int, str]:
+def portkey(work: Path, upstream: int) -> tuple[run.Proc, int, str, str]:
     home = work / "peers" / "portkey"
     entry = home / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     if not entry.exists():
@@ -51,10 +51,14 @@ def portkey(work: Path, upstream: int) -> tuple[run.Proc, int, str]:
         "x-portkey-provider: openai",
         f"x-portkey-custom-host: http://127.0.0.1:{upstream}/v1",
     ])
-    return proc, port, headers
+    return proc, port, headers, "Bearer bench"
 
 
-def litellm(work: Path, upstream: int) -> tuple[run.Proc, int, str]:
+# LiteLLM refuses to start without a master key (and then requires it on every call).
+LITELLM_KEY = "sk-tollgate-bench-0123456789abcdef0123456789abcdef"
+
+
+def litellm(work: Path, upstream: int) -> tuple[run.Proc, int, str, str]:
     venv = work / "peers" / "litellm-venv"
     exe = venv / "bin" / "litellm"
     if not exe.exists():
@@ -66,11 +70,11 @@ def litellm(work: Path, upstream: int) -> tuple[run.Proc, int, str]:
             "model": "openai/gpt-4o", "api_base": f"http://127.0.0.1:{upstream}/v1", "api_key": "bench"}}],
     }))
     port = run.free_port()
-    env = {"LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True"}
+    env = {"LITELLM_MASTER_KEY": LITELLM_KEY, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_ADMIN_UI": "True"}
     proc = run.Proc("litellm", run.pinned(run.SUT_CORE, [str(exe), "--config", str(cfg), "--port", str(port),
                                                          "--host", "127.0.0.1", "--num_workers", "1"]), env=env)
     _wait_ready(proc, port, "litellm")
-    return proc, port, ""
+    return proc, port, "", f"Bearer {LITELLM_KEY}"
 
 
 def run_peers(work: Path, upstream: int, seconds: int, measure, stops: list) -> list[dict]:
@@ -81,14 +85,14 @@ def run_peers(work: Path, upstream: int, seconds: int, measure, stops: list) -> 
             print(f"  ! skipping {name}: npm is not installed", file=sys.stderr)
             continue
         try:
-            proc, port, headers = start(work, upstream)
+            proc, port, headers, auth = start(work, upstream)
         except (subprocess.CalledProcessError, SystemExit) as e:
             print(f"  ! skipping {name}: {e}", file=sys.stderr)
             continue
         stops.append(proc.stop)
         try:
             row = measure(name, f"http://127.0.0.1:{port}/v1/chat/completions", port, "", OPENAI_BODY, seconds,
-                          "Bearer bench", "", proc.p.pid, None, headers)
+                          auth, "", proc.p.pid, None, headers)
             rows.append(row)
         finally:
             proc.stop()
