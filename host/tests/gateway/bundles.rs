@@ -4,7 +4,7 @@
 //! own layers run in that order and a tenant cannot lift its pins; bundles outlive a
 //! restart.
 
-use crate::support::{MockUpstream, TestGateway, ask, json_body, request_id};
+use crate::support::{MockUpstream, TestGateway, ask, json_body, provider, request_id};
 use serde_json::{Value, json};
 use tollgate::mock::Flavor;
 
@@ -20,17 +20,7 @@ async fn setup(label: &str) -> Setup {
     let body = format!(
         r#"
 default_provider = "a"
-
-[[providers]]
-id = "a"
-kind = "anthropic"
-base_url = "{}"
-
-[[providers]]
-id = "b"
-kind = "anthropic"
-base_url = "{}"
-
+{}{}
 [[tenants]]
 id = "swap"
 
@@ -41,7 +31,8 @@ allowed_providers = ["a"]
 name = "chaos"
 config = {{ mode = "annotate" }}
 "#,
-        a.url, b.url
+        provider("a", "anthropic", &a.url),
+        provider("b", "anthropic", &b.url)
     );
     Setup {
         gw: TestGateway::start(label, &body).await,
@@ -211,15 +202,8 @@ async fn layers_run_platform_then_pinned_then_own_and_pins_hold() {
     let resp = s.gw.messages(&key, ask("hi")).await;
     assert_eq!(resp.status(), 400);
     let resp =
-        s.gw.client()
-            .post(format!("{}/v1/messages", s.gw.url))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .header("x-portkey-metadata", r#"{"env":"prod"}"#)
-            .body(ask("hi").to_string())
-            .send()
-            .await
-            .expect("request");
+        s.gw.messages_with_metadata(&key, r#"{"env":"prod"}"#, ask("hi"))
+            .await;
     assert_eq!(resp.status(), 200);
     let row = s.gw.wait_log(&request_id(&resp)).await;
     let order: Vec<&str> = row["decisions"]
@@ -249,15 +233,8 @@ async fn layers_run_platform_then_pinned_then_own_and_pins_hold() {
     let (status, _) = put(&s.gw, Some("pinned"), route_to("b")).await;
     assert_eq!(status, 201);
     let resp =
-        s.gw.client()
-            .post(format!("{}/v1/messages", s.gw.url))
-            .bearer_auth(&key)
-            .header("content-type", "application/json")
-            .header("x-portkey-metadata", r#"{"env":"prod"}"#)
-            .body(ask("hi").to_string())
-            .send()
-            .await
-            .expect("request");
+        s.gw.messages_with_metadata(&key, r#"{"env":"prod"}"#, ask("hi"))
+            .await;
     assert_eq!(resp.status(), 403);
     let body = json_body(resp).await;
     assert_eq!(body["error"]["type"], "permission_error", "{body}");

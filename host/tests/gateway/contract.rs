@@ -2,7 +2,7 @@
 //! (`tollgate:plugin@0.2.0`, from `wit-legacy/`) loads and runs in the same chain as
 //! current plugins, its hooks adapted to the current types.
 
-use crate::support::{MockUpstream, TestGateway, ask, json_body, request_id};
+use crate::support::{MockUpstream, TestGateway, ask, json_body, provider, request_id};
 use serde_json::Value;
 use tollgate::mock::Flavor;
 
@@ -15,17 +15,7 @@ async fn a_plugin_built_against_0_2_0_still_loads_and_runs() {
         &format!(
             r#"
 default_provider = "a"
-
-[[providers]]
-id = "a"
-kind = "anthropic"
-base_url = "{}"
-
-[[providers]]
-id = "b"
-kind = "anthropic"
-base_url = "{}"
-
+{}{}
 [[tenants]]
 id = "legacy"
 [[tenants.plugins]]
@@ -35,7 +25,8 @@ config = {{ provider = "b" }}
 name = "chaos"
 config = {{ mode = "annotate" }}
 "#,
-            a.url, b.url
+            provider("a", "anthropic", &a.url),
+            provider("b", "anthropic", &b.url)
         ),
     )
     .await;

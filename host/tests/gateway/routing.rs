@@ -1,7 +1,7 @@
 //! The routing executor: retries with backoff, `Retry-After`, fallback across
 //! providers and APIs, refused connections, and the error when every target fails.
 
-use crate::support::{MockUpstream, TestGateway, ask, json_body, request_id, router};
+use crate::support::{MockUpstream, TestGateway, ask, json_body, provider, request_id, router};
 use serde_json::{Value, json};
 use tollgate::mock::Flavor;
 
@@ -47,17 +47,7 @@ async fn setup(label: &str) -> Setup {
         .collect();
     let body = format!(
         r#"
-[[providers]]
-id = "anthropic"
-kind = "anthropic"
-base_url = "{}"
-
-[[providers]]
-id = "openai"
-kind = "openai"
-base_url = "{}"
-models = ["gpt-4o"]
-
+{}{}
 [[providers]]
 id = "dead"
 kind = "openai-compatible"
@@ -65,7 +55,8 @@ base_url = "http://127.0.0.1:9"
 connect_timeout_ms = 500
 {tenant_toml}
 "#,
-        anth.url, oai.url
+        provider("anthropic", "anthropic", &anth.url),
+        provider("openai", "openai", &oai.url)
     );
     Setup {
         gw: TestGateway::start(label, &body).await,

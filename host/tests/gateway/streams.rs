@@ -3,7 +3,7 @@
 //! client's with an error event in its shape; a client that hangs up is logged as 499
 //! and billed for what was generated.
 
-use crate::support::{MockUpstream, TestGateway, ask, request_id, router};
+use crate::support::{MockUpstream, TestGateway, ask, provider, request_id, router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tollgate::mock::Flavor;
@@ -19,17 +19,7 @@ async fn setup(label: &str) -> Setup {
     let oai = MockUpstream::start("oai", Flavor::OpenAi, None).await;
     let body = format!(
         r#"
-[[providers]]
-id = "anthropic"
-kind = "anthropic"
-base_url = "{}"
-
-[[providers]]
-id = "openai"
-kind = "openai"
-base_url = "{}"
-models = ["gpt-4o"]
-
+{}{}
 [[tenants]]
 id = "to-anthropic"
 default_provider = "anthropic"
@@ -38,8 +28,8 @@ default_provider = "anthropic"
 id = "to-openai"
 {}
 "#,
-        anth.url,
-        oai.url,
+        provider("anthropic", "anthropic", &anth.url),
+        provider("openai", "openai", &oai.url),
         router(json!({"default": {"targets": [{"provider": "openai", "model": "gpt-4o"}]}}))
     );
     Setup {

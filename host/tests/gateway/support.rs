@@ -38,6 +38,19 @@ impl Drop for TempDir {
     }
 }
 
+/// A `[[providers]]` block for `id` of `kind` at `base_url` (an `openai` one lists
+/// `gpt-4o` as its model).
+pub fn provider(id: &str, kind: &str, base_url: &str) -> String {
+    let models = if kind == "openai" {
+        "models = [\"gpt-4o\"]\n"
+    } else {
+        ""
+    };
+    format!(
+        "\n[[providers]]\nid = \"{id}\"\nkind = \"{kind}\"\nbase_url = \"{base_url}\"\n{models}"
+    )
+}
+
 /// Where `make plugins` put the first-party plugins (`target/wasm32-wasip2/release`),
 /// found from the test binary's own path so a custom target directory works too.
 pub fn plugin_dir() -> PathBuf {
@@ -248,15 +261,33 @@ impl TestGateway {
 
     /// POSTs an Anthropic Messages request.
     pub async fn messages(&self, key: &str, body: Value) -> reqwest::Response {
+        self.messages_request(key, body)
+            .send()
+            .await
+            .expect("messages call")
+    }
+
+    /// POSTs an Anthropic Messages request carrying `metadata` as `x-portkey-metadata`.
+    pub async fn messages_with_metadata(
+        &self,
+        key: &str,
+        metadata: &str,
+        body: Value,
+    ) -> reqwest::Response {
+        self.messages_request(key, body)
+            .header("x-portkey-metadata", metadata)
+            .send()
+            .await
+            .expect("messages call")
+    }
+
+    fn messages_request(&self, key: &str, body: Value) -> reqwest::RequestBuilder {
         self.client
             .post(format!("{}/v1/messages", self.url))
             .bearer_auth(key)
             .header("anthropic-version", "2023-06-01")
             .header("content-type", "application/json")
             .body(body.to_string())
-            .send()
-            .await
-            .expect("messages call")
     }
 
     /// POSTs an OpenAI Chat Completions request.
