@@ -54,14 +54,17 @@ META = json.dumps({"tenant": "acme", "user": "dev@acme.com", "team": "engineerin
 THREE_PLUGINS = """
 [[tenants.plugins]]
 name = "metadata-policy"
+reuse_instance = {reuse}
 config = {{ required = ["env", "team"], allowed_values = {{ env = ["prod", "staging", "dev"] }}, team_models = {{ engineering = ["claude-*", "gpt-*"] }} }}
 
 [[tenants.plugins]]
 name = "model-router"
+reuse_instance = {reuse}
 config = {{ rules = [{{ name = "engineering", when = {{ metadata = {{ team = {{ equals = "engineering" }} }} }}, route = {{ strategy = "fallback", targets = [{{ provider = "{primary}" }}, {{ provider = "openai", model = "gpt-4o" }}] }} }}], default = {{ targets = [{{ provider = "{primary}" }}] }} }}
 
 [[tenants.plugins]]
 name = "budget-limit"
+reuse_instance = {reuse}
 config = {{ limits = [{{ name = "team-daily-cost", scope = "team", metric = "cost", period = "day", limit = {limit}, alert_at = [80, 100] }}], rate_limits = [{{ name = "key-rpm", scope = "key", requests_per_minute = 100000000 }}] }}
 """
 
@@ -181,10 +184,11 @@ models = ["gpt-4o"]
 """
 
 
-def tenant(tid: str, provider: str = "upstream", plugins: bool = False, limit: int = 1_000_000) -> str:
+def tenant(tid: str, provider: str = "upstream", plugins: bool = False, limit: int = 1_000_000,
+           reuse: bool = False) -> str:
     body = f'\n[[tenants]]\nid = "{tid}"\ndefault_provider = "{provider}"\n'
     if plugins:
-        body += THREE_PLUGINS.format(primary=provider, limit=limit)
+        body += THREE_PLUGINS.format(primary=provider, limit=limit, reuse="true" if reuse else "false")
     return body
 
 
@@ -420,10 +424,10 @@ def main() -> None:
                          args.duration, stream=("/sse/v1/messages", STREAM_BODY, {}))
         rows.append(direct)
         gw = Gateway("gateway", tenant("bare") + tenant("acme", plugins=True) + tenant("bare-sse", "upstream-sse")
-                     + tenant("acme-sse", "upstream-sse", plugins=True), up)
+                     + tenant("acme-sse", "upstream-sse", plugins=True) + tenant("warm", plugins=True, reuse=True), up)
         stops.append(gw.stop)
         idle = rss_mb(gw.proc.p.pid)
-        keys = {t: gw.key(t) for t in ("bare", "acme", "bare-sse", "acme-sse")}
+        keys = {t: gw.key(t) for t in ("bare", "acme", "bare-sse", "acme-sse", "warm")}
         pid = gw.proc.p.pid
         url = f"{gw.url}/v1/messages"
 
@@ -435,14 +439,18 @@ def main() -> None:
                             f"Bearer {keys['bare']}", META.replace('"acme"', '"bare"'), pid, via("bare-sse")))
         rows.append(measure("Tollgate, metadata-policy + model-router + budget-limit", url, gw.port, "",
                             ANTHROPIC_BODY, args.duration, f"Bearer {keys['acme']}", META, pid, via("acme-sse")))
+        rows.append(measure("Tollgate, the same three plugins with reuse_instance", url, gw.port, "",
+                            ANTHROPIC_BODY, args.duration, f"Bearer {keys['warm']}",
+                            META.replace('"acme"', '"warm"'), pid))
         oai = measure("Tollgate, three plugins, OpenAI client and upstream", f"{gw.url}/v1/chat/completions",
                       gw.port, "", OPENAI_BODY, args.duration, f"Bearer {keys['acme']}", META, pid)
         rows.append(oai)
         sent = sum(r["sent"] for r in rows[1:])
         logged = gw.settled_rows(sent)
-        calls = gw.plugin_medians(rows[2]["c1_window"])
-        extra.append("- Plugin calls in the server at c=1 (median of each call's logged time, instantiate "
-                     "to decision): " + ", ".join(f"{k} {v:.0f} µs" for k, v in sorted(calls.items())) + ".")
+        for row, how in ((rows[2], "fresh instance per call"), (rows[3], "warm instances")):
+            calls = gw.plugin_medians(row["c1_window"])
+            extra.append(f"- Plugin calls in the server at c=1, {how} (median of each call's logged time, "
+                         "slots to decision): " + ", ".join(f"{k} {v:.0f} µs" for k, v in sorted(calls.items())) + ".")
         extra.append(f"- Gateway RSS: {idle:.0f} MB idle after start, {rss_mb(pid):.0f} MB after the runs.")
         extra.append(f"- Logged: {logged} request rows for {sent} requests completed by the clients "
                      f"(warm-up runs included; requests wrk cuts when a run ends are logged too, as client cut-offs).")

@@ -4,7 +4,10 @@ use crate::bindings::exports::tollgate::plugin::guest::Guest;
 use crate::bindings::tollgate::plugin::types::{PluginInfo, RequestContext};
 use crate::host::{HostApi, WasmHost};
 use crate::{BudgetDecision, Decision, LogLevel, Plugin, Request, RoutePlan, Target};
+use std::any::Any;
+use std::cell::RefCell;
 use std::marker::PhantomData;
+use std::rc::Rc;
 
 /// Implements the generated `Guest` trait for any [`Plugin`]; named by [`crate::export_plugin!`].
 pub struct Adapter<P>(PhantomData<fn() -> P>);
@@ -83,11 +86,31 @@ pub(crate) fn validate_config<P: Plugin>(json: &str) -> Result<P::Config, String
     Ok(config)
 }
 
+thread_local! {
+    /// The last config that parsed and validated, with its JSON. A fresh instance starts
+    /// empty; a warm one (`reuse_instance`) is handed the same JSON on every call and
+    /// parses it once.
+    static CONFIG: RefCell<Option<(String, Rc<dyn Any>)>> = const { RefCell::new(None) };
+}
+
 /// Fetches and checks the config for a hook call; on failure logs the detail at error
 /// level and returns `None`.
-fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<P::Config> {
-    match validate_config::<P>(&host.config()) {
-        Ok(c) => Some(c),
+fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<Rc<P::Config>> {
+    let json = host.config();
+    let cached = CONFIG.with_borrow(|c| match c {
+        Some((seen, config)) if *seen == json => config.clone().downcast::<P::Config>().ok(),
+        _ => None,
+    });
+    if cached.is_some() {
+        return cached;
+    }
+    match validate_config::<P>(&json) {
+        Ok(c) => {
+            let c = Rc::new(c);
+            let any: Rc<dyn Any> = c.clone();
+            CONFIG.with_borrow_mut(|slot| *slot = Some((json, any)));
+            Some(c)
+        }
         Err(e) => {
             host.log(
                 LogLevel::Error,

@@ -242,7 +242,7 @@ pub trait Plugin: __private::PluginHooks + 'static {
     /// Use `#[serde(deny_unknown_fields)]` so typos are reported, and `#[serde(default)]`
     /// for optional fields: the host passes `{}` when the tenant gave no config.
     /// Plugins without config can use [`NoConfig`].
-    type Config: serde::de::DeserializeOwned;
+    type Config: serde::de::DeserializeOwned + 'static;
 
     /// JSON Schema of [`Plugin::Config`], for documentation and tooling.
     fn config_schema() -> &'static str {

@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
             body: body.clone(),
             usage: None,
             sandbox: None,
+            reuse: false,
         };
         match exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx)) {
             Ok(Decision::Allow | Decision::AllowWith(_)) => {}
@@ -81,6 +82,17 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx))
+                    .expect("call")
+            })
+        });
+        // The same call in a warm instance (`reuse_instance = true`).
+        let warm = CallEnv {
+            reuse: true,
+            ..env.clone()
+        };
+        group.bench_function(format!("{name} (warm)"), |b| {
+            b.iter(|| {
+                exec.block_on(rt.call_policy(&plugin, warm.clone(), &ctx))
                     .expect("call")
             })
         });
@@ -96,6 +108,7 @@ fn bench(c: &mut Criterion) {
         body: body.clone(),
         usage: None,
         sandbox: None,
+        reuse: false,
         config: Arc::from(
             r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
             "route":{"strategy":"fallback","targets":[{"provider":"anthropic"},{"provider":"openai","model":"gpt-4o"}]}},
@@ -113,6 +126,16 @@ fn bench(c: &mut Criterion) {
         "model-router should route the bench request"
     );
     c.bench_function("route_call/model-router", |b| b.iter(call));
+    let warm = CallEnv {
+        reuse: true,
+        ..env.clone()
+    };
+    c.bench_function("route_call/model-router (warm)", |b| {
+        b.iter(|| {
+            exec.block_on(rt.call_route(&router, warm.clone(), &ctx))
+                .expect("call")
+        })
+    });
 
     // The budget hook: budget-limit granting a team cap and a key rate limit.
     let budgeter = exec
@@ -123,6 +146,7 @@ fn bench(c: &mut Criterion) {
         body: body.clone(),
         usage: None,
         sandbox: None,
+        reuse: false,
         config: Arc::from(
             r#"{"limits":[{"name":"team-daily-cost","scope":"team","metric":"cost","period":"day","limit":50,"alert_at":[50,80,100]}],
                "rate_limits":[{"name":"key-rpm","scope":"key","requests_per_minute":600}]}"#,
@@ -143,6 +167,16 @@ fn bench(c: &mut Criterion) {
         other => panic!("budget-limit should grant two limits: {other:?}"),
     }
     c.bench_function("budget_call/budget-limit", |b| b.iter(call));
+    let warm = CallEnv {
+        reuse: true,
+        ..env.clone()
+    };
+    c.bench_function("budget_call/budget-limit (warm)", |b| {
+        b.iter(|| {
+            exec.block_on(rt.call_budget(&budgeter, warm.clone(), &ctx, &target))
+                .expect("call")
+        })
+    });
 }
 
 criterion_group!(benches, bench);

@@ -670,6 +670,12 @@ pub struct PluginRef {
     /// When the plugin fails (trap, deadline, memory), skip it instead of failing the request.
     #[serde(default)]
     pub fail_open: bool,
+    /// Keep the plugin's instance between this tenant's requests instead of starting a
+    /// fresh one per call (README, "Instance reuse"): the config is parsed once and no
+    /// instantiation is paid, but the plugin's globals persist from one of the tenant's
+    /// requests to the next.
+    #[serde(default)]
+    pub reuse_instance: bool,
 }
 
 impl PluginRef {

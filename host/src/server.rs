@@ -83,6 +83,7 @@ async fn build_chain(
             plugin: loaded,
             config: Arc::from(config.as_str()),
             fail_open: p.fail_open,
+            reuse_instance: p.reuse_instance,
         });
     }
     Ok(plugins)

@@ -79,6 +79,8 @@ struct PluginFile {
     config: Option<toml::Table>,
     #[serde(default)]
     fail_open: bool,
+    #[serde(default)]
+    reuse_instance: bool,
 }
 
 /// The request body of `PUT …/bundle`.
@@ -113,6 +115,8 @@ struct PluginBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<Value>,
     fail_open: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    reuse_instance: bool,
 }
 
 /// Parses bundle file text into the JSON body of `PUT …/bundle` (without `message`).
@@ -193,6 +197,7 @@ fn plugin_body(p: PluginFile, base_dir: &Path) -> anyhow::Result<PluginBody> {
         label,
         config,
         fail_open: p.fail_open,
+        reuse_instance: p.reuse_instance,
     })
 }
 

@@ -101,6 +101,9 @@ pub struct PluginUpload {
     pub config: Option<Value>,
     #[serde(default)]
     pub fail_open: bool,
+    /// Keep a warm instance between the tenant's requests (see `PluginRef`).
+    #[serde(default)]
+    pub reuse_instance: bool,
 }
 
 /// A bundle as stored: components by content hash.
@@ -141,6 +144,8 @@ pub struct StoredPlugin {
     pub config: Value,
     #[serde(default)]
     pub fail_open: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reuse_instance: bool,
 }
 
 /// Uploaded plugin components by their SHA-256 (hex).
@@ -276,6 +281,7 @@ fn stored_plugins(
             label,
             config,
             fail_open: p.fail_open,
+            reuse_instance: p.reuse_instance,
         });
     }
     Ok(plugins)
@@ -378,6 +384,7 @@ async fn build_plugins(
             plugin: loaded,
             config: Arc::from(config.as_str()),
             fail_open: p.fail_open,
+            reuse_instance: p.reuse_instance,
         };
         if smoke {
             smoke_test(state, scope, &configured)
@@ -471,6 +478,8 @@ async fn smoke_test(
         body: Bytes::from_static(BODY.as_bytes()),
         usage: None,
         sandbox: sandbox.clone(),
+        // The smoke request must not leave state in (or take it from) warm instances.
+        reuse: false,
     };
     let rt = &state.plugins;
     let hooks = &p.plugin.info.hooks;

@@ -152,6 +152,7 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         config: Arc::from(config.as_str()),
         body,
         usage: None,
+        reuse: false,
     };
     let result = rt.call_policy(&plugin, env, &ctx).await;
     let took = started.elapsed();

@@ -24,6 +24,8 @@ pub struct ConfiguredPlugin {
     pub config: Arc<str>,
     /// Skip the plugin (instead of failing the request) when it fails.
     pub fail_open: bool,
+    /// Keep a warm instance between the tenant's requests (`PluginRef::reuse_instance`).
+    pub reuse_instance: bool,
 }
 
 impl ConfiguredPlugin {
@@ -40,6 +42,7 @@ impl ConfiguredPlugin {
             body: body.clone(),
             usage: usage.cloned(),
             sandbox: sandbox.clone(),
+            reuse: self.reuse_instance,
         }
     }
 

@@ -4,7 +4,8 @@
 //! Ownership follows wasmtime's embedding model: one [`Engine`](wasmtime::Engine) and
 //! one [`Linker`](wasmtime::component::Linker) for the process (in [`PluginRuntime`]),
 //! one pre-linked [`LoadedPlugin`] per distinct wasm file, and one short-lived
-//! `Store` + instance per plugin call.
+//! `Store` + instance per plugin call (or, for entries that opt in, a warm instance
+//! kept for the same tenant's next call: `warm`).
 
 mod abi;
 mod bindings;
@@ -15,6 +16,7 @@ mod output;
 mod runtime;
 mod sandbox;
 mod usage;
+mod warm;
 
 pub use bindings::{
     Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,

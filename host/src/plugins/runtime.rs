@@ -8,6 +8,7 @@ use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
 use super::usage::UsageView;
+use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -65,6 +66,9 @@ pub struct CallEnv {
     pub usage: Option<UsageView>,
     /// The tenant's limits and instance slots; `None`: the gateway-wide defaults.
     pub sandbox: Option<Arc<TenantSandbox>>,
+    /// Run in a warm instance of the same tenant, plugin and config when one is idle,
+    /// and keep this call's instance for the next (`reuse_instance`).
+    pub reuse: bool,
 }
 
 /// The process-wide plugin runtime.
@@ -82,6 +86,8 @@ pub struct PluginRuntime {
     /// Components refused at compile time, by hash, so a bomb is not compiled twice.
     refused: Mutex<HashMap<String, String>>,
     wasi: sandbox::WasiPool,
+    /// Idle instances of plugins whose entries set `reuse_instance`.
+    warm: WarmPool,
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
@@ -116,15 +122,19 @@ impl PluginRuntime {
         cache_dir: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
         let largest = largest_memory_bytes.max(limits.memory_bytes);
+        // Idle warm instances hold allocator slots of their own, beside the calls in
+        // flight (which `max_instances` bounds).
+        let warm_cap = max_instances / 4;
+        let slots = max_instances.saturating_add(warm_cap);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component holds a few core instances (program, adapter, shims).
-        pool.total_component_instances(max_instances)
-            .total_core_instances(max_instances.saturating_mul(8))
-            .total_memories(max_instances.saturating_mul(2))
-            .total_tables(max_instances.saturating_mul(8))
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(8))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(8))
             // The limiter enforces the exact cap; the pool only bounds the slot size.
             .max_memory_size(largest.saturating_mul(2).max(64 << 20))
-            .total_stacks(max_instances)
+            .total_stacks(slots)
             // Reset the pages a call dirtied in place (found with Linux's PAGEMAP_SCAN,
             // 6.7+) instead of dropping them with madvise: a plugin's stack, data and
             // heap then stay mapped from call to call, with no page faults and no
@@ -157,6 +167,7 @@ impl PluginRuntime {
             loaded: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             wasi: sandbox::WasiPool::default(),
+            warm: WarmPool::new(warm_cap as usize, (warm_cap as usize / 2).max(1)),
             output: OutputLimits::default(),
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
@@ -342,7 +353,13 @@ impl PluginRuntime {
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        self.call_labelled(plugin, env, request_id, f).await
+        let warm = env.reuse.then(|| WarmKey {
+            tenant: Arc::from(ctx.tenant.as_str()),
+            hash: Arc::from(plugin.hash.as_str()),
+            label: env.label.clone(),
+            config: env.config.clone(),
+        });
+        self.call_labelled(plugin, env, request_id, warm, f).await
     }
 
     async fn call<R>(
@@ -359,8 +376,9 @@ impl PluginRuntime {
             body,
             usage: None,
             sandbox: None,
+            reuse: false,
         };
-        self.call_labelled(plugin, env, request_id, f).await
+        self.call_labelled(plugin, env, request_id, None, f).await
     }
 
     async fn call_labelled<R>(
@@ -368,6 +386,7 @@ impl PluginRuntime {
         plugin: &LoadedPlugin,
         env: CallEnv,
         request_id: Arc<str>,
+        warm: Option<WarmKey>,
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let sandbox = env
@@ -386,50 +405,65 @@ impl PluginRuntime {
                 waited: sandbox.queue(),
             })?;
         let limits = sandbox.limits;
-        let wasi = self.wasi.take();
         let label = env.label.clone();
-        let state = PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
-        let hit = state.limiter.hit.clone();
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        // Yield to the executor at every tick so a busy plugin cannot hold a runtime
-        // thread, and trap once it has used its whole deadline.
-        let budget = (limits.deadline.as_millis() as u64).max(1);
-        let mut used = 0u64;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            used += 1;
-            if used >= budget {
-                Ok(wasmtime::UpdateDeadline::Interrupt)
-            } else {
-                Ok(wasmtime::UpdateDeadline::Yield(1))
+        let (mut store, guest, uses) = match warm.as_ref().and_then(|k| self.warm.take(k)) {
+            Some(mut w) => {
+                w.store
+                    .data_mut()
+                    .reset(&limits, &self.output, env, request_id.clone());
+                (w.store, Some(w.guest), w.uses)
             }
-        });
+            None => {
+                let wasi = self.wasi.take();
+                let state = PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                (store, None, 0)
+            }
+        };
+        arm_deadline(&mut store, limits.deadline);
+        let hit = store.data().limiter.hit.clone();
         let classify = |e: &wasmtime::Error| {
             sandbox::classify(e, &limits, hit.load(std::sync::atomic::Ordering::Relaxed))
         };
-        let instance =
-            plugin
+        let instance = match guest {
+            Some(g) => g,
+            None => plugin
                 .pre
                 .instantiate(&mut store)
                 .await
                 .map_err(|e| match classify(&e) {
                     CallFailure::Trap(m) => CallFailure::Instantiate(m),
                     other => other,
-                })?;
+                })?,
+        };
         let result = f(&instance, &mut store).await.map_err(|e| classify(&e));
-        let state = store.into_data();
-        if state.log_quota.dropped > 0 {
+        let dropped = store.data().log_quota.dropped;
+        if dropped > 0 {
             tracing::warn!(
                 plugin = %label,
                 request_id = %request_id,
-                dropped = state.log_quota.dropped,
+                dropped,
                 "plugin log lines dropped: a call may write {} lines / {} bytes ([sandbox] max_log_lines, max_log_bytes)",
                 self.output.max_log_lines,
                 self.output.max_log_bytes
             );
         }
-        self.wasi.put(state);
+        match warm {
+            // Only an instance whose call returned normally is trusted with the next.
+            Some(key) if result.is_ok() => {
+                let evicted = self.warm.put(
+                    key,
+                    Warm {
+                        store,
+                        guest: instance,
+                        uses: uses.saturating_add(1),
+                    },
+                );
+                drop(evicted);
+            }
+            _ => self.wasi.put(store.into_data()),
+        }
         result
     }
 
@@ -525,6 +559,23 @@ impl PluginRuntime {
             }
         }
     }
+}
+
+/// Lets the call run for `deadline`: the store yields to the executor at every epoch
+/// tick, so a busy plugin cannot hold a runtime thread, and traps once the whole
+/// deadline is used. Re-armed before every call, warm instances included.
+fn arm_deadline(store: &mut Store<PluginState>, deadline: Duration) {
+    let budget = (deadline.as_millis() as u64).max(1);
+    let mut used = 0u64;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        used += 1;
+        if used >= budget {
+            Ok(wasmtime::UpdateDeadline::Interrupt)
+        } else {
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        }
+    });
 }
 
 /// Advances the engine's epoch so deadlines fire; stops when the engine is dropped.

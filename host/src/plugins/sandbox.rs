@@ -136,7 +136,33 @@ pub(super) struct LogQuota {
     pub(super) dropped: u32,
 }
 
+/// Host resources (WASI streams and the like) one instance may hold at once.
+const MAX_RESOURCES: usize = 4_096;
+
 impl PluginState {
+    /// Readies a warm instance's state for its next call: that request's data, a full
+    /// log quota and the tenant's current memory cap. The WASI context and the resource
+    /// table stay with the instance that holds handles into them.
+    pub(super) fn reset(
+        &mut self,
+        limits: &SandboxLimits,
+        output: &super::OutputLimits,
+        env: CallEnv,
+        request_id: Arc<str>,
+    ) {
+        self.log_quota = LogQuota {
+            lines: output.max_log_lines,
+            bytes: output.max_log_bytes,
+            dropped: 0,
+        };
+        self.limiter.memory_bytes = limits.memory_bytes;
+        self.plugin = env.label;
+        self.request_id = request_id;
+        self.config = env.config;
+        self.body = env.body;
+        self.usage = env.usage;
+    }
+
     /// A call's state; `wasi` comes from [`WasiPool::take`].
     pub(super) fn new(
         limits: &SandboxLimits,
@@ -152,7 +178,11 @@ impl PluginState {
                 dropped: 0,
             },
             wasi,
-            table: ResourceTable::new(),
+            table: {
+                let mut t = ResourceTable::new();
+                t.set_max_capacity(MAX_RESOURCES);
+                t
+            },
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
                 hit: Arc::new(AtomicBool::new(false)),

@@ -12,3 +12,4 @@ mod chain;
 mod contract;
 mod routing;
 mod streams;
+mod warm;

@@ -17,6 +17,9 @@
 //! | `log`        | writes one host log line at each level, then allows                        |
 //! | `read-body`  | fetches the body from the host; labels `body.len` and `body.bytes`         |
 //! | `wasi-probe` | tries env vars, `/etc/passwd`, TCP to 127.0.0.1:1; one label per probe     |
+//! | `count`      | allows with label `chaos.calls`: the calls this instance has served (1 for |
+//! |              | a fresh instance; more when the entry sets `reuse_instance`); traps on the |
+//! |              | call numbered `trap_at` when that is set                                   |
 //!
 //! `wasi-probe` labels start with `denied` when the attempt failed and `ALLOWED` when
 //! it worked, so a test can assert every value starts with `denied`.
@@ -51,6 +54,8 @@ pub enum Mode {
     ReadBody,
     /// Probe for ambient authority through WASI.
     WasiProbe,
+    /// Count the calls this instance served.
+    Count,
 }
 
 /// The plugin's config.
@@ -66,7 +71,13 @@ pub struct Config {
     /// Message for `deny`.
     #[serde(default)]
     pub message: Option<String>,
+    /// For `count`: trap on this call of the instance.
+    #[serde(default)]
+    pub trap_at: Option<u32>,
 }
+
+/// Calls this instance has served (mode `count`).
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 const SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -75,11 +86,12 @@ const SCHEMA: &str = r#"{
   "additionalProperties": false,
   "properties": {
     "mode": {
-      "enum": ["allow", "deny", "annotate", "trap", "loop", "oom", "log", "read-body", "wasi-probe"],
+      "enum": ["allow", "deny", "annotate", "trap", "loop", "oom", "log", "read-body", "wasi-probe", "count"],
       "default": "allow"
     },
     "status": {"description": "HTTP status for mode = deny.", "type": "integer", "default": 403},
-    "message": {"description": "Message for mode = deny.", "type": "string"}
+    "message": {"description": "Message for mode = deny.", "type": "string"},
+    "trap_at": {"description": "For mode = count: trap on this call of the instance.", "type": "integer", "minimum": 1}
   }
 }"#;
 
@@ -96,6 +108,9 @@ impl Plugin for Chaos {
     fn validate(c: &Config) -> Result<(), String> {
         if c.mode != Mode::Deny && (c.status.is_some() || c.message.is_some()) {
             return Err("status and message are only used with mode = \"deny\"".into());
+        }
+        if c.mode != Mode::Count && c.trap_at.is_some() {
+            return Err("trap_at is only used with mode = \"count\"".into());
         }
         Ok(())
     }
@@ -116,6 +131,13 @@ impl Plugin for Chaos {
                 ("chaos.tenant", req.tenant()),
             ]),
             Mode::Trap => panic!("chaos: deliberate trap"),
+            Mode::Count => {
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                if c.trap_at == Some(n) {
+                    panic!("chaos: deliberate trap on call {n}");
+                }
+                Decision::allow_with([("chaos.calls", n.to_string())])
+            }
             Mode::Loop => spin(),
             Mode::Oom => exhaust_memory(),
             Mode::Log => {
@@ -218,8 +240,31 @@ mod tests {
             schema["properties"]["mode"]["enum"]
                 .as_array()
                 .map(Vec::len),
-            Some(9)
+            Some(10)
         );
+    }
+
+    #[test]
+    fn count_numbers_the_calls_and_traps_only_where_asked() {
+        assert!(
+            Chaos::validate(&Config {
+                trap_at: Some(2),
+                ..Config::default()
+            })
+            .is_err(),
+            "trap_at belongs to count"
+        );
+        let label = |d: Decision| match d {
+            Decision::AllowWith(labels) => labels
+                .into_iter()
+                .find(|a| a.key == "chaos.calls")
+                .map(|a| a.value),
+            other => panic!("count should allow with a label: {other:?}"),
+        };
+        let first = label(run(r#"{"mode":"count"}"#)).expect("a count");
+        let second = label(run(r#"{"mode":"count"}"#)).expect("a count");
+        let (a, b): (u32, u32) = (first.parse().expect("n"), second.parse().expect("n"));
+        assert!(b > a, "{a} then {b}");
     }
 
     #[test]
