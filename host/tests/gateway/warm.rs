@@ -4,7 +4,7 @@
 //! the number of calls its instance has served.
 
 use crate::support::{MockUpstream, TestGateway, ask, provider, request_id};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tollgate::mock::Flavor;
 
 fn counter(reuse: bool, trap_at: Option<u32>) -> String {
@@ -39,7 +39,8 @@ async fn warm_instances_serve_only_their_tenant_and_never_after_a_trap() {
     let up = MockUpstream::start("up", Flavor::Anthropic, None).await;
     let body = format!(
         "default_provider = \"up\"\n{}\n[[tenants]]\nid = \"warm-a\"\n{}\n[[tenants]]\nid = \"warm-b\"\n{}\n\
-         [[tenants]]\nid = \"fresh\"\n{}\n[[tenants]]\nid = \"trapping\"\n{}",
+         [[tenants]]\nid = \"fresh\"\n{}\n[[tenants]]\nid = \"trapping\"\n{}\n\
+         [[tenants]]\nid = \"bundled\"\n",
         provider("up", "anthropic", &up.url),
         counter(true, None),
         counter(true, None),
@@ -71,4 +72,23 @@ async fn warm_instances_serve_only_their_tenant_and_never_after_a_trap() {
     assert_eq!(calls(&gw, &trapping).await, Some(2));
     assert_eq!(calls(&gw, &trapping).await, None);
     assert_eq!(calls(&gw, &trapping).await, Some(1));
+
+    // A tenant's own bundle may opt in too; a new bundle version starts fresh instances.
+    let bundled = gw.key("bundled").await;
+    let apply = |reuse: bool| {
+        json!({"plugins": [{"name": "chaos", "reuse_instance": reuse, "fail_open": true,
+                            "config": {"mode": "count"}}]})
+    };
+    let (status, body) = gw
+        .admin("PUT", "/tenants/bundled/bundle", Some(apply(true)))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(calls(&gw, &bundled).await, Some(1));
+    assert_eq!(calls(&gw, &bundled).await, Some(2));
+    let (status, body) = gw
+        .admin("PUT", "/tenants/bundled/bundle", Some(apply(false)))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(calls(&gw, &bundled).await, Some(1));
+    assert_eq!(calls(&gw, &bundled).await, Some(1));
 }
