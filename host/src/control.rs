@@ -18,23 +18,10 @@ pub struct ControlPlane {
     pub pipeline: Arc<Pipeline>,
     /// Tenants, keys, logs, bundles and the audit log.
     pub store: Store,
-    /// The platform admin token.
-    pub admin_token: String,
-    /// Tenant admin tokens (the platform's is `admin_token`).
+    /// Tenant admin tokens (the platform's is `settings.admin_token`).
     pub admin_tokens: AdminTokens,
-    /// Where first-party plugins (`name = "..."`) are found.
-    pub plugin_dir: PathBuf,
-    /// The config file's tenants: what a bundle that sets no default provider or
-    /// models falls back to.
-    pub config_tenants: HashMap<String, TenantConfig>,
-    /// Largest uploaded plugin component accepted.
-    pub max_component_bytes: usize,
-    /// `/metrics` answers without the admin token.
-    pub metrics_public: bool,
-    /// Budget gauge series per tenant in `/metrics`.
-    pub metrics_budget_series: usize,
-    /// Longest admin work waits for a tenant's admin slot.
-    pub admin_queue: Duration,
+    /// What the config file sets for the admin side.
+    pub settings: ControlSettings,
     /// Serialises bundle activations per scope (never held by requests, and never
     /// across scopes).
     bundle_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -55,12 +42,20 @@ impl std::ops::Deref for ControlPlane {
 
 /// The admin side's settings, from the config.
 pub struct ControlSettings {
+    /// The platform admin token.
     pub admin_token: String,
+    /// Where first-party plugins (`name = "..."`) are found.
     pub plugin_dir: PathBuf,
+    /// The config file's tenants: what a bundle that sets no default provider or
+    /// models falls back to.
     pub config_tenants: HashMap<String, TenantConfig>,
+    /// Largest uploaded plugin component accepted.
     pub max_component_bytes: usize,
+    /// `/metrics` answers without the admin token.
     pub metrics_public: bool,
+    /// Budget gauge series per tenant in `/metrics`.
     pub metrics_budget_series: usize,
+    /// Longest admin work waits for a tenant's admin slot.
     pub admin_queue: Duration,
 }
 
@@ -75,14 +70,8 @@ impl ControlPlane {
         Self {
             pipeline,
             store,
-            admin_token: s.admin_token,
             admin_tokens,
-            plugin_dir: s.plugin_dir,
-            config_tenants: s.config_tenants,
-            max_component_bytes: s.max_component_bytes,
-            metrics_public: s.metrics_public,
-            metrics_budget_series: s.metrics_budget_series,
-            admin_queue: s.admin_queue,
+            settings: s,
             bundle_locks: Mutex::default(),
             admin_sandboxes: Mutex::default(),
             replays: Mutex::default(),
@@ -98,7 +87,7 @@ impl ControlPlane {
                 Arc::new(TenantSandbox::new(
                     self.pipeline.tenants.limits_of(tenant_id),
                     1,
-                    self.admin_queue,
+                    self.settings.admin_queue,
                 ))
             })
             .clone()

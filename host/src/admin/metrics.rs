@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// The scrape.
 pub async fn scrape(State(state): State<Arc<ControlPlane>>, headers: HeaderMap) -> Response {
-    if !state.metrics_public && !super::is_platform(&state, &headers) {
+    if !state.settings.metrics_public && !super::is_platform(&state, &headers) {
         return ApiError::unauthenticated(
             "/metrics needs the platform admin token (Authorization: Bearer …), \
              or [metrics] public = true",
@@ -33,7 +33,7 @@ fn gauges(state: &ControlPlane) -> Gauges {
     let mut budgets_omitted = Vec::new();
     let mut views = state
         .ledger
-        .busiest_limits(now, state.metrics_budget_series);
+        .busiest_limits(now, state.settings.metrics_budget_series);
     for (tenant, view) in &views {
         if view.total > view.limits.len() {
             budgets_omitted.push((tenant.to_string(), view.total - view.limits.len()));

@@ -31,7 +31,7 @@ impl Caller {
 
 /// The caller a presented token identifies, or 401.
 pub fn identify(state: &ControlPlane, presented: &str) -> Result<Caller, ApiError> {
-    if super::constant_time_eq(presented.as_bytes(), state.admin_token.as_bytes()) {
+    if super::constant_time_eq(presented.as_bytes(), state.settings.admin_token.as_bytes()) {
         return Ok(Caller::Platform);
     }
     match state.admin_tokens.find(presented) {

@@ -404,7 +404,7 @@ async fn load(
 ) -> Result<Arc<LoadedPlugin>, String> {
     match (&p.name, &p.wasm_sha256) {
         (Some(name), _) => {
-            let path = crate::plugins::first_party_path(&state.plugin_dir, name);
+            let path = crate::plugins::first_party_path(&state.settings.plugin_dir, name);
             if !path.is_file() {
                 // The plugin directory is the server's business, not the uploader's.
                 tracing::info!(plugin = %name, path = %path.display(), "bundle names a first-party plugin that is not installed");
@@ -539,7 +539,7 @@ fn activate(state: &ControlPlane, scope: &Scope, spec: &Spec, built: Built, vers
                 .collect(),
         }),
         Scope::Tenant(id) => {
-            let base = state.config_tenants.get(id);
+            let base = state.settings.config_tenants.get(id);
             state.tenants.set_tenant(
                 id,
                 TenantLayer {
@@ -598,7 +598,7 @@ pub async fn apply(
     author: &str,
 ) -> Result<BundleVersion, ApiError> {
     let message = req.message.clone();
-    let (spec, blobs) = stored_spec(&scope, req, state.max_component_bytes)?;
+    let (spec, blobs) = stored_spec(&scope, req, state.settings.max_component_bytes)?;
     commit(state, scope, spec, blobs, message, author, "apply").await
 }
 

@@ -181,12 +181,12 @@ pub async fn replay(
     let _running = Running::start(state, tenant)?;
     let started = std::time::Instant::now();
     let scope = Scope::Tenant(tenant.to_string());
-    let (spec, blobs) = stored_spec(&scope, req.bundle, state.max_component_bytes)?;
+    let (spec, blobs) = stored_spec(&scope, req.bundle, state.settings.max_component_bytes)?;
     // The same checks as an apply: a candidate that would be refused is refused here.
     let built = build(state, &scope, &spec, &blobs, true)
         .await
         .map_err(refused)?;
-    let base = state.config_tenants.get(tenant);
+    let base = state.settings.config_tenants.get(tenant);
     let current = state.tenant(tenant);
     // The candidate runs under the tenant's limits in its one admin slot: the replay
     // neither waits behind the tenant's traffic nor holds more than one pool slot. It
