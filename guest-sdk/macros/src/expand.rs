@@ -235,7 +235,7 @@ mod tests {
         let hooks = hooks_of(quote! {
             impl Plugin for P {
                 const NAME: &'static str = "p";
-                fn budget(c: &C, r: &Request, t: &Target) -> BudgetDecision { todo!() }
+                fn budget(c: &C, r: &Request, t: &Target) -> BudgetDecision { BudgetDecision::allow() }
                 fn validate(c: &C) -> Result<(), String> { Ok(()) }
                 fn route(c: &C, r: &Request) -> Option<RoutePlan> { None }
                 fn policy(c: &C, r: &Request) -> Decision { Decision::allow() }

@@ -1,22 +1,13 @@
 //! The routing executor: retries with backoff, `Retry-After`, fallback across
 //! providers and APIs, refused connections, and the error when every target fails.
 
-use crate::support::{MockUpstream, TestGateway, ask, json_body, provider, request_id, router};
+use crate::support::{BothApis, ask, json_body, request_id, router};
 use serde_json::{Value, json};
-use tollgate::mock::Flavor;
 
 const FAIL_OVER: &str =
     r#"{"statuses": [429, 500, 502, 503, 504], "timeout": true, "connect_error": true}"#;
 
-struct Setup {
-    gw: TestGateway,
-    anth: MockUpstream,
-    oai: MockUpstream,
-}
-
-async fn setup(label: &str) -> Setup {
-    let anth = MockUpstream::start("anth", Flavor::Anthropic, None).await;
-    let oai = MockUpstream::start("oai", Flavor::OpenAi, None).await;
+async fn setup(label: &str) -> BothApis {
     let fail_over: Value = serde_json::from_str(FAIL_OVER).expect("json");
     let tenants = [
         (
@@ -45,24 +36,17 @@ async fn setup(label: &str) -> Setup {
         .iter()
         .map(|(id, plugins)| format!("\n[[tenants]]\nid = \"{id}\"\n{plugins}"))
         .collect();
-    let body = format!(
+    let rest = format!(
         r#"
-{}{}
 [[providers]]
 id = "dead"
 kind = "openai-compatible"
 base_url = "http://127.0.0.1:9"
 connect_timeout_ms = 500
 {tenant_toml}
-"#,
-        provider("anthropic", "anthropic", &anth.url),
-        provider("openai", "openai", &oai.url)
+"#
     );
-    Setup {
-        gw: TestGateway::start(label, &body).await,
-        anth,
-        oai,
-    }
+    BothApis::start(label, &rest).await
 }
 
 fn attempts(row: &Value) -> Vec<(String, Option<u64>)> {

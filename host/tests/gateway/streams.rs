@@ -3,23 +3,13 @@
 //! client's with an error event in its shape; a client that hangs up is logged as 499
 //! and billed for what was generated.
 
-use crate::support::{MockUpstream, TestGateway, ask, provider, request_id, router};
+use crate::support::{BothApis, ask, request_id, router};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tollgate::mock::Flavor;
 
-struct Setup {
-    gw: TestGateway,
-    anth: MockUpstream,
-    oai: MockUpstream,
-}
-
-async fn setup(label: &str) -> Setup {
-    let anth = MockUpstream::start("anth", Flavor::Anthropic, None).await;
-    let oai = MockUpstream::start("oai", Flavor::OpenAi, None).await;
-    let body = format!(
+async fn setup(label: &str) -> BothApis {
+    let rest = format!(
         r#"
-{}{}
 [[tenants]]
 id = "to-anthropic"
 default_provider = "anthropic"
@@ -28,15 +18,9 @@ default_provider = "anthropic"
 id = "to-openai"
 {}
 "#,
-        provider("anthropic", "anthropic", &anth.url),
-        provider("openai", "openai", &oai.url),
         router(json!({"default": {"targets": [{"provider": "openai", "model": "gpt-4o"}]}}))
     );
-    Setup {
-        gw: TestGateway::start(label, &body).await,
-        anth,
-        oai,
-    }
+    BothApis::start(label, &rest).await
 }
 
 /// The `data:` payloads of an SSE text that parse as JSON.

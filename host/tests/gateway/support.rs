@@ -139,6 +139,36 @@ impl Drop for MockUpstream {
     }
 }
 
+/// A gateway in front of two mock providers: `anthropic` (Anthropic API) and `openai`
+/// (OpenAI API, model `gpt-4o`).
+pub struct BothApis {
+    /// The gateway.
+    pub gw: TestGateway,
+    /// The Anthropic mock.
+    pub anth: MockUpstream,
+    /// The OpenAI mock.
+    pub oai: MockUpstream,
+}
+
+impl BothApis {
+    /// Starts both mocks and a gateway with their two providers followed by `rest`
+    /// (more providers, tenants).
+    pub async fn start(label: &str, rest: &str) -> Self {
+        let anth = MockUpstream::start("anth", Flavor::Anthropic, None).await;
+        let oai = MockUpstream::start("oai", Flavor::OpenAi, None).await;
+        let body = format!(
+            "{}{}\n{rest}",
+            provider("anthropic", "anthropic", &anth.url),
+            provider("openai", "openai", &oai.url)
+        );
+        Self {
+            gw: TestGateway::start(label, &body).await,
+            anth,
+            oai,
+        }
+    }
+}
+
 /// A gateway served in process.
 pub struct TestGateway {
     /// Base URL of its listener.
