@@ -53,7 +53,7 @@ pub async fn forward(
     let mut parsed: Option<Value> = None;
     let body = a.body.clone();
     let stream = a.stream;
-    let prepare = |t: &Target| -> Result<(String, Bytes), ApiError> {
+    let prepare = |t: &Target| -> Result<(&'static str, Bytes), ApiError> {
         let codec = Codec::new(client, t.provider.wire);
         let path = match endpoint {
             Endpoint::CountTokens => COUNT_TOKENS_PATH,
@@ -65,7 +65,7 @@ pub async fn forward(
             stream,
         };
         if codec.passes_request(&a.model, &shape) {
-            return Ok((path.to_string(), body.clone()));
+            return Ok((path, body.clone()));
         }
         let original =
             match &parsed {
@@ -76,7 +76,7 @@ pub async fn forward(
             };
         let out = codec.request(original, &shape)?;
         let bytes = serde_json::to_vec(&out).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok((path.to_string(), Bytes::from(bytes)))
+        Ok((path, Bytes::from(bytes)))
     };
     let result = routing::execute(
         &a.plan,
@@ -93,13 +93,12 @@ pub async fn forward(
     ex.record.provider = Some(served.target.provider.id.clone());
     ex.record.served_model = Some(served.target.model.clone());
     let codec = Codec::new(client, served.target.provider.wire);
+    // An OpenAI client's stream never passes through unparsed (its provider either
+    // speaks the other API or must be asked for usage), so `parsed` holds its request.
     let include_usage = stream
-        && client == Api::OpenAi
-        && match &parsed {
-            Some(v) => codec.client_wants_stream_usage(v),
-            None => serde_json::from_slice::<Value>(&a.body)
-                .is_ok_and(|v| codec.client_wants_stream_usage(&v)),
-        };
+        && parsed
+            .as_ref()
+            .is_some_and(|v| codec.client_wants_stream_usage(v));
     relay(ex, served, codec, endpoint, stream, include_usage).await
 }
 

@@ -2,6 +2,7 @@
 //! always agree on which bucket a timestamp falls in. The civil-date arithmetic and
 //! RFC 3339 text live in [`crate::time`].
 
+pub(crate) use crate::time::DAY_MS;
 pub use crate::time::{civil_from_days, days_from_civil, rfc3339};
 use serde::{Deserialize, Serialize};
 
@@ -93,8 +94,7 @@ impl Window {
 
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
-/// One day in milliseconds.
-pub(crate) const DAY_MS: i64 = crate::time::DAY_MS;
+
 /// 1970-01-01 was a Thursday: weeks are counted from Monday 1969-12-29, day -3.
 const WEEK_OFFSET_DAYS: i64 = 3;
 /// Month indices beyond ±300 million years only come from corrupt rows; clamping

@@ -400,38 +400,44 @@ impl Ledger {
         let mut guard = lock(&shard.state);
         let st = &mut *guard;
         let now_ms = st.tick(now_ms);
-        let mut unseen: Vec<&ScopeKey> = scopes
-            .iter()
-            .chain(limits.iter().map(|l| &l.scope))
-            .filter(|k| !st.scopes.contains_key(*k))
-            .collect();
-        unseen.sort_unstable_by(|a, b| (&a.value, a.kind_label()).cmp(&(&b.value, b.kind_label())));
-        unseen.dedup();
+        // The caps can only refuse a request whose scopes and limits could take the
+        // tenant past them; far from a cap, neither scan below runs.
         let cap = self.caps.max_scopes_per_tenant;
-        if !unseen.is_empty()
-            && st.scopes.len().saturating_add(unseen.len()) > cap
-            && !st.evict_scopes(unseen.len(), cap, now_ms)
-        {
-            return Err(Refused::TooManyScopes { tenant, cap });
+        if st.scopes.len() + scopes.len() + limits.len() > cap {
+            let mut unseen: Vec<&ScopeKey> = Vec::new();
+            for k in scopes.iter().chain(limits.iter().map(|l| &l.scope)) {
+                if !st.scopes.contains_key(k) && !unseen.contains(&k) {
+                    unseen.push(k);
+                }
+            }
+            if !unseen.is_empty()
+                && st.scopes.len().saturating_add(unseen.len()) > cap
+                && !st.evict_scopes(unseen.len(), cap, now_ms)
+            {
+                return Err(Refused::TooManyScopes { tenant, cap });
+            }
         }
-        let new_limits: Vec<&Limit> = limits
-            .iter()
-            .filter(|l| {
-                !st.scopes
-                    .get(&l.scope)
-                    .is_some_and(|c| c.limits.contains_key(l.name.as_str()))
-            })
-            .collect();
         let cap = self.caps.max_limits_per_tenant;
-        if let Some(first) = new_limits.first()
-            && st.tracked.saturating_add(new_limits.len()) > cap
-            && (st.evict_limits(now_ms) == 0 || st.tracked.saturating_add(new_limits.len()) > cap)
-        {
-            return Err(Refused::TooManyLimits {
-                tenant,
-                plugin: first.plugin.clone(),
-                cap,
-            });
+        if st.tracked.saturating_add(limits.len()) > cap {
+            let new_limits: Vec<&Limit> = limits
+                .iter()
+                .filter(|l| {
+                    !st.scopes
+                        .get(&l.scope)
+                        .is_some_and(|c| c.limits.contains_key(l.name.as_str()))
+                })
+                .collect();
+            if let Some(first) = new_limits.first()
+                && st.tracked.saturating_add(new_limits.len()) > cap
+                && (st.evict_limits(now_ms) == 0
+                    || st.tracked.saturating_add(new_limits.len()) > cap)
+            {
+                return Err(Refused::TooManyLimits {
+                    tenant,
+                    plugin: first.plugin.clone(),
+                    cap,
+                });
+            }
         }
         let mut refused = None;
         let mut logged = false;
@@ -442,7 +448,6 @@ impl Ledger {
             if is_new {
                 st.tracked += 1;
             }
-            let c = st.scopes.entry(l.scope.clone()).or_default();
             let exact = self.exact(l);
             if l.window == Window::Rolling && l.period != Period::Total {
                 let seed = c.ring(l.period, now_ms).map(|r| r.parts(now_ms));
@@ -476,7 +481,6 @@ impl Ledger {
                 }
                 st.log_entries = st.log_entries.saturating_add_signed(delta);
             }
-            let c = st.scopes.entry(l.scope.clone()).or_default();
             if refused.is_none() {
                 refused = check(c, l, estimate, now_ms, mode).err();
             }

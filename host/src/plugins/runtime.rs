@@ -35,8 +35,8 @@ const KEEP_RESIDENT_MEMSET: usize = 512 << 10;
 pub struct LoadedPlugin {
     /// What the plugin says about itself.
     pub info: PluginInfo,
-    /// SHA-256 of the wasm bytes.
-    pub hash: String,
+    /// SHA-256 of the wasm bytes (shared with the keys of its warm instances).
+    pub hash: Arc<str>,
     /// The contract version the component was built against (`0.3.0`, `0.2.0`).
     pub contract: &'static str,
     pre: GuestPre,
@@ -245,7 +245,7 @@ impl PluginRuntime {
                 hooks: Vec::new(),
                 config_schema: String::new(),
             },
-            hash: hash.clone(),
+            hash: Arc::from(hash.as_str()),
             contract: pre.version(),
             pre,
         };
@@ -353,12 +353,7 @@ impl PluginRuntime {
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        let warm = env.reuse.then(|| WarmKey {
-            tenant: Arc::from(ctx.tenant.as_str()),
-            hash: Arc::from(plugin.hash.as_str()),
-            label: env.label.clone(),
-            config: env.config.clone(),
-        });
+        let warm = env.reuse.then_some(ctx.tenant.as_str());
         self.call_labelled(plugin, env, request_id, warm, f).await
     }
 
@@ -386,7 +381,7 @@ impl PluginRuntime {
         plugin: &LoadedPlugin,
         env: CallEnv,
         request_id: Arc<str>,
-        warm: Option<WarmKey>,
+        warm: Option<&str>,
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let sandbox = env
@@ -406,8 +401,25 @@ impl PluginRuntime {
             })?;
         let limits = sandbox.limits;
         let label = env.label.clone();
-        let (mut store, guest, uses) = match warm.as_ref().and_then(|k| self.warm.take(k)) {
-            Some(mut w) => {
+        // A warm call's key: the idle instance's own, or (on a miss) a new one.
+        let mut key = None;
+        let taken = warm.and_then(|tenant| {
+            let found = self
+                .warm
+                .take(tenant, &plugin.hash, &env.label, &env.config);
+            if found.is_none() {
+                key = Some(WarmKey {
+                    tenant: Arc::from(tenant),
+                    hash: plugin.hash.clone(),
+                    label: env.label.clone(),
+                    config: env.config.clone(),
+                });
+            }
+            found
+        });
+        let (mut store, guest, uses) = match taken {
+            Some((k, mut w)) => {
+                key = Some(k);
                 w.store
                     .data_mut()
                     .reset(&limits, &self.output, env, request_id.clone());
@@ -449,15 +461,16 @@ impl PluginRuntime {
                 self.output.max_log_bytes
             );
         }
-        match warm {
+        let uses = uses.saturating_add(1);
+        match key {
             // Only an instance whose call returned normally is trusted with the next.
-            Some(key) if result.is_ok() => {
+            Some(key) if result.is_ok() && self.warm.keeps(uses) => {
                 let evicted = self.warm.put(
                     key,
                     Warm {
                         store,
                         guest: instance,
-                        uses: uses.saturating_add(1),
+                        uses,
                     },
                 );
                 drop(evicted);
@@ -494,6 +507,15 @@ impl PluginRuntime {
         }
     }
 
+    /// Compiles `bytes` in this process, on a blocking thread (off the async workers).
+    async fn compile_here(&self, bytes: &[u8]) -> Result<Component, CompileFailure> {
+        let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
+        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| CompileFailure::of_machine(e.to_string()))?
+            .map_err(|e| CompileFailure::of_bytes(format!("{e:#}")))
+    }
+
     async fn compile_checked(&self, hash: &str, bytes: &[u8]) -> Result<Component, CompileFailure> {
         compile::precheck(bytes).map_err(CompileFailure::of_bytes)?;
         // Artifacts are only valid for the same engine build and settings.
@@ -502,11 +524,7 @@ impl PluginRuntime {
         let name = format!("{hash}-{:016x}.cwasm", h.finish());
         let Some(dir) = &self.cache_dir else {
             // No cache to hand an artifact back through: compile here.
-            let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
-            return tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-                .await
-                .map_err(|e| CompileFailure::of_machine(e.to_string()))?
-                .map_err(|e| CompileFailure::of_bytes(format!("{e:#}")));
+            return self.compile_here(bytes).await;
         };
         let file = dir.join(name);
         if file.exists() {
@@ -536,12 +554,7 @@ impl PluginRuntime {
                 })
             }
             Compiler::InProcess => {
-                let (engine, bytes) = (self.engine.clone(), bytes.to_vec());
-                let component =
-                    tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
-                        .await
-                        .map_err(|e| CompileFailure::of_machine(e.to_string()))?
-                        .map_err(|e| CompileFailure::of_bytes(format!("{e:#}")))?;
+                let component = self.compile_here(bytes).await?;
                 match component.serialize() {
                     Ok(art) => {
                         let tmp =

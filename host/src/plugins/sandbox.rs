@@ -171,28 +171,24 @@ impl PluginState {
         env: CallEnv,
         request_id: Arc<str>,
     ) -> Self {
-        Self {
-            log_quota: LogQuota {
-                lines: output.max_log_lines,
-                bytes: output.max_log_bytes,
-                dropped: 0,
-            },
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut state = Self {
+            log_quota: LogQuota::default(),
             wasi,
-            table: {
-                let mut t = ResourceTable::new();
-                t.set_max_capacity(MAX_RESOURCES);
-                t
-            },
+            table,
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
                 hit: Arc::new(AtomicBool::new(false)),
             },
-            plugin: env.label,
-            request_id,
-            config: env.config,
-            body: env.body,
-            usage: env.usage,
-        }
+            plugin: env.label.clone(),
+            request_id: request_id.clone(),
+            config: env.config.clone(),
+            body: Bytes::new(),
+            usage: None,
+        };
+        state.reset(limits, output, env, request_id);
+        state
     }
 }
 

@@ -21,7 +21,6 @@ pub(super) const IDLE_TTL: Duration = Duration::from_secs(60);
 pub(super) const MAX_USES: u32 = 10_000;
 
 /// What a warm instance may be reused for: the same tenant, component and config.
-#[derive(Clone, PartialEq, Eq)]
 pub(super) struct WarmKey {
     pub tenant: Arc<str>,
     pub hash: Arc<str>,
@@ -61,30 +60,39 @@ impl WarmPool {
         }
     }
 
-    /// An idle instance for `key`, the most recently used first.
-    pub(super) fn take(&self, key: &WarmKey) -> Option<Warm> {
+    /// An idle instance of `tenant`'s plugin `hash` under `label` with `config`, the
+    /// most recently used first, with its key (kept for putting it back).
+    pub(super) fn take(
+        &self,
+        tenant: &str,
+        hash: &str,
+        label: &str,
+        config: &str,
+    ) -> Option<(WarmKey, Warm)> {
         let mut idle = crate::sync::lock(&self.idle);
         let now = Instant::now();
-        let mut found = None;
-        for (i, e) in idle.iter().enumerate().rev() {
-            if now.duration_since(e.since) < IDLE_TTL && e.key == *key {
-                found = Some(i);
-                break;
-            }
-        }
-        found.map(|i| idle.swap_remove(i).warm)
+        let i = idle.iter().rposition(|e| {
+            now.duration_since(e.since) < IDLE_TTL
+                && *e.key.tenant == *tenant
+                && *e.key.hash == *hash
+                && *e.key.label == *label
+                && *e.key.config == *config
+        })?;
+        let e = idle.swap_remove(i);
+        Some((e.key, e.warm))
     }
 
-    /// Keeps `warm` for the next call of `key`, unless its uses are spent or the pool is
-    /// off; makes room by dropping expired instances, then the tenant's (or, when the
-    /// tenant has room, anyone's) least recently used one. What is dropped is returned
-    /// to be dropped outside the lock.
+    /// Whether an instance that has served `uses` calls may be kept at all.
+    pub(super) fn keeps(&self, uses: u32) -> bool {
+        self.cap > 0 && uses < MAX_USES
+    }
+
+    /// Keeps `warm` for the next call of `key` (the caller checked [`WarmPool::keeps`]);
+    /// makes room by dropping expired instances, then the tenant's (or, when the tenant
+    /// has room, anyone's) least recently used one. What is dropped is returned to be
+    /// dropped outside the lock.
     pub(super) fn put(&self, key: WarmKey, warm: Warm) -> Vec<Warm> {
         let mut dropped = Vec::new();
-        if self.cap == 0 || warm.uses >= MAX_USES {
-            dropped.push(warm);
-            return dropped;
-        }
         let mut idle = crate::sync::lock(&self.idle);
         let now = Instant::now();
         let mut i = 0;

@@ -42,7 +42,7 @@ pub async fn execute(
     plan: &Plan,
     method: Method,
     client_headers: &HeaderMap,
-    mut prepare: impl FnMut(&Target) -> Result<(String, Bytes), ApiError>,
+    mut prepare: impl FnMut(&Target) -> Result<(&'static str, Bytes), ApiError>,
     attempts: &mut Vec<AttemptRecord>,
 ) -> Result<Served, ApiError> {
     let tries = plan.retries.saturating_add(1);
@@ -75,6 +75,7 @@ pub async fn execute(
             let started = Instant::now();
             // Recorded before it is sent: if the client goes away while the provider works,
             // the request was still served (and is billed), not "refused before upstream".
+            let at = attempts.len();
             attempts.push(AttemptRecord {
                 provider: target.provider.id.clone(),
                 model: target.model.clone(),
@@ -88,15 +89,13 @@ pub async fn execute(
                 .provider
                 .send(
                     method.clone(),
-                    &path,
+                    path,
                     client_headers,
                     body.clone(),
                     plan.attempt_timeout,
                 )
                 .await;
-            let Some(record) = attempts.last_mut() else {
-                return Err(ApiError::internal("attempt record missing"));
-            };
+            let record = &mut attempts[at];
             record.latency_ms = started.elapsed().as_millis() as u64;
             record.error = None;
             match sent {
@@ -116,9 +115,7 @@ pub async fn execute(
                     }
                     wait_hint = retry_after(resp.headers());
                     let message = error_message(resp).await;
-                    if let Some(record) = attempts.last_mut() {
-                        record.error = Some(format!("upstream answered {status}: {message}"));
-                    }
+                    record.error = Some(format!("upstream answered {status}: {message}"));
                     tracing::info!(provider = %target.provider.id, status, attempt = n, "moving on after upstream failure");
                 }
                 Err(e) => {

@@ -82,8 +82,12 @@ impl Targets {
     /// Keeps the targets `keep` accepts; when it accepts none, changes nothing and
     /// returns `false`.
     pub fn retain(&mut self, mut keep: impl FnMut(&Target) -> bool) -> bool {
-        let kept: Vec<Target> = self.0.iter().filter(|t| keep(t)).cloned().collect();
+        let (kept, dropped): (Vec<Target>, Vec<Target>) = std::mem::take(&mut self.0)
+            .into_iter()
+            .partition(|t| keep(t));
         if kept.is_empty() {
+            // Nothing kept: `dropped` is the whole list, in its order.
+            self.0 = dropped;
             return false;
         }
         self.0 = kept;
