@@ -203,7 +203,10 @@ def test_analytics_renders_charts(page, gw, traffic):
     sign_in(page, gw, hash_="#/analytics?since=1h&by=team")
     page.wait_for_selector("#charts svg")
     charts = page.locator("#charts .chart")
-    assert charts.count() == 5
+    # The charts render one after another: wait for all five (and the first one's
+    # legend) before reading them, as a slow machine may still be drawing.
+    expect(charts).to_have_count(5)
+    expect(charts.first.locator(".legend")).to_contain_text("sales")
     assert page.locator("#charts .chart").first.locator("rect.bar-rect").count() >= 2
     legend = page.locator("#charts .chart").first.locator(".legend").inner_text()
     assert "engineering" in legend and "sales" in legend
