@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -174,6 +177,126 @@ class Gateway:
 
 
 import urllib.parse  # noqa: E402  (used by Gateway.logs)
+
+
+class Redis:
+    """A throwaway `redis-server` on a free port (no persistence), or the server named by
+    TOLLGATE_TEST_REDIS_URL, which is then only flushed, never stopped."""
+
+    def __init__(self, tmp: Path):
+        self.external = os.environ.get("TOLLGATE_TEST_REDIS_URL")
+        self.tmp = tmp
+        self.proc: subprocess.Popen | None = None
+        if self.external:
+            self.url = self.external
+            self.cli("FLUSHALL")
+            return
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self) -> None:
+        if self.external:
+            return
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def ping(self) -> bool:
+        try:
+            return self.cli("PING") == "PONG"
+        except OSError:
+            return False
+
+    def cli(self, *args: str) -> str:
+        """One command over RESP; the reply's first line, without its type marker."""
+        host, port = self.url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(("*%d\r\n" % len(args) + "".join(
+                "$%d\r\n%s\r\n" % (len(a.encode()), a) for a in args)).encode())
+            return s.recv(65536).decode().split("\r\n")[0][1:]
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster (Debian's postgresql, `initdb` into a temp dir,
+    trust auth on 127.0.0.1 and a free port), or the server named by
+    TOLLGATE_TEST_POSTGRES_URL; either way each instance gets a database of its own."""
+
+    def __init__(self):
+        self.external = os.environ.get("TOLLGATE_TEST_POSTGRES_URL")
+        self.db = f"tollgate_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+        if self.external:
+            self.admin_url = self.external
+        else:
+            bindir = os.environ.get("TOLLGATE_PG_BINDIR") or next(
+                (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)), "")
+            self.bin = Path(bindir) if bindir else None
+            if self.bin is None or not (self.bin / "initdb").exists():
+                raise RuntimeError("PostgreSQL is not installed: run `make services` (scripts/setup-services.sh)")
+            # Outside pytest's private tmp: the server runs as `postgres` when we are root.
+            self.dir = Path(tempfile.mkdtemp(prefix="tollgate-pg-"))
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                self.port = sock.getsockname()[1]
+            if os.geteuid() == 0:
+                shutil.chown(self.dir, "postgres", "postgres")
+            self._run("initdb", "-D", str(self.dir / "data"), "-U", "postgres", "--auth=trust",
+                      "--no-sync", "-E", "UTF8", "--locale=C")
+            self.start()
+            self.admin_url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        self.psql("postgres", f"CREATE DATABASE {self.db}")
+        base = self.admin_url.rsplit("/", 1)[0]
+        self.url = f"{base}/{self.db}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [str(self.bin / tool), *args]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"{tool} failed: {out.stdout}\n{out.stderr}")
+
+    def start(self) -> None:
+        if self.external:
+            return
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"), "-w", "start")
+
+    def stop(self) -> None:
+        if not self.external:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+
+    def psql(self, db: str, sql: str) -> str:
+        url = self.admin_url.rsplit("/", 1)[0] + f"/{db}"
+        out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"psql failed: {out.stderr}")
+        return out.stdout.strip()
+
+    def close(self) -> None:
+        if self.external:
+            self.psql("postgres", f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+            return
+        try:
+            self.stop()
+        except RuntimeError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def toml_inline(v) -> str:

@@ -87,6 +87,168 @@ pub struct Config {
     /// Connection and client limits of the listener.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Where budgets and rate limits are counted: this process, or Redis for a fleet.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    /// Where tenants, keys, admin tokens and bundles live: the SQLite file, or
+    /// PostgreSQL shared by a fleet.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: SQLite under `data_dir` (default), or PostgreSQL for a fleet.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite` (default) or `postgres`.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// `postgres://user@host:port/db`; required for `kind = "postgres"`.
+    pub url: Option<String>,
+    /// Connections in the pool.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Longest wait for a connection; past it an admin write fails with 503.
+    #[serde(default = "default_store_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How often a replica checks the shared change counter, in case it missed a
+    /// change notification.
+    #[serde(default = "default_resync_ms")]
+    pub resync_ms: u64,
+}
+
+/// Which store holds the control plane.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// `data_dir/tollgate.db` (one gateway).
+    #[default]
+    Sqlite,
+    /// PostgreSQL, shared by a fleet of replicas.
+    Postgres,
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+fn default_store_timeout_ms() -> u64 {
+    2_000
+}
+fn default_resync_ms() -> u64 {
+    2_000
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Sqlite,
+            url: None,
+            pool_size: default_pool_size(),
+            timeout_ms: default_store_timeout_ms(),
+            resync_ms: default_resync_ms(),
+        }
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self, bad: &impl Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
+        if self.kind == StoreKind::Postgres {
+            match self.url.as_deref() {
+                None => {
+                    return Err(bad(
+                        "store.url".into(),
+                        "required for kind = \"postgres\" (e.g. \"postgres://tollgate@127.0.0.1:5432/tollgate\")"
+                            .into(),
+                    ));
+                }
+                Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
+                    return Err(bad(
+                        "store.url".into(),
+                        format!("'{u}' must start with postgres:// or postgresql://"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (field, v) in [
+            ("store.pool_size", self.pool_size as u64),
+            ("store.timeout_ms", self.timeout_ms),
+            ("store.resync_ms", self.resync_ms),
+        ] {
+            if v == 0 {
+                return Err(bad(field.into(), "must be greater than zero".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[ledger]`: the in-process ledger (default), or Redis shared by every replica.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// `memory` (default) or `redis`.
+    #[serde(default)]
+    pub kind: LedgerKind,
+    /// `redis://host:port[/db]`; required for `kind = "redis"`.
+    pub url: Option<String>,
+    /// How long a replica's reservation outlives its last renewal: a replica that
+    /// dies holding estimates frees them after this.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Longest wait for a connection to Redis.
+    #[serde(default = "default_redis_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for one Redis call, connection included; past it the call fails
+    /// as if Redis were down.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// What a request with budget limits gets while Redis is unreachable, unless its
+    /// tenant sets `ledger_unavailable`.
+    #[serde(default)]
+    pub unavailable: crate::ledger::fleet::FaultMode,
+    /// Settlements kept while Redis is unreachable, to count when it returns; past
+    /// it the oldest are dropped and counted in `tollgate_ledger_backlog_dropped_total`.
+    #[serde(default = "default_ledger_backlog")]
+    pub max_backlog: usize,
+}
+
+/// Which ledger counts usage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerKind {
+    /// In this process (one gateway).
+    #[default]
+    Memory,
+    /// In Redis, shared by a fleet of replicas.
+    Redis,
+}
+
+fn default_lease_ms() -> u64 {
+    30_000
+}
+fn default_redis_connect_ms() -> u64 {
+    500
+}
+fn default_redis_timeout_ms() -> u64 {
+    1_000
+}
+fn default_ledger_backlog() -> usize {
+    100_000
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            kind: LedgerKind::Memory,
+            url: None,
+            lease_ms: default_lease_ms(),
+            connect_timeout_ms: default_redis_connect_ms(),
+            timeout_ms: default_redis_timeout_ms(),
+            unavailable: Default::default(),
+            max_backlog: default_ledger_backlog(),
+        }
+    }
 }
 
 /// `[budgets]`: bounds on what budget plugins and client traffic may make the ledger
@@ -144,6 +306,69 @@ impl Default for BudgetsConfig {
             max_exact_entries_per_tenant: default_exact_entries(),
             admit: crate::ledger::Admit::default(),
         }
+    }
+}
+
+impl LedgerConfig {
+    /// The fleet ledger's options, with each tenant's own fault outcome.
+    pub fn fleet_options(
+        &self,
+        tenants: &[TenantConfig],
+        exact_rate_limit_max: u64,
+    ) -> crate::ledger::fleet::FleetOptions {
+        crate::ledger::fleet::FleetOptions {
+            url: self.url.clone().unwrap_or_default(),
+            lease_ms: self.lease_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
+            timeout_ms: self.timeout_ms,
+            unavailable: self.unavailable,
+            tenant_modes: tenants
+                .iter()
+                .filter_map(|t| Some((t.id.clone(), t.ledger_unavailable?)))
+                .collect(),
+            max_backlog: self.max_backlog,
+            exact_rate_limit_max,
+        }
+    }
+
+    fn validate(&self, bad: &impl Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
+        if self.kind == LedgerKind::Redis {
+            match self.url.as_deref() {
+                None => {
+                    return Err(bad(
+                        "ledger.url".into(),
+                        "required for kind = \"redis\" (e.g. \"redis://127.0.0.1:6379\")".into(),
+                    ));
+                }
+                Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
+                    return Err(bad(
+                        "ledger.url".into(),
+                        format!("'{u}' must start with redis:// or rediss://"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for (field, v) in [
+            ("ledger.lease_ms", self.lease_ms),
+            ("ledger.connect_timeout_ms", self.connect_timeout_ms),
+            ("ledger.timeout_ms", self.timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(bad(field.into(), "must be greater than zero".into()));
+            }
+        }
+        if self.lease_ms < 3 * self.timeout_ms {
+            return Err(bad(
+                "ledger.lease_ms".into(),
+                format!(
+                    "{} ms is under three times ledger.timeout_ms ({} ms): a live replica \
+                     could not renew its reservations in time",
+                    self.lease_ms, self.timeout_ms
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -652,6 +877,10 @@ pub struct TenantConfig {
     /// How this tenant's budget limits admit (default: `budgets.admit`).
     #[serde(default)]
     pub budget_admit: Option<crate::ledger::Admit>,
+    /// With `[ledger] kind = "redis"`: this tenant's outcome while Redis is
+    /// unreachable (default: `[ledger] unavailable`).
+    #[serde(default)]
+    pub ledger_unavailable: Option<crate::ledger::fleet::FaultMode>,
 }
 
 /// A plugin in a tenant's chain.
@@ -776,6 +1005,8 @@ impl Config {
             _ => Ok(()),
         };
         check_provider("default_provider".into(), &self.default_provider)?;
+        self.ledger.validate(&bad)?;
+        self.store.validate(&bad)?;
         let mut tenant_ids = std::collections::HashSet::new();
         for (i, t) in self.tenants.iter().enumerate() {
             let field = format!("tenants[{i}]");

@@ -69,23 +69,26 @@ pub fn admin_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
 }
 
 /// On first start, creates a key for the demo tenant and returns its secret.
-pub fn bootstrap_demo_key(store: &Store, tenant: &str) -> anyhow::Result<Option<String>> {
+pub async fn bootstrap_demo_key(store: &Store, tenant: &str) -> anyhow::Result<Option<String>> {
     let has_key = store
-        .all_keys_blocking()?
+        .all_keys()
+        .await?
         .iter()
         .any(|k| k.tenant_id == tenant);
     if has_key {
         return Ok(None);
     }
-    let (_, secret) = store.create_key_blocking(
-        tenant,
-        NewKey {
-            name: Some("demo".into()),
-            team: Some("engineering".into()),
-            user: Some("dev@example.com".into()),
-            ..Default::default()
-        },
-    )?;
+    let (_, secret) = store
+        .create_key(
+            tenant.to_string(),
+            NewKey {
+                name: Some("demo".into()),
+                team: Some("engineering".into()),
+                user: Some("dev@example.com".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
     Ok(Some(secret))
 }
 

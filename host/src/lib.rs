@@ -25,6 +25,7 @@ pub(crate) mod pipeline;
 pub mod plugins;
 pub mod pricing;
 pub mod providers;
+pub(crate) mod replicas;
 pub(crate) mod routing;
 pub mod server;
 pub mod store;

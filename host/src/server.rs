@@ -107,8 +107,19 @@ impl Gateway {
     /// Opens the store, loads every plugin, starts the embedded mock if a provider uses it,
     /// and restores the stored bundles: after this, the gateway can serve.
     pub async fn build(cfg: Config, admin_token: String) -> anyhow::Result<Self> {
-        let store = Store::open(&cfg.data_dir)
+        let mut store = Store::open(&cfg.data_dir)
             .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?;
+        if let crate::config::StoreKind::Postgres = cfg.store.kind {
+            let url = cfg.store.url.as_deref().unwrap_or_default();
+            let pg = crate::store::postgres::PgControl::connect(
+                url,
+                cfg.store.pool_size,
+                std::time::Duration::from_millis(cfg.store.timeout_ms),
+            )
+            .await
+            .context("connecting to PostgreSQL ([store] url)")?;
+            store = store.with_postgres(pg);
+        }
         let (mock_url, mock) = if cfg.providers.iter().any(|p| p.kind == ProviderKind::Mock) {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
@@ -133,7 +144,9 @@ impl Gateway {
             .unwrap_or_else(crate::plugins::default_plugin_dir);
         let mut runtimes = HashMap::new();
         for t in &cfg.tenants {
-            store.ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))?;
+            store
+                .ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))
+                .await?;
             let pinned = Pinned {
                 plugins: build_chain(&plugins, &plugin_dir, t).await?,
                 allowed_providers: t.allowed_providers.clone(),
@@ -165,8 +178,8 @@ impl Gateway {
                 .map(|t| (t.id.clone(), t.sandbox.clone()))
                 .collect(),
         );
-        let keys = KeyCache::load(&store)?;
-        let admin_tokens = AdminTokens::new(store.admin_tokens_blocking()?);
+        let keys = KeyCache::load(&store).await?;
+        let admin_tokens = AdminTokens::new(store.admin_tokens().await?);
         let pricing = Pricing::new(&cfg.pricing).map_err(anyhow::Error::msg)?;
         // Rows a previous run journaled but never wrote (it crashed, or its disk was
         // full) go in first, so the ledger below counts them.
@@ -198,6 +211,20 @@ impl Gateway {
             }
         }
         let alerts = AlertSink::start(store.clone(), webhooks);
+        let fleet = match cfg.ledger.kind {
+            crate::config::LedgerKind::Memory => None,
+            crate::config::LedgerKind::Redis => {
+                let sink = alerts.clone();
+                let fleet = crate::ledger::fleet::FleetLedger::connect(
+                    cfg.ledger
+                        .fleet_options(&cfg.tenants, cfg.budgets.exact_rate_limit_max),
+                    Arc::new(move |fired| sink.send(fired)),
+                )
+                .map_err(anyhow::Error::msg)?;
+                fleet.start();
+                Some(fleet)
+            }
+        };
         let metrics = crate::telemetry::Metrics::new();
         let log_writer = store.log_writer(writer_options(&cfg, &ledger, &metrics, journal_dir))?;
         let default_provider = cfg
@@ -208,6 +235,7 @@ impl Gateway {
             plugins,
             pricing,
             ledger,
+            fleet,
             alerts,
             usage_keys: cfg
                 .usage
@@ -261,6 +289,13 @@ impl Gateway {
         crate::bundles::activate_stored(&control)
             .await
             .context("activating stored policy bundles")?;
+        if let Some(pg) = control.store.postgres() {
+            crate::replicas::start(
+                control.clone(),
+                pg.clone(),
+                Duration::from_millis(cfg.store.resync_ms),
+            );
+        }
         Ok(Self {
             pipeline,
             control,

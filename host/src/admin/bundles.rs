@@ -6,7 +6,7 @@ use crate::bundles::{self, BundleRequest, Scope};
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
 use crate::store::StoreError;
-use crate::store::bundles::{self as stored, PLATFORM};
+use crate::store::bundles::PLATFORM;
 use axum::Extension;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -57,7 +57,7 @@ async fn show(
 ) -> AdminResult<Response> {
     let v = state
         .store
-        .bundles(move |c| Ok(stored::version(c, &key, version)?))
+        .bundle_version(key, version)
         .await
         .map_err(store_err)?
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "no such bundle version"))?;
@@ -70,11 +70,7 @@ async fn show(
 }
 
 async fn versions(state: Arc<ControlPlane>, key: String) -> AdminResult<Response> {
-    let data = state
-        .store
-        .bundles(move |c| Ok(stored::versions(c, &key)?))
-        .await
-        .map_err(store_err)?;
+    let data = state.store.bundle_versions(key).await.map_err(store_err)?;
     Ok(Json(json!({ "data": data })).into_response())
 }
 
@@ -97,14 +93,14 @@ async fn diff(state: Arc<ControlPlane>, key: String, raw: Option<String>) -> Adm
     let (Some(from), Some(to)) = (from, to) else {
         return Err(ApiError::invalid("from and to: both versions are required"));
     };
-    let (a, b) = state
+    let a = state
         .store
-        .bundles(move |c| {
-            Ok((
-                stored::version(c, &key, Some(from))?,
-                stored::version(c, &key, Some(to))?,
-            ))
-        })
+        .bundle_version(key.clone(), Some(from))
+        .await
+        .map_err(store_err)?;
+    let b = state
+        .store
+        .bundle_version(key, Some(to))
         .await
         .map_err(store_err)?;
     let missing = |n: u32| ApiError::new(ErrorKind::NotFound, format!("no bundle version {n}"));
@@ -256,7 +252,7 @@ async fn audit(
     let limit = limit.clamp(1, 1000);
     let data = s
         .store
-        .bundles(move |c| Ok(stored::audit_log(c, scope.as_deref(), limit)?))
+        .bundle_audit_log(scope, limit)
         .await
         .map_err(store_err)?;
     Ok(Json(json!({ "data": data })).into_response())

@@ -4,7 +4,7 @@
 
 use crate::control::ControlPlane;
 use crate::error::ApiError;
-use crate::telemetry::{BudgetGauge, Gauges};
+use crate::telemetry::{BudgetGauge, FleetGauge, Gauges};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -69,10 +69,22 @@ fn gauges(state: &ControlPlane) -> Gauges {
                 .map(|s| (id.clone(), s.in_use(), s.max_instances()))
         })
         .collect();
+    let fleet = state.fleet.as_ref().map(|f| {
+        let c = &f.counters;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        FleetGauge {
+            up: f.is_up(),
+            errors: n(&c.unavailable),
+            backlog: n(&c.backlog_len),
+            dropped: n(&c.backlog_dropped),
+            admitted_locally: n(&c.admitted_locally),
+        }
+    });
     Gauges {
         budgets,
         budgets_omitted,
         bundles,
         sandboxes,
+        fleet,
     }
 }

@@ -145,16 +145,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Admin-side errors, rendered in the Anthropic error shape like everything else.
+/// Admin-side store errors (see `From<StoreError> for ApiError`).
 fn store_err(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
-        StoreError::Conflict(m) => ApiError::invalid(m).with_status(StatusCode::CONFLICT),
-        other => {
-            tracing::error!(error = %other, "admin store operation failed");
-            ApiError::internal("store operation failed; see the gateway log")
-        }
-    }
+    ApiError::from(e)
 }
 
 type AdminResult<T> = Result<T, ApiError>;

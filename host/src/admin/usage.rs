@@ -90,7 +90,32 @@ pub async fn budgets(
 ) -> AdminResult<Response> {
     let (tenant, max) = budgets_params(raw.as_deref())?;
     let now = crate::ids::now_ms();
-    let view = state.ledger.limits_seen(tenant.as_deref(), now, max);
+    // In a fleet the limits and counts are every replica's, from Redis; while it is
+    // unreachable this replica's own are shown, and `counted_by` says so.
+    let fleet_view = match &state.fleet {
+        Some(f) => {
+            let tenants: Vec<String> = match &tenant {
+                Some(t) => vec![t.clone()],
+                None => state
+                    .tenants
+                    .runtimes()
+                    .into_iter()
+                    .map(|(t, _)| t)
+                    .collect(),
+            };
+            f.view(&tenants, now, max).await.ok()
+        }
+        None => None,
+    };
+    let counted_by = match (&state.fleet, &fleet_view) {
+        (Some(_), Some(_)) => "fleet",
+        (Some(_), None) => "replica",
+        (None, _) => "gateway",
+    };
+    let view = match fleet_view {
+        Some(v) => v,
+        None => state.ledger.limits_seen(tenant.as_deref(), now, max),
+    };
     let data: Vec<_> = view
         .limits
         .into_iter()
@@ -114,6 +139,7 @@ pub async fn budgets(
                 "resets_at_ms": r.resets_at_ms,
                 "resets_at": (r.resets_at_ms != i64::MAX).then(|| ledger::rfc3339(r.resets_at_ms)),
                 "granted_by": &*l.plugin,
+                "counted_by": counted_by,
             })
         })
         .collect();

@@ -61,15 +61,15 @@ pub struct KeyCache {
 
 impl KeyCache {
     /// Fills the index from the store.
-    pub fn load(store: &Store) -> Result<Self, StoreError> {
+    pub async fn load(store: &Store) -> Result<Self, StoreError> {
         let cache = Self::default();
-        cache.replace_all(store.all_keys_blocking()?);
+        cache.replace_all(store.all_keys().await?);
         Ok(cache)
     }
 
-    /// Reloads every key from the store.
-    pub fn upsert_all_from(&self, store: &Store) -> Result<(), StoreError> {
-        self.replace_all(store.all_keys_blocking()?);
+    /// Reloads every key from the store (another replica may have changed them).
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        self.replace_all(store.all_keys().await?);
         Ok(())
     }
 
@@ -135,6 +135,15 @@ impl AdminTokens {
                 .map(|t| (t.secret_hash.clone(), t))
                 .collect(),
         ))
+    }
+
+    /// Replaces every token (reloaded from the store after another replica changed
+    /// them).
+    pub fn replace_all(&self, tokens: Vec<AdminToken>) {
+        *crate::sync::write(&self.0) = tokens
+            .into_iter()
+            .map(|t| (t.secret_hash.clone(), t))
+            .collect();
     }
 
     /// Adds or replaces a token (after create or revoke).

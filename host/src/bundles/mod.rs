@@ -20,8 +20,8 @@ use crate::error::{ApiError, ErrorKind};
 use crate::plugins::{
     CallEnv, ConfiguredPlugin, Endpoint, Hook, LoadedPlugin, RequestContext, RouteTarget,
 };
-use crate::store::StoreError;
 use crate::store::bundles::{self as stored, BundleVersion, PLATFORM};
+use crate::store::{Store, StoreError};
 use crate::tenancy::{Pinned, Platform, TenantLayer};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -157,13 +157,7 @@ fn refused(why: impl std::fmt::Display) -> ApiError {
 }
 
 fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
-        other => {
-            tracing::error!(error = %other, "bundle store operation failed");
-            ApiError::internal("store operation failed; see the gateway log")
-        }
-    }
+    ApiError::from(e)
 }
 
 /// Turns an upload into a stored spec plus the components it carries (each at most
@@ -610,30 +604,28 @@ pub async fn rollback(
     author: &str,
 ) -> Result<BundleVersion, ApiError> {
     let key = scope.key().to_string();
-    let (old, blobs) = state
+    let v = state
         .store
-        .bundles(move |c| {
-            let v = stored::version(c, &key, Some(version))?
-                .ok_or_else(|| StoreError::NotFound(format!("no bundle version {version}")))?;
-            let spec: Spec = serde_json::from_str(&v.spec)
-                .map_err(|e| StoreError::Task(format!("stored bundle is unreadable: {e}")))?;
-            let blobs = blobs_of(c, &spec)?;
-            Ok((spec, blobs))
-        })
+        .bundle_version(key, Some(version))
         .await
-        .map_err(store_error)?;
+        .map_err(store_error)?
+        .ok_or_else(|| store_error(StoreError::NotFound(format!("no bundle version {version}"))))?;
+    let (old, blobs) = stored_bundle(&state.store, &v).await.map_err(store_error)?;
     let message = Some(format!("rollback to version {version}"));
     commit(state, scope, old, blobs, message, author, "rollback").await
 }
 
-fn blobs_of(c: &rusqlite::Connection, spec: &Spec) -> Result<Blobs, StoreError> {
-    let mut out = Vec::new();
-    for sha in spec.plugins.iter().filter_map(|p| p.wasm_sha256.as_ref()) {
-        let bytes = stored::get_blob(c, sha)?
-            .ok_or_else(|| StoreError::NotFound(format!("component {sha} is missing")))?;
-        out.push((sha.clone(), bytes));
-    }
-    Ok(out)
+/// A stored version's spec and the components it names.
+async fn stored_bundle(store: &Store, v: &BundleVersion) -> Result<(Spec, Blobs), StoreError> {
+    let spec: Spec = serde_json::from_str(&v.spec)
+        .map_err(|e| StoreError::Task(format!("stored bundle is unreadable: {e}")))?;
+    let shas = spec
+        .plugins
+        .iter()
+        .filter_map(|p| p.wasm_sha256.clone())
+        .collect();
+    let blobs = store.bundle_blobs(shas).await?;
+    Ok((spec, blobs))
 }
 
 async fn commit(
@@ -665,11 +657,14 @@ async fn commit(
     let built = match build(state, &scope, &spec, &blobs, true).await {
         Ok(p) => p,
         Err(why) => {
-            let (key, actor, detail) = (scope.key().to_string(), author.to_string(), why.clone());
-            let action = format!("{action}-refused");
             let _ = state
                 .store
-                .bundles(move |c| Ok(stored::audit(c, &key, &actor, &action, &detail)?))
+                .bundle_audit(
+                    scope.key().to_string(),
+                    author.to_string(),
+                    format!("{action}-refused"),
+                    why.clone(),
+                )
                 .await;
             return Err(refused(why));
         }
@@ -677,26 +672,19 @@ async fn commit(
     let key = scope.key().to_string();
     let json = serde_json::to_string(&spec).map_err(|e| ApiError::internal(e.to_string()))?;
     let hash = hex::encode(Sha256::digest(json.as_bytes()));
-    let (author, action) = (author.to_string(), action.to_string());
     let spec_for_summary = spec.clone();
+    let new = stored::NewBundle {
+        author: author.to_string(),
+        hash,
+        message,
+        spec: json,
+        action: action.to_string(),
+    };
     let version = state
         .store
-        .bundles(move |c| {
-            let previous = stored::version(c, &key, None)?
-                .and_then(|v| serde_json::from_str::<Spec>(&v.spec).ok());
-            let summary = summarise(previous.as_ref(), &spec_for_summary);
-            for (sha, bytes) in &blobs {
-                stored::put_blob(c, sha, bytes)?;
-            }
-            let new = stored::NewVersion {
-                author: &author,
-                hash: &hash,
-                message: message.as_deref(),
-                summary: &summary,
-                spec: &json,
-                action: &action,
-            };
-            stored::insert_active(c, &key, new)
+        .commit_bundle(key, blobs, new, move |previous| {
+            let previous = previous.and_then(|s| serde_json::from_str::<Spec>(s).ok());
+            summarise(previous.as_ref(), &spec_for_summary)
         })
         .await
         .map_err(store_error)?;
@@ -705,22 +693,49 @@ async fn commit(
     Ok(version)
 }
 
+/// Activates the shared store's active version of scope `key` (a tenant id, or `*`)
+/// when this replica runs another: another replica applied or rolled back. Returns
+/// whether it changed anything.
+pub async fn sync_scope(state: &Arc<ControlPlane>, key: &str) -> Result<bool, String> {
+    let scope = if key == PLATFORM {
+        Scope::Platform
+    } else {
+        Scope::Tenant(key.to_string())
+    };
+    let lock = state.bundle_lock(scope.key());
+    let _serial = lock.lock().await;
+    let Some(v) = state
+        .store
+        .bundle_version(key.to_string(), None)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(false);
+    };
+    let running = match &scope {
+        Scope::Platform => state.tenants.platform().version,
+        Scope::Tenant(id) => state.tenant(id).version,
+    };
+    if running == Some(v.version) {
+        return Ok(false);
+    }
+    let (spec, blobs) = stored_bundle(&state.store, &v)
+        .await
+        .map_err(|e| e.to_string())?;
+    let built = build(state, &scope, &spec, &blobs, false).await?;
+    activate(state, &scope, &spec, built, v.version);
+    tracing::info!(scope = %scope.key(), version = v.version, "bundle activated from the shared store");
+    Ok(true)
+}
+
 /// At start-up: activates every scope's stored active version (platform first), so
 /// bundles applied through the admin API outlive a restart.
 pub async fn activate_stored(state: &Arc<ControlPlane>) -> anyhow::Result<()> {
-    let active = state
-        .store
-        .bundles(|c| {
-            let mut out = Vec::new();
-            for v in stored::all_active(c)? {
-                let spec: Spec = serde_json::from_str(&v.spec)
-                    .map_err(|e| StoreError::Task(format!("stored bundle is unreadable: {e}")))?;
-                let blobs = blobs_of(c, &spec)?;
-                out.push((v, spec, blobs));
-            }
-            Ok(out)
-        })
-        .await?;
+    let mut active = Vec::new();
+    for v in state.store.active_bundles().await? {
+        let (spec, blobs) = stored_bundle(&state.store, &v).await?;
+        active.push((v, spec, blobs));
+    }
     // The platform's scope name sorts first ('*'), so tenants compose on top of it.
     for (v, spec, blobs) in active {
         let scope = match v.tenant {

@@ -394,6 +394,7 @@ async fn decide_again(
         state,
         tenant: candidate,
         ledger,
+        fleet: None,
         record: &mut scratch,
         key: &key,
         summary: &summary,

@@ -48,12 +48,9 @@ pub(super) async fn serve(
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
     if embedded {
-        match crate::demo::bootstrap_demo_key(&gateway.control.store, "demo")? {
+        match crate::demo::bootstrap_demo_key(&gateway.control.store, "demo").await? {
             Some(key) => {
-                gateway
-                    .control
-                    .keys
-                    .upsert_all_from(&gateway.control.store)?;
+                gateway.control.keys.reload(&gateway.control.store).await?;
                 println!(
                     "{}",
                     crate::demo::first_start_banner(&base_url, &key, &admin_token)

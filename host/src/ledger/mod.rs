@@ -20,6 +20,7 @@
 mod amount;
 pub mod calendar;
 mod counters;
+pub mod fleet;
 mod limit;
 pub mod persist;
 mod request_scopes;

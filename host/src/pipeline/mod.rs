@@ -7,9 +7,10 @@
 
 use crate::api::Api;
 use crate::budget;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::ledger::RequestScopes;
-use crate::ledger::{LedgerEntry, Reservation, ScopeKey};
+use crate::ledger::fleet::{FaultMode, FleetError, FleetLedger};
+use crate::ledger::{LedgerEntry, Refused, Reservation, ScopeKey};
 use crate::metadata::{self, Metadata};
 use crate::plugins::UsageView;
 use crate::plugins::{
@@ -45,6 +46,8 @@ pub struct Exchange {
     reservation: Option<Reservation>,
     /// The scopes this request's usage is counted under (set with the reservation).
     counted: Option<Arc<[ScopeKey]>>,
+    /// The estimate held in the fleet ledger (Redis), when there is one.
+    fleet_hold: Option<crate::ledger::fleet::Hold>,
     /// The usage is an estimate (a stream cut before its final usage).
     pub usage_estimated: bool,
     /// The prompt's size estimate, billed as input when a cut stream reported none.
@@ -165,6 +168,7 @@ impl Exchange {
             flavor,
             reservation: None,
             counted: None,
+            fleet_hold: None,
             usage_estimated: false,
             prompt_estimate: 0,
             output_estimate: 0,
@@ -252,6 +256,7 @@ impl Exchange {
             // nothing was used, so the reservation is released uncounted.
             self.reservation = None;
             self.counted = None;
+            self.fleet_hold = None;
             return;
         }
         // The client left while the provider was working: it still did the work, so
@@ -293,9 +298,17 @@ impl Exchange {
         };
         let now = crate::ids::now_ms();
         let amount = budget::actual(&r.usage, cost);
-        let alerts = self.state.ledger.settle(reservation, amount, now);
-        if !alerts.is_empty() {
-            self.state.alerts.send(alerts);
+        if let Some(fleet) = &self.state.fleet {
+            // The fleet decides which thresholds were crossed, once for every replica.
+            let hold = self.fleet_hold.take();
+            let limits = reservation.limits();
+            fleet.settle(hold, &scopes, limits, amount, now);
+            let _ = self.state.ledger.settle(reservation, amount, now);
+        } else {
+            let alerts = self.state.ledger.settle(reservation, amount, now);
+            if !alerts.is_empty() {
+                self.state.alerts.send(alerts);
+            }
         }
         r.ledger = Some(LedgerEntry {
             scopes,
@@ -401,6 +414,7 @@ pub async fn admit(
         state,
         tenant: &tenant,
         ledger: &state.ledger,
+        fleet: state.fleet.as_ref(),
         record: &mut ex.record,
         key: &key,
         summary: &summary,
@@ -409,6 +423,7 @@ pub async fn admit(
         usage_at_ms: None,
     })
     .await?;
+    ex.fleet_hold = decided.fleet_hold;
     if let Some((r, counted)) = decided.reservation {
         ex.reservation = Some(r);
         ex.counted = Some(counted);
@@ -459,6 +474,8 @@ pub struct Decide<'a> {
     pub tenant: &'a TenantRuntime,
     /// The usage counters read by plugins and charged by the reservation.
     pub ledger: &'a Arc<crate::ledger::Ledger>,
+    /// The fleet's shared ledger, which also admits when configured (never in replay).
+    pub fleet: Option<&'a Arc<FleetLedger>>,
     /// What admission has read of the request so far (who, metadata, sizes); every
     /// plugin's decision is appended to its `decisions`.
     pub record: &'a mut LogRecord,
@@ -478,6 +495,8 @@ pub struct Decided {
     /// The estimate held in the ledger and the scopes it is counted under (none for
     /// `count_tokens`, which costs nothing upstream).
     pub reservation: Option<(Reservation, Arc<[ScopeKey]>)>,
+    /// The same estimate held in the fleet ledger.
+    pub fleet_hold: Option<crate::ledger::fleet::Hold>,
 }
 
 /// Policy chain → routing plugins (or the tenant's default provider) → budget plugins
@@ -488,6 +507,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         state,
         tenant,
         ledger,
+        fleet,
         record,
         key,
         summary,
@@ -560,6 +580,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         return Ok(Decided {
             plan,
             reservation: None,
+            fleet_hold: None,
         });
     }
     let mut limits = Vec::new();
@@ -605,13 +626,46 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
     );
     let counted = scopes.counted(&state.usage_keys, &limits);
     let now = usage_at_ms.unwrap_or_else(crate::ids::now_ms);
-    match ledger.admit(counted.clone(), limits, estimate, now, tenant.admit) {
-        Ok(r) => Ok(Decided {
-            plan,
-            reservation: Some((r, counted)),
-        }),
-        Err(refused) => Err(budget::refusal(&refused, now)),
-    }
+    let reservation = ledger
+        .admit(counted.clone(), limits, estimate, now, tenant.admit)
+        .map_err(|refused| budget::refusal(&refused, now))?;
+    let fleet_hold = match fleet {
+        None => None,
+        Some(fleet) => {
+            // The local admission holds this replica's caps; the fleet's, every replica's
+            // usage. A refusal here drops the local reservation with the request.
+            let limits = reservation.limits();
+            match fleet
+                .admit(&counted, limits, estimate, now, tenant.admit)
+                .await
+            {
+                Ok(hold) => hold,
+                Err(FleetError::Refused(e)) => {
+                    return Err(budget::refusal(&Refused::Exceeded(e), now));
+                }
+                Err(FleetError::Unavailable(why)) => match fleet.mode(&key.tenant_id) {
+                    FaultMode::FailClosed => {
+                        return Err(ApiError::new(
+                            ErrorKind::Overloaded,
+                            format!(
+                                "the budget store is unavailable, so requests with \
+                                     budget limits are refused for now ({why}); retry shortly"
+                            ),
+                        ));
+                    }
+                    FaultMode::FailOpen => {
+                        fleet.admitted_locally();
+                        None
+                    }
+                },
+            }
+        }
+    };
+    Ok(Decided {
+        plan,
+        reservation: Some((reservation, counted)),
+        fleet_hold,
+    })
 }
 
 /// Drops the plan's targets the operator's pinned allow-lists do not allow the tenant;

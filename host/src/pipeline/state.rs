@@ -22,6 +22,9 @@ pub struct Pipeline {
     pub pricing: Pricing,
     /// Usage counters per scope and window, backed by the store.
     pub ledger: Arc<Ledger>,
+    /// The fleet's shared ledger (`[ledger] kind = "redis"`), which admits every
+    /// request with budget limits as well.
+    pub fleet: Option<Arc<crate::ledger::fleet::FleetLedger>>,
     /// Where crossed budget thresholds go.
     pub alerts: AlertSink,
     /// Metadata keys the ledger counts for every request.

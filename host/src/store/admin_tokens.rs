@@ -43,26 +43,30 @@ impl Store {
         tenant: String,
         name: String,
     ) -> Result<(AdminToken, String), StoreError> {
+        let secret = format!("tgt-{}", crate::ids::random_token(40));
+        let t = AdminToken {
+            id: format!("adm_{}", crate::ids::random_token(16)),
+            tenant_id: tenant,
+            name,
+            created_at: crate::ids::now_ms(),
+            revoked_at: None,
+            secret_hash: hash_secret(&secret),
+        };
+        if let Some(pg) = &self.pg {
+            pg.insert_admin_token(&t).await?;
+            return Ok((t, secret));
+        }
         self.with_conn(move |c| {
             let exists: Option<String> = c
                 .query_row(
                     "SELECT id FROM tenants WHERE id = ?1",
-                    params![tenant],
+                    params![t.tenant_id],
                     |r| r.get(0),
                 )
                 .optional()?;
             if exists.is_none() {
-                return Err(StoreError::NotFound(format!("no tenant '{tenant}'")));
+                return Err(StoreError::NotFound(format!("no tenant '{}'", t.tenant_id)));
             }
-            let secret = format!("tgt-{}", crate::ids::random_token(40));
-            let t = AdminToken {
-                id: format!("adm_{}", crate::ids::random_token(16)),
-                tenant_id: tenant,
-                name,
-                created_at: crate::ids::now_ms(),
-                revoked_at: None,
-                secret_hash: hash_secret(&secret),
-            };
             c.execute(
                 &format!("INSERT INTO admin_tokens ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
                 params![
@@ -81,6 +85,9 @@ impl Store {
 
     /// Revokes a tenant admin token.
     pub async fn revoke_admin_token(&self, id: String) -> Result<AdminToken, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.revoke_admin_token(&id).await;
+        }
         self.with_conn(move |c| {
             c.execute(
                 "UPDATE admin_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
@@ -97,12 +104,16 @@ impl Store {
         .await
     }
 
-    /// Every tenant admin token (start-up cache).
-    pub fn admin_tokens_blocking(&self) -> Result<Vec<AdminToken>, StoreError> {
-        self.with_conn_blocking(|c| {
+    /// Every tenant admin token (the in-memory cache).
+    pub async fn admin_tokens(&self) -> Result<Vec<AdminToken>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.admin_tokens().await;
+        }
+        self.with_conn(|c| {
             let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM admin_tokens"))?;
             let rows = st.query_map([], row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
+        .await
     }
 }

@@ -70,7 +70,7 @@ fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<BundleVersion> {
 const VERSION_COLUMNS: &str = "b.scope, b.version, b.created_at_ms, b.author, b.hash, b.message, b.summary, b.spec, a.version";
 
 /// Stores a plugin component under its hash (no-op when present).
-pub fn put_blob(c: &Connection, sha256: &str, bytes: &[u8]) -> rusqlite::Result<()> {
+fn put_blob(c: &Connection, sha256: &str, bytes: &[u8]) -> rusqlite::Result<()> {
     c.execute(
         "INSERT OR IGNORE INTO plugin_blobs (sha256, bytes) VALUES (?1, ?2)",
         params![sha256, bytes],
@@ -79,7 +79,7 @@ pub fn put_blob(c: &Connection, sha256: &str, bytes: &[u8]) -> rusqlite::Result<
 }
 
 /// A stored plugin component.
-pub fn get_blob(c: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+fn get_blob(c: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     c.query_row(
         "SELECT bytes FROM plugin_blobs WHERE sha256 = ?1",
         params![sha256],
@@ -88,25 +88,25 @@ pub fn get_blob(c: &Connection, sha256: &str) -> rusqlite::Result<Option<Vec<u8>
     .optional()
 }
 
-/// A version about to be stored.
-pub struct NewVersion<'a> {
+/// A version about to be stored (borrowed, for the SQLite transaction).
+struct NewVersion<'a> {
     /// Who applies it (also the audit entry's actor).
-    pub author: &'a str,
+    author: &'a str,
     /// SHA-256 of the spec, hex.
-    pub hash: &'a str,
+    hash: &'a str,
     /// The applier's note, if any.
-    pub message: Option<&'a str>,
+    message: Option<&'a str>,
     /// What changed against the active version.
-    pub summary: &'a str,
+    summary: &'a str,
     /// The spec as JSON.
-    pub spec: &'a str,
+    spec: &'a str,
     /// The audit log's action (`apply`, `rollback`).
-    pub action: &'a str,
+    action: &'a str,
 }
 
 /// Stores a spec as the next version of `scope`, makes it active and audits it, in one
 /// transaction. Returns the new version.
-pub fn insert_active(
+fn insert_active(
     c: &mut Connection,
     scope: &str,
     new: NewVersion<'_>,
@@ -166,7 +166,7 @@ pub fn insert_active(
 }
 
 /// Records a refused change in the audit log.
-pub fn audit(
+fn audit(
     c: &Connection,
     scope: &str,
     actor: &str,
@@ -181,7 +181,7 @@ pub fn audit(
 }
 
 /// Every version of `scope`, newest first.
-pub fn versions(c: &Connection, scope: &str) -> rusqlite::Result<Vec<BundleVersion>> {
+fn versions(c: &Connection, scope: &str) -> rusqlite::Result<Vec<BundleVersion>> {
     let mut st = c.prepare(&format!(
         "SELECT {VERSION_COLUMNS} FROM bundles b
          LEFT JOIN bundle_active a ON a.scope = b.scope AND a.version = b.version
@@ -192,7 +192,7 @@ pub fn versions(c: &Connection, scope: &str) -> rusqlite::Result<Vec<BundleVersi
 }
 
 /// One version of `scope`; the active one when `version` is `None`.
-pub fn version(
+fn version(
     c: &Connection,
     scope: &str,
     version: Option<u32>,
@@ -207,7 +207,7 @@ pub fn version(
 }
 
 /// The active version of every scope (start-up).
-pub fn all_active(c: &Connection) -> rusqlite::Result<Vec<BundleVersion>> {
+fn all_active(c: &Connection) -> rusqlite::Result<Vec<BundleVersion>> {
     let mut st = c.prepare(&format!(
         "SELECT {VERSION_COLUMNS} FROM bundles b
          JOIN bundle_active a ON a.scope = b.scope AND a.version = b.version
@@ -218,11 +218,7 @@ pub fn all_active(c: &Connection) -> rusqlite::Result<Vec<BundleVersion>> {
 }
 
 /// Audit entries, newest first, optionally for one scope.
-pub fn audit_log(
-    c: &Connection,
-    scope: Option<&str>,
-    limit: u32,
-) -> rusqlite::Result<Vec<AuditEntry>> {
+fn audit_log(c: &Connection, scope: Option<&str>, limit: u32) -> rusqlite::Result<Vec<AuditEntry>> {
     let mut st = c.prepare(
         "SELECT ts_ms, actor, action, scope, detail FROM audit_log
          WHERE ?1 IS NULL OR scope = ?1 ORDER BY id DESC LIMIT ?2",
@@ -240,12 +236,130 @@ pub fn audit_log(
     rows.collect()
 }
 
+/// A version about to be stored (the summary is made against the active version,
+/// inside the storing transaction).
+#[derive(Clone, Debug)]
+pub struct NewBundle {
+    /// Who applies it (also the audit entry's actor).
+    pub author: String,
+    /// SHA-256 of the spec, hex.
+    pub hash: String,
+    /// The applier's note, if any.
+    pub message: Option<String>,
+    /// The spec as JSON.
+    pub spec: String,
+    /// The audit log's action (`apply`, `rollback`).
+    pub action: String,
+}
+
 impl Store {
-    /// Runs a bundle-store function on a blocking thread.
-    pub async fn bundles<T: Send + 'static>(
+    /// One version of `scope`; the active one when `version` is `None`.
+    pub async fn bundle_version(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.with_conn(f).await
+        scope: String,
+        v: Option<u32>,
+    ) -> Result<Option<BundleVersion>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.version(&scope, v).await;
+        }
+        self.with_conn(move |c| Ok(version(c, &scope, v)?)).await
+    }
+
+    /// Every version of `scope`, newest first.
+    pub async fn bundle_versions(&self, scope: String) -> Result<Vec<BundleVersion>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.versions(&scope).await;
+        }
+        self.with_conn(move |c| Ok(versions(c, &scope)?)).await
+    }
+
+    /// The active version of every scope, by scope (the platform's `*` first).
+    pub async fn active_bundles(&self) -> Result<Vec<BundleVersion>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.all_active().await;
+        }
+        self.with_conn(|c| Ok(all_active(c)?)).await
+    }
+
+    /// Audit entries, newest first, optionally for one scope.
+    pub async fn bundle_audit_log(
+        &self,
+        scope: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.audit_log(scope.as_deref(), limit).await;
+        }
+        self.with_conn(move |c| Ok(audit_log(c, scope.as_deref(), limit)?))
+            .await
+    }
+
+    /// Records a refused change in the audit log.
+    pub async fn bundle_audit(
+        &self,
+        scope: String,
+        actor: String,
+        action: String,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.audit(&scope, &actor, &action, &detail).await;
+        }
+        self.with_conn(move |c| Ok(audit(c, &scope, &actor, &action, &detail)?))
+            .await
+    }
+
+    /// Stored components by hash; `NotFound` naming the first one missing.
+    pub async fn bundle_blobs(
+        &self,
+        shas: Vec<String>,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.blobs(&shas).await;
+        }
+        self.with_conn(move |c| {
+            let mut out = Vec::with_capacity(shas.len());
+            for sha in shas {
+                let bytes = get_blob(c, &sha)?
+                    .ok_or_else(|| StoreError::NotFound(format!("component {sha} is missing")))?;
+                out.push((sha, bytes));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Stores `blobs` and `new` as the next version of `scope`, makes it active and
+    /// audits it; `summarise` gets the replaced active version's spec.
+    pub async fn commit_bundle(
+        &self,
+        scope: String,
+        blobs: Vec<(String, Vec<u8>)>,
+        new: NewBundle,
+        summarise: impl FnOnce(Option<&str>) -> String + Send + 'static,
+    ) -> Result<BundleVersion, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.commit_bundle(&scope, &blobs, &new, summarise).await;
+        }
+        self.with_conn(move |c| {
+            let previous = version(c, &scope, None)?;
+            let summary = summarise(previous.as_ref().map(|v| v.spec.as_str()));
+            for (sha, bytes) in &blobs {
+                put_blob(c, sha, bytes)?;
+            }
+            insert_active(
+                c,
+                &scope,
+                NewVersion {
+                    author: &new.author,
+                    hash: &new.hash,
+                    message: new.message.as_deref(),
+                    summary: &summary,
+                    spec: &new.spec,
+                    action: &new.action,
+                },
+            )
+        })
+        .await
     }
 }

@@ -85,21 +85,23 @@ impl Store {
         tenant_id: String,
         new: NewKey,
     ) -> Result<(ApiKey, String), StoreError> {
-        self.with_conn(move |c| create_key(c, &tenant_id, new))
-            .await
-    }
-
-    /// Blocking variant for start-up (demo key creation).
-    pub fn create_key_blocking(
-        &self,
-        tenant_id: &str,
-        new: NewKey,
-    ) -> Result<(ApiKey, String), StoreError> {
-        self.with_conn_blocking(|c| create_key(c, tenant_id, new))
+        let (key, secret) = new_key(&tenant_id, new);
+        if let Some(pg) = &self.pg {
+            pg.insert_key(&key).await?;
+            return Ok((key, secret));
+        }
+        self.with_conn(move |c| {
+            insert_key(c, &key)?;
+            Ok((key, secret))
+        })
+        .await
     }
 
     /// Keys of a tenant (or all), newest first.
     pub async fn list_keys(&self, tenant_id: Option<String>) -> Result<Vec<ApiKey>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.list_keys(tenant_id.as_deref()).await;
+        }
         self.with_conn(move |c| {
             let sql = format!(
                 "SELECT {COLUMNS} FROM api_keys WHERE (?1 IS NULL OR tenant_id = ?1) ORDER BY created_at DESC, id"
@@ -111,17 +113,24 @@ impl Store {
         .await
     }
 
-    /// Every key, for filling the in-memory key cache at start.
-    pub fn all_keys_blocking(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.with_conn_blocking(|c| {
+    /// Every key, for filling the in-memory key cache.
+    pub async fn all_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.list_keys(None).await;
+        }
+        self.with_conn(|c| {
             let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM api_keys"))?;
             let rows = st.query_map([], from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
+        .await
     }
 
     /// Marks a key revoked; returns it. Revoking twice keeps the first time.
     pub async fn revoke_key(&self, key_id: String) -> Result<ApiKey, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.revoke_key(&key_id).await;
+        }
         self.with_conn(move |c| {
             c.execute(
                 "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
@@ -140,6 +149,9 @@ impl Store {
 
     /// One key by id.
     pub async fn get_key(&self, key_id: String) -> Result<Option<ApiKey>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.get_key(&key_id).await;
+        }
         self.with_conn(move |c| {
             Ok(c.query_row(
                 &format!("SELECT {COLUMNS} FROM api_keys WHERE id = ?1"),
@@ -152,20 +164,8 @@ impl Store {
     }
 }
 
-fn create_key(
-    c: &mut rusqlite::Connection,
-    tenant_id: &str,
-    new: NewKey,
-) -> Result<(ApiKey, String), StoreError> {
-    let exists: bool = c
-        .query_row("SELECT 1 FROM tenants WHERE id = ?1", [tenant_id], |_| {
-            Ok(true)
-        })
-        .optional()?
-        .unwrap_or(false);
-    if !exists {
-        return Err(StoreError::NotFound(format!("no tenant '{tenant_id}'")));
-    }
+/// A new key for `tenant_id` and its secret (not stored yet).
+fn new_key(tenant_id: &str, new: NewKey) -> (ApiKey, String) {
     let secret = format!("tg-{}", crate::ids::random_token(40));
     let key = ApiKey {
         id: format!("key_{}", crate::ids::random_token(16)),
@@ -180,6 +180,24 @@ fn create_key(
         revoked_at: None,
         secret_hash: hash_secret(&secret),
     };
+    (key, secret)
+}
+
+fn insert_key(c: &mut rusqlite::Connection, key: &ApiKey) -> Result<(), StoreError> {
+    let exists: bool = c
+        .query_row(
+            "SELECT 1 FROM tenants WHERE id = ?1",
+            [&key.tenant_id],
+            |_| Ok(true),
+        )
+        .optional()?
+        .unwrap_or(false);
+    if !exists {
+        return Err(StoreError::NotFound(format!(
+            "no tenant '{}'",
+            key.tenant_id
+        )));
+    }
     let models = key
         .models
         .as_ref()
@@ -202,5 +220,5 @@ fn create_key(
             key.secret_hash
         ],
     )?;
-    Ok((key, secret))
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod journal;
 mod keys;
 mod log_writer;
 mod logs;
+pub mod postgres;
 mod tenants;
 mod usage;
 
@@ -27,6 +28,7 @@ pub use logs::{
 pub use tenants::Tenant;
 pub use usage::{UsageGroup, UsageQuery, UsageRow};
 
+use crate::error::{ApiError, ErrorKind};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -54,6 +56,42 @@ pub enum StoreError {
     /// A blocking task or the log writer failed, or stored data is unreadable.
     #[error("store task failed: {0}")]
     Task(String),
+    /// PostgreSQL refused a statement.
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The shared store (PostgreSQL) cannot be reached: writes fail until it is back,
+    /// requests are served from what this replica has cached.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Store failures as the admin API and the bundle engine answer them: a missing row is
+/// 404, a clash 409, an unreachable shared store 503; anything else is logged and
+/// answered as a 500 that names no internals.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
+            StoreError::Conflict(m) => {
+                ApiError::invalid(m).with_status(axum::http::StatusCode::CONFLICT)
+            }
+            StoreError::Unavailable(m) => {
+                tracing::warn!(error = %m, "admin write refused: the shared store is unavailable");
+                ApiError::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "the shared store (PostgreSQL) is unavailable, so changes cannot be \
+                         saved right now; requests are still served with the keys and bundles \
+                         each replica holds. Retry when it is back ({m})"
+                    ),
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "store operation failed");
+                ApiError::internal("store operation failed; see the gateway log")
+            }
+        }
+    }
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -195,6 +233,9 @@ CREATE TABLE journal_state (
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// With `[store] kind = "postgres"`: where the control plane (tenants, keys, admin
+    /// tokens, bundles) lives instead of the SQLite file, shared by every replica.
+    pg: Option<Arc<postgres::PgControl>>,
 }
 
 impl Store {
@@ -210,7 +251,19 @@ impl Store {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
+            pg: None,
         })
+    }
+
+    /// Keeps the control plane in `pg` from now on (the fleet's shared store).
+    pub fn with_postgres(mut self, pg: postgres::PgControl) -> Self {
+        self.pg = Some(Arc::new(pg));
+        self
+    }
+
+    /// The shared PostgreSQL control plane, when configured.
+    pub fn postgres(&self) -> Option<&Arc<postgres::PgControl>> {
+        self.pg.as_ref()
     }
 
     /// Path of the database file.

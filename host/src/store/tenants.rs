@@ -18,6 +18,9 @@ pub struct Tenant {
 impl Store {
     /// Creates a tenant; `Conflict` if the id is taken.
     pub async fn create_tenant(&self, id: String, name: String) -> Result<Tenant, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.create_tenant(id, name).await;
+        }
         self.with_conn(move |c| {
             let now = crate::ids::now_ms();
             let n = c.execute(
@@ -39,7 +42,10 @@ impl Store {
     }
 
     /// Creates the tenant unless it exists (used to sync tenants from the config file).
-    pub fn ensure_tenant(&self, id: &str, name: &str) -> Result<(), StoreError> {
+    pub async fn ensure_tenant(&self, id: &str, name: &str) -> Result<(), StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.ensure_tenant(id, name).await;
+        }
         self.with_conn_blocking(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3)",
@@ -51,6 +57,9 @@ impl Store {
 
     /// All tenants, by id.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.list_tenants().await;
+        }
         self.with_conn(|c| {
             let mut st = c.prepare("SELECT id, name, created_at FROM tenants ORDER BY id")?;
             let rows = st.query_map([], |r| {
@@ -67,6 +76,9 @@ impl Store {
 
     /// One tenant, if it exists.
     pub async fn get_tenant(&self, id: String) -> Result<Option<Tenant>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.get_tenant(&id).await;
+        }
         self.with_conn(move |c| {
             Ok(c.query_row(
                 "SELECT id, name, created_at FROM tenants WHERE id = ?1",

@@ -126,6 +126,23 @@ pub struct Gauges {
     pub bundles: Vec<(Option<String>, u32)>,
     /// (tenant, instances in use, instance limit)
     pub sandboxes: Vec<(String, u32, u32)>,
+    /// The fleet ledger's state, with `[ledger] kind = "redis"`.
+    pub fleet: Option<FleetGauge>,
+}
+
+/// The fleet ledger (Redis) as this replica sees it.
+#[derive(Debug, Default)]
+pub struct FleetGauge {
+    /// Whether the last call to Redis succeeded.
+    pub up: bool,
+    /// Calls to Redis that failed or timed out.
+    pub errors: u64,
+    /// Settlements waiting for Redis.
+    pub backlog: u64,
+    /// Settlements dropped from a full backlog.
+    pub dropped: u64,
+    /// Requests admitted on this replica's ledger alone (`fail_open`).
+    pub admitted_locally: u64,
 }
 
 /// One enforced limit's state.
@@ -430,6 +447,42 @@ fn render_gauges(out: &mut String, g: &Gauges) {
             .iter()
             .map(|(t, _, max)| (tenant(t), max.to_string())),
     );
+    if let Some(f) = &g.fleet {
+        for (name, kind, help, v) in [
+            (
+                "tollgate_ledger_redis_up",
+                "gauge",
+                "1 when the last call to the fleet ledger (Redis) succeeded.",
+                u64::from(f.up),
+            ),
+            (
+                "tollgate_ledger_redis_errors_total",
+                "counter",
+                "Calls to the fleet ledger (Redis) that failed or timed out.",
+                f.errors,
+            ),
+            (
+                "tollgate_ledger_backlog",
+                "gauge",
+                "Settlements waiting for the fleet ledger (Redis) to answer.",
+                f.backlog,
+            ),
+            (
+                "tollgate_ledger_backlog_dropped_total",
+                "counter",
+                "Settlements dropped from a full backlog ([ledger] max_backlog): usage Redis never counted.",
+                f.dropped,
+            ),
+            (
+                "tollgate_ledger_admitted_locally_total",
+                "counter",
+                "Requests admitted on this replica's ledger alone while Redis was unreachable (fail_open).",
+                f.admitted_locally,
+            ),
+        ] {
+            family(out, name, kind, help, [(String::new(), v.to_string())]);
+        }
+    }
     family(
         out,
         "tollgate_build_info",

@@ -1,0 +1,908 @@
+//! The fleet ledger: budgets and rate limits shared by every replica, in Redis.
+//!
+//! Each replica keeps its in-process [`Ledger`](super::Ledger) (per-tenant caps, the
+//! limits it has seen, what plugins read); with `[ledger] kind = "redis"` every
+//! request with budget limits is also admitted here, and Redis decides. One Lua script
+//! ([`ledger.lua`](./ledger.lua)) checks every limit of a request and reserves its
+//! estimate in one round trip, atomically across the fleet, so concurrent requests on
+//! N replicas overshoot a cap by at most the estimates in flight, as on one. Settlement
+//! swaps the estimate for the real usage off the request path.
+//!
+//! A reservation carries a lease the holding replica renews while the request runs;
+//! a replica that dies stops renewing and its estimates are released by the next
+//! admission in the tenant after the lease ends. Threshold alerts fire once per window
+//! across the fleet (the first replica to set the window's marker sends it).
+//!
+//! When Redis does not answer within `[ledger] timeout_ms`, a tenant's
+//! [`FaultMode`] decides: `fail_closed` refuses requests that carry budget limits
+//! (503 `overloaded_error`), `fail_open` admits them on the in-process ledger alone.
+//! Settlements that cannot reach Redis wait in a bounded backlog and are counted when
+//! it answers again; none is dropped silently.
+
+use super::calendar::{self, Period, Window};
+use super::{Admit, Alert, Amount, Exceeded, Limit, Metric, ScopeKey, rolling};
+use crate::sync::lock;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a tenant's requests with budget limits get while Redis is unreachable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultMode {
+    /// Refused with 503 `overloaded_error`: no request runs unbudgeted.
+    #[default]
+    FailClosed,
+    /// Admitted on this replica's own ledger; usage is counted in Redis when it
+    /// returns.
+    FailOpen,
+}
+
+/// Why the fleet ledger did not admit a request.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// A limit is exhausted across the fleet.
+    #[error("{}", .0.message())]
+    Refused(Box<Exceeded>),
+    /// Redis did not answer in time, or answered with an error.
+    #[error("the budget store (Redis) is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where fired alerts go (the gateway's alert delivery).
+pub type AlertFn = Arc<dyn Fn(Vec<Alert>) + Send + Sync>;
+
+/// How to reach Redis and what to do without it (from `[ledger]`).
+#[derive(Clone, Debug)]
+pub struct FleetOptions {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// How long a reservation outlives its last renewal.
+    pub lease_ms: u64,
+    /// Longest wait for a connection.
+    pub connect_timeout_ms: u64,
+    /// Longest wait for one call, connection included.
+    pub timeout_ms: u64,
+    /// The outcome for tenants without their own while Redis is unreachable.
+    pub unavailable: FaultMode,
+    /// Per-tenant outcomes.
+    pub tenant_modes: HashMap<String, FaultMode>,
+    /// Settlements kept while Redis is unreachable.
+    pub max_backlog: usize,
+    /// Rolling request limits up to this cap are exact (one entry per admission).
+    pub exact_rate_limit_max: u64,
+}
+
+/// Counts exported in `/metrics`.
+#[derive(Debug, Default)]
+pub struct FleetCounters {
+    /// Calls to Redis that failed or timed out.
+    pub unavailable: AtomicU64,
+    /// Settlements dropped from a full backlog (their usage is lost to Redis).
+    pub backlog_dropped: AtomicU64,
+    /// Settlements waiting for Redis.
+    pub backlog_len: AtomicU64,
+    /// Requests admitted on the local ledger alone (`fail_open` while Redis was down).
+    pub admitted_locally: AtomicU64,
+}
+
+/// The Redis-backed ledger; shared behind an `Arc`.
+pub struct FleetLedger {
+    conn: ConnectionManager,
+    script: redis::Script,
+    lease_ms: i64,
+    timeout: Duration,
+    exact_max: u64,
+    default_mode: FaultMode,
+    modes: HashMap<String, FaultMode>,
+    /// This process's prefix of reservation ids, unique across the fleet.
+    replica: String,
+    seq: AtomicU64,
+    /// Limits this replica registered in Redis, with when (see [`REGISTERED_TTL_MS`]).
+    registered: Mutex<HashMap<String, i64>>,
+    /// Reservations this replica holds, per tenant prefix: renewed until settled.
+    live: Mutex<HashMap<Arc<str>, HashSet<Arc<str>>>>,
+    backlog: Mutex<VecDeque<Backlogged>>,
+    max_backlog: usize,
+    up: AtomicBool,
+    /// Settlements sent and not yet answered.
+    settling: AtomicU64,
+    alerts: AlertFn,
+    /// Failure and backlog counts.
+    pub counters: FleetCounters,
+}
+
+/// A settlement that could not reach Redis yet.
+struct Backlogged {
+    now_ms: i64,
+    payload: String,
+    alert_limits: Vec<Limit>,
+}
+
+/// An estimate held in Redis for one admitted request; dropping it unsettled releases
+/// it (the request never ran to completion).
+pub struct Hold {
+    id: Arc<str>,
+    prefix: Arc<str>,
+    fleet: Arc<FleetLedger>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.fleet.forget(&self.prefix, &self.id);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return; // the lease frees it
+        };
+        let fleet = self.fleet.clone();
+        let payload = serde_json::json!({ "p": &*self.prefix, "id": &*self.id }).to_string();
+        rt.spawn(async move {
+            let now = crate::ids::now_ms();
+            if let Err(e) = fleet.call::<i64>("release", now, payload).await {
+                tracing::warn!(error = %e, "could not release a reservation in Redis; its lease will");
+            }
+        });
+    }
+}
+
+/// How one limit is read in Redis (see `ledger.lua`).
+#[derive(Serialize)]
+struct Spec {
+    /// `c` calendar bucket, `r` rolling sub-buckets, `x` exact admission log.
+    k: &'static str,
+    key: String,
+    /// The scope's reserved totals.
+    v: String,
+    m: &'static str,
+    cap: u64,
+    est: u64,
+    len: i64,
+    w: i64,
+    cur: i64,
+    /// Where the scope's rolling windows are registered for settlement.
+    reg: String,
+}
+
+#[derive(Serialize)]
+struct AlertSpec {
+    #[serde(flatten)]
+    spec: Spec,
+    /// This settlement's share of the reading, metric unit.
+    a: u64,
+    ts: Vec<u32>,
+    once: String,
+    ttl: i64,
+}
+
+/// A limit as registered in Redis, so every replica lists the limits any replica
+/// enforces.
+#[derive(Serialize, Deserialize)]
+struct Registered {
+    name: String,
+    scope: String,
+    value: String,
+    metric: Metric,
+    period: Period,
+    window: Window,
+    limit: f64,
+    #[serde(default)]
+    alert_at: Vec<u32>,
+    #[serde(default)]
+    plugin: String,
+}
+
+impl Registered {
+    fn of(l: &Limit) -> Self {
+        Self {
+            name: l.name.clone(),
+            scope: l.scope.kind_label(),
+            value: l.scope.value.to_string(),
+            metric: l.metric,
+            period: l.period,
+            window: l.window,
+            limit: l.limit,
+            alert_at: l.alert_at.clone(),
+            plugin: l.plugin.to_string(),
+        }
+    }
+
+    fn limit(self, tenant: &str) -> Option<Limit> {
+        Some(Limit {
+            scope: ScopeKey::new(
+                tenant,
+                super::ScopeKind::from_label(&self.scope)?,
+                self.value,
+            ),
+            name: self.name,
+            metric: self.metric,
+            period: self.period,
+            window: self.window,
+            limit: self.limit,
+            alert_at: self.alert_at,
+            plugin: self.plugin.into(),
+        })
+    }
+}
+
+/// How long a registered limit stays listed after a replica last registered it; each
+/// replica registers a limit again a day after it last did.
+const REGISTERED_TTL_MS: i64 = 40 * crate::time::DAY_MS;
+
+#[derive(Serialize)]
+struct ScopeCounts {
+    c: Vec<(String, i64)>,
+    reg: String,
+}
+
+#[derive(Serialize)]
+struct HoldRecord<'a> {
+    a: [u64; 3],
+    v: &'a [String],
+    x: Vec<&'a str>,
+}
+
+fn prefix(tenant: &str) -> String {
+    format!("tg:{{{tenant}}}:")
+}
+
+fn scope_id(k: &ScopeKey) -> String {
+    format!("{}:{}", k.kind_label(), k.value)
+}
+
+fn field(m: Metric) -> &'static str {
+    match m {
+        Metric::Requests => "r",
+        Metric::Tokens => "t",
+        Metric::Cost => "c",
+    }
+}
+
+fn amounts(a: Amount) -> [u64; 3] {
+    [a.requests, a.tokens, a.cost_nano]
+}
+
+/// A metric-unit count as the limit's display value (USD for cost).
+fn display(m: Metric, units: i64) -> f64 {
+    let units = units.max(0) as u64;
+    match m {
+        Metric::Cost => units as f64 / 1e9,
+        _ => units as f64,
+    }
+}
+
+const CALENDAR: [Period; 6] = [
+    Period::Minute,
+    Period::Hour,
+    Period::Day,
+    Period::Week,
+    Period::Month,
+    Period::Total,
+];
+
+impl FleetLedger {
+    /// A ledger on the Redis at `cfg.url`. Connects lazily: a gateway starts while
+    /// Redis is down and uses it once it answers. Call [`FleetLedger::start`] on the
+    /// runtime to renew leases and drain the backlog.
+    pub fn connect(cfg: FleetOptions, alerts: AlertFn) -> Result<Arc<Self>, String> {
+        let client =
+            redis::Client::open(cfg.url.as_str()).map_err(|e| format!("[ledger] url: {e}"))?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
+            .set_response_timeout(Some(Duration::from_millis(cfg.timeout_ms)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(cfg.connect_timeout_ms));
+        let conn = ConnectionManager::new_lazy_with_config(client, manager)
+            .map_err(|e| format!("[ledger] redis: {e}"))?;
+        Ok(Arc::new(Self {
+            conn,
+            script: redis::Script::new(include_str!("ledger.lua")),
+            lease_ms: cfg.lease_ms as i64,
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            exact_max: cfg.exact_rate_limit_max,
+            default_mode: cfg.unavailable,
+            modes: cfg.tenant_modes,
+            replica: format!("{:016x}", rand::random::<u64>()),
+            seq: AtomicU64::new(0),
+            registered: Mutex::default(),
+            live: Mutex::default(),
+            backlog: Mutex::default(),
+            max_backlog: cfg.max_backlog,
+            up: AtomicBool::new(true),
+            settling: AtomicU64::new(0),
+            alerts,
+            counters: FleetCounters::default(),
+        }))
+    }
+
+    /// Starts the task that renews this replica's leases and counts backlogged
+    /// settlements once Redis answers; it ends when the ledger is dropped.
+    pub fn start(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis((self.lease_ms / 3).clamp(50, 1_000) as u64);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(fleet) = weak.upgrade() else { return };
+                fleet.renew().await;
+                fleet.drain().await;
+            }
+        });
+    }
+
+    /// The outcome for `tenant`'s requests while Redis is unreachable.
+    pub fn mode(&self, tenant: &str) -> FaultMode {
+        self.modes.get(tenant).copied().unwrap_or(self.default_mode)
+    }
+
+    /// Counts a request admitted on the local ledger alone (`fail_open`).
+    pub fn admitted_locally(&self) {
+        self.counters
+            .admitted_locally
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Settlements sent to Redis and not yet answered.
+    pub fn settling(&self) -> u64 {
+        self.settling.load(Ordering::Relaxed)
+    }
+
+    /// Whether no settlement waits for Redis to come back.
+    pub fn backlog_is_empty(&self) -> bool {
+        lock(&self.backlog).is_empty()
+    }
+
+    /// Whether the last call to Redis succeeded.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        op: &str,
+        now_ms: i64,
+        payload: String,
+    ) -> Result<T, String> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.script.arg(op);
+        invocation.arg(now_ms).arg(payload);
+        let out = match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        };
+        let ok = out.is_ok();
+        if self.up.swap(ok, Ordering::Relaxed) != ok {
+            if ok {
+                // Registrations made while it was down never landed, and a Redis that
+                // restarted without its data lost the rest: register again.
+                lock(&self.registered).clear();
+                tracing::info!("the budget store (Redis) answers again");
+            } else if let Err(e) = &out {
+                tracing::error!(error = %e, "the budget store (Redis) is unavailable");
+            }
+        }
+        if !ok {
+            self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    fn spec(&self, p: &str, l: &Limit, estimate: Amount, now_ms: i64) -> Spec {
+        let sid = scope_id(&l.scope);
+        let mut s = Spec {
+            k: "c",
+            key: String::new(),
+            v: format!("{p}v:{sid}"),
+            m: field(l.metric),
+            cap: l.cap_units(),
+            est: estimate.units(l.metric),
+            len: 0,
+            w: 0,
+            cur: 0,
+            reg: String::new(),
+        };
+        let rolling_len = match l.window {
+            Window::Rolling => rolling::window_len_ms(l.period),
+            Window::Calendar => None,
+        };
+        match rolling_len {
+            Some(len)
+                if l.metric == Metric::Requests
+                    && matches!(l.period, Period::Minute | Period::Hour)
+                    && s.cap <= self.exact_max =>
+            {
+                s.k = "x";
+                s.len = len;
+                s.key = format!("{p}x:{sid}:{}", l.name);
+            }
+            Some(len) => {
+                s.k = "r";
+                s.len = len;
+                s.w = len / 60;
+                s.cur = now_ms.div_euclid(s.w);
+                s.key = format!("{p}r:{sid}:{}", l.period.as_str());
+                s.reg = format!("{p}rw:{sid}");
+            }
+            None => {
+                let b = calendar::bucket(l.period, now_ms);
+                s.key = format!("{p}c:{sid}:{}:{b}", l.period.as_str());
+            }
+        }
+        s
+    }
+
+    /// Checks every limit and reserves `estimate` under every scope, atomically across
+    /// the fleet. `Ok(None)`: no limits, nothing to hold (usage is still counted at
+    /// settlement).
+    pub async fn admit(
+        self: &Arc<Self>,
+        scopes: &[ScopeKey],
+        limits: &[Limit],
+        estimate: Amount,
+        now_ms: i64,
+        mode: Admit,
+    ) -> Result<Option<Hold>, FleetError> {
+        let Some(tenant) = scopes.first().map(|s| s.tenant.clone()) else {
+            return Ok(None);
+        };
+        if limits.is_empty() {
+            return Ok(None);
+        }
+        let p = prefix(&tenant);
+        let specs: Vec<Spec> = limits
+            .iter()
+            .map(|l| self.spec(&p, l, estimate, now_ms))
+            .collect();
+        let v: Vec<String> = scopes
+            .iter()
+            .map(|s| format!("{p}v:{}", scope_id(s)))
+            .collect();
+        let hold = serde_json::to_string(&HoldRecord {
+            a: amounts(estimate),
+            v: &v,
+            x: specs
+                .iter()
+                .filter(|s| s.k == "x")
+                .map(|s| s.key.as_str())
+                .collect(),
+        })
+        .map_err(|e| FleetError::Unavailable(e.to_string()))?;
+        let id: Arc<str> = format!(
+            "{}-{}",
+            self.replica,
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        )
+        .into();
+        let reg = self.to_register(&p, limits, now_ms);
+        let payload = serde_json::json!({
+            "p": p,
+            "reg": reg,
+            "ttl": REGISTERED_TTL_MS,
+            "id": &*id,
+            "until": now_ms + self.lease_ms,
+            "a": amounts(estimate),
+            "fits": mode == Admit::EstimateFits,
+            "v": v,
+            "hold": hold,
+            "limits": specs,
+        })
+        .to_string();
+        // Registered before the call so a renewal racing it cannot miss the lease.
+        let prefix: Arc<str> = p.into();
+        lock(&self.live)
+            .entry(prefix.clone())
+            .or_default()
+            .insert(id.clone());
+        let mut hold = Hold {
+            id,
+            prefix,
+            fleet: self.clone(),
+            done: false,
+        };
+        let out: Vec<i64> = match self.call("admit", now_ms, payload).await {
+            Ok(out) => out,
+            Err(e) => {
+                // Nothing was reserved (or the lease will free it).
+                hold.done = true;
+                self.forget(&hold.prefix, &hold.id);
+                return Err(FleetError::Unavailable(e));
+            }
+        };
+        if out.first() == Some(&1) {
+            return Ok(Some(hold));
+        }
+        hold.done = true;
+        self.forget(&hold.prefix, &hold.id);
+        let (i, used, resets) = match out.as_slice() {
+            [_, i, used, resets] => (*i, *used, *resets),
+            other => {
+                return Err(FleetError::Unavailable(format!(
+                    "unexpected answer from the ledger script: {other:?}"
+                )));
+            }
+        };
+        let Some(l) = usize::try_from(i - 1).ok().and_then(|i| limits.get(i)) else {
+            return Err(FleetError::Unavailable(format!(
+                "the ledger script named limit {i} of {}",
+                limits.len()
+            )));
+        };
+        let resets_at_ms = match (l.window, l.period, resets) {
+            (_, Period::Total, _) => i64::MAX,
+            (Window::Calendar, p, _) => calendar::bucket_end_ms(p, calendar::bucket(p, now_ms)),
+            (Window::Rolling, p, r) if r < 0 => {
+                now_ms + rolling::window_len_ms(p).unwrap_or(crate::time::DAY_MS)
+            }
+            (Window::Rolling, _, r) => r,
+        };
+        Err(FleetError::Refused(Box::new(Exceeded {
+            limit: l.clone(),
+            current: display(l.metric, used),
+            resets_at_ms,
+        })))
+    }
+
+    /// `[field, spec]` pairs of the limits this replica has not registered in the last
+    /// day; marked registered now (a failed admission only delays the listing).
+    fn to_register(&self, p: &str, limits: &[Limit], now_ms: i64) -> Vec<(String, String)> {
+        let mut done = lock(&self.registered);
+        let mut out = Vec::new();
+        for l in limits {
+            let field = format!(
+                "{}\u{1f}{}\u{1f}{}",
+                l.name,
+                l.scope.kind_label(),
+                l.scope.value
+            );
+            let key = format!("{p}{field}");
+            let due = done
+                .get(&key)
+                .is_none_or(|&at| now_ms - at >= crate::time::DAY_MS);
+            if due && let Ok(spec) = serde_json::to_string(&Registered::of(l)) {
+                done.insert(key, now_ms);
+                out.push((field, spec));
+            }
+        }
+        out
+    }
+
+    /// Every limit any replica registered for `tenant`, sorted by name and value.
+    pub async fn limits(&self, tenant: &str) -> Result<Vec<Limit>, String> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}limits", prefix(tenant));
+        let cmd = redis::cmd("HVALS").arg(key).clone();
+        let specs: Vec<String> =
+            match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
+                Ok(r) => r.map_err(|e| e.to_string())?,
+                Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
+            };
+        let mut out: Vec<Limit> = specs
+            .iter()
+            .filter_map(|s| serde_json::from_str::<Registered>(s).ok()?.limit(tenant))
+            .collect();
+        out.sort_by(|a, b| (&a.name, &a.scope.value).cmp(&(&b.name, &b.scope.value)));
+        Ok(out)
+    }
+
+    fn forget(&self, prefix: &Arc<str>, id: &Arc<str>) {
+        let mut live = lock(&self.live);
+        if let Some(ids) = live.get_mut(prefix) {
+            ids.remove(id);
+            if ids.is_empty() {
+                live.remove(prefix);
+            }
+        }
+    }
+
+    /// Swaps `hold`'s estimate (if any) for `actual` under every scope and fires the
+    /// thresholds crossed, off the request path. Usage that cannot reach Redis waits in
+    /// the backlog.
+    pub fn settle(
+        self: &Arc<Self>,
+        hold: Option<Hold>,
+        scopes: &[ScopeKey],
+        limits: &[Limit],
+        actual: Amount,
+        now_ms: i64,
+    ) {
+        let Some(tenant) = scopes.first().map(|s| s.tenant.clone()) else {
+            return;
+        };
+        let p = prefix(&tenant);
+        let id = hold.map(|mut h| {
+            h.done = true;
+            self.forget(&h.prefix, &h.id);
+            h.id.clone()
+        });
+        let counts: Vec<ScopeCounts> = scopes
+            .iter()
+            .map(|s| {
+                let sid = scope_id(s);
+                let c = CALENDAR
+                    .iter()
+                    .map(|&period| {
+                        let b = calendar::bucket(period, now_ms);
+                        let ttl = match period {
+                            Period::Total => 0,
+                            _ => calendar::bucket_end_ms(period, b) - now_ms + crate::time::DAY_MS,
+                        };
+                        (format!("{p}c:{sid}:{}:{b}", period.as_str()), ttl)
+                    })
+                    .collect();
+                ScopeCounts {
+                    c,
+                    reg: format!("{p}rw:{sid}"),
+                }
+            })
+            .collect();
+        let alert_limits: Vec<Limit> = limits
+            .iter()
+            .filter(|l| !l.alert_at.is_empty() && l.cap_units() > 0)
+            .cloned()
+            .collect();
+        let specs: Vec<AlertSpec> = alert_limits
+            .iter()
+            .map(|l| {
+                let spec = self.spec(&p, l, Amount::ZERO, now_ms);
+                // An exact log counted the request at admission.
+                let a = if spec.k == "x" {
+                    1
+                } else {
+                    actual.units(l.metric)
+                };
+                let b = calendar::bucket(l.period, now_ms);
+                AlertSpec {
+                    a,
+                    ts: l.alert_at.clone(),
+                    once: format!(
+                        "{p}a:{}:{}:{}:{b}:",
+                        scope_id(&l.scope),
+                        l.name,
+                        l.period.as_str()
+                    ),
+                    ttl: match l.period {
+                        Period::Total => 0,
+                        period => calendar::bucket_end_ms(period, b) - now_ms + crate::time::DAY_MS,
+                    },
+                    spec,
+                }
+            })
+            .collect();
+        let payload = serde_json::json!({
+            "p": p,
+            "id": id.as_deref(),
+            "a": amounts(actual),
+            "scopes": counts,
+            "alerts": specs,
+        })
+        .to_string();
+        let fleet = self.clone();
+        let job = Backlogged {
+            now_ms,
+            payload,
+            alert_limits,
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.enqueue(job);
+            return;
+        };
+        self.settling.fetch_add(1, Ordering::Relaxed);
+        rt.spawn(async move {
+            if let Err(job) = fleet.send_settlement(job).await {
+                fleet.enqueue(job);
+            }
+            fleet.settling.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    async fn send_settlement(&self, job: Backlogged) -> Result<(), Backlogged> {
+        match self
+            .call::<Vec<Vec<i64>>>("settle", job.now_ms, job.payload.clone())
+            .await
+        {
+            Ok(fired) => {
+                let fired = fired_alerts(&job.alert_limits, &fired, job.now_ms);
+                if !fired.is_empty() {
+                    (self.alerts)(fired);
+                }
+                Ok(())
+            }
+            Err(_) => Err(job),
+        }
+    }
+
+    fn enqueue(&self, job: Backlogged) {
+        let mut q = lock(&self.backlog);
+        if q.len() >= self.max_backlog {
+            q.pop_front();
+            let n = self
+                .counters
+                .backlog_dropped
+                .fetch_add(1, Ordering::Relaxed)
+                + 1;
+            if n.is_power_of_two() {
+                tracing::error!(
+                    dropped = n,
+                    "the ledger backlog is full ([ledger] max_backlog): the oldest settlement \
+                     was dropped and its usage will not reach Redis"
+                );
+            }
+        }
+        q.push_back(job);
+        self.counters
+            .backlog_len
+            .store(q.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts backlogged settlements, oldest first, while Redis answers.
+    async fn drain(&self) {
+        loop {
+            let Some(job) = lock(&self.backlog).pop_front() else {
+                self.counters.backlog_len.store(0, Ordering::Relaxed);
+                return;
+            };
+            if let Err(job) = self.send_settlement(job).await {
+                let mut q = lock(&self.backlog);
+                q.push_front(job);
+                self.counters
+                    .backlog_len
+                    .store(q.len() as u64, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    /// Pushes the leases of every reservation this replica holds forward.
+    async fn renew(&self) {
+        let live: Vec<(Arc<str>, Vec<Arc<str>>)> = lock(&self.live)
+            .iter()
+            .map(|(p, ids)| (p.clone(), ids.iter().cloned().collect()))
+            .collect();
+        for (p, ids) in live {
+            let now = crate::ids::now_ms();
+            let ids: Vec<&str> = ids.iter().map(|i| &**i).collect();
+            let payload = serde_json::json!({ "p": &*p, "until": now + self.lease_ms, "ids": ids })
+                .to_string();
+            if let Err(e) = self.call::<i64>("renew", now, payload).await {
+                tracing::warn!(error = %e, "could not renew reservation leases in Redis");
+                return;
+            }
+        }
+    }
+
+    /// The budget view across the fleet: every limit any replica registered for
+    /// `tenants`, with readings from Redis; the first `max` by tenant, name and value.
+    pub async fn view(
+        &self,
+        tenants: &[String],
+        now_ms: i64,
+        max: usize,
+    ) -> Result<super::BudgetView, String> {
+        let mut limits = Vec::new();
+        for t in tenants {
+            limits.extend(self.limits(t).await?);
+        }
+        let total = limits.len();
+        limits.truncate(max);
+        let readings = self.readings(&limits, now_ms).await?;
+        let limits = limits
+            .into_iter()
+            .zip(readings)
+            .map(|(l, (settled, held))| {
+                let r = reading(&l, settled, held, now_ms);
+                (l, r)
+            })
+            .collect();
+        Ok(super::BudgetView { limits, total })
+    }
+
+    /// Fleet-wide readings of `limits` (settled, reserved), in each limit's metric unit.
+    pub async fn readings(&self, limits: &[Limit], now_ms: i64) -> Result<Vec<(u64, u64)>, String> {
+        if limits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let specs: Vec<Spec> = limits
+            .iter()
+            .map(|l| self.spec(&prefix(&l.scope.tenant), l, Amount::ZERO, now_ms))
+            .collect();
+        let mut purge: Vec<String> = limits.iter().map(|l| prefix(&l.scope.tenant)).collect();
+        purge.sort_unstable();
+        purge.dedup();
+        let payload = serde_json::json!({ "limits": specs, "purge": purge }).to_string();
+        let out: Vec<(i64, i64)> = self.call("read", now_ms, payload).await?;
+        Ok(out
+            .into_iter()
+            .map(|(s, h)| (s.max(0) as u64, h.max(0) as u64))
+            .collect())
+    }
+}
+
+/// A limit's reading from its fleet counts: `settled` and `held` are in the metric's
+/// integer unit. A rolling window's reset is its length from now (the sub-buckets'
+/// ages stay in Redis).
+fn reading(l: &Limit, settled: u64, held: u64, now_ms: i64) -> super::Reading {
+    let amount = |units: u64| match l.metric {
+        Metric::Requests => Amount {
+            requests: units,
+            ..Amount::ZERO
+        },
+        Metric::Tokens => Amount {
+            tokens: units,
+            ..Amount::ZERO
+        },
+        Metric::Cost => Amount {
+            cost_nano: units,
+            ..Amount::ZERO
+        },
+    };
+    let (window_start_ms, resets_at_ms) = window_bounds(l, now_ms);
+    super::Reading {
+        settled: amount(settled),
+        reserved: amount(held),
+        window_start_ms,
+        resets_at_ms,
+    }
+}
+
+/// Where `l`'s window started and when it resets, as of `now_ms`.
+fn window_bounds(l: &Limit, now_ms: i64) -> (i64, i64) {
+    let b = calendar::bucket(l.period, now_ms);
+    match (l.period, l.window) {
+        (Period::Total, _) => (0, i64::MAX),
+        (p, Window::Calendar) => (
+            calendar::bucket_start_ms(p, b),
+            calendar::bucket_end_ms(p, b),
+        ),
+        (p, Window::Rolling) => (
+            calendar::window_start_ms(p, Window::Rolling, now_ms),
+            now_ms + rolling::window_len_ms(p).unwrap_or(0),
+        ),
+    }
+}
+
+/// The alerts Redis says this settlement fired: `[limit index, threshold, after]`.
+fn fired_alerts(limits: &[Limit], fired: &[Vec<i64>], now_ms: i64) -> Vec<Alert> {
+    fired
+        .iter()
+        .filter_map(|f| {
+            let [i, t, after] = f.as_slice() else {
+                return None;
+            };
+            let l = limits.get(usize::try_from(*i - 1).ok()?)?;
+            let (window_start_ms, resets_at_ms) = window_bounds(l, now_ms);
+            Some(Alert {
+                tenant: l.scope.tenant.to_string(),
+                budget: l.name.clone(),
+                scope: l.scope.kind_label(),
+                value: l.scope.value.to_string(),
+                metric: l.metric,
+                period: l.period,
+                window: l.window,
+                threshold_pct: u32::try_from(*t).ok()?,
+                limit: l.limit,
+                used: display(l.metric, *after),
+                window_start_ms,
+                resets_at_ms,
+                at_ms: now_ms,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
