@@ -158,6 +158,16 @@ fn bench(c: &mut Criterion) {
             })
         },
     );
+    // How long the script itself runs inside Redis, per call.
+    if let Ok(stats) = rt.block_on(
+        redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async::<String>(&mut ping),
+    ) {
+        for line in stats.lines().filter(|l| l.starts_with("cmdstat_evalsha")) {
+            eprintln!("redis {line}");
+        }
+    }
     let _ = server.kill();
     let _ = server.wait();
 }

@@ -153,22 +153,13 @@ impl Default for StoreConfig {
 impl StoreConfig {
     fn validate(&self, bad: &impl Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
         if self.kind == StoreKind::Postgres {
-            match self.url.as_deref() {
-                None => {
-                    return Err(bad(
-                        "store.url".into(),
-                        "required for kind = \"postgres\" (e.g. \"postgres://tollgate@127.0.0.1:5432/tollgate\")"
-                            .into(),
-                    ));
-                }
-                Some(u) if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) => {
-                    return Err(bad(
-                        "store.url".into(),
-                        format!("'{u}' must start with postgres:// or postgresql://"),
-                    ));
-                }
-                Some(_) => {}
-            }
+            require_url(
+                bad,
+                "store.url",
+                self.url.as_deref(),
+                &["postgres://", "postgresql://"],
+                "kind = \"postgres\" (e.g. \"postgres://tollgate@127.0.0.1:5432/tollgate\")",
+            )?;
         }
         for (field, v) in [
             ("store.pool_size", self.pool_size as u64),
@@ -309,6 +300,24 @@ impl Default for BudgetsConfig {
     }
 }
 
+/// A service URL that `what` requires, with one of `schemes`.
+fn require_url(
+    bad: &impl Fn(String, String) -> ConfigError,
+    field: &str,
+    url: Option<&str>,
+    schemes: &[&str],
+    what: &str,
+) -> Result<(), ConfigError> {
+    match url {
+        None => Err(bad(field.into(), format!("required for {what}"))),
+        Some(u) if !schemes.iter().any(|s| u.starts_with(s)) => Err(bad(
+            field.into(),
+            format!("'{u}' must start with {}", schemes.join(" or ")),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 impl LedgerConfig {
     /// The fleet ledger's options, with each tenant's own fault outcome.
     pub fn fleet_options(
@@ -333,21 +342,13 @@ impl LedgerConfig {
 
     fn validate(&self, bad: &impl Fn(String, String) -> ConfigError) -> Result<(), ConfigError> {
         if self.kind == LedgerKind::Redis {
-            match self.url.as_deref() {
-                None => {
-                    return Err(bad(
-                        "ledger.url".into(),
-                        "required for kind = \"redis\" (e.g. \"redis://127.0.0.1:6379\")".into(),
-                    ));
-                }
-                Some(u) if !(u.starts_with("redis://") || u.starts_with("rediss://")) => {
-                    return Err(bad(
-                        "ledger.url".into(),
-                        format!("'{u}' must start with redis:// or rediss://"),
-                    ));
-                }
-                Some(_) => {}
-            }
+            require_url(
+                bad,
+                "ledger.url",
+                self.url.as_deref(),
+                &["redis://", "rediss://"],
+                "kind = \"redis\" (e.g. \"redis://127.0.0.1:6379\")",
+            )?;
         }
         for (field, v) in [
             ("ledger.lease_ms", self.lease_ms),
@@ -1337,6 +1338,40 @@ mod tests {
         assert_eq!(c.listen.port(), 8787);
         assert_eq!(c.sandbox.deadline_ms, 5);
         assert_eq!(c.sandbox.memory_mib, 16);
+    }
+
+    #[test]
+    fn fleet_services_are_checked_by_field() {
+        let cases = [
+            ("[ledger]\nkind = \"redis\"\n", "ledger.url: required"),
+            (
+                "[ledger]\nkind = \"redis\"\nurl = \"http://x\"\n",
+                "ledger.url: 'http://x' must start with redis://",
+            ),
+            (
+                "[ledger]\nkind = \"redis\"\nurl = \"redis://x\"\nlease_ms = 1000\n",
+                "ledger.lease_ms: 1000 ms is under three times",
+            ),
+            ("[store]\nkind = \"postgres\"\n", "store.url: required"),
+            (
+                "[store]\nkind = \"postgres\"\nurl = \"mysql://x\"\n",
+                "store.url: 'mysql://x' must start with postgres://",
+            ),
+            (
+                "[store]\npool_size = 0\n",
+                "store.pool_size: must be greater than zero",
+            ),
+        ];
+        for (text, want) in cases {
+            let msg = Config::parse(text, "t.toml").expect_err(text).to_string();
+            assert!(msg.contains(want), "{text}: {msg}");
+        }
+        let ok = "[store]\nkind = \"postgres\"\nurl = \"postgres://tg@db/tg\"\n\n[ledger]\nkind = \"redis\"\nurl = \"redis://cache:6379\"\n";
+        let c = Config::parse(ok, "t.toml").expect("a fleet config");
+        assert_eq!(
+            (c.store.kind, c.ledger.kind),
+            (StoreKind::Postgres, LedgerKind::Redis)
+        );
     }
 
     #[test]

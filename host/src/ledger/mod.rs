@@ -305,6 +305,34 @@ pub struct Alert {
     pub at_ms: i64,
 }
 
+impl Alert {
+    /// `l`'s threshold `threshold_pct` crossed at `at_ms` with `used` (metric unit) in
+    /// the window `(start, resets_at)`.
+    pub fn crossed(
+        l: &Limit,
+        threshold_pct: u32,
+        used: f64,
+        (window_start_ms, resets_at_ms): (i64, i64),
+        at_ms: i64,
+    ) -> Self {
+        Self {
+            tenant: l.scope.tenant.to_string(),
+            budget: l.name.clone(),
+            scope: l.scope.kind_label(),
+            value: l.scope.value.to_string(),
+            metric: l.metric,
+            period: l.period,
+            window: l.window,
+            threshold_pct,
+            limit: l.limit,
+            used,
+            window_start_ms,
+            resets_at_ms,
+            at_ms,
+        }
+    }
+}
+
 /// The budget view: limits with their readings, the first `max` of them.
 #[derive(Debug, Default)]
 pub struct BudgetView {
@@ -575,21 +603,13 @@ impl Ledger {
                     bucket: b_now,
                     threshold: t,
                 });
-                alerts.push(Alert {
-                    tenant: l.scope.tenant.to_string(),
-                    budget: l.name.clone(),
-                    scope: l.scope.kind_label(),
-                    value: l.scope.value.to_string(),
-                    metric: l.metric,
-                    period: l.period,
-                    window: l.window,
-                    threshold_pct: t,
-                    limit: l.limit,
-                    used: after.metric(l.metric),
-                    window_start_ms,
-                    resets_at_ms,
-                    at_ms: now_ms,
-                });
+                alerts.push(Alert::crossed(
+                    l,
+                    t,
+                    after.metric(l.metric),
+                    (window_start_ms, resets_at_ms),
+                    now_ms,
+                ));
             }
         }
         alerts

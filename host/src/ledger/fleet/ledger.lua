@@ -8,8 +8,9 @@
 -- Counters: a calendar window is a hash {r, t, c} (requests, tokens, nano-USD) per
 -- bucket; a rolling window is a hash of sixty-one sub-buckets ("<index>:<metric>");
 -- an exact rate limit is a sorted set of admissions (member: reservation id, score:
--- admission ms). Reservations: the scopes' reserved totals ("v:" hashes), the held
--- record in the tenant's "res" hash and its lease in the tenant's "leases" sorted set.
+-- admission ms). Reservations: the limited scopes' reserved totals ("v:" hashes, one
+-- field per metric a limit reads), the held record in the tenant's "res" hash and its
+-- lease in the tenant's "leases" sorted set.
 
 local op, now = ARGV[1], tonumber(ARGV[2])
 local arg = cjson.decode(ARGV[3])
@@ -29,12 +30,9 @@ local function release(prefix, id, unlog)
   end
   redis.call('HDEL', prefix .. 'res', id)
   local hold = cjson.decode(raw)
-  for _, v in ipairs(hold.v) do
-    local r = redis.call('HINCRBY', v, 'r', -hold.a[1])
-    local t = redis.call('HINCRBY', v, 't', -hold.a[2])
-    local c = redis.call('HINCRBY', v, 'c', -hold.a[3])
-    if r <= 0 and t <= 0 and c <= 0 then
-      redis.call('DEL', v)
+  for _, r in ipairs(hold.r) do
+    if redis.call('HINCRBY', r[1], r[2], -r[3]) <= 0 then
+      redis.call('HDEL', r[1], r[2])
     end
   end
   if unlog then
@@ -128,11 +126,8 @@ if op == 'admit' then
       return { 0, i, used, resets_at(l, used, target) }
     end
   end
-  local a = arg.a
-  for _, v in ipairs(arg.v) do
-    if a[1] ~= 0 then redis.call('HINCRBY', v, 'r', a[1]) end
-    if a[2] ~= 0 then redis.call('HINCRBY', v, 't', a[2]) end
-    if a[3] ~= 0 then redis.call('HINCRBY', v, 'c', a[3]) end
+  for _, r in ipairs(arg.r) do
+    redis.call('HINCRBY', r[1], r[2], r[3])
   end
   redis.call('HSET', arg.p .. 'res', arg.id, arg.hold)
   redis.call('ZADD', arg.p .. 'leases', arg['until'], arg.id)
@@ -141,10 +136,6 @@ if op == 'admit' then
       redis.call('ZREMRANGEBYSCORE', l.key, '-inf', now - l.len)
       redis.call('ZADD', l.key, now, arg.id)
       redis.call('PEXPIRE', l.key, l.len * 2)
-    elseif l.k == 'r' then
-      -- Settlements count usage into the rolling windows registered on the scope.
-      redis.call('HSET', l.reg, l.key, l.w)
-      redis.call('PEXPIRE', l.reg, l.len * 2)
     end
   end
   return { 1 }
@@ -152,29 +143,43 @@ elseif op == 'settle' then
   if arg.id ~= nil and arg.id ~= cjson.null then
     release(arg.p, arg.id, false)
   end
+  -- The windows this request's limits read, on their scopes: from now on every
+  -- settlement in those scopes counts in them.
+  for _, w in ipairs(arg.win) do
+    redis.call('HSET', w[1], w[2], w[3])
+    redis.call('PEXPIRE', w[1], arg.ttl)
+  end
   local a = arg.a
   local fields = { 'r', 't', 'c' }
+  -- Usage counts only in the windows some limit reads: a scope no limit reads costs
+  -- nothing here.
   for _, s in ipairs(arg.scopes) do
-    for _, cal in ipairs(s.c) do
-      for m = 1, 3 do
-        if a[m] ~= 0 then redis.call('HINCRBY', cal[1], fields[m], a[m]) end
-      end
-      if cal[2] > 0 then
-        redis.call('PEXPIRE', cal[1], cal[2])
-      end
-    end
-    local reg = redis.call('HGETALL', s.reg)
-    for i = 1, #reg, 2 do
-      local key, w = reg[i], num(reg[i + 1])
-      local cur = math.floor(now / w)
-      for m = 1, 3 do
-        if a[m] ~= 0 then redis.call('HINCRBY', key, cur .. ':' .. fields[m], a[m]) end
-      end
-      redis.call('PEXPIRE', key, w * 122)
-      if redis.call('HLEN', key) > 3 * 64 then
-        for _, f in ipairs(redis.call('HKEYS', key)) do
-          if num(string.match(f, '^(-?%d+):')) < cur - 60 then
-            redis.call('HDEL', key, f)
+    local windows = redis.call('HGETALL', s.w)
+    for i = 1, #windows, 2 do
+      local field, w = windows[i], num(windows[i + 1])
+      local period = string.match(field, '^c:(.+)$')
+      if period then
+        local cal = arg.cal[period]
+        if cal then
+          local key = s.c .. period .. ':' .. cal[1]
+          for m = 1, 3 do
+            if a[m] ~= 0 then redis.call('HINCRBY', key, fields[m], a[m]) end
+          end
+          if cal[2] > 0 then
+            redis.call('PEXPIRE', key, cal[2])
+          end
+        end
+      elseif w > 0 then
+        local cur = math.floor(now / w)
+        for m = 1, 3 do
+          if a[m] ~= 0 then redis.call('HINCRBY', field, cur .. ':' .. fields[m], a[m]) end
+        end
+        redis.call('PEXPIRE', field, w * 122)
+        if redis.call('HLEN', field) > 3 * 64 then
+          for _, f in ipairs(redis.call('HKEYS', field)) do
+            if num(string.match(f, '^(-?%d+):')) < cur - 60 then
+              redis.call('HDEL', field, f)
+            end
           end
         end
       end

@@ -171,8 +171,6 @@ struct Spec {
     len: i64,
     w: i64,
     cur: i64,
-    /// Where the scope's rolling windows are registered for settlement.
-    reg: String,
 }
 
 #[derive(Serialize)]
@@ -240,16 +238,19 @@ impl Registered {
 /// replica registers a limit again a day after it last did.
 const REGISTERED_TTL_MS: i64 = 40 * crate::time::DAY_MS;
 
+/// Where settlement counts a scope's usage: its calendar keys' prefix and the hash
+/// of windows its limits read.
 #[derive(Serialize)]
 struct ScopeCounts {
-    c: Vec<(String, i64)>,
-    reg: String,
+    c: String,
+    w: String,
 }
 
 #[derive(Serialize)]
 struct HoldRecord<'a> {
-    a: [u64; 3],
-    v: &'a [String],
+    /// What is reserved: (reserved-totals key, metric field, amount).
+    r: &'a [(&'a str, &'static str, u64)],
+    /// The exact logs the admission was entered in.
     x: Vec<&'a str>,
 }
 
@@ -281,15 +282,6 @@ fn display(m: Metric, units: i64) -> f64 {
         _ => units as f64,
     }
 }
-
-const CALENDAR: [Period; 6] = [
-    Period::Minute,
-    Period::Hour,
-    Period::Day,
-    Period::Week,
-    Period::Month,
-    Period::Total,
-];
 
 impl FleetLedger {
     /// A ledger on the Redis at `cfg.url`. Connects lazily: a gateway starts while
@@ -414,7 +406,6 @@ impl FleetLedger {
             len: 0,
             w: 0,
             cur: 0,
-            reg: String::new(),
         };
         let rolling_len = match l.window {
             Window::Rolling => rolling::window_len_ms(l.period),
@@ -436,7 +427,6 @@ impl FleetLedger {
                 s.w = len / 60;
                 s.cur = now_ms.div_euclid(s.w);
                 s.key = format!("{p}r:{sid}:{}", l.period.as_str());
-                s.reg = format!("{p}rw:{sid}");
             }
             None => {
                 let b = calendar::bucket(l.period, now_ms);
@@ -468,13 +458,16 @@ impl FleetLedger {
             .iter()
             .map(|l| self.spec(&p, l, estimate, now_ms))
             .collect();
-        let v: Vec<String> = scopes
-            .iter()
-            .map(|s| format!("{p}v:{}", scope_id(s)))
-            .collect();
+        // The estimate is held only where a limit reads it: under each limited scope,
+        // in the limit's metric (an exact log already counts the admission itself).
+        let mut held: Vec<(&str, &'static str, u64)> = Vec::with_capacity(specs.len());
+        for s in specs.iter().filter(|s| s.k != "x" && s.est > 0) {
+            if !held.iter().any(|(v, m, _)| *v == s.v && *m == s.m) {
+                held.push((&s.v, s.m, s.est));
+            }
+        }
         let hold = serde_json::to_string(&HoldRecord {
-            a: amounts(estimate),
-            v: &v,
+            r: &held,
             x: specs
                 .iter()
                 .filter(|s| s.k == "x")
@@ -495,9 +488,8 @@ impl FleetLedger {
             "ttl": REGISTERED_TTL_MS,
             "id": &*id,
             "until": now_ms + self.lease_ms,
-            "a": amounts(estimate),
             "fits": mode == Admit::EstimateFits,
-            "v": v,
+            "r": held,
             "hold": hold,
             "limits": specs,
         })
@@ -558,7 +550,8 @@ impl FleetLedger {
     }
 
     /// `[field, spec]` pairs of the limits this replica has not registered in the last
-    /// day; marked registered now (a failed admission only delays the listing).
+    /// day (for every replica's budget view); marked registered now (a failed admission
+    /// only delays the listing).
     fn to_register(&self, p: &str, limits: &[Limit], now_ms: i64) -> Vec<(String, String)> {
         let mut done = lock(&self.registered);
         let mut out = Vec::new();
@@ -576,6 +569,26 @@ impl FleetLedger {
             if due && let Ok(spec) = serde_json::to_string(&Registered::of(l)) {
                 done.insert(key, now_ms);
                 out.push((field, spec));
+            }
+        }
+        out
+    }
+
+    /// `[windows key, field, width]` triples naming the windows `limits` read, which
+    /// settlement counts usage in: `c:<period>` for a calendar window, a rolling key with
+    /// its sub-bucket width (an exact log counts admissions, not settlements).
+    fn windows(&self, p: &str, limits: &[Limit], now_ms: i64) -> Vec<(String, String, i64)> {
+        let mut out: Vec<(String, String, i64)> = Vec::with_capacity(limits.len());
+        for l in limits {
+            let s = self.spec(p, l, Amount::ZERO, now_ms);
+            let w = format!("{p}rw:{}", scope_id(&l.scope));
+            let entry = match s.k {
+                "c" => (w, format!("c:{}", l.period.as_str()), 0),
+                "r" => (w, s.key, s.w),
+                _ => continue,
+            };
+            if !out.contains(&entry) {
+                out.push(entry);
             }
         }
         out
@@ -633,21 +646,22 @@ impl FleetLedger {
             .iter()
             .map(|s| {
                 let sid = scope_id(s);
-                let c = CALENDAR
-                    .iter()
-                    .map(|&period| {
-                        let b = calendar::bucket(period, now_ms);
-                        let ttl = match period {
-                            Period::Total => 0,
-                            _ => calendar::bucket_end_ms(period, b) - now_ms + crate::time::DAY_MS,
-                        };
-                        (format!("{p}c:{sid}:{}:{b}", period.as_str()), ttl)
-                    })
-                    .collect();
                 ScopeCounts {
-                    c,
-                    reg: format!("{p}rw:{sid}"),
+                    c: format!("{p}c:{sid}:"),
+                    w: format!("{p}rw:{sid}"),
                 }
+            })
+            .collect();
+        // Each calendar period's current bucket and how long its counter is kept.
+        let cal: HashMap<&str, (i64, i64)> = Period::ALL
+            .iter()
+            .map(|&period| {
+                let b = calendar::bucket(period, now_ms);
+                let ttl = match period {
+                    Period::Total => 0,
+                    _ => calendar::bucket_end_ms(period, b) - now_ms + crate::time::DAY_MS,
+                };
+                (period.as_str(), (b, ttl))
             })
             .collect();
         let alert_limits: Vec<Limit> = limits
@@ -688,6 +702,9 @@ impl FleetLedger {
             "id": id.as_deref(),
             "a": amounts(actual),
             "scopes": counts,
+            "cal": cal,
+            "win": self.windows(&p, limits, now_ms),
+            "ttl": REGISTERED_TTL_MS,
             "alerts": specs,
         })
         .to_string();
@@ -884,22 +901,13 @@ fn fired_alerts(limits: &[Limit], fired: &[Vec<i64>], now_ms: i64) -> Vec<Alert>
                 return None;
             };
             let l = limits.get(usize::try_from(*i - 1).ok()?)?;
-            let (window_start_ms, resets_at_ms) = window_bounds(l, now_ms);
-            Some(Alert {
-                tenant: l.scope.tenant.to_string(),
-                budget: l.name.clone(),
-                scope: l.scope.kind_label(),
-                value: l.scope.value.to_string(),
-                metric: l.metric,
-                period: l.period,
-                window: l.window,
-                threshold_pct: u32::try_from(*t).ok()?,
-                limit: l.limit,
-                used: display(l.metric, *after),
-                window_start_ms,
-                resets_at_ms,
-                at_ms: now_ms,
-            })
+            Some(Alert::crossed(
+                l,
+                u32::try_from(*t).ok()?,
+                display(l.metric, *after),
+                window_bounds(l, now_ms),
+                now_ms,
+            ))
         })
         .collect()
 }

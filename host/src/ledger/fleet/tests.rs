@@ -119,16 +119,25 @@ async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
 }
 
 #[tokio::test]
-async fn usage_settled_without_a_hold_is_counted_for_every_replica() {
+async fn usage_settled_in_a_limited_scope_is_counted_for_every_replica() {
     let s = server();
     let (a, b) = (replica(&s.url, 30_000), replica(&s.url, 30_000));
     let t = tenant();
     let team = ScopeKey::new(t.as_str(), ScopeKind::Team, "eng");
     let l = limit(&t, ScopeKind::Team, "eng", Metric::Cost, Period::Day);
     let now = crate::ids::now_ms();
-    a.settle(None, std::slice::from_ref(&team), &[], usd(0.25), now);
-    eventually("the settlement", async || {
-        b.readings(std::slice::from_ref(&l), now).await.ok() == Some(vec![(250_000_000, 0)])
+    // The first settlement with the limit makes the scope count in its window; later
+    // ones count there whichever limits they carry, with or without a hold.
+    a.settle(
+        None,
+        std::slice::from_ref(&team),
+        std::slice::from_ref(&l),
+        usd(0.25),
+        now,
+    );
+    a.settle(None, std::slice::from_ref(&team), &[], usd(0.5), now);
+    eventually("the settlements", async || {
+        b.readings(std::slice::from_ref(&l), now).await.ok() == Some(vec![(750_000_000, 0)])
     })
     .await;
 }

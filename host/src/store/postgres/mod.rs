@@ -269,17 +269,7 @@ impl PgControl {
     pub async fn insert_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let exists = tx
-            .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&key.tenant_id])
-            .await
-            .map_err(pg)?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound(format!(
-                "no tenant '{}'",
-                key.tenant_id
-            )));
-        }
+        require_tenant(&tx, &key.tenant_id).await?;
         let models = key
             .models
             .as_ref()
@@ -363,14 +353,7 @@ impl PgControl {
     pub async fn insert_admin_token(&self, t: &AdminToken) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let exists = tx
-            .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&t.tenant_id])
-            .await
-            .map_err(pg)?
-            .is_some();
-        if !exists {
-            return Err(StoreError::NotFound(format!("no tenant '{}'", t.tenant_id)));
-        }
+        require_tenant(&tx, &t.tenant_id).await?;
         tx.execute(
             &format!("INSERT INTO admin_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
             &[
@@ -676,6 +659,21 @@ async fn listen_once(
         .unwrap_or_else(|_| "listener ended".into());
     drop(client);
     Err(why)
+}
+
+/// `NotFound` unless tenant `id` exists.
+async fn require_tenant(
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+) -> Result<(), StoreError> {
+    let found = tx
+        .query_opt("SELECT 1 FROM tenants WHERE id = $1", &[&id])
+        .await
+        .map_err(pg)?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(StoreError::NotFound(format!("no tenant '{id}'"))),
+    }
 }
 
 /// Bumps the change counter and notifies every replica, when `tx` commits.
