@@ -44,6 +44,9 @@ TENANTS = {
         {"limits": [{"name": "tenant-daily", "scope": "tenant", "metric": "cost", "period": "day", "limit": 100}]}),
     "free": "",
     "policy": "",
+    # Every replica compiles metadata-policy at start, as a fleet that pins it would: the
+    # bundle test then measures propagation, not a first compile of the component.
+    "warm": '[[tenants.plugins]]\nname = "metadata-policy"\nconfig = { required = [] }\n',
 }
 
 

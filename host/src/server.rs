@@ -343,6 +343,10 @@ impl Gateway {
         .await
         .context("serving")?;
         tracing::info!("shutting down: writing pending request logs");
+        if let Some(fleet) = &self.pipeline.fleet {
+            // Settlements still on their way to Redis are usage the fleet must count.
+            fleet.flush(Duration::from_secs(5)).await;
+        }
         let Self {
             pipeline,
             control,

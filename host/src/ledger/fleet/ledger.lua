@@ -140,6 +140,12 @@ if op == 'admit' then
   end
   return { 1 }
 elseif op == 'settle' then
+  -- A settlement retried after a timeout may already have run: count it once.
+  if redis.call('ZADD', arg.done, 'NX', arg.seq, arg.seq) == 0 then
+    return {}
+  end
+  redis.call('ZREMRANGEBYRANK', arg.done, 0, -(arg.keep + 1))
+  redis.call('PEXPIRE', arg.done, 86400000)
   if arg.id ~= nil and arg.id ~= cjson.null then
     release(arg.p, arg.id, false)
   end
@@ -190,7 +196,11 @@ elseif op == 'settle' then
   local fired = {}
   for i, l in ipairs(arg.alerts) do
     local after = settled(l)
-    local before = after - l.a
+    -- An exact log's count includes admissions not settled yet: only `after` decides.
+    local before = -1
+    if l.k ~= 'x' then
+      before = after - l.a
+    end
     for _, t in ipairs(l.ts) do
       local line = l.cap * t
       if before * 100 < line and after * 100 >= line then

@@ -115,7 +115,8 @@ pub struct FleetLedger {
     pub counters: FleetCounters,
 }
 
-/// A settlement that could not reach Redis yet.
+/// A settlement, kept in the backlog while it cannot reach Redis.
+#[derive(Clone)]
 struct Backlogged {
     now_ms: i64,
     payload: String,
@@ -183,6 +184,17 @@ struct AlertSpec {
     once: String,
     ttl: i64,
 }
+
+/// Limits a replica remembers having registered (see [`FleetLedger::to_register`]).
+const MAX_REGISTERED: usize = 100_000;
+
+/// Backlogged settlements sent per tick of the maintenance task.
+const DRAIN_PER_TICK: usize = 256;
+
+/// How many of a replica's recent settlements Redis remembers per tenant, so a
+/// settlement retried after a timeout (which Redis may have run after all) is not
+/// counted twice.
+const SETTLED_MEMORY: usize = 10_000;
 
 /// A limit as registered in Redis, so every replica lists the limits any replica
 /// enforces.
@@ -258,8 +270,18 @@ fn prefix(tenant: &str) -> String {
     format!("tg:{{{tenant}}}:")
 }
 
+/// `kind:value`, with `%` and `:` in the value escaped: values come from clients'
+/// metadata, and key names must not collide (`team:a:b` vs `team:a` + `:b…`).
 fn scope_id(k: &ScopeKey) -> String {
-    format!("{}:{}", k.kind_label(), k.value)
+    format!("{}:{}", k.kind_label(), escape(&k.value))
+}
+
+/// `s` with `%` and `:` percent-encoded, for a segment of a key name.
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['%', ':']) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(s.replace('%', "%25").replace(':', "%3A"))
 }
 
 fn field(m: Metric) -> &'static str {
@@ -419,7 +441,7 @@ impl FleetLedger {
             {
                 s.k = "x";
                 s.len = len;
-                s.key = format!("{p}x:{sid}:{}", l.name);
+                s.key = format!("{p}x:{sid}:{}", escape(&l.name));
             }
             Some(len) => {
                 s.k = "r";
@@ -554,6 +576,10 @@ impl FleetLedger {
     /// only delays the listing).
     fn to_register(&self, p: &str, limits: &[Limit], now_ms: i64) -> Vec<(String, String)> {
         let mut done = lock(&self.registered);
+        if done.len() >= MAX_REGISTERED {
+            // Bounded: forgetting only costs registering again (one HSET each).
+            done.clear();
+        }
         let mut out = Vec::new();
         for l in limits {
             let field = format!(
@@ -633,9 +659,33 @@ impl FleetLedger {
         actual: Amount,
         now_ms: i64,
     ) {
-        let Some(tenant) = scopes.first().map(|s| s.tenant.clone()) else {
+        let Some(job) = self.settlement(hold, scopes, limits, actual, now_ms) else {
             return;
         };
+        let fleet = self.clone();
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.enqueue(job);
+            return;
+        };
+        self.settling.fetch_add(1, Ordering::Relaxed);
+        rt.spawn(async move {
+            if let Err(job) = fleet.send_settlement(job).await {
+                fleet.enqueue(job);
+            }
+            fleet.settling.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    /// The settlement [`FleetLedger::settle`] sends: `None` without scopes.
+    fn settlement(
+        &self,
+        hold: Option<Hold>,
+        scopes: &[ScopeKey],
+        limits: &[Limit],
+        actual: Amount,
+        now_ms: i64,
+    ) -> Option<Backlogged> {
+        let tenant = scopes.first().map(|s| s.tenant.clone())?;
         let p = prefix(&tenant);
         let id = hold.map(|mut h| {
             h.done = true;
@@ -673,9 +723,11 @@ impl FleetLedger {
             .iter()
             .map(|l| {
                 let spec = self.spec(&p, l, Amount::ZERO, now_ms);
-                // An exact log counted the request at admission.
+                // An exact log counts admissions, which may jump past a threshold
+                // between settlements: its crossing is decided by the count alone
+                // (the fleet-wide marker keeps it to once per window).
                 let a = if spec.k == "x" {
-                    1
+                    0
                 } else {
                     actual.units(l.metric)
                 };
@@ -686,7 +738,7 @@ impl FleetLedger {
                     once: format!(
                         "{p}a:{}:{}:{}:{b}:",
                         scope_id(&l.scope),
-                        l.name,
+                        escape(&l.name),
                         l.period.as_str()
                     ),
                     ttl: match l.period {
@@ -697,9 +749,13 @@ impl FleetLedger {
                 }
             })
             .collect();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let payload = serde_json::json!({
             "p": p,
             "id": id.as_deref(),
+            "done": format!("{p}done:{}", self.replica),
+            "seq": seq,
+            "keep": SETTLED_MEMORY,
             "a": amounts(actual),
             "scopes": counts,
             "cal": cal,
@@ -708,23 +764,11 @@ impl FleetLedger {
             "alerts": specs,
         })
         .to_string();
-        let fleet = self.clone();
-        let job = Backlogged {
+        Some(Backlogged {
             now_ms,
             payload,
             alert_limits,
-        };
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.enqueue(job);
-            return;
-        };
-        self.settling.fetch_add(1, Ordering::Relaxed);
-        rt.spawn(async move {
-            if let Err(job) = fleet.send_settlement(job).await {
-                fleet.enqueue(job);
-            }
-            fleet.settling.fetch_sub(1, Ordering::Relaxed);
-        });
+        })
     }
 
     async fn send_settlement(&self, job: Backlogged) -> Result<(), Backlogged> {
@@ -766,9 +810,10 @@ impl FleetLedger {
             .store(q.len() as u64, Ordering::Relaxed);
     }
 
-    /// Counts backlogged settlements, oldest first, while Redis answers.
+    /// Counts backlogged settlements, oldest first, while Redis answers: at most
+    /// [`DRAIN_PER_TICK`] at a time, so lease renewals are never starved by a long backlog.
     async fn drain(&self) {
-        loop {
+        for _ in 0..DRAIN_PER_TICK {
             let Some(job) = lock(&self.backlog).pop_front() else {
                 self.counters.backlog_len.store(0, Ordering::Relaxed);
                 return;
@@ -782,6 +827,31 @@ impl FleetLedger {
                 return;
             }
         }
+        self.counters
+            .backlog_len
+            .store(lock(&self.backlog).len() as u64, Ordering::Relaxed);
+    }
+
+    /// At shutdown: waits for settlements in flight and counts the backlog, until both
+    /// are done or `within` has passed; returns how many settlements did not reach
+    /// Redis (logged, as they are lost to the fleet's counts).
+    pub async fn flush(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.settling() == 0 && self.backlog_is_empty() {
+                return 0;
+            }
+            self.drain().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let left = lock(&self.backlog).len() + self.settling() as usize;
+        if left > 0 {
+            tracing::error!(
+                settlements = left,
+                "shutting down with settlements Redis never counted (it did not answer in time)"
+            );
+        }
+        left
     }
 
     /// Pushes the leases of every reservation this replica holds forward.

@@ -373,3 +373,32 @@ async fn an_unreachable_redis_fails_fast_and_keeps_usage_for_later() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_settlement_sent_again_after_a_timeout_counts_once() {
+    let s = server();
+    let a = replica(&s.url, 30_000);
+    let t = tenant();
+    let scopes = [ScopeKey::new(t.as_str(), ScopeKind::Team, "eng")];
+    let l = limit(&t, ScopeKind::Team, "eng", Metric::Cost, Period::Day);
+    let now = crate::ids::now_ms();
+    let job = a
+        .settlement(None, &scopes, std::slice::from_ref(&l), usd(0.25), now)
+        .expect("a settlement");
+    // The first attempt ran in Redis though its caller gave up; the backlog retries it.
+    assert!(a.send_settlement(job.clone()).await.is_ok());
+    assert!(a.send_settlement(job).await.is_ok());
+    assert_eq!(
+        a.readings(std::slice::from_ref(&l), now).await,
+        Ok(vec![(250_000_000, 0)])
+    );
+}
+
+#[test]
+fn key_segments_from_clients_cannot_collide() {
+    let k = |v: &str| scope_id(&ScopeKey::new("t", ScopeKind::Team, v));
+    assert_eq!(k("a:b"), "team:a%3Ab");
+    assert_eq!(k("a%3Ab"), "team:a%253Ab");
+    assert_ne!(k("a:b"), k("a%3Ab"));
+    assert_eq!(escape("plain"), "plain");
+}

@@ -66,6 +66,15 @@ impl Change {
     }
 }
 
+/// A change as notified, with the change counter's value it set (when known).
+#[derive(Clone, Debug)]
+pub struct Notified {
+    /// What changed.
+    pub change: Change,
+    /// The counter after the change.
+    pub seq: Option<i64>,
+}
+
 /// The pool and what it needs to listen for changes.
 pub struct PgControl {
     pool: Pool,
@@ -93,7 +102,7 @@ impl PgControl {
             .parse()
             .map_err(|e| StoreError::Postgres(format!("[store] url: {e}")))?;
         let mut config = config;
-        config.connect_timeout(timeout);
+        harden(&mut config, timeout);
         config.application_name("tollgate");
         let manager = Manager::from_config(
             config,
@@ -166,19 +175,26 @@ impl PgControl {
         out
     }
 
-    /// The change counter (see the module docs).
+    /// The change counter (see the module docs); fails rather than wait past the
+    /// store's timeout.
     pub async fn change_seq(&self) -> Result<i64, StoreError> {
-        let c = self.client().await?;
-        Ok(c.query_one("SELECT seq FROM changes WHERE id = 0", &[])
+        let read = async {
+            let c = self.client().await?;
+            let row = c
+                .query_one("SELECT seq FROM changes WHERE id = 0", &[])
+                .await
+                .map_err(pg)?;
+            Ok::<i64, StoreError>(row.get(0))
+        };
+        tokio::time::timeout(self.timeout, read)
             .await
-            .map_err(pg)?
-            .get(0))
+            .map_err(|_| StoreError::Unavailable("no answer in time".into()))?
     }
 
     /// Starts listening for changes on a connection of its own; it reconnects after a
     /// failure and then reports [`Change::All`], since notifications sent meanwhile
     /// were lost.
-    pub fn listen(&self) -> mpsc::UnboundedReceiver<Change> {
+    pub fn listen(&self) -> mpsc::UnboundedReceiver<Notified> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (url, timeout) = (self.url.clone(), self.timeout);
         tokio::spawn(async move {
@@ -618,12 +634,12 @@ impl PgControl {
 async fn listen_once(
     url: &str,
     timeout: Duration,
-    tx: &mpsc::UnboundedSender<Change>,
+    tx: &mpsc::UnboundedSender<Notified>,
     first: bool,
 ) -> Result<(), String> {
     use futures_util::StreamExt;
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("{e}"))?;
-    config.connect_timeout(timeout);
+    harden(&mut config, timeout);
     config.application_name("tollgate-listener");
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<String>();
@@ -633,7 +649,14 @@ async fn listen_once(
         let why = loop {
             match messages.next().await {
                 Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                    let _ = forward.send(Change::parse(n.payload()));
+                    let (what, seq) = match n.payload().rsplit_once('@') {
+                        Some((w, s)) => (w, s.parse().ok()),
+                        None => (n.payload(), None),
+                    };
+                    let _ = forward.send(Notified {
+                        change: Change::parse(what),
+                        seq,
+                    });
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break e.to_string(),
@@ -648,7 +671,10 @@ async fn listen_once(
         .map_err(|e| e.to_string())?;
     // Changes made before this session listened (at start, or while reconnecting) were
     // not delivered: reload once now that nothing more can be missed.
-    let _ = tx.send(Change::All);
+    let _ = tx.send(Notified {
+        change: Change::All,
+        seq: None,
+    });
     if first {
         tracing::info!("listening for changes from other replicas (PostgreSQL LISTEN)");
     } else {
@@ -659,6 +685,21 @@ async fn listen_once(
         .unwrap_or_else(|_| "listener ended".into());
     drop(client);
     Err(why)
+}
+
+/// Bounds every wait on the server: connecting, a statement (`statement_timeout`, ten
+/// times the connect bound and at least 10 s, for bundle uploads), and a peer that
+/// vanished without closing the connection (TCP keepalives and user timeout).
+fn harden(config: &mut tokio_postgres::Config, timeout: Duration) {
+    let statement = (timeout * 10).max(Duration::from_secs(10));
+    config
+        .connect_timeout(timeout)
+        .options(format!("-c statement_timeout={}", statement.as_millis()))
+        .keepalives(true)
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(2))
+        .keepalives_retries(3)
+        .tcp_user_timeout(statement);
 }
 
 /// `NotFound` unless tenant `id` exists.
@@ -678,10 +719,18 @@ async fn require_tenant(
 
 /// Bumps the change counter and notifies every replica, when `tx` commits.
 async fn changed(tx: &deadpool_postgres::Transaction<'_>, what: Change) -> Result<(), StoreError> {
-    tx.execute("UPDATE changes SET seq = seq + 1 WHERE id = 0", &[])
+    let seq: i64 = tx
+        .query_one(
+            "UPDATE changes SET seq = seq + 1 WHERE id = 0 RETURNING seq",
+            &[],
+        )
         .await
-        .map_err(pg)?;
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &what.payload()])
+        .map_err(pg)?
+        .get(0);
+    // The counter's new value rides along, so a replica that applies the change knows
+    // its counter has not moved without it.
+    let payload = format!("{}@{seq}", what.payload());
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
         .await
         .map_err(pg)?;
     Ok(())
