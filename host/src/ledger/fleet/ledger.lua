@@ -6,7 +6,8 @@
 -- keys share the tenant's hash tag, "tg:{tenant}:".
 --
 -- Counters: a calendar window is a hash {r, t, c} (requests, tokens, nano-USD) per
--- bucket; a rolling window is a hash of sixty-one sub-buckets ("<index>:<metric>");
+-- bucket; a rolling window is, per metric ("<key>:<metric>"), a hash of its sub-buckets
+-- by index (at most sixty-one count, older ones are pruned);
 -- an exact rate limit is a sorted set of admissions (member: reservation id, score:
 -- admission ms). Reservations: the limited scopes' reserved totals ("v:" hashes, one
 -- field per metric a limit reads), the held record in the tenant's "res" hash and its
@@ -57,13 +58,12 @@ local function settled(l)
   if l.k == 'c' then
     return num(redis.call('HGET', l.key, l.m))
   elseif l.k == 'r' then
-    local fields = {}
-    for i = l.cur - 60, l.cur do
-      fields[#fields + 1] = i .. ':' .. l.m
-    end
-    local sum = 0
-    for _, v in ipairs(redis.call('HMGET', l.key, unpack(fields))) do
-      sum = sum + num(v)
+    local sum, low = 0, l.cur - 60
+    local buckets = redis.call('HGETALL', l.key .. ':' .. l.m)
+    for i = 1, #buckets, 2 do
+      if num(buckets[i]) >= low then
+        sum = sum + num(buckets[i + 1])
+      end
     end
     return sum
   else
@@ -95,9 +95,14 @@ local function resets_at(l, used, target)
     end
     return -1
   end
+  local by = {}
+  local buckets = redis.call('HGETALL', l.key .. ':' .. l.m)
+  for i = 1, #buckets, 2 do
+    by[num(buckets[i])] = num(buckets[i + 1])
+  end
   local acc = used
   for i = l.cur - 60, l.cur do
-    acc = acc - num(redis.call('HGET', l.key, i .. ':' .. l.m))
+    acc = acc - (by[i] or 0)
     if acc <= target then
       return (i + 1) * l.w + l.len
     end
@@ -178,13 +183,18 @@ elseif op == 'settle' then
       elseif w > 0 then
         local cur = math.floor(now / w)
         for m = 1, 3 do
-          if a[m] ~= 0 then redis.call('HINCRBY', field, cur .. ':' .. fields[m], a[m]) end
-        end
-        redis.call('PEXPIRE', field, w * 122)
-        if redis.call('HLEN', field) > 3 * 64 then
-          for _, f in ipairs(redis.call('HKEYS', field)) do
-            if num(string.match(f, '^(-?%d+):')) < cur - 60 then
-              redis.call('HDEL', field, f)
+          if a[m] ~= 0 then
+            local key = field .. ':' .. fields[m]
+            redis.call('HINCRBY', key, cur, a[m])
+            redis.call('PEXPIRE', key, w * 122)
+            -- Sub-buckets that left the window go, so a read sums at most 61 and a
+            -- few.
+            if redis.call('HLEN', key) > 64 then
+              for _, f in ipairs(redis.call('HKEYS', key)) do
+                if num(f) < cur - 60 then
+                  redis.call('HDEL', key, f)
+                end
+              end
             end
           end
         end

@@ -402,3 +402,47 @@ fn key_segments_from_clients_cannot_collide() {
     assert_ne!(k("a:b"), k("a%3Ab"));
     assert_eq!(escape("plain"), "plain");
 }
+
+#[tokio::test]
+async fn a_rolling_window_counts_sub_buckets_and_says_when_it_frees() {
+    let s = server();
+    let (a, b) = (replica(&s.url, 30_000), replica(&s.url, 30_000));
+    let t = tenant();
+    let scopes = [ScopeKey::new(t.as_str(), ScopeKind::User, "dev")];
+    let mut l = limit(&t, ScopeKind::User, "dev", Metric::Tokens, Period::Hour);
+    l.window = Window::Rolling;
+    l.limit = 100.0;
+    let limits = std::slice::from_ref(&l);
+    let t0 = (crate::ids::now_ms() / 60_000) * 60_000 + 5_000;
+    let tokens = |n| Amount {
+        requests: 1,
+        tokens: n,
+        cost_nano: 0,
+    };
+    // 60 tokens now, 50 two minutes later, on two replicas.
+    a.settle(None, &scopes, limits, tokens(60), t0);
+    eventually("the first settlement", async || a.settling() == 0).await;
+    b.settle(None, &scopes, limits, tokens(50), t0 + 120_000);
+    eventually("the second settlement", async || b.settling() == 0).await;
+    let at = t0 + 180_000;
+    assert_eq!(a.readings(limits, at).await, Ok(vec![(110, 0)]));
+    match a
+        .admit(&scopes, limits, tokens(1), at, Admit::BelowCap)
+        .await
+    {
+        // The first sub-bucket (a minute wide for an hour) leaves the window an hour
+        // after it ends; then 50 of 100 are used.
+        Err(FleetError::Refused(e)) => {
+            assert_eq!(e.current, 110.0);
+            assert_eq!(e.resets_at_ms, (t0 / 60_000 + 1) * 60_000 + 3_600_000);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let later = (t0 / 60_000 + 1) * 60_000 + 3_600_000;
+    assert_eq!(a.readings(limits, later).await, Ok(vec![(50, 0)]));
+    assert!(
+        a.admit(&scopes, limits, tokens(1), later, Admit::BelowCap)
+            .await
+            .is_ok()
+    );
+}
