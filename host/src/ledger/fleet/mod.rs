@@ -108,6 +108,8 @@ pub struct FleetLedger {
     backlog: Mutex<VecDeque<Backlogged>>,
     max_backlog: usize,
     up: AtomicBool,
+    /// Until when (Unix ms) calls fail at once after a failure.
+    retry_at_ms: std::sync::atomic::AtomicI64,
     /// Settlements sent and not yet answered.
     settling: AtomicU64,
     alerts: AlertFn,
@@ -187,6 +189,9 @@ struct AlertSpec {
 
 /// Limits a replica remembers having registered (see [`FleetLedger::to_register`]).
 const MAX_REGISTERED: usize = 100_000;
+
+/// After a failed call, how long calls fail at once before trying Redis again.
+const FAIL_FAST_MS: i64 = 500;
 
 /// Backlogged settlements sent per tick of the maintenance task.
 const DRAIN_PER_TICK: usize = 256;
@@ -334,6 +339,7 @@ impl FleetLedger {
             backlog: Mutex::default(),
             max_backlog: cfg.max_backlog,
             up: AtomicBool::new(true),
+            retry_at_ms: std::sync::atomic::AtomicI64::new(0),
             settling: AtomicU64::new(0),
             alerts,
             counters: FleetCounters::default(),
@@ -351,6 +357,9 @@ impl FleetLedger {
             loop {
                 tick.tick().await;
                 let Some(fleet) = weak.upgrade() else { return };
+                if !fleet.is_up() {
+                    fleet.probe().await;
+                }
                 fleet.renew().await;
                 fleet.drain().await;
             }
@@ -390,6 +399,13 @@ impl FleetLedger {
         now_ms: i64,
         payload: String,
     ) -> Result<T, String> {
+        // While Redis is known to be down, calls fail at once instead of each waiting
+        // for the timeout (a partitioned Redis would otherwise hold every budgeted
+        // request for `timeout_ms`); the maintenance task's probe finds it back.
+        if !self.is_up() && crate::ids::now_ms() < self.retry_at_ms.load(Ordering::Relaxed) {
+            self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+            return Err("it did not answer a moment ago; retrying shortly".into());
+        }
         let mut conn = self.conn.clone();
         let mut invocation = self.script.arg(op);
         invocation.arg(now_ms).arg(payload);
@@ -399,21 +415,48 @@ impl FleetLedger {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         };
-        let ok = out.is_ok();
+        self.record(out.as_ref().err())?;
+        out
+    }
+
+    /// Pings Redis past the fail-fast window (the maintenance task, while it is down).
+    async fn probe(&self) {
+        let mut conn = self.conn.clone();
+        let ping = redis::cmd("PING").clone();
+        let out =
+            match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+            };
+        let _ = self.record(out.as_ref().err());
+    }
+
+    /// Notes the outcome of a call: the up/down state, its log lines and counters, and
+    /// the end of the fail-fast window after a failure.
+    fn record(&self, failure: Option<&String>) -> Result<(), String> {
+        let ok = failure.is_none();
+        if !ok {
+            self.retry_at_ms
+                .store(crate::ids::now_ms() + FAIL_FAST_MS, Ordering::Relaxed);
+        }
         if self.up.swap(ok, Ordering::Relaxed) != ok {
             if ok {
                 // Registrations made while it was down never landed, and a Redis that
                 // restarted without its data lost the rest: register again.
                 lock(&self.registered).clear();
                 tracing::info!("the budget store (Redis) answers again");
-            } else if let Err(e) = &out {
+            } else if let Some(e) = failure {
                 tracing::error!(error = %e, "the budget store (Redis) is unavailable");
             }
         }
-        if !ok {
-            self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+        match failure {
+            None => Ok(()),
+            Some(e) => {
+                self.counters.unavailable.fetch_add(1, Ordering::Relaxed);
+                Err(e.clone())
+            }
         }
-        out
     }
 
     fn spec(&self, p: &str, l: &Limit, estimate: Amount, now_ms: i64) -> Spec {

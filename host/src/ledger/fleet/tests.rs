@@ -367,6 +367,20 @@ async fn an_unreachable_redis_fails_fast_and_keeps_usage_for_later() {
     .expect("no hang");
     assert!(matches!(out, Err(FleetError::Unavailable(_))), "{out:?}");
     assert!(!gone.is_up());
+    // Right after a failure, calls fail at once rather than each waiting for Redis.
+    match gone
+        .admit(
+            &scopes,
+            std::slice::from_ref(&l),
+            usd(0.1),
+            now,
+            Admit::BelowCap,
+        )
+        .await
+    {
+        Err(FleetError::Unavailable(why)) => assert!(why.contains("retrying shortly"), "{why}"),
+        other => panic!("expected a fast failure, got {other:?}"),
+    }
     gone.settle(None, &scopes, &[], usd(0.1), now);
     eventually("the backlogged settlement", async || {
         !gone.backlog_is_empty()
