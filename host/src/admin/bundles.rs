@@ -5,7 +5,6 @@ use super::{AdminResult, Caller, json_rejection};
 use crate::bundles::{self, BundleRequest, Scope};
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
-use crate::store::StoreError;
 use crate::store::bundles::PLATFORM;
 use axum::Extension;
 use axum::extract::rejection::JsonRejection;
@@ -35,10 +34,6 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         .route("/audit", get(audit))
 }
 
-fn store_err(e: StoreError) -> ApiError {
-    super::store_err(e)
-}
-
 async fn apply(
     state: Arc<ControlPlane>,
     caller: Caller,
@@ -59,7 +54,7 @@ async fn show(
         .store
         .bundle_version(key, version)
         .await
-        .map_err(store_err)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, "no such bundle version"))?;
     let spec = bundles::spec_json(&v);
     let mut out = serde_json::to_value(&v).unwrap_or_default();
@@ -70,7 +65,11 @@ async fn show(
 }
 
 async fn versions(state: Arc<ControlPlane>, key: String) -> AdminResult<Response> {
-    let data = state.store.bundle_versions(key).await.map_err(store_err)?;
+    let data = state
+        .store
+        .bundle_versions(key)
+        .await
+        .map_err(ApiError::from)?;
     Ok(Json(json!({ "data": data })).into_response())
 }
 
@@ -97,12 +96,12 @@ async fn diff(state: Arc<ControlPlane>, key: String, raw: Option<String>) -> Adm
         .store
         .bundle_version(key.clone(), Some(from))
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     let b = state
         .store
         .bundle_version(key, Some(to))
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     let missing = |n: u32| ApiError::new(ErrorKind::NotFound, format!("no bundle version {n}"));
     let (a, b) = (
         a.ok_or_else(|| missing(from))?,
@@ -214,7 +213,7 @@ async fn tenant_replay(
     if s.store
         .get_tenant(id.clone())
         .await
-        .map_err(store_err)?
+        .map_err(ApiError::from)?
         .is_none()
     {
         return Err(ApiError::new(
@@ -254,6 +253,6 @@ async fn audit(
         .store
         .bundle_audit_log(scope, limit)
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     Ok(Json(json!({ "data": data })).into_response())
 }

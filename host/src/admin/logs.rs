@@ -2,7 +2,7 @@
 //! where the tenant captures them), traces (requests sharing a trace id), analytics
 //! time series, and exports as JSON lines or CSV.
 
-use super::{AdminResult, invalid, parse_log_query, store_err};
+use super::{AdminResult, invalid, parse_log_query};
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
 use crate::ledger::calendar::rfc3339;
@@ -25,7 +25,7 @@ pub async fn list(
 ) -> AdminResult<Response> {
     let q = parse_log_query(raw.as_deref().unwrap_or(""), crate::ids::now_ms())
         .map_err(ApiError::invalid)?;
-    let rows = state.store.query_logs(q).await.map_err(store_err)?;
+    let rows = state.store.query_logs(q).await.map_err(ApiError::from)?;
     Ok(Json(json!({ "data": rows })).into_response())
 }
 
@@ -47,7 +47,7 @@ pub async fn detail(
         .store
         .get_log(id.clone(), tenant)
         .await
-        .map_err(store_err)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no request '{id}'")))?;
     let capture = state.captures_bodies(&row.tenant_id);
     let bodies = row.bodies.clone();
@@ -93,7 +93,7 @@ pub async fn traces(
         .store
         .traces(tenant, since, limit)
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     Ok(Json(json!({ "data": data })).into_response())
 }
 
@@ -110,7 +110,7 @@ pub async fn trace(
         limit: Some(1000),
         ..LogQuery::default()
     };
-    let rows = state.store.query_logs(q).await.map_err(store_err)?;
+    let rows = state.store.query_logs(q).await.map_err(ApiError::from)?;
     if rows.is_empty() {
         return Err(ApiError::new(
             ErrorKind::NotFound,
@@ -204,7 +204,7 @@ pub async fn analytics(
             max_groups: groups.clamp(1, 50),
         })
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     Ok(Json(data).into_response())
 }
 

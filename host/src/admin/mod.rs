@@ -15,7 +15,7 @@ pub use query::parse_log_query;
 
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
-use crate::store::{NewKey, StoreError};
+use crate::store::NewKey;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
@@ -118,7 +118,7 @@ async fn create_admin_token(
         .store
         .create_admin_token(tenant, name)
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     state.admin_tokens.upsert(token.clone());
     let mut body = serde_json::to_value(&token).unwrap_or_default();
     if let Some(o) = body.as_object_mut() {
@@ -136,18 +136,13 @@ async fn revoke_admin_token(
         .store
         .revoke_admin_token(id)
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     state.admin_tokens.upsert(token.clone());
     Ok(Json(token).into_response())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Admin-side store errors (see `From<StoreError> for ApiError`).
-fn store_err(e: StoreError) -> ApiError {
-    ApiError::from(e)
 }
 
 type AdminResult<T> = Result<T, ApiError>;
@@ -181,12 +176,12 @@ async fn create_tenant(
         .store
         .create_tenant(t.id, name)
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     Ok((StatusCode::CREATED, Json(tenant)).into_response())
 }
 
 async fn list_tenants(State(state): State<Arc<ControlPlane>>) -> AdminResult<Response> {
-    let tenants = state.store.list_tenants().await.map_err(store_err)?;
+    let tenants = state.store.list_tenants().await.map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({ "data": tenants })).into_response())
 }
 
@@ -198,7 +193,7 @@ async fn get_tenant(
         .store
         .get_tenant(id.clone())
         .await
-        .map_err(store_err)?
+        .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no tenant '{id}'")))?;
     let rt = state.tenant(&id);
     let mut body = serde_json::to_value(&t).unwrap_or_default();
@@ -307,7 +302,7 @@ async fn create_key(
         .store
         .create_key(tenant, new)
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     state.keys.upsert(key.clone());
     let mut body = serde_json::to_value(&key).unwrap_or_default();
     if let Some(obj) = body.as_object_mut() {
@@ -324,7 +319,7 @@ async fn list_tenant_keys(
         .store
         .list_keys(Some(tenant))
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({ "data": keys })).into_response())
 }
 
@@ -338,7 +333,11 @@ async fn list_keys(
     q: Result<axum::extract::Query<KeysQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AdminResult<Response> {
     let axum::extract::Query(q) = q.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let keys = state.store.list_keys(q.tenant).await.map_err(store_err)?;
+    let keys = state
+        .store
+        .list_keys(q.tenant)
+        .await
+        .map_err(ApiError::from)?;
     Ok(Json(serde_json::json!({ "data": keys })).into_response())
 }
 
@@ -346,7 +345,11 @@ async fn get_key(
     State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
-    let k = state.store.get_key(id.clone()).await.map_err(store_err)?;
+    let k = state
+        .store
+        .get_key(id.clone())
+        .await
+        .map_err(ApiError::from)?;
     k.map(|k| Json(k).into_response())
         .ok_or_else(|| ApiError::new(ErrorKind::NotFound, format!("no key '{id}'")))
 }
@@ -355,7 +358,7 @@ async fn revoke_key(
     State(state): State<Arc<ControlPlane>>,
     Path(id): Path<String>,
 ) -> AdminResult<Response> {
-    let key = state.store.revoke_key(id).await.map_err(store_err)?;
+    let key = state.store.revoke_key(id).await.map_err(ApiError::from)?;
     state.keys.upsert(key.clone());
     Ok(Json(key).into_response())
 }

@@ -2,7 +2,7 @@
 //! grouped), `GET /budgets` (the ledger's live view of every enforced limit) and
 //! `GET /alerts` (thresholds crossed).
 
-use super::{AdminResult, invalid, store_err};
+use super::{AdminResult, invalid};
 use crate::control::ControlPlane;
 use crate::error::ApiError;
 use crate::ledger::{self, Metric, Period, Window};
@@ -59,7 +59,7 @@ pub async fn usage(
             until_ms,
         })
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     let mut total = UsageRow::default();
     for r in &rows {
         total.add(r);
@@ -198,7 +198,7 @@ pub async fn alerts(
             ledger::list_alerts(c, tenant.as_deref(), limit).map_err(StoreError::from)
         })
         .await
-        .map_err(store_err)?;
+        .map_err(ApiError::from)?;
     Ok(Json(json!({ "data": data })).into_response())
 }
 

@@ -156,10 +156,6 @@ fn refused(why: impl std::fmt::Display) -> ApiError {
     ApiError::invalid(format!("bundle refused: {why}"))
 }
 
-fn store_error(e: StoreError) -> ApiError {
-    ApiError::from(e)
-}
-
 /// Turns an upload into a stored spec plus the components it carries (each at most
 /// `max_component` bytes).
 fn stored_spec(
@@ -608,9 +604,13 @@ pub async fn rollback(
         .store
         .bundle_version(key, Some(version))
         .await
-        .map_err(store_error)?
-        .ok_or_else(|| store_error(StoreError::NotFound(format!("no bundle version {version}"))))?;
-    let (old, blobs) = stored_bundle(&state.store, &v).await.map_err(store_error)?;
+        .map_err(ApiError::from)?
+        .ok_or_else(|| {
+            ApiError::from(StoreError::NotFound(format!("no bundle version {version}")))
+        })?;
+    let (old, blobs) = stored_bundle(&state.store, &v)
+        .await
+        .map_err(ApiError::from)?;
     let message = Some(format!("rollback to version {version}"));
     commit(state, scope, old, blobs, message, author, "rollback").await
 }
@@ -642,7 +642,7 @@ async fn commit(
             .store
             .get_tenant(id.clone())
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from)?
             .is_none()
     {
         return Err(ApiError::new(
@@ -687,7 +687,7 @@ async fn commit(
             summarise(previous.as_ref(), &spec_for_summary)
         })
         .await
-        .map_err(store_error)?;
+        .map_err(ApiError::from)?;
     activate(state, &scope, &spec, built, version.version);
     tracing::info!(scope = %scope.key(), version = version.version, hash = %&version.hash[..12], "bundle activated: {}", version.summary);
     Ok(version)

@@ -9,7 +9,7 @@
 //! the candidate admits used (its logged usage priced at the candidate's target, or its
 //! reservation estimate when it was never served).
 
-use super::{BundleRequest, Scope, build, refused, store_error, stored_spec};
+use super::{BundleRequest, Scope, build, refused, stored_spec};
 use crate::control::ControlPlane;
 use crate::error::ApiError;
 use crate::ledger::Ledger;
@@ -208,12 +208,12 @@ pub async fn replay(
         .store
         .tenant_requests(tenant.to_string(), since_ms, until_ms, limit)
         .await
-        .map_err(store_error)?;
+        .map_err(ApiError::from)?;
     let keys: HashMap<String, ApiKey> = state
         .store
         .list_keys(Some(tenant.to_string()))
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::from)?
         .into_iter()
         .map(|k| (k.id.clone(), k))
         .collect();

@@ -67,6 +67,24 @@ impl Amount {
         cost_nano: 0,
     };
 
+    /// `units` of `m`'s integer unit (nano-USD, tokens, requests), nothing else.
+    pub fn of(m: Metric, units: u64) -> Self {
+        match m {
+            Metric::Requests => Amount {
+                requests: units,
+                ..Amount::ZERO
+            },
+            Metric::Tokens => Amount {
+                tokens: units,
+                ..Amount::ZERO
+            },
+            Metric::Cost => Amount {
+                cost_nano: units,
+                ..Amount::ZERO
+            },
+        }
+    }
+
     /// In the metric's unit: USD (cost_nano / 1e9), tokens, requests.
     pub fn metric(&self, m: Metric) -> f64 {
         match m {

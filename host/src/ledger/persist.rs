@@ -75,9 +75,10 @@ pub struct LedgerEntry {
     pub ts_ms: i64,
 }
 
-/// The stored JSON of a limit; the row's key columns hold its name and scope.
+/// The stored JSON of a limit; the row's key columns (or, in Redis, the fleet's
+/// registration) hold its name and scope.
 #[derive(Serialize, Deserialize)]
-struct Spec {
+pub(super) struct Spec {
     metric: Metric,
     period: Period,
     window: Window,
@@ -86,6 +87,34 @@ struct Spec {
     alert_at: Vec<u32>,
     #[serde(default)]
     plugin: Option<String>,
+}
+
+impl Spec {
+    /// `l`'s spec.
+    pub(super) fn of(l: &Limit) -> Self {
+        Self {
+            metric: l.metric,
+            period: l.period,
+            window: l.window,
+            limit: l.limit,
+            alert_at: l.alert_at.clone(),
+            plugin: Some(l.plugin.to_string()),
+        }
+    }
+
+    /// The limit named `name` on `scope` with this spec.
+    pub(super) fn limit(self, name: String, scope: ScopeKey) -> Limit {
+        Limit {
+            name,
+            scope,
+            metric: self.metric,
+            period: self.period,
+            window: self.window,
+            limit: self.limit,
+            alert_at: self.alert_at,
+            plugin: self.plugin.unwrap_or_default().into(),
+        }
+    }
 }
 
 /// SQLite integers are signed; counters beyond `i64::MAX` stick there.
@@ -148,15 +177,7 @@ pub fn write_limits(tx: &Transaction<'_>, limits: &[Limit], now_ms: i64) -> rusq
              spec = excluded.spec, last_seen_ms = excluded.last_seen_ms",
     )?;
     for l in limits {
-        let spec = Spec {
-            metric: l.metric,
-            period: l.period,
-            window: l.window,
-            limit: l.limit,
-            alert_at: l.alert_at.clone(),
-            plugin: Some(l.plugin.to_string()),
-        };
-        let spec = serde_json::to_string(&spec).map_err(to_sql_err)?;
+        let spec = serde_json::to_string(&Spec::of(l)).map_err(to_sql_err)?;
         stmt.execute(params![
             &*l.scope.tenant,
             l.name,
@@ -268,16 +289,7 @@ pub fn load(conn: &Connection, now_ms: i64, caps: LedgerCaps) -> rusqlite::Resul
     let rows = limits.query_map([], |row| {
         let limit = || {
             let spec: Spec = serde_json::from_str(row.get_ref(4).ok()?.as_str().ok()?).ok()?;
-            let limit = Limit {
-                name: row.get(3).ok()?,
-                scope: scope_of(row, 0, 1, 2)?,
-                metric: spec.metric,
-                period: spec.period,
-                window: spec.window,
-                limit: spec.limit,
-                alert_at: spec.alert_at,
-                plugin: spec.plugin.unwrap_or_default().into(),
-            };
+            let limit = spec.limit(row.get(3).ok()?, scope_of(row, 0, 1, 2)?);
             Some((limit, row.get::<_, i64>(5).ok()?))
         };
         Ok(limit())

@@ -208,14 +208,8 @@ struct Registered {
     name: String,
     scope: String,
     value: String,
-    metric: Metric,
-    period: Period,
-    window: Window,
-    limit: f64,
-    #[serde(default)]
-    alert_at: Vec<u32>,
-    #[serde(default)]
-    plugin: String,
+    #[serde(flatten)]
+    spec: super::persist::Spec,
 }
 
 impl Registered {
@@ -224,30 +218,14 @@ impl Registered {
             name: l.name.clone(),
             scope: l.scope.kind_label(),
             value: l.scope.value.to_string(),
-            metric: l.metric,
-            period: l.period,
-            window: l.window,
-            limit: l.limit,
-            alert_at: l.alert_at.clone(),
-            plugin: l.plugin.to_string(),
+            spec: super::persist::Spec::of(l),
         }
     }
 
     fn limit(self, tenant: &str) -> Option<Limit> {
-        Some(Limit {
-            scope: ScopeKey::new(
-                tenant,
-                super::ScopeKind::from_label(&self.scope)?,
-                self.value,
-            ),
-            name: self.name,
-            metric: self.metric,
-            period: self.period,
-            window: self.window,
-            limit: self.limit,
-            alert_at: self.alert_at,
-            plugin: self.plugin.into(),
-        })
+        let kind = super::ScopeKind::from_label(&self.scope)?;
+        let scope = ScopeKey::new(tenant, kind, self.value);
+        Some(self.spec.limit(self.name, scope))
     }
 }
 
@@ -301,13 +279,9 @@ fn amounts(a: Amount) -> [u64; 3] {
     [a.requests, a.tokens, a.cost_nano]
 }
 
-/// A metric-unit count as the limit's display value (USD for cost).
+/// A count in `m`'s integer unit from Redis, in the metric's unit (USD for cost).
 fn display(m: Metric, units: i64) -> f64 {
-    let units = units.max(0) as u64;
-    match m {
-        Metric::Cost => units as f64 / 1e9,
-        _ => units as f64,
-    }
+    Amount::of(m, units.max(0) as u64).metric(m)
 }
 
 impl FleetLedger {
@@ -409,26 +383,27 @@ impl FleetLedger {
         let mut conn = self.conn.clone();
         let mut invocation = self.script.arg(op);
         invocation.arg(now_ms).arg(payload);
-        let out = match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await
-        {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
-        };
+        let out = self.bounded(invocation.invoke_async(&mut conn)).await;
         self.record(out.as_ref().err())?;
         out
+    }
+
+    /// `call`, failing as unavailable past `[ledger] timeout_ms`.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
+        }
     }
 
     /// Pings Redis past the fail-fast window (the maintenance task, while it is down).
     async fn probe(&self) {
         let mut conn = self.conn.clone();
         let ping = redis::cmd("PING").clone();
-        let out =
-            match tokio::time::timeout(self.timeout, ping.query_async::<String>(&mut conn)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
-            };
+        let out = self.bounded(ping.query_async::<String>(&mut conn)).await;
         let _ = self.record(out.as_ref().err());
     }
 
@@ -668,11 +643,7 @@ impl FleetLedger {
         let mut conn = self.conn.clone();
         let key = format!("{}limits", prefix(tenant));
         let cmd = redis::cmd("HVALS").arg(key).clone();
-        let specs: Vec<String> =
-            match tokio::time::timeout(self.timeout, cmd.query_async(&mut conn)).await {
-                Ok(r) => r.map_err(|e| e.to_string())?,
-                Err(_) => return Err(format!("no answer within {} ms", self.timeout.as_millis())),
-            };
+        let specs: Vec<String> = self.bounded(cmd.query_async(&mut conn)).await?;
         let mut out: Vec<Limit> = specs
             .iter()
             .filter_map(|s| serde_json::from_str::<Registered>(s).ok()?.limit(tenant))
@@ -966,24 +937,10 @@ impl FleetLedger {
 /// integer unit. A rolling window's reset is its length from now (the sub-buckets'
 /// ages stay in Redis).
 fn reading(l: &Limit, settled: u64, held: u64, now_ms: i64) -> super::Reading {
-    let amount = |units: u64| match l.metric {
-        Metric::Requests => Amount {
-            requests: units,
-            ..Amount::ZERO
-        },
-        Metric::Tokens => Amount {
-            tokens: units,
-            ..Amount::ZERO
-        },
-        Metric::Cost => Amount {
-            cost_nano: units,
-            ..Amount::ZERO
-        },
-    };
     let (window_start_ms, resets_at_ms) = window_bounds(l, now_ms);
     super::Reading {
-        settled: amount(settled),
-        reserved: amount(held),
+        settled: Amount::of(l.metric, settled),
+        reserved: Amount::of(l.metric, held),
         window_start_ms,
         resets_at_ms,
     }
