@@ -635,10 +635,9 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
             // The local admission holds this replica's caps; the fleet's, every replica's
             // usage. A refusal here drops the local reservation with the request.
             let limits = reservation.limits();
-            match fleet
-                .admit(&counted, limits, estimate, now, tenant.admit)
-                .await
-            {
+            // Boxed: the Redis call's future is large, and inlined it would grow every
+            // request's future, fleet or not.
+            match Box::pin(fleet.admit(&counted, limits, estimate, now, tenant.admit)).await {
                 Ok(hold) => hold,
                 Err(FleetError::Refused(e)) => {
                     return Err(budget::refusal(&Refused::Exceeded(e), now));
