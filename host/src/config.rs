@@ -115,6 +115,11 @@ pub struct StoreConfig {
     /// change notification.
     #[serde(default = "default_resync_ms")]
     pub resync_ms: u64,
+    /// Request log rows a replica keeps waiting for PostgreSQL (in its local file)
+    /// during an outage; past it the oldest are dropped from the shared log, counted
+    /// and logged.
+    #[serde(default = "default_log_backlog")]
+    pub log_backlog: u64,
 }
 
 /// Which store holds the control plane.
@@ -137,6 +142,9 @@ fn default_store_timeout_ms() -> u64 {
 fn default_resync_ms() -> u64 {
     2_000
 }
+fn default_log_backlog() -> u64 {
+    1_000_000
+}
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -146,6 +154,7 @@ impl Default for StoreConfig {
             pool_size: default_pool_size(),
             timeout_ms: default_store_timeout_ms(),
             resync_ms: default_resync_ms(),
+            log_backlog: default_log_backlog(),
         }
     }
 }
@@ -165,6 +174,7 @@ impl StoreConfig {
             ("store.pool_size", self.pool_size as u64),
             ("store.timeout_ms", self.timeout_ms),
             ("store.resync_ms", self.resync_ms),
+            ("store.log_backlog", self.log_backlog),
         ] {
             if v == 0 {
                 return Err(bad(field.into(), "must be greater than zero".into()));

@@ -100,6 +100,7 @@ pub struct Gateway {
     /// The validated configuration it was built from.
     pub config: Config,
     log_writer: crate::store::LogWriter,
+    shipper: Option<crate::store::postgres::ship::Shipper>,
     _mock: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -226,7 +227,26 @@ impl Gateway {
             }
         };
         let metrics = crate::telemetry::Metrics::new();
-        let log_writer = store.log_writer(writer_options(&cfg, &ledger, &metrics, journal_dir))?;
+        let mut writer_opts = writer_options(&cfg, &ledger, &metrics, journal_dir);
+        // A fleet replica ships its local log rows to PostgreSQL, where every replica
+        // reads them; the writer nudges the shipper after each batch.
+        let shipper = match store.postgres() {
+            Some(pg) => {
+                let shipper = crate::store::postgres::ship::start(
+                    pg.clone(),
+                    store.path(),
+                    crate::store::postgres::ship::ShipOptions {
+                        max_backlog: cfg.store.log_backlog,
+                        retention: retention(&cfg),
+                    },
+                )
+                .context("starting the request log shipping to PostgreSQL")?;
+                writer_opts.observers.push(Box::new(shipper.nudge()));
+                Some(shipper)
+            }
+            None => None,
+        };
+        let log_writer = store.log_writer(writer_opts)?;
         let default_provider = cfg
             .default_provider
             .clone()
@@ -302,6 +322,7 @@ impl Gateway {
             http,
             config: cfg,
             log_writer,
+            shipper,
             _mock: mock,
         })
     }
@@ -352,11 +373,27 @@ impl Gateway {
             control,
             http,
             log_writer,
+            shipper,
             ..
         } = self;
         drop((pipeline, control, http));
         tokio::task::spawn_blocking(move || log_writer.shutdown()).await?;
+        if let Some(shipper) = shipper {
+            shipper.finish(Duration::from_secs(5)).await;
+        }
         Ok(())
+    }
+}
+
+/// How long request logs are kept, per tenant.
+fn retention(cfg: &Config) -> crate::store::Retention {
+    crate::store::Retention {
+        default_days: cfg.logs.retention_days,
+        tenants: cfg
+            .tenants
+            .iter()
+            .filter_map(|t| t.log_retention_days.map(|d| (t.id.clone(), d)))
+            .collect(),
     }
 }
 
@@ -389,14 +426,7 @@ fn writer_options(
         batch_size: cfg.logs.batch_size,
         flush: Duration::from_millis(cfg.logs.flush_ms),
         ledger: ledger.clone(),
-        retention: crate::store::Retention {
-            default_days: cfg.logs.retention_days,
-            tenants: cfg
-                .tenants
-                .iter()
-                .filter_map(|t| t.log_retention_days.map(|d| (t.id.clone(), d)))
-                .collect(),
-        },
+        retention: retention(cfg),
         observers,
         max_queued: cfg.logs.max_queued_rows,
         journal_dir: Some(journal_dir),

@@ -4,7 +4,7 @@
 
 use crate::control::ControlPlane;
 use crate::error::ApiError;
-use crate::telemetry::{BudgetGauge, FleetGauge, Gauges};
+use crate::telemetry::{BudgetGauge, FleetGauge, Gauges, ShipGauge};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -80,11 +80,23 @@ fn gauges(state: &ControlPlane) -> Gauges {
             admitted_locally: n(&c.admitted_locally),
         }
     });
+    let log_shipping = state.store.postgres().map(|pg| {
+        let c = &pg.shipping;
+        let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        ShipGauge {
+            up: c.up.load(std::sync::atomic::Ordering::Relaxed),
+            shipped: n(&c.shipped),
+            backlog: n(&c.backlog),
+            dropped: n(&c.dropped),
+            errors: n(&c.errors),
+        }
+    });
     Gauges {
         budgets,
         budgets_omitted,
         bundles,
         sandboxes,
         fleet,
+        log_shipping,
     }
 }

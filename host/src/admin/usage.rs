@@ -6,7 +6,7 @@ use super::{AdminResult, invalid};
 use crate::control::ControlPlane;
 use crate::error::ApiError;
 use crate::ledger::{self, Metric, Period, Window};
-use crate::store::{StoreError, UsageGroup, UsageQuery, UsageRow};
+use crate::store::{UsageGroup, UsageQuery, UsageRow};
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
@@ -194,9 +194,7 @@ pub async fn alerts(
     let limit = limit.clamp(1, 1000);
     let data = state
         .store
-        .with_conn(move |c| {
-            ledger::list_alerts(c, tenant.as_deref(), limit).map_err(StoreError::from)
-        })
+        .alerts(tenant, limit)
         .await
         .map_err(ApiError::from)?;
     Ok(Json(json!({ "data": data })).into_response())

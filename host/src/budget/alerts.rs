@@ -2,8 +2,8 @@
 //! signed with HMAC-SHA256, with retries. Delivery runs on its own task so a slow or
 //! failing receiver never holds a request.
 
-use crate::ledger::{self, Alert};
-use crate::store::{Store, StoreError};
+use crate::ledger::Alert;
+use crate::store::Store;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -87,12 +87,7 @@ async fn deliver_all(
             "budget alert: '{}' for {} '{}' reached {}% ({} of {})",
             alert.budget, alert.scope, alert.value, alert.threshold_pct, alert.used, alert.limit
         );
-        let recorded = {
-            let a = alert.clone();
-            store
-                .with_conn(move |c| ledger::record_alert(c, &a).map_err(StoreError::from))
-                .await
-        };
+        let recorded = store.record_alert(alert.clone()).await;
         match recorded {
             // Already recorded (by an earlier run): it was delivered then.
             Ok(false) => continue,

@@ -2,9 +2,10 @@
 //! tokens, cost and latency percentiles per time bucket, grouped by a column or a
 //! metadata key (the admin API's `GET /analytics`).
 
-use super::usage::usage_select;
+use super::sql::{Cols, Dialect, Sql};
+use super::usage::{scan_hint, usage_select};
 use super::{Store, StoreError, UsageGroup};
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::params_from_iter;
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -84,9 +85,26 @@ pub struct Analytics {
 pub const MAX_BUCKETS: i64 = 2_000;
 
 impl Store {
-    /// The series `q` asks for. `count_tokens` calls are not usage and are left out.
+    /// The series `q` asks for. `count_tokens` calls are not usage.
     pub async fn analytics(&self, q: AnalyticsQuery) -> Result<Analytics, StoreError> {
-        self.with_conn(move |c| analytics(c, &q)).await
+        if let Some(pg) = &self.pg {
+            let mut chart = Chart::new(&q);
+            let sql = chart_sql(Dialect::Postgres, "", &q);
+            pg.each_row(&sql, |r| chart.add(r)).await?;
+            return Ok(chart.finish(&q));
+        }
+        self.with_conn(move |c| {
+            let mut chart = Chart::new(&q);
+            let scan = scan_hint(c, q.tenant.as_deref(), q.since_ms, q.until_ms);
+            let sql = chart_sql(Dialect::Sqlite, scan, &q);
+            let mut st = c.prepare(&sql.text)?;
+            let mut rows = st.query(params_from_iter(&sql.args))?;
+            while let Some(r) = rows.next()? {
+                chart.add(r)?;
+            }
+            Ok(chart.finish(&q))
+        })
+        .await
     }
 }
 
@@ -110,12 +128,10 @@ impl Cell {
     }
 }
 
-fn analytics(c: &mut Connection, q: &AnalyticsQuery) -> Result<Analytics, StoreError> {
-    let bucket_ms = q.bucket_ms.max(1000);
-    let first = q.since_ms.div_euclid(bucket_ms) * bucket_ms;
-    let n = ((q.until_ms - first + bucket_ms - 1) / bucket_ms).clamp(1, MAX_BUCKETS) as usize;
-    let (sql, args) = usage_select(
-        c,
+fn chart_sql(d: Dialect, scan: &str, q: &AnalyticsQuery) -> Sql {
+    usage_select(
+        d,
+        scan,
         |group| {
             format!(
                 "l.ts_ms, {group}, l.status, l.latency_ms,
@@ -126,87 +142,112 @@ fn analytics(c: &mut Connection, q: &AnalyticsQuery) -> Result<Analytics, StoreE
         q.tenant.as_deref(),
         q.since_ms,
         q.until_ms,
-    );
-    // Keyed by the group's text, looked up without allocating; `none` holds requests
-    // without a value.
-    let mut cells: HashMap<String, Vec<Cell>> = HashMap::new();
-    let mut none: Option<Vec<Cell>> = None;
-    let empty = || (0..n).map(|_| Cell::default()).collect::<Vec<_>>();
-    let mut st = c.prepare(&sql)?;
-    let mut rows = st.query(params_from_iter(args))?;
-    while let Some(r) = rows.next()? {
-        let ts: i64 = r.get(0)?;
-        let i = ((ts - first) / bucket_ms) as usize;
-        if i >= n {
-            continue;
+    )
+}
+
+/// The cells of a chart being filled, row by row.
+struct Chart {
+    bucket_ms: i64,
+    first: i64,
+    n: usize,
+    /// Keyed by the group's text; `none` holds requests without a value.
+    cells: HashMap<String, Vec<Cell>>,
+    none: Option<Vec<Cell>>,
+}
+
+impl Chart {
+    fn new(q: &AnalyticsQuery) -> Self {
+        let bucket_ms = q.bucket_ms.max(1000);
+        let first = q.since_ms.div_euclid(bucket_ms) * bucket_ms;
+        let n = ((q.until_ms - first + bucket_ms - 1) / bucket_ms).clamp(1, MAX_BUCKETS) as usize;
+        Self {
+            bucket_ms,
+            first,
+            n,
+            cells: HashMap::new(),
+            none: None,
         }
-        let group = match r.get_ref(1)? {
-            rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t)),
-            _ => None,
-        };
-        let series = match group {
-            None => none.get_or_insert_with(empty),
-            Some(g) => match cells.get_mut(g.as_ref()) {
-                Some(v) => v,
-                None => cells.entry(g.into_owned()).or_insert_with(empty),
-            },
+    }
+
+    /// Adds one row of [`chart_sql`].
+    fn add(&mut self, r: &impl Cols) -> Result<(), StoreError> {
+        let ts = r.int_req(0)?;
+        let i = ((ts - self.first) / self.bucket_ms) as usize;
+        if i >= self.n {
+            return Ok(());
+        }
+        let n = self.n;
+        let empty = || (0..n).map(|_| Cell::default()).collect::<Vec<_>>();
+        let series = match r.text(1)? {
+            None => self.none.get_or_insert_with(empty),
+            Some(g) => self.cells.entry(g).or_insert_with(empty),
         };
         let cell = &mut series[i];
-        let status: i64 = r.get(2)?;
         cell.requests += 1;
-        cell.errors += u64::from(status >= 400);
-        cell.latencies.push(r.get::<_, i64>(3)?.max(0) as u64);
-        cell.tokens += r.get::<_, i64>(4)?.max(0) as u64;
-        cell.cost_nano += r.get::<_, i64>(5)?.max(0) as u64;
+        cell.errors += u64::from(r.int_req(2)? >= 400);
+        cell.latencies.push(r.count(3)?);
+        cell.tokens += r.count(4)?;
+        cell.cost_nano += r.count(5)?;
+        Ok(())
     }
-    let mut groups: Vec<(Option<String>, Vec<Cell>)> =
-        cells.into_iter().map(|(g, v)| (Some(g), v)).collect();
-    if let Some(v) = none {
-        groups.push((None, v));
-    }
-    // Highest cost first, then most requests, then by name: stable charts.
-    let weight = |v: &[Cell]| {
-        (
-            v.iter().map(|c| c.cost_nano).sum::<u64>(),
-            v.iter().map(|c| c.requests).sum::<u64>(),
-        )
-    };
-    groups.sort_by(|a, b| weight(&b.1).cmp(&weight(&a.1)).then_with(|| a.0.cmp(&b.0)));
-    let mut total: Vec<Cell> = (0..n).map(|_| Cell::default()).collect();
-    for (_, v) in &groups {
-        for (t, c) in total.iter_mut().zip(v) {
-            t.add(c);
+
+    fn finish(self, q: &AnalyticsQuery) -> Analytics {
+        let Chart {
+            bucket_ms,
+            first,
+            n,
+            cells,
+            none,
+        } = self;
+        let mut groups: Vec<(Option<String>, Vec<Cell>)> =
+            cells.into_iter().map(|(g, v)| (Some(g), v)).collect();
+        if let Some(v) = none {
+            groups.push((None, v));
         }
-    }
-    let grouped = q.by != UsageGroup::None;
-    let mut series = Vec::new();
-    if grouped {
-        let keep = q.max_groups.max(1);
-        let mut rest: Option<Vec<Cell>> = None;
-        for (i, (g, v)) in groups.into_iter().enumerate() {
-            if i < keep {
-                series.push(to_series(g, v));
-            } else {
-                let acc = rest.get_or_insert_with(|| (0..n).map(|_| Cell::default()).collect());
-                for (a, c) in acc.iter_mut().zip(&v) {
-                    a.add(c);
-                }
+        // Highest cost first, then most requests, then by name: stable charts.
+        let weight = |v: &[Cell]| {
+            (
+                v.iter().map(|c| c.cost_nano).sum::<u64>(),
+                v.iter().map(|c| c.requests).sum::<u64>(),
+            )
+        };
+        groups.sort_by(|a, b| weight(&b.1).cmp(&weight(&a.1)).then_with(|| a.0.cmp(&b.0)));
+        let mut total: Vec<Cell> = (0..n).map(|_| Cell::default()).collect();
+        for (_, v) in &groups {
+            for (t, c) in total.iter_mut().zip(v) {
+                t.add(c);
             }
         }
-        if let Some(v) = rest {
-            series.push(to_series(Some("other".into()), v));
+        let grouped = q.by != UsageGroup::None;
+        let mut series = Vec::new();
+        if grouped {
+            let keep = q.max_groups.max(1);
+            let mut rest: Option<Vec<Cell>> = None;
+            for (i, (g, v)) in groups.into_iter().enumerate() {
+                if i < keep {
+                    series.push(to_series(g, v));
+                } else {
+                    let acc = rest.get_or_insert_with(|| (0..n).map(|_| Cell::default()).collect());
+                    for (a, c) in acc.iter_mut().zip(&v) {
+                        a.add(c);
+                    }
+                }
+            }
+            if let Some(v) = rest {
+                series.push(to_series(Some("other".into()), v));
+            }
+        }
+        let total = to_series(None, total);
+        if !grouped {
+            series.push(total.clone());
+        }
+        Analytics {
+            bucket_ms,
+            buckets: (0..n as i64).map(|i| first + i * bucket_ms).collect(),
+            series,
+            total,
         }
     }
-    let total = to_series(None, total);
-    if !grouped {
-        series.push(total.clone());
-    }
-    Ok(Analytics {
-        bucket_ms,
-        buckets: (0..n as i64).map(|i| first + i * bucket_ms).collect(),
-        series,
-        total,
-    })
 }
 
 fn to_series(group: Option<String>, mut cells: Vec<Cell>) -> Series {

@@ -2,13 +2,12 @@
 //! queries over them: filtered listings, one request in detail, traces, replay windows
 //! and exports.
 
+use super::sql::{Cols, Dialect, Sql};
 use super::{Store, StoreError};
 use crate::metadata::Metadata;
 use crate::usage::Usage;
 use bytes::Bytes;
-use rusqlite::{
-    Connection, OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue,
-};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 /// What one plugin decided for one request.
@@ -197,6 +196,8 @@ pub struct LogQuery {
     pub oldest_first: bool,
     /// Rows strictly after this (ts_ms, request_id) in the chosen order (paging).
     pub after: Option<(i64, String)>,
+    /// Only these endpoints (empty: every endpoint).
+    pub endpoints: &'static [&'static str],
 }
 
 /// Which statuses a log query keeps.
@@ -227,61 +228,53 @@ impl std::str::FromStr for StatusFilter {
     }
 }
 
-/// The columns [`from_row`] reads, in its order.
-const SELECT: &str =
-    "SELECT l.request_id, l.ts_ms, l.tenant_id, l.key_id, l.trace_id, l.endpoint, l.team, l.user,
-        l.metadata, l.requested_model, l.served_model, l.provider, l.status, l.stream, l.latency_ms,
-        l.ttft_ms, l.input_tokens, l.output_tokens, l.cache_read_tokens, l.cache_write_tokens,
-        l.decisions, l.error, l.attempts, l.cost_nano, l.cost, l.bundle_version, l.platform_version,
-        l.max_tokens, l.body_bytes, l.message_count, l.admitted
-    FROM request_logs l WHERE 1=1";
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
-    let metadata: String = r.get(8)?;
-    let decisions: String = r.get(20)?;
+/// A row of [`Dialect::log_columns`] as a record (without its bodies).
+pub(crate) fn log_from_row(r: &impl Cols) -> Result<LogRecord, StoreError> {
     let metadata: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&metadata).unwrap_or_default();
+        serde_json::from_str(&r.text_req(8)?).unwrap_or_default();
+    let small = |i: usize| -> Result<Option<u32>, StoreError> {
+        Ok(r.int(i)?
+            .map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX)))
+    };
     Ok(LogRecord {
-        request_id: r.get(0)?,
-        ts_ms: r.get(1)?,
-        tenant_id: r.get(2)?,
-        key_id: r.get(3)?,
-        trace_id: r.get(4)?,
-        endpoint: r.get(5)?,
-        team: r.get(6)?,
-        user: r.get(7)?,
+        request_id: r.text_req(0)?,
+        ts_ms: r.int_req(1)?,
+        tenant_id: r.text_req(2)?,
+        key_id: r.text(3)?,
+        trace_id: r.text_req(4)?,
+        endpoint: r.text_req(5)?,
+        team: r.text(6)?,
+        user: r.text(7)?,
         metadata: Metadata(
             metadata
                 .into_iter()
                 .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
                 .collect(),
         ),
-        requested_model: r.get(9)?,
-        served_model: r.get(10)?,
-        provider: r.get(11)?,
-        status: r.get(12)?,
-        stream: r.get(13)?,
-        latency_ms: r.get::<_, i64>(14)? as u64,
-        ttft_ms: r.get::<_, Option<i64>>(15)?.map(|t| t as u64),
+        requested_model: r.text(9)?,
+        served_model: r.text(10)?,
+        provider: r.text(11)?,
+        status: u16::try_from(r.int_req(12)?).unwrap_or(0),
+        stream: r.flag(13)?,
+        latency_ms: r.count(14)?,
+        ttft_ms: r.int(15)?.map(|t| t.max(0) as u64),
         usage: Usage {
-            input_tokens: r.get::<_, i64>(16)? as u64,
-            output_tokens: r.get::<_, i64>(17)? as u64,
-            cache_read_tokens: r.get::<_, i64>(18)? as u64,
-            cache_write_tokens: r.get::<_, i64>(19)? as u64,
+            input_tokens: r.count(16)?,
+            output_tokens: r.count(17)?,
+            cache_read_tokens: r.count(18)?,
+            cache_write_tokens: r.count(19)?,
         },
-        decisions: serde_json::from_str(&decisions).unwrap_or_default(),
-        error: r.get(21)?,
-        attempts: serde_json::from_str(&r.get::<_, String>(22)?).unwrap_or_default(),
-        cost_nano: r.get::<_, i64>(23)?.max(0) as u64,
-        cost: r
-            .get::<_, Option<String>>(24)?
-            .and_then(|c| serde_json::from_str(&c).ok()),
-        bundle_version: r.get(25)?,
-        platform_version: r.get(26)?,
-        max_tokens: r.get(27)?,
-        body_bytes: r.get(28)?,
-        message_count: r.get(29)?,
-        admitted: r.get(30)?,
+        decisions: serde_json::from_str(&r.text_req(20)?).unwrap_or_default(),
+        error: r.text(21)?,
+        attempts: serde_json::from_str(&r.text_req(22)?).unwrap_or_default(),
+        cost_nano: r.count(23)?,
+        cost: r.text(24)?.and_then(|c| serde_json::from_str(&c).ok()),
+        bundle_version: small(25)?,
+        platform_version: small(26)?,
+        max_tokens: small(27)?,
+        body_bytes: small(28)?.unwrap_or(0),
+        message_count: small(29)?.unwrap_or(0),
+        admitted: r.flag(30)?,
         ledger: None,
         bodies: None,
         traceparent: None,
@@ -292,11 +285,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<LogRecord> {
 impl Store {
     /// Log rows matching `q`, newest first.
     pub async fn query_logs(&self, q: LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.logs(log_query(Dialect::Postgres, &q)).await;
+        }
         self.with_conn(move |c| query_logs(c, &q)).await
     }
 
     /// A tenant's model requests in `[since_ms, until_ms)`, oldest first, at most
-    /// `limit` (what a bundle replay runs over).
+    /// `limit` (what a bundle replay runs over), with the request bodies a capturing
+    /// tenant kept: a replay gives them to plugins.
     pub async fn tenant_requests(
         &self,
         tenant: String,
@@ -304,66 +301,112 @@ impl Store {
         until_ms: i64,
         limit: u32,
     ) -> Result<Vec<LogRecord>, StoreError> {
+        let q = LogQuery {
+            tenant: Some(tenant),
+            since_ms: Some(since_ms),
+            until_ms: Some(until_ms),
+            limit: Some(limit),
+            oldest_first: true,
+            endpoints: MODEL_ENDPOINTS,
+            ..LogQuery::default()
+        };
+        let mut rows = self.query_logs(q).await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.request_id.clone()).collect();
+        let mut bodies = self.bodies(ids).await?;
+        for row in &mut rows {
+            if let Some(b) = bodies.remove(&row.request_id)
+                && !b.request_truncated
+            {
+                row.bodies = Some(Box::new(CapturedBodies {
+                    request: b.request,
+                    ..CapturedBodies::default()
+                }));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The captured bodies of these requests, by request id.
+    async fn bodies(
+        &self,
+        ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, CapturedBodies>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        if let Some(pg) = &self.pg {
+            return pg.bodies(&ids).await;
+        }
         self.with_conn(move |c| {
-            let sql = format!(
-                "{SELECT} AND l.tenant_id = ?1 AND l.ts_ms >= ?2 AND l.ts_ms < ?3
-                   AND l.endpoint IN ('messages', 'chat_completions', 'count_tokens')
-                 ORDER BY l.ts_ms, l.request_id LIMIT ?4"
-            );
-            let mut st = c.prepare(&sql)?;
-            let mut rows = st
-                .query_map(params![tenant, since_ms, until_ms, limit], from_row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            // The request bodies a capturing tenant kept: a replay gives them to plugins.
-            let mut body = c.prepare_cached(
-                "SELECT request, request_truncated FROM request_bodies WHERE request_id = ?1",
+            let mut st = c.prepare_cached(
+                "SELECT request_id, request, response, request_truncated, response_truncated
+                 FROM request_bodies WHERE request_id = ?1",
             )?;
-            for row in &mut rows {
-                let kept = body
-                    .query_row(params![row.request_id], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?))
-                    })
+            let mut out = std::collections::HashMap::new();
+            for id in &ids {
+                let found = st
+                    .query_row(params![id], |r| Ok(bodies_from_row(r)))
                     .optional()?;
-                if let Some((request, false)) = kept {
-                    row.bodies = Some(Box::new(CapturedBodies {
-                        request: Bytes::from(request),
-                        ..CapturedBodies::default()
-                    }));
+                if let Some(found) = found {
+                    let (id, b) = found?;
+                    out.insert(id, b);
                 }
             }
-            Ok(rows)
+            Ok(out)
         })
         .await
     }
 }
 
-fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
-    let mut sql = String::from(SELECT);
-    let mut args: Vec<SqlValue> = Vec::new();
-    let mut push = |sql: &mut String, clause: &str, v: SqlValue| {
-        args.push(v);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-    };
+/// The endpoints that are model requests (what a replay runs over).
+const MODEL_ENDPOINTS: &[&str] = &["messages", "chat_completions", "count_tokens"];
+
+/// The columns a body row is selected with, as an id and the bodies.
+pub(crate) const BODY_COLUMNS: &str =
+    "request_id, request, response, request_truncated, response_truncated";
+
+/// A row of [`BODY_COLUMNS`].
+pub(crate) fn bodies_from_row(r: &impl Cols) -> Result<(String, CapturedBodies), StoreError> {
+    Ok((
+        r.text_req(0)?,
+        CapturedBodies {
+            request: Bytes::from(r.text_req(1)?),
+            response: Bytes::from(r.text_req(2)?),
+            request_truncated: r.flag(3)?,
+            response_truncated: r.flag(4)?,
+        },
+    ))
+}
+
+/// The statement of a log listing, in `d`'s dialect.
+pub(crate) fn log_query(d: Dialect, q: &LogQuery) -> Sql {
+    let mut sql = Sql::new(d);
+    sql.push(&format!(
+        "SELECT {} FROM request_logs l WHERE 1=1",
+        d.log_columns()
+    ));
     if let Some(t) = &q.tenant {
-        push(&mut sql, " AND l.tenant_id = ?", t.clone().into());
+        let p = sql.bind(t.as_str());
+        sql.push(&format!(" AND l.tenant_id = {p}"));
     }
     for (k, v) in &q.meta {
-        push(
-            &mut sql,
-            " AND EXISTS (SELECT 1 FROM request_log_meta m WHERE m.request_id = l.request_id AND m.key = ?",
-            k.clone().into(),
-        );
-        push(&mut sql, " AND m.value = ?)", v.clone().into());
+        let (k, v) = (sql.bind(k.as_str()), sql.bind(v.as_str()));
+        sql.push(&format!(" AND {}", d.meta_equals(&k, &v)));
     }
     if let Some(m) = &q.model {
-        push(&mut sql, " AND (l.requested_model = ?", m.clone().into());
-        push(&mut sql, " OR l.served_model = ?)", m.clone().into());
+        let p = sql.bind(m.as_str());
+        sql.push(&format!(
+            " AND (l.requested_model = {p} OR l.served_model = {p})"
+        ));
     }
     match q.status {
-        Some(StatusFilter::Exact(s)) => push(&mut sql, " AND l.status = ?", i64::from(s).into()),
+        Some(StatusFilter::Exact(s)) => {
+            let p = sql.bind(i64::from(s));
+            sql.push(&format!(" AND l.status = {p}"));
+        }
         Some(StatusFilter::Range(lo, hi)) => {
-            push(&mut sql, " AND l.status >= ?", i64::from(lo).into());
-            push(&mut sql, " AND l.status <= ?", i64::from(hi).into());
+            let (lo, hi) = (sql.bind(i64::from(lo)), sql.bind(i64::from(hi)));
+            sql.push(&format!(" AND l.status >= {lo} AND l.status <= {hi}"));
         }
         None => {}
     }
@@ -372,30 +415,33 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         ("trace_id", &q.trace_id),
         ("request_id", &q.request_id),
         ("team", &q.team),
-        ("user", &q.user),
+        ("\"user\"", &q.user),
         ("provider", &q.provider),
     ] {
         if let Some(v) = v {
-            push(&mut sql, &format!(" AND l.{col} = ?"), v.clone().into());
+            let p = sql.bind(v.as_str());
+            sql.push(&format!(" AND l.{col} = {p}"));
         }
     }
     if let Some(text) = q.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-        push(
-            &mut sql,
-            " AND (instr(l.request_id, ?)",
-            text.to_string().into(),
-        );
-        push(
-            &mut sql,
-            " OR instr(l.trace_id, ?))",
-            text.to_string().into(),
-        );
+        let p = sql.bind(text);
+        sql.push(&format!(
+            " AND ({} OR {})",
+            d.contains("l.request_id", &p),
+            d.contains("l.trace_id", &p)
+        ));
+    }
+    if !q.endpoints.is_empty() {
+        let list: Vec<String> = q.endpoints.iter().map(|e| sql.bind(*e)).collect();
+        sql.push(&format!(" AND l.endpoint IN ({})", list.join(", ")));
     }
     if let Some(s) = q.since_ms {
-        push(&mut sql, " AND l.ts_ms >= ?", s.into());
+        let p = sql.bind(s);
+        sql.push(&format!(" AND l.ts_ms >= {p}"));
     }
     if let Some(u) = q.until_ms {
-        push(&mut sql, " AND l.ts_ms < ?", u.into());
+        let p = sql.bind(u);
+        sql.push(&format!(" AND l.ts_ms < {p}"));
     }
     let (cmp, order) = if q.oldest_first {
         (">", "ASC")
@@ -403,21 +449,35 @@ fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreE
         ("<", "DESC")
     };
     if let Some((ts, id)) = &q.after {
-        push(&mut sql, &format!(" AND (l.ts_ms {cmp} ?"), (*ts).into());
-        push(&mut sql, " OR (l.ts_ms = ?", (*ts).into());
-        push(
-            &mut sql,
-            &format!(" AND l.request_id {cmp} ?))"),
-            id.clone().into(),
-        );
+        let (ts, id) = (sql.bind(*ts), sql.bind(id.as_str()));
+        sql.push(&format!(
+            " AND (l.ts_ms {cmp} {ts} OR (l.ts_ms = {ts} AND l.request_id {cmp} {id}))"
+        ));
     }
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    sql.push_str(&format!(
+    sql.push(&format!(
         " ORDER BY l.ts_ms {order}, l.request_id {order} LIMIT {limit}"
     ));
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(args), from_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    sql
+}
+
+/// Runs a SQLite statement and reads each row with `read`.
+pub(crate) fn sqlite_rows<T>(
+    c: &Connection,
+    sql: &Sql,
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = c.prepare(&sql.text)?;
+    let mut rows = st.query(params_from_iter(&sql.args))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(read(r)?);
+    }
+    Ok(out)
+}
+
+fn query_logs(c: &mut Connection, q: &LogQuery) -> Result<Vec<LogRecord>, StoreError> {
+    sqlite_rows(c, &log_query(Dialect::Sqlite, q), |r| log_from_row(r))
 }
 
 /// [`query_logs`] on a connection, for the writer's tests.
@@ -459,35 +519,22 @@ impl Store {
         request_id: String,
         tenant: Option<String>,
     ) -> Result<Option<LogRecord>, StoreError> {
-        self.with_conn(move |c| {
-            let q = LogQuery {
-                request_id: Some(request_id.clone()),
-                tenant,
-                limit: Some(1),
-                ..LogQuery::default()
-            };
-            let Some(mut row) = query_logs(c, &q)?.into_iter().next() else {
-                return Ok(None);
-            };
-            row.bodies = c
-                .query_row(
-                    "SELECT request, response, request_truncated, response_truncated
-                     FROM request_bodies WHERE request_id = ?1",
-                    params![request_id],
-                    |r| {
-                        Ok(CapturedBodies {
-                            request: Bytes::from(r.get::<_, String>(0)?),
-                            response: Bytes::from(r.get::<_, String>(1)?),
-                            request_truncated: r.get(2)?,
-                            response_truncated: r.get(3)?,
-                        })
-                    },
-                )
-                .optional()?
-                .map(Box::new);
-            Ok(Some(row))
-        })
-        .await
+        let q = LogQuery {
+            request_id: Some(request_id.clone()),
+            tenant,
+            limit: Some(1),
+            ..LogQuery::default()
+        };
+        let Some(mut row) = self.query_logs(q).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        row.bodies = self
+            .bodies(vec![request_id])
+            .await?
+            .into_values()
+            .next()
+            .map(Box::new);
+        Ok(Some(row))
     }
 
     /// Recent traces (a tenant's requests grouped by trace id: clients choose trace ids,
@@ -498,41 +545,55 @@ impl Store {
         since_ms: i64,
         limit: u32,
     ) -> Result<Vec<TraceSummary>, StoreError> {
+        if let Some(pg) = &self.pg {
+            let sql = traces_sql(Dialect::Postgres, tenant.as_deref(), since_ms, limit);
+            return pg.rows(&sql, trace_from_row).await;
+        }
         self.with_conn(move |c| {
-            let mut st = c.prepare(
-                "SELECT trace_id, tenant_id, COUNT(*), SUM(status >= 400), MIN(ts_ms),
-                        MAX(ts_ms + latency_ms), SUM(cost_nano),
-                        SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens),
-                        GROUP_CONCAT(DISTINCT COALESCE(served_model, requested_model))
-                 FROM request_logs
-                 WHERE ts_ms >= ?1 AND (?2 IS NULL OR tenant_id = ?2)
-                 GROUP BY tenant_id, trace_id
-                 ORDER BY MAX(ts_ms) DESC
-                 LIMIT ?3",
-            )?;
-            let rows = st.query_map(params![since_ms, tenant, limit.clamp(1, 1000)], |r| {
-                let n = |i: usize| -> rusqlite::Result<u64> {
-                    Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
-                };
-                let models: Option<String> = r.get(8)?;
-                Ok(TraceSummary {
-                    trace_id: r.get(0)?,
-                    tenant_id: r.get(1)?,
-                    requests: n(2)?,
-                    errors: n(3)?,
-                    first_ms: r.get(4)?,
-                    last_ms: r.get(5)?,
-                    cost_usd: n(6)? as f64 / 1e9,
-                    tokens: n(7)?,
-                    models: models
-                        .map(|m| m.split(',').map(str::to_string).collect())
-                        .unwrap_or_default(),
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let sql = traces_sql(Dialect::Sqlite, tenant.as_deref(), since_ms, limit);
+            sqlite_rows(c, &sql, |r| trace_from_row(r))
         })
         .await
     }
+}
+
+fn traces_sql(d: Dialect, tenant: Option<&str>, since_ms: i64, limit: u32) -> Sql {
+    let mut sql = Sql::new(d);
+    let since = sql.bind(since_ms);
+    sql.push(&format!(
+        "SELECT trace_id, tenant_id, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),
+                MIN(ts_ms), MAX(ts_ms + latency_ms), CAST(SUM(cost_nano) AS BIGINT),
+                CAST(SUM(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens) AS BIGINT),
+                {}
+         FROM request_logs WHERE ts_ms >= {since}",
+        d.distinct_list("COALESCE(served_model, requested_model)")
+    ));
+    if let Some(t) = tenant {
+        let p = sql.bind(t);
+        sql.push(&format!(" AND tenant_id = {p}"));
+    }
+    sql.push(&format!(
+        " GROUP BY tenant_id, trace_id ORDER BY MAX(ts_ms) DESC LIMIT {}",
+        limit.clamp(1, 1000)
+    ));
+    sql
+}
+
+fn trace_from_row(r: &impl Cols) -> Result<TraceSummary, StoreError> {
+    Ok(TraceSummary {
+        trace_id: r.text_req(0)?,
+        tenant_id: r.text_req(1)?,
+        requests: r.count(2)?,
+        errors: r.count(3)?,
+        first_ms: r.int_req(4)?,
+        last_ms: r.int_req(5)?,
+        cost_usd: r.count(6)? as f64 / 1e9,
+        tokens: r.count(7)?,
+        models: r
+            .text(8)?
+            .map(|m| m.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]

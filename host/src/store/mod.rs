@@ -13,6 +13,7 @@ mod keys;
 mod log_writer;
 mod logs;
 pub mod postgres;
+mod sql;
 mod tenants;
 mod usage;
 
@@ -226,6 +227,12 @@ CREATE TABLE journal_state (
     offset  INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE log_shipping (
+    id         INTEGER PRIMARY KEY CHECK (id = 0),
+    last_rowid INTEGER NOT NULL
+);
+"#,
 ];
 
 /// Handle to the store; cheap to clone.
@@ -256,8 +263,13 @@ impl Store {
     }
 
     /// Keeps the control plane in `pg` from now on (the fleet's shared store).
-    pub fn with_postgres(mut self, pg: postgres::PgControl) -> Self {
-        self.pg = Some(Arc::new(pg));
+    pub fn with_postgres(self, pg: postgres::PgControl) -> Self {
+        self.with_postgres_arc(Arc::new(pg))
+    }
+
+    /// [`Store::with_postgres`] with a control plane already shared.
+    pub fn with_postgres_arc(mut self, pg: Arc<postgres::PgControl>) -> Self {
+        self.pg = Some(pg);
         self
     }
 
@@ -303,6 +315,36 @@ impl Store {
             .map_err(|e| StoreError::Task(format!("starting the request log writer: {e}")))
     }
 
+    /// Records a fired budget alert; false when it was already recorded (by another
+    /// replica of the fleet, or before a restart): its webhook then went out already.
+    /// A fleet records it in PostgreSQL, falling back to this replica's file when that
+    /// is unreachable (the alert is then delivered, and listed here only).
+    pub async fn record_alert(&self, alert: crate::ledger::Alert) -> Result<bool, StoreError> {
+        if let Some(pg) = &self.pg {
+            match pg.record_alert(&alert).await {
+                Ok(new) => return Ok(new),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record a budget alert in PostgreSQL; recording it locally")
+                }
+            }
+        }
+        self.with_conn(move |c| Ok(crate::ledger::record_alert(c, &alert)?))
+            .await
+    }
+
+    /// Fired budget alerts, newest first, of one tenant or all; at most `limit`.
+    pub async fn alerts(
+        &self,
+        tenant: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<crate::ledger::Alert>, StoreError> {
+        if let Some(pg) = &self.pg {
+            return pg.alerts(tenant.as_deref(), limit).await;
+        }
+        self.with_conn(move |c| Ok(crate::ledger::list_alerts(c, tenant.as_deref(), limit)?))
+            .await
+    }
+
     /// Writes the rows a previous run left in the usage journal at `dir` (see
     /// [`journal`]); run before the ledger is loaded, so it counts them.
     pub fn recover_journal(&self, dir: &Path) -> Result<usize, StoreError> {
@@ -313,7 +355,7 @@ impl Store {
 /// Page cache of the log writer's connection, in KiB.
 const WRITER_CACHE_KIB: usize = 8 << 10;
 
-fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -1,8 +1,10 @@
 //! Usage reports from the request log: requests, tokens and cost grouped by a column or
 //! a metadata key over a time range (the admin API's `GET /usage`).
 
+use super::logs::sqlite_rows;
+use super::sql::{Cols, Dialect, Sql};
 use super::{Store, StoreError};
-use rusqlite::{Connection, params_from_iter, types::Value as SqlValue};
+use rusqlite::Connection;
 use serde::Serialize;
 
 /// What a usage report is grouped by.
@@ -100,14 +102,30 @@ impl UsageRow {
 impl Store {
     /// Usage grouped as `q` asks, highest cost first. `count_tokens` calls are not usage.
     pub async fn usage_report(&self, q: UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-        self.with_conn(move |c| usage_report(c, &q)).await
+        if let Some(pg) = &self.pg {
+            let sql = usage_report_sql(Dialect::Postgres, "", &q);
+            return pg.rows(&sql, usage_from_row).await;
+        }
+        self.with_conn(move |c| {
+            let scan = scan_hint(c, q.tenant.as_deref(), q.since_ms, q.until_ms);
+            sqlite_rows(c, &usage_report_sql(Dialect::Sqlite, scan, &q), |r| {
+                usage_from_row(r)
+            })
+        })
+        .await
     }
 }
 
 /// `NOT INDEXED` when a query over every tenant reads most of the log: walking the time
 /// index then costs a table lookup per row, several times slower than one sequential
 /// scan. Narrow ranges (and single tenants, whose share is unknown) keep the index.
-fn scan_hint(c: &Connection, tenant: Option<&str>, since_ms: i64, until_ms: i64) -> &'static str {
+/// (SQLite only: PostgreSQL's planner weighs this itself.)
+pub(super) fn scan_hint(
+    c: &Connection,
+    tenant: Option<&str>,
+    since_ms: i64,
+    until_ms: i64,
+) -> &'static str {
     if tenant.is_some() {
         return "";
     }
@@ -129,60 +147,55 @@ fn scan_hint(c: &Connection, tenant: Option<&str>, since_ms: i64, until_ms: i64)
 
 /// `SELECT <columns> FROM request_logs l` over the usage of `[since, until)` (of
 /// `tenant`, when given; `count_tokens` calls are not usage), with the join `by` needs;
-/// `columns` gets the grouping's SQL expression. Returns the SQL and its parameters.
+/// `columns` gets the grouping's SQL expression; `scan` is a SQLite index hint.
 pub(super) fn usage_select(
-    c: &Connection,
+    d: Dialect,
+    scan: &str,
     columns: impl FnOnce(&str) -> String,
     by: &UsageGroup,
     tenant: Option<&str>,
     since_ms: i64,
     until_ms: i64,
-) -> (String, Vec<SqlValue>) {
-    let mut args: Vec<SqlValue> = Vec::new();
-    let (group, join) = group_sql(by, &mut args);
-    let scan = scan_hint(c, tenant, since_ms, until_ms);
-    let mut sql = format!(
-        "SELECT {} FROM request_logs l{scan}{join} WHERE l.endpoint != 'count_tokens'",
-        columns(group)
-    );
-    args.push(since_ms.into());
-    sql.push_str(&format!(" AND l.ts_ms >= ?{}", args.len()));
-    args.push(until_ms.into());
-    sql.push_str(&format!(" AND l.ts_ms < ?{}", args.len()));
-    if let Some(t) = tenant {
-        args.push(t.to_string().into());
-        sql.push_str(&format!(" AND l.tenant_id = ?{}", args.len()));
-    }
-    (sql, args)
-}
-
-/// The SQL expression of a grouping over `request_logs l`, and the join it needs (its
-/// parameter, if any, is pushed onto `args` as `?1`: call this first).
-fn group_sql(by: &UsageGroup, args: &mut Vec<SqlValue>) -> (&'static str, &'static str) {
-    match by {
-        UsageGroup::None => ("NULL", ""),
-        UsageGroup::Team => ("l.team", ""),
-        UsageGroup::User => ("l.user", ""),
-        UsageGroup::Key => ("l.key_id", ""),
-        UsageGroup::Model => ("COALESCE(l.served_model, l.requested_model)", ""),
-        UsageGroup::Provider => ("l.provider", ""),
+) -> Sql {
+    let mut sql = Sql::new(d);
+    let (group, join) = match by {
+        UsageGroup::None => ("CAST(NULL AS TEXT)".to_string(), String::new()),
+        UsageGroup::Team => ("l.team".into(), String::new()),
+        UsageGroup::User => ("l.\"user\"".into(), String::new()),
+        UsageGroup::Key => ("l.key_id".into(), String::new()),
+        UsageGroup::Model => (
+            "COALESCE(l.served_model, l.requested_model)".into(),
+            String::new(),
+        ),
+        UsageGroup::Provider => ("l.provider".into(), String::new()),
         UsageGroup::Metadata(k) => {
-            args.push(k.clone().into());
-            (
-                "m.value",
-                " LEFT JOIN request_log_meta m ON m.request_id = l.request_id AND m.key = ?1",
-            )
+            let k = sql.bind(k.as_str());
+            d.meta_value(&k)
         }
+    };
+    sql.push(&format!(
+        "SELECT {} FROM request_logs l{scan}{join} WHERE l.endpoint != 'count_tokens'",
+        columns(&group)
+    ));
+    let (since, until) = (sql.bind(since_ms), sql.bind(until_ms));
+    sql.push(&format!(" AND l.ts_ms >= {since} AND l.ts_ms < {until}"));
+    if let Some(t) = tenant {
+        let p = sql.bind(t);
+        sql.push(&format!(" AND l.tenant_id = {p}"));
     }
+    sql
 }
 
-fn usage_report(c: &mut Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, StoreError> {
-    let (mut sql, args) = usage_select(
-        c,
+fn usage_report_sql(d: Dialect, scan: &str, q: &UsageQuery) -> Sql {
+    let mut sql = usage_select(
+        d,
+        scan,
         |group| {
             format!(
-                "{group} AS g, COUNT(*), SUM(l.status >= 400), SUM(l.input_tokens), SUM(l.output_tokens),
-                 SUM(l.cache_read_tokens), SUM(l.cache_write_tokens), SUM(l.cost_nano)"
+                "{group} AS g, COUNT(*), SUM(CASE WHEN l.status >= 400 THEN 1 ELSE 0 END),
+                 CAST(SUM(l.input_tokens) AS BIGINT), CAST(SUM(l.output_tokens) AS BIGINT),
+                 CAST(SUM(l.cache_read_tokens) AS BIGINT), CAST(SUM(l.cache_write_tokens) AS BIGINT),
+                 CAST(SUM(l.cost_nano) AS BIGINT)"
             )
         },
         &q.by,
@@ -190,26 +203,24 @@ fn usage_report(c: &mut Connection, q: &UsageQuery) -> Result<Vec<UsageRow>, Sto
         q.since_ms,
         q.until_ms,
     );
-    sql.push_str(" GROUP BY g ORDER BY SUM(l.cost_nano) DESC, g");
-    let mut st = c.prepare(&sql)?;
-    let rows = st.query_map(params_from_iter(args), |r| {
-        let n = |i: usize| -> rusqlite::Result<u64> {
-            Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0).max(0) as u64)
-        };
-        let (input, output, cache_read, cache_write) = (n(3)?, n(4)?, n(5)?, n(6)?);
-        Ok(UsageRow {
-            group: r.get(0)?,
-            requests: n(1)?,
-            errors: n(2)?,
-            input_tokens: input,
-            output_tokens: output,
-            cache_read_tokens: cache_read,
-            cache_write_tokens: cache_write,
-            tokens: input + output + cache_read + cache_write,
-            cost_usd: n(7)? as f64 / 1e9,
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    sql.push(" GROUP BY g ORDER BY SUM(l.cost_nano) DESC, g");
+    sql
+}
+
+fn usage_from_row(r: &impl Cols) -> Result<UsageRow, StoreError> {
+    let (input, output, cache_read, cache_write) =
+        (r.count(3)?, r.count(4)?, r.count(5)?, r.count(6)?);
+    Ok(UsageRow {
+        group: r.text(0)?,
+        requests: r.count(1)?,
+        errors: r.count(2)?,
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_tokens: cache_read,
+        cache_write_tokens: cache_write,
+        tokens: input + output + cache_read + cache_write,
+        cost_usd: r.count(7)? as f64 / 1e9,
+    })
 }
 
 #[cfg(test)]

@@ -128,6 +128,23 @@ pub struct Gauges {
     pub sandboxes: Vec<(String, u32, u32)>,
     /// The fleet ledger's state, with `[ledger] kind = "redis"`.
     pub fleet: Option<FleetGauge>,
+    /// The request logs' shipping to PostgreSQL, with `[store] kind = "postgres"`.
+    pub log_shipping: Option<ShipGauge>,
+}
+
+/// This replica's request-log shipping to PostgreSQL.
+#[derive(Debug, Default)]
+pub struct ShipGauge {
+    /// Whether the last batch reached PostgreSQL.
+    pub up: bool,
+    /// Rows written to PostgreSQL.
+    pub shipped: u64,
+    /// Rows written locally, waiting for PostgreSQL.
+    pub backlog: u64,
+    /// Rows dropped from the shared log (a full backlog, or refused by PostgreSQL).
+    pub dropped: u64,
+    /// Failed batches (retried).
+    pub errors: u64,
 }
 
 /// The fleet ledger (Redis) as this replica sees it.
@@ -483,6 +500,42 @@ fn render_gauges(out: &mut String, g: &Gauges) {
             family(out, name, kind, help, [(String::new(), v.to_string())]);
         }
     }
+    if let Some(s) = &g.log_shipping {
+        for (name, kind, help, v) in [
+            (
+                "tollgate_log_ship_up",
+                "gauge",
+                "1 when the last batch of request logs reached PostgreSQL.",
+                u64::from(s.up),
+            ),
+            (
+                "tollgate_log_shipped_total",
+                "counter",
+                "Request log rows this replica wrote to PostgreSQL.",
+                s.shipped,
+            ),
+            (
+                "tollgate_log_ship_backlog",
+                "gauge",
+                "Request log rows written locally and waiting for PostgreSQL.",
+                s.backlog,
+            ),
+            (
+                "tollgate_log_ship_dropped_total",
+                "counter",
+                "Request log rows left out of PostgreSQL: skipped from a full backlog ([store] log_backlog) or refused.",
+                s.dropped,
+            ),
+            (
+                "tollgate_log_ship_errors_total",
+                "counter",
+                "Batches of request logs PostgreSQL did not take (retried).",
+                s.errors,
+            ),
+        ] {
+            family(out, name, kind, help, [(String::new(), v.to_string())]);
+        }
+    }
     family(
         out,
         "tollgate_build_info",
@@ -505,7 +558,11 @@ fn family(
 ) {
     header(out, name, kind, help);
     for (labels, value) in samples {
-        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
     }
 }
 

@@ -6,6 +6,6 @@ pub mod metrics;
 pub mod otlp;
 pub mod protection;
 
-pub use metrics::{BudgetGauge, FleetGauge, Gauges, Metrics, MetricsObserver};
+pub use metrics::{BudgetGauge, FleetGauge, Gauges, Metrics, MetricsObserver, ShipGauge};
 pub use otlp::OtlpTarget;
 pub use protection::{ConnRefused, Protection, Unauthenticated};

@@ -9,17 +9,25 @@
 //! files applied at start under an advisory lock, so replicas starting together do
 //! not race.
 
+mod logs;
+pub mod ship;
+#[cfg(test)]
+mod tests;
+
 use super::StoreError;
 use super::bundles::{AuditEntry, BundleVersion, PLATFORM};
 use super::{AdminToken, ApiKey, Tenant};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::{NoTls, Row};
 
 /// Versioned schema files, applied in order; `schema_migrations` records each.
-const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "control", include_str!("migrations/0001_control.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "control", include_str!("migrations/0001_control.sql")),
+    (2, "logs", include_str!("migrations/0002_logs.sql")),
+];
 
 /// Any key: only Tollgate's replicas take it, to migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x7467_6d69_6772; // "tgmigr"
@@ -80,6 +88,8 @@ pub struct PgControl {
     pool: Pool,
     url: String,
     timeout: Duration,
+    /// How the request logs' shipping to PostgreSQL goes (for `/metrics`).
+    pub shipping: Arc<ship::ShipCounters>,
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
@@ -123,6 +133,7 @@ impl PgControl {
             pool,
             url: url.to_string(),
             timeout,
+            shipping: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)

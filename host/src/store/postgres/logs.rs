@@ -1,0 +1,178 @@
+//! The fleet's shared request logs and alerts in PostgreSQL: the statements the log
+//! views run (rendered by [`crate::store::sql`], the same as SQLite's), and the writes
+//! of shipped rows and fired alerts.
+
+use super::{PgControl, pg};
+use crate::ledger::Alert;
+use crate::store::logs::{BODY_COLUMNS, bodies_from_row, log_from_row};
+use crate::store::sql::{Arg, Sql};
+use crate::store::{CapturedBodies, LogRecord, StoreError};
+use futures_util::TryStreamExt;
+use std::collections::HashMap;
+use tokio_postgres::Row;
+
+impl PgControl {
+    /// The rows of `sql`, each read by `read`.
+    pub(crate) async fn rows<T>(
+        &self,
+        sql: &Sql,
+        read: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(sql.text.as_str(), &sql.pg_args())
+            .await
+            .map_err(pg)?;
+        rows.iter().map(read).collect()
+    }
+
+    /// Streams the rows of `sql` into `each` without holding them all.
+    pub(crate) async fn each_row(
+        &self,
+        sql: &Sql,
+        mut each: impl FnMut(&Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let stream = c
+            .query_raw(sql.text.as_str(), sql.args.iter().map(Arg::pg))
+            .await
+            .map_err(pg)?;
+        let mut stream = std::pin::pin!(stream);
+        while let Some(row) = stream.try_next().await.map_err(pg)? {
+            each(&row)?;
+        }
+        Ok(())
+    }
+
+    /// The log rows of a listing built by `log_query`.
+    pub(crate) async fn logs(&self, sql: Sql) -> Result<Vec<LogRecord>, StoreError> {
+        self.rows(&sql, log_from_row).await
+    }
+
+    /// Captured bodies of these requests, by request id.
+    pub(crate) async fn bodies(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, CapturedBodies>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {BODY_COLUMNS} FROM request_bodies WHERE request_id = ANY($1)"),
+                &[&ids],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter().map(bodies_from_row).collect()
+    }
+
+    /// Writes shipped rows (and their bodies) in one transaction; rows already there
+    /// (a retried batch) are left as they are. `rows` and `bodies` are JSON arrays of
+    /// objects named like the tables' columns.
+    pub(crate) async fn insert_logs(&self, rows: &str, bodies: &str) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute(
+            "INSERT INTO request_logs
+             SELECT * FROM jsonb_populate_recordset(NULL::request_logs, $1::text::jsonb)
+             ON CONFLICT (request_id) DO NOTHING",
+            &[&rows],
+        )
+        .await
+        .map_err(pg)?;
+        tx.execute(
+            "INSERT INTO request_bodies
+             SELECT * FROM jsonb_populate_recordset(NULL::request_bodies, $1::text::jsonb)
+             ON CONFLICT (request_id) DO NOTHING",
+            &[&bodies],
+        )
+        .await
+        .map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+
+    /// Deletes logs (and bodies) that arrived before `cutoff_ms`, of `tenant` or, with
+    /// `None`, of every tenant but `kept` (those with their own retention); at most
+    /// `chunk` rows per statement so no purge holds the tables for long. Returns the
+    /// rows deleted.
+    pub(crate) async fn purge_logs(
+        &self,
+        tenant: Option<&str>,
+        kept: &[String],
+        cutoff_ms: i64,
+        chunk: i64,
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let mut deleted = 0;
+        for table in ["request_bodies", "request_logs"] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE request_id IN (
+                   SELECT request_id FROM {table} WHERE ts_ms < $1
+                     AND (($2::text IS NULL AND tenant_id <> ALL($3)) OR tenant_id = $2::text)
+                   LIMIT $4)"
+            );
+            loop {
+                let n = c
+                    .execute(&sql, &[&cutoff_ms, &tenant, &kept, &chunk])
+                    .await
+                    .map_err(pg)?;
+                if table == "request_logs" {
+                    deleted += n;
+                }
+                if n < chunk as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Records a fired alert once for the fleet; false when some replica already did.
+    pub(crate) async fn record_alert(&self, alert: &Alert) -> Result<bool, StoreError> {
+        let payload = serde_json::to_string(alert).map_err(|e| StoreError::Task(e.to_string()))?;
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "INSERT INTO budget_alerts
+                   (tenant_id, budget, scope, value, period, bucket, threshold, fired_at_ms, payload)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT DO NOTHING",
+                &[
+                    &alert.tenant,
+                    &alert.budget,
+                    &alert.scope,
+                    &alert.value,
+                    &alert.period.as_str(),
+                    &crate::ledger::bucket(alert.period, alert.at_ms),
+                    &i64::from(alert.threshold_pct),
+                    &alert.at_ms,
+                    &payload,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n == 1)
+    }
+
+    /// Fired alerts, newest first, of one tenant or all; payloads that no longer
+    /// parse are skipped.
+    pub(crate) async fn alerts(
+        &self,
+        tenant: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT payload FROM budget_alerts WHERE ($1::text IS NULL OR tenant_id = $1::text)
+                 ORDER BY fired_at_ms DESC LIMIT $2",
+                &[&tenant, &i64::from(limit)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.try_get::<_, String>(0).ok())
+            .filter_map(|p| serde_json::from_str(&p).ok())
+            .collect())
+    }
+}
