@@ -43,6 +43,9 @@ TENANTS = {
     "opened": 'ledger_unavailable = "fail_open"\n' + budget_plugin(
         {"limits": [{"name": "tenant-daily", "scope": "tenant", "metric": "cost", "period": "day", "limit": 100}]}),
     "free": "",
+    "cheap": budget_plugin({"limits": [{"name": "project-total", "scope": "metadata.project", "metric": "cost",
+                                        "period": "total", "limit": 0.1,
+                                        "downgrade": {"at": 50, "provider": "mock", "model": "tg-test-cheap"}}]}),
     "logs": "capture_bodies = true\n",
     "policy": "",
     # Every replica compiles metadata-policy at start, as a fleet that pins it would: the
@@ -221,6 +224,25 @@ def test_a_cost_cap_holds_across_replicas_under_300_concurrent_requests(fleet):
     for r in rows:
         assert r["spent"] <= 0.1 + reservation + 1e-9, (r, reservation, admitted)
         assert r["reserved"] == 0, r
+
+
+def test_a_budget_downgrade_reads_the_fleets_usage_not_one_replicas(fleet):
+    key = keys(fleet, "cheap")[0]
+    meta = {"project": "apollo"}
+    # Four requests, one replica after another: $0.056 of $0.10 for the fleet, at most
+    # $0.028 on any one replica (below the 50% downgrade threshold there).
+    for i in range(4):
+        status, headers, body = post(fleet[i % REPLICAS], key, meta=meta)
+        assert status == 200, body
+        assert headers["x-tollgate-model"] == MODEL, (i, headers)
+        wait_fleet_spent(fleet, "cheap", "project-total", (i + 1) * REQUEST_USD)
+    # The budget plugin's `usage` read answers from the fleet: every replica downgrades.
+    for g in fleet:
+        status, headers, body = post(g, key, meta=meta)
+        assert status == 200, body
+        assert headers["x-tollgate-model"] == "tg-test-cheap", (g.url, headers)
+    status, headers, _ = post(fleet[1], key, meta={"project": "zeus"})
+    assert headers["x-tollgate-model"] == MODEL
 
 
 def test_a_per_minute_key_rate_limit_holds_fleet_wide(fleet):

@@ -526,6 +526,10 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         ledger: ledger.clone(),
         scopes: scopes.clone(),
         at_ms: usage_at_ms,
+        fleet: fleet.map(|f| crate::plugins::FleetReads {
+            ledger: f.clone(),
+            made: Arc::default(),
+        }),
     };
     // A tenant without plugins pays nothing for a context no plugin would read.
     let ctx = (!tenant.chain.is_empty()).then(|| request_context(record, key, summary, endpoint));

@@ -7,8 +7,10 @@ wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
     // Exports run on a fiber so a plugin can be paused at its epoch deadline and so
-    // WASI's stdio never blocks a runtime thread. Host imports stay synchronous.
+    // WASI's stdio never blocks a runtime thread. Host imports stay synchronous, but
+    // `usage`, which a fleet replica answers from Redis.
     exports: { default: async },
+    imports: { "tollgate:plugin/host.usage": async },
 });
 
 pub use exports::tollgate::plugin::guest::{Decision, PluginInfo, RequestContext, RoutePlan};

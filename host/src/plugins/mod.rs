@@ -30,7 +30,7 @@ pub use isolation::TenantSandbox;
 pub use output::{OutputLimits, Trimmed};
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
-pub use usage::{UsageView, ledger_limits};
+pub use usage::{FleetReads, UsageView, ledger_limits};
 
 /// Where first-party plugins are looked for when the config names no `plugin_dir`:
 /// `$TOLLGATE_PLUGIN_DIR`, then the wasm target dir next to this binary

@@ -322,7 +322,7 @@ impl tollgate::plugin::host::Host for PluginState {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn usage(
+    async fn usage(
         &mut self,
         scope: wit::Scope,
         value: Option<String>,
@@ -330,7 +330,7 @@ impl tollgate::plugin::host::Host for PluginState {
         window: wit::Window,
     ) -> wit::UsageReport {
         match &self.usage {
-            Some(view) => view.report(scope, value, period, window),
+            Some(view) => view.report(scope, value, period, window).await,
             None => UsageView::none(),
         }
     }

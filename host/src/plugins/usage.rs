@@ -3,8 +3,11 @@
 //! WIT enums mapped to the ledger's.
 
 use super::wit;
+use crate::ledger::fleet::FleetLedger;
 use crate::ledger::{Ledger, Limit, Metric, Period, RequestScopes, ScopeKind, Window};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 /// What a plugin call may read of the ledger: usage within the request's tenant.
 #[derive(Clone)]
@@ -16,7 +19,26 @@ pub struct UsageView {
     /// The moment usage is read at (`None`: now); a replay reads as of the request's
     /// own arrival.
     pub at_ms: Option<i64>,
+    /// The fleet's shared ledger, read instead of this replica's (never in a replay).
+    pub fleet: Option<FleetReads>,
 }
+
+/// A request's reads of the fleet ledger.
+#[derive(Clone)]
+pub struct FleetReads {
+    /// The fleet's shared ledger.
+    pub ledger: Arc<FleetLedger>,
+    /// Reads this request made so far (see [`MAX_FLEET_READS`]).
+    pub made: Arc<AtomicU32>,
+}
+
+/// Fleet reads one request's plugins may make; past it they read this replica's
+/// counts. Each read registers a window in Redis, and a plugin may name any value.
+const MAX_FLEET_READS: u32 = 16;
+
+/// Longest a plugin's usage read waits for the fleet ledger before it answers with this
+/// replica's counts: the wait counts against the plugin's CPU deadline (5 ms default).
+const FLEET_READ_WAIT: Duration = Duration::from_millis(2);
 
 impl UsageView {
     /// The report for a scope the request has no value of.
@@ -39,7 +61,10 @@ impl UsageView {
     }
 
     /// The `usage` host import: `value` (or the request's own) of `scope` in a window.
-    pub fn report(
+    /// A fleet replica reads the fleet's counts; when Redis cannot answer in time, or
+    /// no limit or read had asked for the window before (the fleet has no count of its
+    /// past), this replica's own.
+    pub async fn report(
         &self,
         scope: wit::Scope,
         value: Option<String>,
@@ -54,9 +79,27 @@ impl UsageView {
         let Some(key) = key else {
             return Self::none();
         };
-        let r = self
-            .ledger
-            .read(&key, period.into(), window.into(), self.now_ms());
+        let (period, window, now) = (period.into(), window.into(), self.now_ms());
+        let fleet = match &self.fleet {
+            Some(f)
+                if self.at_ms.is_none()
+                    && f.made.fetch_add(1, Ordering::Relaxed) < MAX_FLEET_READS =>
+            {
+                match f
+                    .ledger
+                    .usage(&key, period, window, now, FLEET_READ_WAIT)
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "plugin usage read from this replica's ledger: the fleet ledger did not answer");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let r = fleet.unwrap_or_else(|| self.ledger.read(&key, period, window, now));
         let (s, h) = (r.settled, r.reserved);
         wit::UsageReport {
             value: Some(key.value.to_string()),

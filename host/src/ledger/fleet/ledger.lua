@@ -255,5 +255,27 @@ elseif op == 'read' then
     out[i] = { s, held }
   end
   return out
+elseif op == 'usage' then
+  -- A plugin reads a scope's usage (the `usage` host import): the window is registered
+  -- on the scope, so from now on every settlement in it counts there, and the reply
+  -- says whether it already was (else the fleet's count starts now), then each
+  -- metric's {settled, held}.
+  purge(arg.p)
+  local known = 1
+  for _, w in ipairs(arg.win) do
+    if redis.call('HSETNX', w[1], w[2], w[3]) == 1 then
+      known = 0
+    end
+    redis.call('PEXPIRE', w[1], arg.ttl)
+  end
+  local out = { known }
+  for i, l in ipairs(arg.limits) do
+    local held = 0
+    if l.k ~= 'x' then
+      held = num(redis.call('HGET', l.v, l.m))
+    end
+    out[i + 1] = { settled(l), held }
+  end
+  return out
 end
 return redis.error_reply('unknown ledger operation ' .. tostring(op))

@@ -931,6 +931,76 @@ impl FleetLedger {
             .map(|(s, h)| (s.max(0) as u64, h.max(0) as u64))
             .collect())
     }
+
+    /// A scope's fleet-wide usage in one window, every metric (the plugins' `usage`
+    /// import), waiting at most `wait`. The window is registered on the scope, so every
+    /// settlement counts in it from now on; `Ok(None)` when it was not registered
+    /// before (no limit or read had asked for it: the fleet has no count of the past).
+    pub async fn usage(
+        &self,
+        scope: &ScopeKey,
+        period: Period,
+        window: Window,
+        now_ms: i64,
+        wait: Duration,
+    ) -> Result<Option<super::Reading>, String> {
+        let p = prefix(&scope.tenant);
+        // A limit no cap can reach reads the window's counters (never an exact log).
+        let limits: Vec<Limit> = [Metric::Requests, Metric::Tokens, Metric::Cost]
+            .into_iter()
+            .map(|metric| Limit {
+                name: String::new(),
+                scope: scope.clone(),
+                metric,
+                period,
+                window,
+                limit: f64::MAX,
+                alert_at: Vec::new(),
+                plugin: Arc::from(""),
+            })
+            .collect();
+        let specs: Vec<Spec> = limits
+            .iter()
+            .map(|l| self.spec(&p, l, Amount::ZERO, now_ms))
+            .collect();
+        let payload = serde_json::json!({
+            "p": p,
+            "win": self.windows(&p, &limits[..1], now_ms),
+            "ttl": REGISTERED_TTL_MS,
+            "limits": specs,
+        })
+        .to_string();
+        let out = tokio::time::timeout(wait, self.call::<redis::Value>("usage", now_ms, payload))
+            .await
+            .map_err(|_| format!("no answer within {wait:?}"))??;
+        let parts = match out {
+            redis::Value::Array(v) => v,
+            other => return Err(format!("unexpected reply {other:?}")),
+        };
+        let known: i64 = parts
+            .first()
+            .map(redis::from_redis_value_ref)
+            .transpose()
+            .map_err(|e| e.to_string())?
+            .unwrap_or(0);
+        if known == 0 {
+            return Ok(None);
+        }
+        let mut settled = Amount::ZERO;
+        let mut held = Amount::ZERO;
+        for (l, v) in limits.iter().zip(parts.iter().skip(1)) {
+            let (s, h): (i64, i64) = redis::from_redis_value_ref(v).map_err(|e| e.to_string())?;
+            settled += Amount::of(l.metric, s.max(0) as u64);
+            held += Amount::of(l.metric, h.max(0) as u64);
+        }
+        let (window_start_ms, resets_at_ms) = window_bounds(&limits[0], now_ms);
+        Ok(Some(super::Reading {
+            settled,
+            reserved: held,
+            window_start_ms,
+            resets_at_ms,
+        }))
+    }
 }
 
 /// A limit's reading from its fleet counts: `settled` and `held` are in the metric's

@@ -143,6 +143,49 @@ async fn usage_settled_in_a_limited_scope_is_counted_for_every_replica() {
 }
 
 #[tokio::test]
+async fn a_plugins_usage_read_sees_the_fleets_counts_in_every_metric() {
+    let s = server();
+    let (a, b) = (replica(&s.url, 30_000), replica(&s.url, 30_000));
+    let t = tenant();
+    let team = ScopeKey::new(t.as_str(), ScopeKind::Team, "eng");
+    let now = crate::ids::now_ms();
+    let wait = Duration::from_secs(1);
+    // Nobody asked for the team's day before: the fleet has no count of its past.
+    let first = b
+        .usage(&team, Period::Day, Window::Calendar, now, wait)
+        .await
+        .expect("redis answers");
+    assert!(first.is_none());
+    // The read registered the window: settlements from any replica count in it, in
+    // every metric, without a limit on the scope.
+    a.settle(None, std::slice::from_ref(&team), &[], usd(0.25), now);
+    a.settle(None, std::slice::from_ref(&team), &[], usd(0.5), now);
+    eventually("the settlements", async || {
+        let r = b
+            .usage(&team, Period::Day, Window::Calendar, now, wait)
+            .await
+            .ok()
+            .flatten();
+        r.is_some_and(|r| {
+            r.settled
+                == Amount {
+                    requests: 2,
+                    tokens: 20,
+                    cost_nano: 750_000_000,
+                }
+                && r.reserved == Amount::ZERO
+        })
+    })
+    .await;
+    // A rolling window is its own: registered by its first read.
+    let rolling = a
+        .usage(&team, Period::Hour, Window::Rolling, now, wait)
+        .await
+        .expect("redis answers");
+    assert!(rolling.is_none());
+}
+
+#[tokio::test]
 async fn a_cost_cap_is_shared_and_a_dropped_hold_gives_its_estimate_back() {
     let s = server();
     let (a, b) = (replica(&s.url, 30_000), replica(&s.url, 30_000));
