@@ -43,6 +43,7 @@ TENANTS = {
     "opened": 'ledger_unavailable = "fail_open"\n' + budget_plugin(
         {"limits": [{"name": "tenant-daily", "scope": "tenant", "metric": "cost", "period": "day", "limit": 100}]}),
     "free": "",
+    "late": "",
     "cheap": budget_plugin({"limits": [{"name": "project-total", "scope": "metadata.project", "metric": "cost",
                                         "period": "total", "limit": 0.1,
                                         "downgrade": {"at": 50, "provider": "mock", "model": "tg-test-cheap"}}]}),
@@ -243,6 +244,31 @@ def test_a_budget_downgrade_reads_the_fleets_usage_not_one_replicas(fleet):
         assert headers["x-tollgate-model"] == "tg-test-cheap", (g.url, headers)
     status, headers, _ = post(fleet[1], key, meta={"project": "zeus"})
     assert headers["x-tollgate-model"] == MODEL
+
+
+def test_a_budget_granted_later_counts_the_spend_its_window_already_had(fleet):
+    key = keys(fleet, "late")[0]
+    # Spend before any limit exists: no replica's ledger in Redis counts it yet.
+    ids = []
+    for i in range(3):
+        status, headers, body = post(fleet[i % REPLICAS], key)
+        assert status == 200, body
+        ids.append(headers["request-id"])
+    for g in fleet:
+        within(5.0, lambda g=g: logged_ids(g, f"tenant=late&model={MODEL}") == sorted(ids), f"the rows on {g.url}")
+    bundle = {"plugins": [{"name": "budget-limit", "config": {"limits": [
+        {"name": "tenant-daily", "scope": "tenant", "metric": "cost", "period": "day", "limit": 10}]}}]}
+    status, _, v = fleet[0].admin("PUT", "/tenants/late/bundle", bundle)
+    assert status == 201, v
+    # As one gateway would: the day's window holds the earlier spend (seeded from the
+    # shared log by the first admission that meets it), then this request's.
+    def admitted_with_limit():
+        status, _, body = post(fleet[1], key)
+        assert status == 200, body
+        return fleet_budget(fleet[1], "late", "tenant-daily") is not None
+    within(5.0, admitted_with_limit, "the bundle's limit")
+    rows = wait_fleet_spent(fleet, "late", "tenant-daily", 4 * REQUEST_USD)
+    assert {round(r["spent"], 6) for r in rows} <= {round(n * REQUEST_USD, 6) for n in range(4, 10)}, rows
 
 
 def test_a_per_minute_key_rate_limit_holds_fleet_wide(fleet):

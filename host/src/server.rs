@@ -222,6 +222,10 @@ impl Gateway {
                     Arc::new(move |fired| sink.send(fired)),
                 )
                 .map_err(anyhow::Error::msg)?;
+                // Windows Redis starts counting late read their past from the shared log.
+                if let Some(pg) = store.postgres() {
+                    fleet.set_history(pg.clone());
+                }
                 fleet.start();
                 Some(fleet)
             }

@@ -277,5 +277,36 @@ elseif op == 'usage' then
     out[i + 1] = { settled(l), held }
   end
   return out
+elseif op == 'seed' then
+  -- Windows Redis starts counting late get the usage the request log already holds
+  -- in them (host/src/ledger/fleet/history.rs), once: registering a window and adding
+  -- its past happen together, so replicas racing to seed it seed it once. Amounts
+  -- arrive as text ({index, {requests, tokens, nano-USD}}) to stay exact.
+  local fields = { 'r', 't', 'c' }
+  local n = 0
+  for _, s in ipairs(arg.seeds) do
+    if redis.call('HSETNX', s.w, s.f, s.v) == 1 then
+      redis.call('PEXPIRE', s.w, arg.ttl)
+      n = n + 1
+      for _, a in ipairs(s.a) do
+        for m = 1, 3 do
+          local v = a[2][m]
+          if v ~= '0' then
+            local key = s.key
+            local field = fields[m]
+            if s.k == 'r' then
+              key = s.key .. ':' .. fields[m]
+              field = a[1]
+            end
+            redis.call('HINCRBY', key, field, v)
+            if s.ttl > 0 then
+              redis.call('PEXPIRE', key, s.ttl)
+            end
+          end
+        end
+      end
+    end
+  end
+  return n
 end
 return redis.error_reply('unknown ledger operation ' .. tostring(op))

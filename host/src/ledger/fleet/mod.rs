@@ -19,6 +19,10 @@
 //! Settlements that cannot reach Redis wait in a bounded backlog and are counted when
 //! it answers again; none is dropped silently.
 
+mod history;
+
+pub use history::{PastUsage, UsageHistory};
+
 use super::calendar::{self, Period, Window};
 use super::{Admit, Alert, Amount, Exceeded, Limit, Metric, ScopeKey, rolling};
 use crate::sync::lock;
@@ -115,6 +119,10 @@ pub struct FleetLedger {
     alerts: AlertFn,
     /// Failure and backlog counts.
     pub counters: FleetCounters,
+    /// Where windows Redis starts counting late read their past (the shared log).
+    history: std::sync::OnceLock<Arc<dyn UsageHistory>>,
+    /// Windows this replica has seen registered in Redis (seeded or found).
+    seen: Mutex<HashSet<String>>,
 }
 
 /// A settlement, kept in the backlog while it cannot reach Redis.
@@ -317,6 +325,8 @@ impl FleetLedger {
             settling: AtomicU64::new(0),
             alerts,
             counters: FleetCounters::default(),
+            history: std::sync::OnceLock::new(),
+            seen: Mutex::default(),
         }))
     }
 
@@ -493,6 +503,7 @@ impl FleetLedger {
         if limits.is_empty() {
             return Ok(None);
         }
+        self.seed(limits, now_ms).await;
         let p = prefix(&tenant);
         let specs: Vec<Spec> = limits
             .iter()
@@ -959,6 +970,13 @@ impl FleetLedger {
                 plugin: Arc::from(""),
             })
             .collect();
+        // The window's logged past first, within the read's wait.
+        if tokio::time::timeout(wait, self.seed(&limits[..1], now_ms))
+            .await
+            .is_err()
+        {
+            return Err(format!("no answer within {wait:?}"));
+        }
         let specs: Vec<Spec> = limits
             .iter()
             .map(|l| self.spec(&p, l, Amount::ZERO, now_ms))

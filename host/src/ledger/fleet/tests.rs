@@ -503,3 +503,141 @@ async fn a_rolling_window_counts_sub_buckets_and_says_when_it_frees() {
             .is_ok()
     );
 }
+
+/// A request log that answers with fixed sums, and counts how often it was asked.
+struct FakeHistory {
+    per_bucket: Vec<(i64, Amount)>,
+    asked: AtomicU64,
+}
+
+impl UsageHistory for FakeHistory {
+    fn usage<'a>(
+        &'a self,
+        _scope: &'a ScopeKey,
+        _since_ms: i64,
+        _until_ms: i64,
+        _bucket_ms: i64,
+    ) -> crate::ledger::fleet::PastUsage<'a> {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        let out = self.per_bucket.clone();
+        Box::pin(async move { Ok(out) })
+    }
+}
+
+#[tokio::test]
+async fn a_window_redis_starts_counting_late_is_seeded_once_from_the_log() {
+    let s = server();
+    let (a, b) = (replica(&s.url, 30_000), replica(&s.url, 30_000));
+    // Past 1e14 nano-dollars Lua prints numbers with 14 digits: the seed must stay exact.
+    let past = Amount {
+        requests: 7,
+        tokens: 7_000,
+        cost_nano: 4_503_599_627_370_497,
+    };
+    let logs: Vec<Arc<FakeHistory>> = (0..2)
+        .map(|_| {
+            Arc::new(FakeHistory {
+                per_bucket: vec![(0, past)],
+                asked: AtomicU64::new(0),
+            })
+        })
+        .collect();
+    a.set_history(logs[0].clone());
+    b.set_history(logs[1].clone());
+    let t = tenant();
+    let mut l = limit(&t, ScopeKind::Team, "eng", Metric::Cost, Period::Day);
+    l.limit = 1e9;
+    let team = [l.scope.clone()];
+    let now = crate::ids::now_ms();
+    // Both replicas meet the window at once: it is seeded once.
+    let (ha, hb) = tokio::join!(
+        a.admit(
+            &team,
+            std::slice::from_ref(&l),
+            Amount::ZERO,
+            now,
+            Admit::BelowCap
+        ),
+        b.admit(
+            &team,
+            std::slice::from_ref(&l),
+            Amount::ZERO,
+            now,
+            Admit::BelowCap
+        ),
+    );
+    drop((ha.expect("admitted"), hb.expect("admitted")));
+    let read = b
+        .readings(std::slice::from_ref(&l), now)
+        .await
+        .expect("read");
+    assert_eq!(read, vec![(past.cost_nano, 0)]);
+    // A replica that saw the window registered does not ask the log again.
+    let asked = logs[0].asked.load(Ordering::Relaxed);
+    assert!(asked <= 1, "{asked}");
+    a.admit(
+        &team,
+        std::slice::from_ref(&l),
+        Amount::ZERO,
+        now,
+        Admit::BelowCap,
+    )
+    .await
+    .expect("admitted");
+    let read = a
+        .readings(std::slice::from_ref(&l), now)
+        .await
+        .expect("read");
+    assert_eq!(read, vec![(past.cost_nano, 0)]);
+    assert_eq!(logs[0].asked.load(Ordering::Relaxed), asked);
+    // Every metric of the window holds its past (a plugin's usage read sees them).
+    let r = a
+        .usage(
+            &l.scope,
+            Period::Day,
+            Window::Calendar,
+            now,
+            Duration::from_secs(1),
+        )
+        .await
+        .expect("redis answers")
+        .expect("registered");
+    assert_eq!(r.settled, past);
+}
+
+#[tokio::test]
+async fn a_rolling_window_is_seeded_per_sub_bucket() {
+    let s = server();
+    let a = replica(&s.url, 30_000);
+    let now = crate::ids::now_ms();
+    let w = crate::ledger::rolling::window_len_ms(Period::Hour).expect("rolling hour") / 60;
+    let cur = now.div_euclid(w);
+    let one = Amount {
+        requests: 1,
+        tokens: 10,
+        cost_nano: 1_000,
+    };
+    // Two sub-buckets inside the window, one long gone.
+    a.set_history(Arc::new(FakeHistory {
+        per_bucket: vec![(cur, one), (cur - 30, one), (cur - 500, one)],
+        asked: AtomicU64::new(0),
+    }));
+    let t = tenant();
+    let mut l = limit(&t, ScopeKind::Key, "k1", Metric::Tokens, Period::Hour);
+    l.window = Window::Rolling;
+    l.limit = 1e9;
+    a.admit(
+        std::slice::from_ref(&l.scope),
+        std::slice::from_ref(&l),
+        Amount::ZERO,
+        now,
+        Admit::BelowCap,
+    )
+    .await
+    .expect("admitted");
+    let read = a
+        .readings(std::slice::from_ref(&l), now)
+        .await
+        .expect("read");
+    assert_eq!(read, vec![(20, 0)]);
+}

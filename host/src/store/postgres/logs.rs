@@ -176,3 +176,72 @@ impl PgControl {
             .collect())
     }
 }
+
+/// The shared log as the fleet ledger's memory: what a scope used in a window before
+/// Redis counted it. Counted requests are those the ledger settles: admitted model
+/// requests that reached a provider, at the time they ended.
+impl crate::ledger::fleet::UsageHistory for PgControl {
+    fn usage<'a>(
+        &'a self,
+        scope: &'a crate::ledger::ScopeKey,
+        since_ms: i64,
+        until_ms: i64,
+        bucket_ms: i64,
+    ) -> crate::ledger::fleet::PastUsage<'a> {
+        Box::pin(async move {
+            use crate::ledger::ScopeKind;
+            let mut sql = Sql::new(crate::store::sql::Dialect::Postgres);
+            let bucket = if bucket_ms > 0 {
+                format!("(l.ts_ms + l.latency_ms) / {}", sql.bind(bucket_ms))
+            } else {
+                "CAST(0 AS BIGINT)".into()
+            };
+            let tenant = sql.bind(&*scope.tenant);
+            let (since, until) = (sql.bind(since_ms), sql.bind(until_ms));
+            // A request is logged when it arrived and counted when it ended: the index
+            // narrows by arrival, up to a day before the window (long streams).
+            let earliest = sql.bind(since_ms.saturating_sub(crate::time::DAY_MS));
+            let column = match &scope.kind {
+                ScopeKind::Tenant => None,
+                ScopeKind::Key => Some("l.key_id"),
+                ScopeKind::Team => Some("l.team"),
+                ScopeKind::User => Some("l.\"user\""),
+                ScopeKind::Metadata(_) => Some(""),
+            };
+            let matches = match (&scope.kind, column) {
+                (_, None) => "TRUE".to_string(),
+                (ScopeKind::Metadata(k), _) => {
+                    let (k, v) = (sql.bind(&**k), sql.bind(&*scope.value));
+                    crate::store::sql::Dialect::Postgres.meta_equals(&k, &v)
+                }
+                (_, Some(col)) => format!("{col} = {}", sql.bind(&*scope.value)),
+            };
+            sql.push(&format!(
+                "SELECT {bucket} AS b, COUNT(*),
+                        CAST(SUM(l.input_tokens + l.output_tokens + l.cache_read_tokens + l.cache_write_tokens) AS BIGINT),
+                        CAST(SUM(l.cost_nano) AS BIGINT)
+                 FROM request_logs l
+                 WHERE l.tenant_id = {tenant} AND l.admitted
+                   AND l.endpoint IN ('messages', 'chat_completions')
+                   AND jsonb_array_length(l.attempts) > 0
+                   AND l.ts_ms >= {earliest} AND l.ts_ms < {until}
+                   AND l.ts_ms + l.latency_ms >= {since} AND l.ts_ms + l.latency_ms < {until}
+                   AND {matches}
+                 GROUP BY b"
+            ));
+            self.rows(&sql, |r| {
+                use crate::store::sql::Cols;
+                Ok((
+                    r.int_req(0)?,
+                    crate::ledger::Amount {
+                        requests: r.count(1)?,
+                        tokens: r.count(2)?,
+                        cost_nano: r.count(3)?,
+                    },
+                ))
+            })
+            .await
+            .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -409,6 +409,55 @@ async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
         b.iter().filter(|r| r.bodies.is_some()).count()
     );
 
+    // The log as the fleet ledger's memory: a scope's counted usage in a window.
+    use crate::ledger::fleet::UsageHistory;
+    use crate::ledger::{Amount, ScopeKey, ScopeKind};
+    let counted = |keep: &dyn Fn(&LogRecord) -> bool| {
+        let mut sum = Amount::ZERO;
+        for r in records(now).iter().filter(|r| {
+            r.admitted && r.endpoint != "count_tokens" && !r.attempts.is_empty() && keep(r)
+        }) {
+            sum += crate::budget::actual(&r.usage, r.cost_nano);
+        }
+        sum
+    };
+    for (scope, keep) in [
+        (
+            ScopeKey::new("acme", ScopeKind::Tenant, "acme"),
+            Box::new(|r: &LogRecord| r.tenant_id == "acme") as Box<dyn Fn(&LogRecord) -> bool>,
+        ),
+        (
+            ScopeKey::new("globex", ScopeKind::Team, "sales"),
+            Box::new(|r: &LogRecord| r.tenant_id == "globex" && r.team.as_deref() == Some("sales")),
+        ),
+        (
+            ScopeKey::new("acme", ScopeKind::Metadata("env".into()), "prod"),
+            Box::new(|r: &LogRecord| {
+                r.tenant_id == "acme" && r.metadata.get("env") == Some("prod")
+            }),
+        ),
+    ] {
+        let whole = pg.usage(&scope, 0, now, 0).await.expect("history");
+        let expected = counted(&*keep);
+        assert_eq!(
+            whole
+                .iter()
+                .map(|(_, a)| *a)
+                .fold(Amount::ZERO, |x, y| x + y),
+            expected
+        );
+        assert!(whole.len() <= 1 && expected != Amount::ZERO, "{scope:?}");
+        let hourly = pg.usage(&scope, 0, now, 3_600_000).await.expect("history");
+        assert!(hourly.len() >= 2, "{hourly:?}");
+        assert_eq!(
+            hourly
+                .iter()
+                .map(|(_, a)| *a)
+                .fold(Amount::ZERO, |x, y| x + y),
+            expected
+        );
+    }
+
     // Shipping again from the start writes nothing twice.
     local
         .with_conn(|c| Ok(c.execute("DELETE FROM log_shipping", [])?))

@@ -1,0 +1,179 @@
+//! A window's past, for windows Redis starts counting late.
+//!
+//! Redis counts a scope's usage only in the windows some limit (or a plugin's usage
+//! read) has asked for, from the moment it first did. The in-process ledger counts
+//! every scope's calendar windows from its first request, so a budget granted mid-day
+//! there sees the morning's spend. To behave the same, the first replica that meets a
+//! window Redis does not count yet seeds it from the shared request log (PostgreSQL):
+//! the usage already logged in the window, then the window is registered, both in one
+//! script run, so two replicas racing seed it once.
+//!
+//! What the log does not hold yet is not seeded: requests that finished in the last
+//! moments before the seed and whose rows had not been shipped (the shipping lag, a few
+//! milliseconds to the log's flush interval).
+
+use super::{FleetLedger, Spec, prefix, scope_id};
+use crate::ledger::{Amount, Limit, ScopeKey, calendar};
+use crate::sync::lock;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Usage per bucket index, as [`UsageHistory::usage`] answers it.
+pub type PastUsage<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<(i64, Amount)>, String>> + Send + 'a>>;
+
+/// Where the fleet's past usage is read from: the shared request log.
+pub trait UsageHistory: Send + Sync {
+    /// Usage counted under `scope` by requests that ended in `[since_ms, until_ms)`,
+    /// summed per `bucket_ms`-wide bucket (by index, `end / bucket_ms`), or in one sum
+    /// (index 0) when `bucket_ms` is 0.
+    fn usage<'a>(
+        &'a self,
+        scope: &'a ScopeKey,
+        since_ms: i64,
+        until_ms: i64,
+        bucket_ms: i64,
+    ) -> PastUsage<'a>;
+}
+
+/// Longest a request waits for a window's history (its first request per replica only);
+/// past it the window starts counting now, as without history.
+const HISTORY_WAIT: Duration = Duration::from_secs(1);
+
+/// Windows a replica remembers having seen registered (bounded: forgetting only costs
+/// one more check).
+const MAX_SEEN: usize = 100_000;
+
+impl FleetLedger {
+    /// Reads the past usage from `history` for windows Redis does not count yet.
+    pub fn set_history(&self, history: std::sync::Arc<dyn UsageHistory>) {
+        let _ = self.history.set(history);
+    }
+
+    /// Seeds the windows `limits` read that this replica has not seen registered: those
+    /// Redis does not count yet get their logged past first. Failures only leave a
+    /// window to start counting now (the behaviour without history).
+    pub(super) async fn seed(&self, limits: &[Limit], now_ms: i64) {
+        let Some(history) = self.history.get() else {
+            return;
+        };
+        let Some(tenant) = limits.first().map(|l| l.scope.tenant.clone()) else {
+            return;
+        };
+        let p = prefix(&tenant);
+        // Each window once per replica: (registration key, field) with its spec.
+        let mut todo: Vec<(String, String, &Limit, Spec)> = Vec::new();
+        {
+            let seen = lock(&self.seen);
+            for l in limits {
+                let s = self.spec(&p, l, Amount::ZERO, now_ms);
+                let w = format!("{p}rw:{}", scope_id(&l.scope));
+                let field = match s.k {
+                    "c" => format!("c:{}", l.period.as_str()),
+                    "r" => s.key.clone(),
+                    _ => continue,
+                };
+                let id = format!("{w}\u{1f}{field}");
+                if seen.contains(&id) || todo.iter().any(|(a, b, ..)| *a == w && *b == field) {
+                    continue;
+                }
+                todo.push((w, field, l, s));
+            }
+        }
+        if todo.is_empty() {
+            return;
+        }
+        // Which of them Redis already counts (another replica, or an earlier run).
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for (w, field, ..) in &todo {
+            pipe.cmd("HEXISTS").arg(w).arg(field);
+        }
+        let known: Vec<bool> = match self.bounded(pipe.query_async(&mut conn)).await {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let mut seeds = Vec::new();
+        for ((w, field, l, s), known) in todo.iter().zip(known) {
+            if known {
+                self.remember(w, field);
+                continue;
+            }
+            let (since, bucket_ms) = match s.k {
+                "c" => (
+                    calendar::bucket_start_ms(l.period, calendar::bucket(l.period, now_ms)),
+                    0,
+                ),
+                // The sub-buckets a read sums: the current one and sixty before it.
+                _ => ((s.cur - 60) * s.w, s.w),
+            };
+            let read = tokio::time::timeout(
+                HISTORY_WAIT,
+                history.usage(&l.scope, since, now_ms + 1, bucket_ms),
+            )
+            .await;
+            let past = match read {
+                Ok(Ok(past)) => past,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, budget = %l.name, "cannot read a budget window's past from the request log; it counts from now");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::warn!(budget = %l.name, "reading a budget window's past from the request log took too long; it counts from now");
+                    Vec::new()
+                }
+            };
+            let ttl = match (s.k, l.period) {
+                ("c", calendar::Period::Total) => 0,
+                ("c", period) => {
+                    calendar::bucket_end_ms(period, calendar::bucket(period, now_ms)) - now_ms
+                        + crate::time::DAY_MS
+                }
+                _ => s.w * 122,
+            };
+            // As text: Lua's numbers would round sums past 1e14 (nano-dollars).
+            let amounts: Vec<(i64, [String; 3])> = past
+                .into_iter()
+                .filter(|(_, a)| *a != Amount::ZERO)
+                .map(|(i, a)| {
+                    (
+                        i,
+                        [
+                            a.requests.to_string(),
+                            a.tokens.to_string(),
+                            a.cost_nano.to_string(),
+                        ],
+                    )
+                })
+                .collect();
+            seeds.push(serde_json::json!({
+                "w": w,
+                "f": field,
+                "v": if s.k == "r" { s.w } else { 0 },
+                "k": s.k,
+                "key": s.key,
+                "ttl": ttl,
+                "a": amounts,
+            }));
+        }
+        if seeds.is_empty() {
+            return;
+        }
+        let payload =
+            serde_json::json!({ "seeds": seeds, "ttl": super::REGISTERED_TTL_MS }).to_string();
+        if self.call::<i64>("seed", now_ms, payload).await.is_ok() {
+            for (w, field, ..) in &todo {
+                self.remember(w, field);
+            }
+        }
+    }
+
+    fn remember(&self, w: &str, field: &str) {
+        let mut seen = lock(&self.seen);
+        if seen.len() >= MAX_SEEN {
+            seen.clear();
+        }
+        seen.insert(format!("{w}\u{1f}{field}"));
+    }
+}
