@@ -45,10 +45,56 @@ const HISTORY_WAIT: Duration = Duration::from_secs(1);
 /// one more check).
 const MAX_SEEN: usize = 100_000;
 
+/// Where a window stands with respect to its past.
+pub(super) enum Seeded {
+    /// Counted in Redis (seeded or found so), or nothing to seed it from.
+    Yes,
+    /// Not yet: the caller seeds it.
+    Start,
+    /// Not yet: another call is seeding it.
+    Running,
+}
+
 impl FleetLedger {
     /// Reads the past usage from `history` for windows Redis does not count yet.
     pub fn set_history(&self, history: std::sync::Arc<dyn UsageHistory>) {
         let _ = self.history.set(history);
+    }
+
+    /// Whether `l`'s window is known to be counted in Redis (always so without a log
+    /// to seed from), or else whether the caller should start seeding it: one
+    /// background seed at a time per window, whose reads answer locally meanwhile.
+    pub(super) fn seeded(&self, l: &Limit, now_ms: i64) -> Seeded {
+        if self.history.get().is_none() {
+            return Seeded::Yes;
+        }
+        let Some(id) = self.window_id(l, now_ms) else {
+            return Seeded::Yes;
+        };
+        if lock(&self.seen).contains(&id) {
+            return Seeded::Yes;
+        }
+        let mut running = lock(&self.seeding);
+        if running.len() >= MAX_SEEN {
+            running.clear();
+        }
+        if running.insert(id) {
+            Seeded::Start
+        } else {
+            Seeded::Running
+        }
+    }
+
+    /// The (registration key, field) id of `l`'s window; `None` for an exact log.
+    fn window_id(&self, l: &Limit, now_ms: i64) -> Option<String> {
+        let p = prefix(&l.scope.tenant);
+        let s = self.spec(&p, l, Amount::ZERO, now_ms);
+        let field = match s.k {
+            "c" => format!("c:{}", l.period.as_str()),
+            "r" => s.key,
+            _ => return None,
+        };
+        Some(format!("{p}rw:{}\u{1f}{field}", scope_id(&l.scope)))
     }
 
     /// Seeds the windows `limits` read that this replica has not seen registered: those
@@ -92,7 +138,14 @@ impl FleetLedger {
         }
         let known: Vec<bool> = match self.bounded(pipe.query_async(&mut conn)).await {
             Ok(k) => k,
-            Err(_) => return,
+            Err(_) => {
+                // A later read or admission tries again.
+                let mut running = lock(&self.seeding);
+                for (w, field, ..) in &todo {
+                    running.remove(&format!("{w}\u{1f}{field}"));
+                }
+                return;
+            }
         };
         let mut seeds = Vec::new();
         for ((w, field, l, s), known) in todo.iter().zip(known) {
@@ -162,18 +215,24 @@ impl FleetLedger {
         }
         let payload =
             serde_json::json!({ "seeds": seeds, "ttl": super::REGISTERED_TTL_MS }).to_string();
-        if self.call::<i64>("seed", now_ms, payload).await.is_ok() {
-            for (w, field, ..) in &todo {
+        let seeded = self.call::<i64>("seed", now_ms, payload).await.is_ok();
+        for (w, field, ..) in &todo {
+            if seeded {
                 self.remember(w, field);
+            } else {
+                // Not seeded: a later read or admission tries again.
+                lock(&self.seeding).remove(&format!("{w}\u{1f}{field}"));
             }
         }
     }
 
     fn remember(&self, w: &str, field: &str) {
+        let id = format!("{w}\u{1f}{field}");
+        lock(&self.seeding).remove(&id);
         let mut seen = lock(&self.seen);
         if seen.len() >= MAX_SEEN {
             seen.clear();
         }
-        seen.insert(format!("{w}\u{1f}{field}"));
+        seen.insert(id);
     }
 }

@@ -123,6 +123,8 @@ pub struct FleetLedger {
     history: std::sync::OnceLock<Arc<dyn UsageHistory>>,
     /// Windows this replica has seen registered in Redis (seeded or found).
     seen: Mutex<HashSet<String>>,
+    /// Windows being seeded in the background (see [`FleetLedger::usage`]).
+    seeding: Mutex<HashSet<String>>,
 }
 
 /// A settlement, kept in the backlog while it cannot reach Redis.
@@ -327,6 +329,7 @@ impl FleetLedger {
             counters: FleetCounters::default(),
             history: std::sync::OnceLock::new(),
             seen: Mutex::default(),
+            seeding: Mutex::default(),
         }))
     }
 
@@ -948,7 +951,7 @@ impl FleetLedger {
     /// settlement counts in it from now on; `Ok(None)` when it was not registered
     /// before (no limit or read had asked for it: the fleet has no count of the past).
     pub async fn usage(
-        &self,
+        self: &Arc<Self>,
         scope: &ScopeKey,
         period: Period,
         window: Window,
@@ -970,12 +973,17 @@ impl FleetLedger {
                 plugin: Arc::from(""),
             })
             .collect();
-        // The window's logged past first, within the read's wait.
-        if tokio::time::timeout(wait, self.seed(&limits[..1], now_ms))
-            .await
-            .is_err()
-        {
-            return Err(format!("no answer within {wait:?}"));
+        // A window this replica has not seen counted in Redis gets its logged past
+        // first, in the background (the log may take longer than a read may wait);
+        // until then the replica's own counts answer.
+        match self.seeded(&limits[0], now_ms) {
+            history::Seeded::Yes => {}
+            history::Seeded::Running => return Ok(None),
+            history::Seeded::Start => {
+                let (fleet, l) = (self.clone(), limits[0].clone());
+                tokio::spawn(async move { fleet.seed(std::slice::from_ref(&l), now_ms).await });
+                return Ok(None);
+            }
         }
         let specs: Vec<Spec> = limits
             .iter()

@@ -641,3 +641,36 @@ async fn a_rolling_window_is_seeded_per_sub_bucket() {
         .expect("read");
     assert_eq!(read, vec![(20, 0)]);
 }
+
+#[tokio::test]
+async fn a_plugins_first_read_of_a_window_seeds_it_in_the_background() {
+    let s = server();
+    let a = replica(&s.url, 30_000);
+    let past = Amount {
+        requests: 3,
+        tokens: 30,
+        cost_nano: 3_000,
+    };
+    a.set_history(Arc::new(FakeHistory {
+        per_bucket: vec![(0, past)],
+        asked: AtomicU64::new(0),
+    }));
+    let t = tenant();
+    let scope = ScopeKey::new(t.as_str(), ScopeKind::User, "dev@acme.com");
+    let now = crate::ids::now_ms();
+    let wait = Duration::from_secs(1);
+    // The first read answers locally and starts the seed; later ones see the past.
+    let first = a
+        .usage(&scope, Period::Month, Window::Calendar, now, wait)
+        .await
+        .expect("redis answers");
+    assert!(first.is_none());
+    eventually("the seed", async || {
+        a.usage(&scope, Period::Month, Window::Calendar, now, wait)
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.settled == past)
+    })
+    .await;
+}
