@@ -39,6 +39,9 @@ CORES = os.cpu_count() or 1
 # Core 0 for the system under test, the last core for nginx and wrk (one core machines
 # share it, and say so in the report).
 SUT_CORE, LOAD_CORE = "0", str(CORES - 1)
+if os.environ.get("TOLLGATE_BENCH_ONE_CORE"):
+    # Everything on one core: no cross-core wake-ups (see the README's note on them).
+    SUT_CORE = LOAD_CORE
 
 ANTHROPIC_BODY = json.dumps({
     "model": "claude-sonnet-4-5", "max_tokens": 256,

@@ -105,6 +105,12 @@ impl Protection {
                 load(&writer.log_rows_deferred),
             ),
             (
+                "tollgate_log_rows_queued",
+                "gauge",
+                "Finished requests waiting in the log writer's queue.",
+                load(&writer.log_rows_queued),
+            ),
+            (
                 "tollgate_journal_errors_total",
                 "counter",
                 "Failed writes to the usage journal.",
