@@ -398,6 +398,7 @@ fn retention(cfg: &Config) -> crate::store::Retention {
             .iter()
             .filter_map(|t| t.log_retention_days.map(|d| (t.id.clone(), d)))
             .collect(),
+        keep_newest_row: cfg.store.kind == crate::config::StoreKind::Postgres,
     }
 }
 

@@ -42,10 +42,11 @@ pub fn parse_log_query(raw: &str, now_ms: i64) -> Result<LogQuery, String> {
                 q.after = Some((ts, id.to_string()));
             }
             "limit" => {
-                q.limit = Some(
-                    v.parse()
-                        .map_err(|_| format!("limit: '{v}' is not a number"))?,
-                )
+                let n: u32 = v
+                    .parse()
+                    .map_err(|_| format!("limit: '{v}' is not a number"))?;
+                // A listing pages at most this many rows per call.
+                q.limit = Some(n.clamp(1, 1000));
             }
             other => return Err(format!("unknown filter '{other}'")),
         }

@@ -529,6 +529,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         fleet: fleet.map(|f| crate::plugins::FleetReads {
             ledger: f.clone(),
             made: Arc::default(),
+            waited_us: Arc::default(),
         }),
     };
     // A tenant without plugins pays nothing for a context no plugin would read.

@@ -6,7 +6,7 @@ use super::wit;
 use crate::ledger::fleet::FleetLedger;
 use crate::ledger::{Ledger, Limit, Metric, Period, RequestScopes, ScopeKind, Window};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What a plugin call may read of the ledger: usage within the request's tenant.
@@ -30,14 +30,17 @@ pub struct FleetReads {
     pub ledger: Arc<FleetLedger>,
     /// Reads this request made so far (see [`MAX_FLEET_READS`]).
     pub made: Arc<AtomicU32>,
+    /// Microseconds this request's reads waited so far (see [`FLEET_READ_WAIT`]).
+    pub waited_us: Arc<AtomicU64>,
 }
 
 /// Fleet reads one request's plugins may make; past it they read this replica's
 /// counts. Each read registers a window in Redis, and a plugin may name any value.
 const MAX_FLEET_READS: u32 = 16;
 
-/// Longest a plugin's usage read waits for the fleet ledger before it answers with this
-/// replica's counts: the wait counts against the plugin's CPU deadline (5 ms default).
+/// Longest one request's usage reads wait for the fleet ledger, all together, before
+/// they answer with this replica's counts: waits count against the plugins' deadline
+/// (5 ms by default).
 const FLEET_READ_WAIT: Duration = Duration::from_millis(2);
 
 impl UsageView {
@@ -80,16 +83,21 @@ impl UsageView {
             return Self::none();
         };
         let (period, window, now) = (period.into(), window.into(), self.now_ms());
+        let left = |f: &FleetReads| {
+            FLEET_READ_WAIT
+                .saturating_sub(Duration::from_micros(f.waited_us.load(Ordering::Relaxed)))
+        };
         let fleet = match &self.fleet {
             Some(f)
                 if self.at_ms.is_none()
+                    && !left(f).is_zero()
                     && f.made.fetch_add(1, Ordering::Relaxed) < MAX_FLEET_READS =>
             {
-                match f
-                    .ledger
-                    .usage(&key, period, window, now, FLEET_READ_WAIT)
-                    .await
-                {
+                let started = std::time::Instant::now();
+                let read = f.ledger.usage(&key, period, window, now, left(f)).await;
+                f.waited_us
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                match read {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::debug!(error = %e, "plugin usage read from this replica's ledger: the fleet ledger did not answer");

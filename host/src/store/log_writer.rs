@@ -39,14 +39,26 @@ struct Priority {
 }
 
 impl Priority {
-    /// Tries both switches once; `dynamic` only if both work.
+    /// Tries both switches once, on a scratch thread: a thread that enters
+    /// `SCHED_IDLE` without the right to leave it stays there, so the writer switches
+    /// only where both directions work.
     fn probe() -> Self {
-        let mut p = Self {
-            dynamic: true,
+        let dynamic = std::thread::Builder::new()
+            .name("sched-probe".into())
+            .spawn(|| {
+                let mut p = Self {
+                    dynamic: true,
+                    idle: false,
+                };
+                p.switch(true) && p.switch(false)
+            })
+            .ok()
+            .and_then(|t| t.join().ok())
+            .unwrap_or(false);
+        Self {
+            dynamic,
             idle: false,
-        };
-        p.dynamic = p.switch(true) && p.switch(false);
-        p
+        }
     }
 
     fn keep_up(&mut self, behind: bool) {
@@ -120,6 +132,9 @@ pub struct Retention {
     pub default_days: u32,
     /// Tenants' own settings (0 keeps forever).
     pub tenants: HashMap<String, u32>,
+    /// Keep the newest row whatever its age, so SQLite never hands out its `rowid`
+    /// again: a fleet replica ships rows in `rowid` order.
+    pub keep_newest_row: bool,
 }
 
 /// The writer's settings.
@@ -530,7 +545,9 @@ impl Writer {
         }
         // A catch-up reads a few batches' worth at a time: the rest stays on disk, not
         // in memory.
-        let room = RETAIN_MAX.saturating_sub(batch.len()).clamp(1, CATCH_UP_MAX);
+        let room = RETAIN_MAX
+            .saturating_sub(batch.len())
+            .clamp(1, CATCH_UP_MAX);
         match read_range(j.dir(), self.next, Some(to), room) {
             Ok(records) => {
                 let full = records.len() >= room;
@@ -817,7 +834,13 @@ fn prune(conn: &Connection, retention: &Retention) {
             return;
         }
         loop {
-            let n = purge_chunk(conn, tenant, &retention.tenants, cutoff(days));
+            let n = purge_chunk(
+                conn,
+                tenant,
+                &retention.tenants,
+                cutoff(days),
+                retention.keep_newest_row,
+            );
             match n {
                 Ok(0) => return,
                 Ok(n) => deleted += n,
@@ -838,29 +861,40 @@ fn prune(conn: &Connection, retention: &Retention) {
 }
 
 /// One chunk of expired rows: of `tenant`, or (`None`) of every tenant without its own
-/// setting.
+/// setting; with `keep_newest`, never the newest row (see [`Retention`]).
 fn purge_chunk(
     conn: &Connection,
     tenant: Option<&str>,
     overrides: &HashMap<String, u32>,
     cutoff_ms: i64,
+    keep_newest: bool,
 ) -> rusqlite::Result<usize> {
     let tx = conn.unchecked_transaction()?;
     tx.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS purge_ids (id TEXT PRIMARY KEY); DELETE FROM purge_ids;",
     )?;
+    let newest = if keep_newest {
+        " AND rowid < (SELECT MAX(rowid) FROM request_logs)"
+    } else {
+        ""
+    };
     let picked = match tenant {
         Some(t) => tx.execute(
-            "INSERT INTO purge_ids SELECT request_id FROM request_logs
-             WHERE tenant_id = ?1 AND ts_ms < ?2 LIMIT ?3",
+            &format!(
+                "INSERT INTO purge_ids SELECT request_id FROM request_logs
+                 WHERE tenant_id = ?1 AND ts_ms < ?2{newest} LIMIT ?3"
+            ),
             params![t, cutoff_ms, PURGE_CHUNK],
         )?,
         None => {
             let kept: Vec<&str> = overrides.keys().map(String::as_str).collect();
             let json = serde_json::to_string(&kept).unwrap_or_else(|_| "[]".into());
             tx.execute(
-                "INSERT INTO purge_ids SELECT request_id FROM request_logs
-                 WHERE ts_ms < ?1 AND tenant_id NOT IN (SELECT value FROM json_each(?2)) LIMIT ?3",
+                &format!(
+                    "INSERT INTO purge_ids SELECT request_id FROM request_logs
+                     WHERE ts_ms < ?1 AND tenant_id NOT IN (SELECT value FROM json_each(?2)){newest}
+                     LIMIT ?3"
+                ),
                 params![cutoff_ms, json, PURGE_CHUNK],
             )?
         }
@@ -927,6 +961,7 @@ mod tests {
         let retention = Retention {
             default_days: 30,
             tenants: HashMap::from([("a".to_string(), 5)]),
+            keep_newest_row: false,
         };
         let ids = store
             .with_conn_blocking(|c| {
@@ -942,8 +977,52 @@ mod tests {
             .expect("query");
         let mut left = ids.0;
         left.sort();
-        assert_eq!(left, vec!["fresh".to_string(), "old-b".to_string()]);
+        assert_eq!(left, vec!["fresh", "old-b"]);
         assert_eq!(ids.1, 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_fleet_replica_keeps_its_newest_row_so_rowids_are_never_reused() {
+        let dir =
+            std::env::temp_dir().join(format!("tollgate-writer-{}", crate::ids::random_token(8)));
+        let store = Store::open(&dir).expect("open");
+        let writer = store
+            .log_writer(WriterOptions {
+                batch_size: 100,
+                flush: Duration::from_millis(10),
+                ledger: Arc::new(Ledger::new()),
+                retention: Retention::default(),
+                observers: Vec::new(),
+                max_queued: 1_000,
+                journal_dir: None,
+                counters: Default::default(),
+            })
+            .expect("writer");
+        let tx = writer.sender();
+        for id in ["a", "b", "c"] {
+            tx.send(row(id, "t", 40));
+        }
+        writer.shutdown();
+        let retention = Retention {
+            default_days: 30,
+            keep_newest_row: true,
+            ..Retention::default()
+        };
+        let (left, max) = store
+            .with_conn_blocking(|c| {
+                prune(c, &retention);
+                let left: Vec<String> = c
+                    .prepare("SELECT request_id FROM request_logs")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let max: i64 =
+                    c.query_row("SELECT MAX(rowid) FROM request_logs", [], |r| r.get(0))?;
+                Ok((left, max))
+            })
+            .expect("query");
+        assert_eq!(left, vec!["c".to_string()]);
+        assert_eq!(max, 3);
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -190,7 +190,8 @@ pub struct LogQuery {
     pub since_ms: Option<i64>,
     /// Exclusive upper bound, Unix ms.
     pub until_ms: Option<i64>,
-    /// At most this many rows (default 100, at most 1000).
+    /// At most this many rows (default 100; the admin API allows 1,000 a page, a
+    /// replay up to 50,000).
     pub limit: Option<u32>,
     /// Oldest first (exports) instead of newest first.
     pub oldest_first: bool,
@@ -358,6 +359,9 @@ impl Store {
     }
 }
 
+/// Most rows one log query returns (a replay's window).
+const MAX_ROWS: u32 = 50_000;
+
 /// The endpoints that are model requests (what a replay runs over).
 const MODEL_ENDPOINTS: &[&str] = &["messages", "chat_completions", "count_tokens"];
 
@@ -454,7 +458,8 @@ pub(crate) fn log_query(d: Dialect, q: &LogQuery) -> Sql {
             " AND (l.ts_ms {cmp} {ts} OR (l.ts_ms = {ts} AND l.request_id {cmp} {id}))"
         ));
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    // The admin API caps a page at 1,000 rows; internal readers (a replay) go further.
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_ROWS);
     sql.push(&format!(
         " ORDER BY l.ts_ms {order}, l.request_id {order} LIMIT {limit}"
     ));
@@ -573,7 +578,7 @@ fn traces_sql(d: Dialect, tenant: Option<&str>, since_ms: i64, limit: u32) -> Sq
         sql.push(&format!(" AND tenant_id = {p}"));
     }
     sql.push(&format!(
-        " GROUP BY tenant_id, trace_id ORDER BY MAX(ts_ms) DESC LIMIT {}",
+        " GROUP BY tenant_id, trace_id ORDER BY MAX(ts_ms) DESC, tenant_id, trace_id LIMIT {}",
         limit.clamp(1, 1000)
     ));
     sql

@@ -137,7 +137,18 @@ impl Dialect {
                     " LEFT JOIN request_log_meta m ON m.request_id = l.request_id AND m.key = {key}"
                 ),
             ),
-            Dialect::Postgres => (format!("(l.metadata ->> {key}::text)"), String::new()),
+            Dialect::Postgres => (
+                format!("((l.metadata ->> {key}::text) COLLATE \"C\")"),
+                String::new(),
+            ),
+        }
+    }
+
+    /// `expr` in ascending order with NULL first, as SQLite sorts it.
+    pub(crate) fn asc_nulls_first(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => expr.to_string(),
+            Dialect::Postgres => format!("{expr} NULLS FIRST"),
         }
     }
 

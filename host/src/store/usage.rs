@@ -203,7 +203,10 @@ fn usage_report_sql(d: Dialect, scan: &str, q: &UsageQuery) -> Sql {
         q.since_ms,
         q.until_ms,
     );
-    sql.push(" GROUP BY g ORDER BY SUM(l.cost_nano) DESC, g");
+    sql.push(&format!(
+        " GROUP BY g ORDER BY SUM(l.cost_nano) DESC, {}",
+        d.asc_nulls_first("g")
+    ));
     sql
 }
 

@@ -37,9 +37,13 @@ pub trait UsageHistory: Send + Sync {
     ) -> PastUsage<'a>;
 }
 
-/// Longest a request waits for a window's history (its first request per replica only);
-/// past it the window starts counting now, as without history.
+/// Longest a request waits for its windows' history (its first request per replica
+/// only), all windows together; past it they start counting now, as without history.
 const HISTORY_WAIT: Duration = Duration::from_secs(1);
+
+/// Seeds running at once on a replica, at most; a window that finds none free starts
+/// counting now (a plugin's read) or waits within [`HISTORY_WAIT`] (an admission).
+pub(super) const MAX_SEEDS: usize = 4;
 
 /// Windows a replica remembers having seen registered (bounded: forgetting only costs
 /// one more check).
@@ -85,6 +89,13 @@ impl FleetLedger {
         }
     }
 
+    /// Ends a background seed of `l`'s window (seeded or not: a later read retries).
+    pub(super) fn forget_seeding(&self, l: &Limit, now_ms: i64) {
+        if let Some(id) = self.window_id(l, now_ms) {
+            lock(&self.seeding).remove(&id);
+        }
+    }
+
     /// The (registration key, field) id of `l`'s window; `None` for an exact log.
     fn window_id(&self, l: &Limit, now_ms: i64) -> Option<String> {
         let p = prefix(&l.scope.tenant);
@@ -104,6 +115,11 @@ impl FleetLedger {
         let Some(history) = self.history.get() else {
             return;
         };
+        // Redis away (fail fast), or settlements still waiting to reach it: those may
+        // already be in the log, and would count twice.
+        if !self.is_up() || !self.backlog_is_empty() {
+            return;
+        }
         let Some(tenant) = limits.first().map(|l| l.scope.tenant.clone()) else {
             return;
         };
@@ -130,29 +146,39 @@ impl FleetLedger {
         if todo.is_empty() {
             return;
         }
+        // A few seeds at a time on this replica (each is an aggregate over the log).
+        let Ok(Ok(_slot)) =
+            tokio::time::timeout(HISTORY_WAIT, self.seed_slots.clone().acquire_owned()).await
+        else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + HISTORY_WAIT;
         // Which of them Redis already counts (another replica, or an earlier run).
-        let mut conn = self.conn.clone();
         let mut pipe = redis::pipe();
         for (w, field, ..) in &todo {
             pipe.cmd("HEXISTS").arg(w).arg(field);
         }
+        let mut conn = self.conn.clone();
         let known: Vec<bool> = match self.bounded(pipe.query_async(&mut conn)).await {
             Ok(k) => k,
-            Err(_) => {
-                // A later read or admission tries again.
-                let mut running = lock(&self.seeding);
-                for (w, field, ..) in &todo {
-                    running.remove(&format!("{w}\u{1f}{field}"));
-                }
+            Err(e) => {
+                let _ = self.record(Some(&e));
                 return;
             }
         };
-        let mut seeds = Vec::new();
+        let mut pending = Vec::new();
         for ((w, field, l, s), known) in todo.iter().zip(known) {
             if known {
                 self.remember(w, field);
-                continue;
+            } else {
+                pending.push((w, field, *l, s));
             }
+        }
+        if pending.is_empty() {
+            return;
+        }
+        // Every window's past at once, within one deadline.
+        let reads = pending.iter().map(|(_, _, l, s)| {
             let (since, bucket_ms) = match s.k {
                 "c" => (
                     calendar::bucket_start_ms(l.period, calendar::bucket(l.period, now_ms)),
@@ -161,20 +187,26 @@ impl FleetLedger {
                 // The sub-buckets a read sums: the current one and sixty before it.
                 _ => ((s.cur - 60) * s.w, s.w),
             };
-            let read = tokio::time::timeout(
-                HISTORY_WAIT,
-                history.usage(&l.scope, since, now_ms + 1, bucket_ms),
-            )
-            .await;
-            let past = match read {
-                Ok(Ok(past)) => past,
-                Ok(Err(e)) => {
+            history.usage(&l.scope, since, now_ms + 1, bucket_ms)
+        });
+        let pasts = match tokio::time::timeout_at(deadline, futures_util::future::join_all(reads))
+            .await
+        {
+            Ok(pasts) => pasts,
+            Err(_) => {
+                tracing::warn!(
+                    "reading budget windows' past from the request log took too long; they count from now"
+                );
+                return;
+            }
+        };
+        let mut seeds = Vec::new();
+        for ((w, field, l, s), past) in pending.iter().zip(pasts) {
+            let past = match past {
+                Ok(past) => past,
+                Err(e) => {
                     tracing::warn!(error = %e, budget = %l.name, "cannot read a budget window's past from the request log; it counts from now");
-                    Vec::new()
-                }
-                Err(_) => {
-                    tracing::warn!(budget = %l.name, "reading a budget window's past from the request log took too long; it counts from now");
-                    Vec::new()
+                    continue;
                 }
             };
             let ttl = match (s.k, l.period) {
@@ -185,7 +217,7 @@ impl FleetLedger {
                 }
                 _ => s.w * 122,
             };
-            // As text: Lua's numbers would round sums past 1e14 (nano-dollars).
+            // As text, exact whatever the sum (Lua's numbers are doubles).
             let amounts: Vec<(i64, [String; 3])> = past
                 .into_iter()
                 .filter(|(_, a)| *a != Amount::ZERO)
@@ -215,20 +247,15 @@ impl FleetLedger {
         }
         let payload =
             serde_json::json!({ "seeds": seeds, "ttl": super::REGISTERED_TTL_MS }).to_string();
-        let seeded = self.call::<i64>("seed", now_ms, payload).await.is_ok();
-        for (w, field, ..) in &todo {
-            if seeded {
+        if self.call::<i64>("seed", now_ms, payload).await.is_ok() {
+            for (w, field, ..) in &pending {
                 self.remember(w, field);
-            } else {
-                // Not seeded: a later read or admission tries again.
-                lock(&self.seeding).remove(&format!("{w}\u{1f}{field}"));
             }
         }
     }
 
     fn remember(&self, w: &str, field: &str) {
         let id = format!("{w}\u{1f}{field}");
-        lock(&self.seeding).remove(&id);
         let mut seen = lock(&self.seen);
         if seen.len() >= MAX_SEEN {
             seen.clear();

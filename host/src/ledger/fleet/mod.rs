@@ -123,8 +123,10 @@ pub struct FleetLedger {
     history: std::sync::OnceLock<Arc<dyn UsageHistory>>,
     /// Windows this replica has seen registered in Redis (seeded or found).
     seen: Mutex<HashSet<String>>,
-    /// Windows being seeded in the background (see [`FleetLedger::usage`]).
+    /// Windows being seeded now (by an admission or in the background).
     seeding: Mutex<HashSet<String>>,
+    /// Seeds running at once, at most (each runs an aggregate over the shared log).
+    seed_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A settlement, kept in the backlog while it cannot reach Redis.
@@ -330,6 +332,7 @@ impl FleetLedger {
             history: std::sync::OnceLock::new(),
             seen: Mutex::default(),
             seeding: Mutex::default(),
+            seed_slots: Arc::new(tokio::sync::Semaphore::new(history::MAX_SEEDS)),
         }))
     }
 
@@ -433,6 +436,8 @@ impl FleetLedger {
                 // Registrations made while it was down never landed, and a Redis that
                 // restarted without its data lost the rest: register again.
                 lock(&self.registered).clear();
+                // Likewise the windows seen counted there: check (and seed) them again.
+                lock(&self.seen).clear();
                 tracing::info!("the budget store (Redis) answers again");
             } else if let Some(e) = failure {
                 tracing::error!(error = %e, "the budget store (Redis) is unavailable");
@@ -976,13 +981,20 @@ impl FleetLedger {
         // A window this replica has not seen counted in Redis gets its logged past
         // first, in the background (the log may take longer than a read may wait);
         // until then the replica's own counts answer.
-        match self.seeded(&limits[0], now_ms) {
-            history::Seeded::Yes => {}
-            history::Seeded::Running => return Ok(None),
-            history::Seeded::Start => {
-                let (fleet, l) = (self.clone(), limits[0].clone());
-                tokio::spawn(async move { fleet.seed(std::slice::from_ref(&l), now_ms).await });
-                return Ok(None);
+        // (Not a metadata scope: settlements count one only where a limit reads it, so
+        // a seeded count of one no limit reads would never move again.)
+        if !matches!(scope.kind, super::ScopeKind::Metadata(_)) {
+            match self.seeded(&limits[0], now_ms) {
+                history::Seeded::Yes => {}
+                history::Seeded::Running => return Ok(None),
+                history::Seeded::Start => {
+                    let (fleet, l) = (self.clone(), limits[0].clone());
+                    tokio::spawn(async move {
+                        fleet.seed(std::slice::from_ref(&l), now_ms).await;
+                        fleet.forget_seeding(&l, now_ms);
+                    });
+                    return Ok(None);
+                }
             }
         }
         let specs: Vec<Spec> = limits

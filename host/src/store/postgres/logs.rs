@@ -11,6 +11,38 @@ use futures_util::TryStreamExt;
 use std::collections::HashMap;
 use tokio_postgres::Row;
 
+/// Why a batch of log rows did not go in.
+#[derive(Debug)]
+pub(crate) enum ShipError {
+    /// Something in the rows themselves (a data or constraint error): shipping them one
+    /// by one finds the bad one.
+    Data(String),
+    /// Anything else (unreachable, read-only after a failover, disk full, a timeout, a
+    /// schema newer than this replica): the batch is retried as it is.
+    Store(StoreError),
+}
+
+impl ShipError {
+    fn of(e: tokio_postgres::Error) -> Self {
+        // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+        match e.code().map(|c| c.code()) {
+            Some(code) if code.starts_with("22") || code.starts_with("23") => {
+                ShipError::Data(e.to_string())
+            }
+            _ => ShipError::Store(pg(e)),
+        }
+    }
+}
+
+impl std::fmt::Display for ShipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShipError::Data(e) => write!(f, "{e}"),
+            ShipError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 impl PgControl {
     /// The rows of `sql`, each read by `read`.
     pub(crate) async fn rows<T>(
@@ -67,18 +99,19 @@ impl PgControl {
 
     /// Writes shipped rows (and their bodies) in one transaction; rows already there
     /// (a retried batch) are left as they are. `rows` and `bodies` are JSON arrays of
-    /// objects named like the tables' columns.
-    pub(crate) async fn insert_logs(&self, rows: &str, bodies: &str) -> Result<(), StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        tx.execute(
-            "INSERT INTO request_logs
-             SELECT * FROM jsonb_populate_recordset(NULL::request_logs, $1::text::jsonb)
-             ON CONFLICT (request_id) DO NOTHING",
-            &[&rows],
-        )
-        .await
-        .map_err(pg)?;
+    /// objects named like the tables' columns. Returns the rows new to PostgreSQL.
+    pub(crate) async fn insert_logs(&self, rows: &str, bodies: &str) -> Result<u64, ShipError> {
+        let mut c = self.client().await.map_err(ShipError::Store)?;
+        let tx = c.transaction().await.map_err(ShipError::of)?;
+        let n = tx
+            .execute(
+                "INSERT INTO request_logs
+                 SELECT * FROM jsonb_populate_recordset(NULL::request_logs, $1::text::jsonb)
+                 ON CONFLICT (request_id) DO NOTHING",
+                &[&rows],
+            )
+            .await
+            .map_err(ShipError::of)?;
         tx.execute(
             "INSERT INTO request_bodies
              SELECT * FROM jsonb_populate_recordset(NULL::request_bodies, $1::text::jsonb)
@@ -86,8 +119,17 @@ impl PgControl {
             &[&bodies],
         )
         .await
-        .map_err(pg)?;
-        tx.commit().await.map_err(pg)
+        .map_err(ShipError::of)?;
+        tx.commit().await.map_err(ShipError::of)?;
+        Ok(n)
+    }
+
+    /// Whether PostgreSQL answers (the shipper's health while it has nothing to ship).
+    pub(crate) async fn ping(&self) -> bool {
+        match self.client().await {
+            Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// Deletes logs (and bodies) that arrived before `cutoff_ms`, of `tenant` or, with
@@ -229,19 +271,31 @@ impl crate::ledger::fleet::UsageHistory for PgControl {
                    AND {matches}
                  GROUP BY b"
             ));
-            self.rows(&sql, |r| {
-                use crate::store::sql::Cols;
-                Ok((
-                    r.int_req(0)?,
-                    crate::ledger::Amount {
-                        requests: r.count(1)?,
-                        tokens: r.count(2)?,
-                        cost_nano: r.count(3)?,
-                    },
-                ))
-            })
-            .await
-            .map_err(|e| e.to_string())
+            // Bounded in PostgreSQL too: a caller that stops waiting does not cancel it.
+            let mut c = self.client().await.map_err(|e| e.to_string())?;
+            let tx = c.transaction().await.map_err(|e| e.to_string())?;
+            tx.batch_execute("SET LOCAL statement_timeout = 1000")
+                .await
+                .map_err(|e| e.to_string())?;
+            let rows = tx
+                .query(sql.text.as_str(), &sql.pg_args())
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            rows.iter()
+                .map(|r| {
+                    use crate::store::sql::Cols;
+                    Ok((
+                        r.int_req(0)?,
+                        crate::ledger::Amount {
+                            requests: r.count(1)?,
+                            tokens: r.count(2)?,
+                            cost_nano: r.count(3)?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()
+                .map_err(|e| e.to_string())
         })
     }
 }

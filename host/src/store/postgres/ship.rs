@@ -10,6 +10,7 @@
 //! Retried batches are idempotent (`ON CONFLICT DO NOTHING` on the request id).
 
 use super::PgControl;
+use super::logs::ShipError;
 use crate::store::logs::{BODY_COLUMNS, bodies_from_row, log_from_row};
 use crate::store::sql::Dialect;
 use crate::store::{LogObserver, LogRecord, Retention, StoreError};
@@ -23,6 +24,8 @@ use tokio::sync::Notify;
 const BATCH: usize = 500;
 /// Longest pause between looks at the local table when nothing nudges the task.
 const IDLE: Duration = Duration::from_millis(500);
+/// How often an idle shipper checks that PostgreSQL answers.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// How often logs past their retention are deleted from PostgreSQL.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Rows deleted per statement of a purge.
@@ -120,8 +123,6 @@ struct Batch {
     rows: String,
     /// JSON array of `request_bodies` rows.
     bodies: String,
-    /// Rows in it.
-    len: usize,
     /// The last `rowid` in it.
     last: i64,
 }
@@ -137,6 +138,7 @@ async fn run(
     let counters = pg.shipping.clone();
     let mut backoff = Duration::from_millis(100);
     let mut last_prune = Instant::now();
+    let mut last_probe = Instant::now() - PROBE_EVERY;
     let mut last_warned: Option<Instant> = None;
     loop {
         let stopping = stop.load(Ordering::Acquire);
@@ -173,24 +175,27 @@ async fn run(
             cursor = read.from;
             save_cursor(&conn, cursor).await;
         }
+        // Retention runs on schedule, busy or not (a long catch-up included).
+        if !stopping && last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = Instant::now();
+            prune(&pg, &opts.retention).await;
+        }
         let Some(batch) = read.batch else {
             if stopping {
                 return;
             }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = Instant::now();
-                prune(&pg, &opts.retention).await;
+            // Nothing to ship: the health gauge still says whether PostgreSQL answers.
+            if last_probe.elapsed() >= PROBE_EVERY {
+                last_probe = Instant::now();
+                counters.up.store(pg.ping().await, Ordering::Relaxed);
             }
             let _ = tokio::time::timeout(IDLE, nudge.notified()).await;
             continue;
         };
         match ship(&pg, &batch).await {
-            Ok(dropped) => {
+            Ok((written, dropped)) => {
                 counters.up.store(true, Ordering::Relaxed);
-                counters.shipped.fetch_add(
-                    (batch.len as u64).saturating_sub(dropped),
-                    Ordering::Relaxed,
-                );
+                counters.shipped.fetch_add(written, Ordering::Relaxed);
                 counters.dropped.fetch_add(dropped, Ordering::Relaxed);
                 cursor = batch.last;
                 save_cursor(&conn, cursor).await;
@@ -216,19 +221,20 @@ async fn run(
     }
 }
 
-/// Writes a batch; when PostgreSQL refuses it as a whole for what is in it (not for
-/// being unreachable), writes its rows one by one so one bad row cannot hold back the
-/// rest. Returns the rows refused one by one (dropped).
-async fn ship(pg: &PgControl, batch: &Batch) -> Result<u64, StoreError> {
+/// Writes a batch; when PostgreSQL refuses it for what is in it (a data or constraint
+/// error, not an outage), writes its rows one by one so one bad row cannot hold back
+/// the rest. Returns the rows written and the rows refused one by one (dropped); any
+/// other error leaves the batch to be retried whole.
+async fn ship(pg: &PgControl, batch: &Batch) -> Result<(u64, u64), ShipError> {
     match pg.insert_logs(&batch.rows, &batch.bodies).await {
-        Ok(()) => Ok(0),
-        Err(StoreError::Postgres(e)) => {
+        Ok(n) => Ok((n, 0)),
+        Err(ShipError::Data(e)) => {
             tracing::warn!(error = %e, "PostgreSQL refused a batch of request logs; shipping its rows one by one");
             let rows: Vec<serde_json::Value> =
                 serde_json::from_str(&batch.rows).unwrap_or_default();
             let bodies: Vec<serde_json::Value> =
                 serde_json::from_str(&batch.bodies).unwrap_or_default();
-            let mut dropped = 0;
+            let (mut written, mut dropped) = (0, 0);
             for row in rows {
                 let id = row.get("request_id").cloned();
                 let body: Vec<&serde_json::Value> = bodies
@@ -242,15 +248,15 @@ async fn ship(pg: &PgControl, batch: &Batch) -> Result<u64, StoreError> {
                     )
                     .await;
                 match one {
-                    Ok(()) => {}
-                    Err(StoreError::Postgres(e)) => {
+                    Ok(n) => written += n,
+                    Err(ShipError::Data(e)) => {
                         dropped += 1;
                         tracing::error!(request_id = ?id, error = %e, "PostgreSQL refused a request log row; it stays in this replica's local store only");
                     }
                     Err(e) => return Err(e),
                 }
             }
-            Ok(dropped)
+            Ok((written, dropped))
         }
         Err(e) => Err(e),
     }
@@ -358,7 +364,6 @@ fn read_batch(c: &Connection, mut cursor: i64, max_backlog: u64) -> Result<Read,
         out.push(shipped_row(&record));
     }
     let batch = (!out.is_empty()).then(|| Batch {
-        len: out.len(),
         rows: pg_json(&serde_json::Value::Array(out)),
         bodies: pg_json(&serde_json::Value::Array(bodies)),
         last,
@@ -393,11 +398,23 @@ fn shipped_row(r: &LogRecord) -> serde_json::Value {
 /// client can put in a body or a header value; it becomes U+FFFD. (Only real U+0000
 /// characters: a body's own `\u0000` escape is text and stays as it is.)
 fn pg_json(v: &serde_json::Value) -> String {
+    fn text(s: &str) -> String {
+        s.replace('\0', "\u{fffd}")
+    }
     fn clean(v: &mut serde_json::Value) {
         match v {
-            serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{fffd}"),
+            serde_json::Value::String(s) if s.contains('\0') => *s = text(s),
             serde_json::Value::Array(a) => a.iter_mut().for_each(clean),
-            serde_json::Value::Object(o) => o.values_mut().for_each(clean),
+            serde_json::Value::Object(o) => {
+                // Keys too: a metadata key is the client's choice.
+                *o = std::mem::take(o)
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        clean(&mut v);
+                        (text(&k), v)
+                    })
+                    .collect();
+            }
             _ => {}
         }
     }
@@ -470,8 +487,8 @@ mod tests {
         assert!(v.get("usage").is_none());
         assert_eq!(v["metadata"]["team"], "eng");
         assert_eq!(
-            pg_json(&serde_json::json!({"a": ["x\u{0}y"], "b": "\\u0000"})),
-            "{\"a\":[\"x\u{fffd}y\"],\"b\":\"\\\\u0000\"}"
+            pg_json(&serde_json::json!({"a": ["x\u{0}y"], "b": "\\u0000", "k\u{0}": 1})),
+            "{\"a\":[\"x\u{fffd}y\"],\"b\":\"\\\\u0000\",\"k\u{fffd}\":1}"
         );
     }
 }

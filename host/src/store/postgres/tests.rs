@@ -473,6 +473,9 @@ async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
     )
     .expect("shipper");
     again.finish(Duration::from_secs(20)).await;
+    // Every row was already there: none counted as shipped again, none dropped.
+    assert_eq!(pg.shipping.shipped.load(Ordering::Relaxed), 60);
+    assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 0);
     let all = shared
         .query_logs(LogQuery {
             limit: Some(1000),

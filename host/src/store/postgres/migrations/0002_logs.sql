@@ -2,20 +2,21 @@
 -- the admin API, the CLI and the console answer the same from any replica. Metadata is
 -- JSONB with a GIN index (filters and grouping by a metadata key); the decision,
 -- attempt and cost breakdowns are JSONB too. Column order matches the shipped records
--- (`jsonb_populate_recordset(NULL::request_logs, ...)`).
+-- (`jsonb_populate_recordset(NULL::request_logs, ...)`). Text sorts bytewise (COLLATE
+-- "C"), as SQLite's does, so listings and groups come in the same order from both.
 CREATE TABLE request_logs (
-    request_id         TEXT PRIMARY KEY,
+    request_id         TEXT COLLATE "C" PRIMARY KEY,
     ts_ms              BIGINT NOT NULL,
-    tenant_id          TEXT NOT NULL,
-    key_id             TEXT,
-    trace_id           TEXT NOT NULL,
-    endpoint           TEXT NOT NULL,
-    team               TEXT,
-    "user"             TEXT,
+    tenant_id          TEXT COLLATE "C" NOT NULL,
+    key_id             TEXT COLLATE "C",
+    trace_id           TEXT COLLATE "C" NOT NULL,
+    endpoint           TEXT COLLATE "C" NOT NULL,
+    team               TEXT COLLATE "C",
+    "user"             TEXT COLLATE "C",
     metadata           JSONB NOT NULL,
-    requested_model    TEXT,
-    served_model       TEXT,
-    provider           TEXT,
+    requested_model    TEXT COLLATE "C",
+    served_model       TEXT COLLATE "C",
+    provider           TEXT COLLATE "C",
     status             BIGINT NOT NULL,
     stream             BOOLEAN NOT NULL,
     latency_ms         BIGINT NOT NULL,
@@ -25,7 +26,7 @@ CREATE TABLE request_logs (
     cache_read_tokens  BIGINT NOT NULL DEFAULT 0,
     cache_write_tokens BIGINT NOT NULL DEFAULT 0,
     decisions          JSONB NOT NULL,
-    error              TEXT,
+    error              TEXT COLLATE "C",
     attempts           JSONB NOT NULL,
     cost_nano          BIGINT NOT NULL DEFAULT 0,
     cost               JSONB,
