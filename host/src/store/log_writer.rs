@@ -157,6 +157,23 @@ pub struct WriterOptions {
     pub counters: Arc<WriterCounters>,
 }
 
+#[cfg(test)]
+impl WriterOptions {
+    /// A writer for tests: a fresh ledger, no journal, no observers, keep everything.
+    pub(crate) fn for_tests(batch_size: usize, flush: Duration) -> Self {
+        Self {
+            batch_size,
+            flush,
+            ledger: Arc::new(Ledger::new()),
+            retention: Retention::default(),
+            observers: Vec::new(),
+            max_queued: 1_000,
+            journal_dir: None,
+            counters: Default::default(),
+        }
+    }
+}
+
 /// Sends finished requests to the writer. Cloning is cheap.
 #[derive(Clone)]
 pub struct LogSender {
@@ -934,16 +951,7 @@ mod tests {
             std::env::temp_dir().join(format!("tollgate-writer-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
         let writer = store
-            .log_writer(WriterOptions {
-                batch_size: 100,
-                flush: Duration::from_millis(10),
-                ledger: Arc::new(Ledger::new()),
-                retention: Retention::default(),
-                observers: Vec::new(),
-                max_queued: 1_000,
-                journal_dir: None,
-                counters: Default::default(),
-            })
+            .log_writer(WriterOptions::for_tests(100, Duration::from_millis(10)))
             .expect("writer");
         let mut kept = row("fresh", "a", 0);
         kept.bodies = Some(Box::new(CapturedBodies {
@@ -988,16 +996,7 @@ mod tests {
             std::env::temp_dir().join(format!("tollgate-writer-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
         let writer = store
-            .log_writer(WriterOptions {
-                batch_size: 100,
-                flush: Duration::from_millis(10),
-                ledger: Arc::new(Ledger::new()),
-                retention: Retention::default(),
-                observers: Vec::new(),
-                max_queued: 1_000,
-                journal_dir: None,
-                counters: Default::default(),
-            })
+            .log_writer(WriterOptions::for_tests(100, Duration::from_millis(10)))
             .expect("writer");
         let tx = writer.sender();
         for id in ["a", "b", "c"] {

@@ -646,16 +646,10 @@ mod tests {
             std::env::temp_dir().join(format!("tollgate-logs-{}", crate::ids::random_token(8)));
         let store = Store::open(&dir).expect("open");
         let writer = store
-            .log_writer(crate::store::WriterOptions {
-                batch_size: 1000,
-                flush: std::time::Duration::from_secs(60),
-                ledger: std::sync::Arc::new(crate::ledger::Ledger::new()),
-                retention: crate::store::Retention::default(),
-                observers: Vec::new(),
-                max_queued: 1_000,
-                journal_dir: None,
-                counters: Default::default(),
-            })
+            .log_writer(crate::store::WriterOptions::for_tests(
+                1000,
+                std::time::Duration::from_secs(60),
+            ))
             .expect("writer");
         let tx = writer.sender();
         tx.send(record("r1", "acme", "eng", 200));

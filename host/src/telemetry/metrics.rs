@@ -465,76 +465,78 @@ fn render_gauges(out: &mut String, g: &Gauges) {
             .map(|(t, _, max)| (tenant(t), max.to_string())),
     );
     if let Some(f) = &g.fleet {
-        for (name, kind, help, v) in [
-            (
-                "tollgate_ledger_redis_up",
-                "gauge",
-                "1 when the last call to the fleet ledger (Redis) succeeded.",
-                u64::from(f.up),
-            ),
-            (
-                "tollgate_ledger_redis_errors_total",
-                "counter",
-                "Calls to the fleet ledger (Redis) that failed or timed out.",
-                f.errors,
-            ),
-            (
-                "tollgate_ledger_backlog",
-                "gauge",
-                "Settlements waiting for the fleet ledger (Redis) to answer.",
-                f.backlog,
-            ),
-            (
-                "tollgate_ledger_backlog_dropped_total",
-                "counter",
-                "Settlements dropped from a full backlog ([ledger] max_backlog): usage Redis never counted.",
-                f.dropped,
-            ),
-            (
-                "tollgate_ledger_admitted_locally_total",
-                "counter",
-                "Requests admitted on this replica's ledger alone while Redis was unreachable (fail_open).",
-                f.admitted_locally,
-            ),
-        ] {
-            family(out, name, kind, help, [(String::new(), v.to_string())]);
-        }
+        unlabelled(
+            out,
+            &[
+                (
+                    "tollgate_ledger_redis_up",
+                    "gauge",
+                    "1 when the last call to the fleet ledger (Redis) succeeded.",
+                    u64::from(f.up),
+                ),
+                (
+                    "tollgate_ledger_redis_errors_total",
+                    "counter",
+                    "Calls to the fleet ledger (Redis) that failed or timed out.",
+                    f.errors,
+                ),
+                (
+                    "tollgate_ledger_backlog",
+                    "gauge",
+                    "Settlements waiting for the fleet ledger (Redis) to answer.",
+                    f.backlog,
+                ),
+                (
+                    "tollgate_ledger_backlog_dropped_total",
+                    "counter",
+                    "Settlements dropped from a full backlog ([ledger] max_backlog): usage Redis never counted.",
+                    f.dropped,
+                ),
+                (
+                    "tollgate_ledger_admitted_locally_total",
+                    "counter",
+                    "Requests admitted on this replica's ledger alone while Redis was unreachable (fail_open).",
+                    f.admitted_locally,
+                ),
+            ],
+        );
     }
     if let Some(s) = &g.log_shipping {
-        for (name, kind, help, v) in [
-            (
-                "tollgate_log_ship_up",
-                "gauge",
-                "1 when the last batch of request logs reached PostgreSQL.",
-                u64::from(s.up),
-            ),
-            (
-                "tollgate_log_shipped_total",
-                "counter",
-                "Request log rows this replica wrote to PostgreSQL.",
-                s.shipped,
-            ),
-            (
-                "tollgate_log_ship_backlog",
-                "gauge",
-                "Request log rows written locally and waiting for PostgreSQL.",
-                s.backlog,
-            ),
-            (
-                "tollgate_log_ship_dropped_total",
-                "counter",
-                "Request log rows left out of PostgreSQL: skipped from a full backlog ([store] log_backlog) or refused.",
-                s.dropped,
-            ),
-            (
-                "tollgate_log_ship_errors_total",
-                "counter",
-                "Batches of request logs PostgreSQL did not take (retried).",
-                s.errors,
-            ),
-        ] {
-            family(out, name, kind, help, [(String::new(), v.to_string())]);
-        }
+        unlabelled(
+            out,
+            &[
+                (
+                    "tollgate_log_ship_up",
+                    "gauge",
+                    "1 when the last batch of request logs reached PostgreSQL.",
+                    u64::from(s.up),
+                ),
+                (
+                    "tollgate_log_shipped_total",
+                    "counter",
+                    "Request log rows this replica wrote to PostgreSQL.",
+                    s.shipped,
+                ),
+                (
+                    "tollgate_log_ship_backlog",
+                    "gauge",
+                    "Request log rows written locally and waiting for PostgreSQL.",
+                    s.backlog,
+                ),
+                (
+                    "tollgate_log_ship_dropped_total",
+                    "counter",
+                    "Request log rows left out of PostgreSQL: skipped from a full backlog ([store] log_backlog) or refused.",
+                    s.dropped,
+                ),
+                (
+                    "tollgate_log_ship_errors_total",
+                    "counter",
+                    "Batches of request logs PostgreSQL did not take (retried).",
+                    s.errors,
+                ),
+            ],
+        );
     }
     family(
         out,
@@ -546,6 +548,13 @@ fn render_gauges(out: &mut String, g: &Gauges) {
             "1".to_string(),
         )],
     );
+}
+
+/// Families of one unlabelled sample each: (name, type, help, value).
+fn unlabelled(out: &mut String, families: &[(&str, &str, &str, u64)]) {
+    for &(name, kind, help, v) in families {
+        family(out, name, kind, help, [(String::new(), v.to_string())]);
+    }
 }
 
 /// One family: its `# HELP` and `# TYPE` lines, then a sample per (labels, value).

@@ -510,6 +510,14 @@ struct FakeHistory {
     asked: AtomicU64,
 }
 
+/// A log answering `per_bucket` to every question.
+fn fake_log(per_bucket: Vec<(i64, Amount)>) -> Arc<FakeHistory> {
+    Arc::new(FakeHistory {
+        per_bucket,
+        asked: AtomicU64::new(0),
+    })
+}
+
 impl UsageHistory for FakeHistory {
     fn usage<'a>(
         &'a self,
@@ -534,14 +542,7 @@ async fn a_window_redis_starts_counting_late_is_seeded_once_from_the_log() {
         tokens: 7_000,
         cost_nano: 4_503_599_627_370_497,
     };
-    let logs: Vec<Arc<FakeHistory>> = (0..2)
-        .map(|_| {
-            Arc::new(FakeHistory {
-                per_bucket: vec![(0, past)],
-                asked: AtomicU64::new(0),
-            })
-        })
-        .collect();
+    let logs: Vec<Arc<FakeHistory>> = (0..2).map(|_| fake_log(vec![(0, past)])).collect();
     a.set_history(logs[0].clone());
     b.set_history(logs[1].clone());
     let t = tenant();
@@ -618,10 +619,11 @@ async fn a_rolling_window_is_seeded_per_sub_bucket() {
         cost_nano: 1_000,
     };
     // Two sub-buckets inside the window, one long gone.
-    a.set_history(Arc::new(FakeHistory {
-        per_bucket: vec![(cur, one), (cur - 30, one), (cur - 500, one)],
-        asked: AtomicU64::new(0),
-    }));
+    a.set_history(fake_log(vec![
+        (cur, one),
+        (cur - 30, one),
+        (cur - 500, one),
+    ]));
     let t = tenant();
     let mut l = limit(&t, ScopeKind::Key, "k1", Metric::Tokens, Period::Hour);
     l.window = Window::Rolling;
@@ -651,10 +653,7 @@ async fn a_plugins_first_read_of_a_window_seeds_it_in_the_background() {
         tokens: 30,
         cost_nano: 3_000,
     };
-    a.set_history(Arc::new(FakeHistory {
-        per_bucket: vec![(0, past)],
-        asked: AtomicU64::new(0),
-    }));
+    a.set_history(fake_log(vec![(0, past)]));
     let t = tenant();
     let scope = ScopeKey::new(t.as_str(), ScopeKind::User, "dev@acme.com");
     let now = crate::ids::now_ms();

@@ -103,25 +103,25 @@ impl PgControl {
     pub(crate) async fn insert_logs(&self, rows: &str, bodies: &str) -> Result<u64, ShipError> {
         let mut c = self.client().await.map_err(ShipError::Store)?;
         let tx = c.transaction().await.map_err(ShipError::of)?;
-        let n = tx
-            .execute(
-                "INSERT INTO request_logs
-                 SELECT * FROM jsonb_populate_recordset(NULL::request_logs, $1::text::jsonb)
-                 ON CONFLICT (request_id) DO NOTHING",
-                &[&rows],
-            )
-            .await
-            .map_err(ShipError::of)?;
-        tx.execute(
-            "INSERT INTO request_bodies
-             SELECT * FROM jsonb_populate_recordset(NULL::request_bodies, $1::text::jsonb)
-             ON CONFLICT (request_id) DO NOTHING",
-            &[&bodies],
-        )
-        .await
-        .map_err(ShipError::of)?;
+        let mut new_rows = 0;
+        for (table, json) in [("request_logs", rows), ("request_bodies", bodies)] {
+            let n = tx
+                .execute(
+                    &format!(
+                        "INSERT INTO {table}
+                         SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb)
+                         ON CONFLICT (request_id) DO NOTHING"
+                    ),
+                    &[&json],
+                )
+                .await
+                .map_err(ShipError::of)?;
+            if table == "request_logs" {
+                new_rows = n;
+            }
+        }
         tx.commit().await.map_err(ShipError::of)?;
-        Ok(n)
+        Ok(new_rows)
     }
 
     /// Whether PostgreSQL answers (the shipper's health while it has nothing to ship).

@@ -230,23 +230,12 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).expect("serialise")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
-    let server = server();
-    let now = crate::ids::now_ms();
+/// A replica's local log holding `records(now)`, written by the real writer.
+async fn local_log(now: i64) -> (PathBuf, Store) {
     let dir = std::env::temp_dir().join(format!("tollgate-ship-{}", crate::ids::random_token(8)));
     let local = Store::open(&dir).expect("sqlite");
     let writer = local
-        .log_writer(WriterOptions {
-            batch_size: 25,
-            flush: Duration::from_millis(5),
-            ledger: Arc::new(crate::ledger::Ledger::new()),
-            retention: Retention::default(),
-            observers: Vec::new(),
-            max_queued: 1_000,
-            journal_dir: None,
-            counters: Default::default(),
-        })
+        .log_writer(WriterOptions::for_tests(25, Duration::from_millis(5)))
         .expect("writer");
     let tx = writer.sender();
     for r in records(now) {
@@ -255,22 +244,38 @@ async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
     tokio::task::spawn_blocking(move || writer.shutdown())
         .await
         .expect("writer stops");
+    (dir, local)
+}
 
-    let pg = Arc::new(
-        PgControl::connect(&server.url, 4, Duration::from_secs(5))
-            .await
-            .expect("postgres"),
-    );
+/// Ships `local`'s rows to `pg` until none are left (a shipper started and finished).
+async fn ship_all(pg: &Arc<PgControl>, local: &Store, max_backlog: u64) {
     let shipper = ship::start(
         pg.clone(),
         local.path(),
         ship::ShipOptions {
-            max_backlog: 1_000,
+            max_backlog,
             retention: Retention::default(),
         },
     )
     .expect("shipper");
     shipper.finish(Duration::from_secs(20)).await;
+}
+
+async fn connect(server: &Server) -> Arc<PgControl> {
+    Arc::new(
+        PgControl::connect(&server.url, 4, Duration::from_secs(5))
+            .await
+            .expect("postgres"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
+    let server = server();
+    let now = crate::ids::now_ms();
+    let (dir, local) = local_log(now).await;
+    let pg = connect(&server).await;
+    ship_all(&pg, &local, 1_000).await;
     assert_eq!(pg.shipping.shipped.load(Ordering::Relaxed), 60);
     assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 0);
 
@@ -417,7 +422,16 @@ async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
         for r in records(now).iter().filter(|r| {
             r.admitted && r.endpoint != "count_tokens" && !r.attempts.is_empty() && keep(r)
         }) {
-            sum += crate::budget::actual(&r.usage, r.cost_nano);
+            // What the ledger settles for a request (`budget::actual`).
+            let u = &r.usage;
+            sum += Amount {
+                requests: 1,
+                tokens: u.input_tokens
+                    + u.output_tokens
+                    + u.cache_read_tokens
+                    + u.cache_write_tokens,
+                cost_nano: r.cost_nano,
+            };
         }
         sum
     };
@@ -463,16 +477,7 @@ async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
         .with_conn(|c| Ok(c.execute("DELETE FROM log_shipping", [])?))
         .await
         .expect("reset the cursor");
-    let again = ship::start(
-        pg.clone(),
-        local.path(),
-        ship::ShipOptions {
-            max_backlog: 1_000,
-            retention: Retention::default(),
-        },
-    )
-    .expect("shipper");
-    again.finish(Duration::from_secs(20)).await;
+    ship_all(&pg, &local, 1_000).await;
     // Every row was already there: none counted as shipped again, none dropped.
     assert_eq!(pg.shipping.shipped.load(Ordering::Relaxed), 60);
     assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 0);
@@ -491,42 +496,9 @@ async fn every_log_view_answers_from_postgres_what_it_answers_from_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_past_its_bound_drops_the_oldest_rows_and_counts_them() {
     let server = server();
-    let dir = std::env::temp_dir().join(format!("tollgate-ship-{}", crate::ids::random_token(8)));
-    let local = Store::open(&dir).expect("sqlite");
-    let writer = local
-        .log_writer(WriterOptions {
-            batch_size: 100,
-            flush: Duration::from_millis(5),
-            ledger: Arc::new(crate::ledger::Ledger::new()),
-            retention: Retention::default(),
-            observers: Vec::new(),
-            max_queued: 1_000,
-            journal_dir: None,
-            counters: Default::default(),
-        })
-        .expect("writer");
-    let tx = writer.sender();
-    for r in records(crate::ids::now_ms()) {
-        tx.send(r);
-    }
-    tokio::task::spawn_blocking(move || writer.shutdown())
-        .await
-        .expect("writer stops");
-    let pg = Arc::new(
-        PgControl::connect(&server.url, 2, Duration::from_secs(5))
-            .await
-            .expect("postgres"),
-    );
-    let shipper = ship::start(
-        pg.clone(),
-        local.path(),
-        ship::ShipOptions {
-            max_backlog: 25,
-            retention: Retention::default(),
-        },
-    )
-    .expect("shipper");
-    shipper.finish(Duration::from_secs(20)).await;
+    let (dir, local) = local_log(crate::ids::now_ms()).await;
+    let pg = connect(&server).await;
+    ship_all(&pg, &local, 25).await;
     assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 35);
     assert_eq!(pg.shipping.shipped.load(Ordering::Relaxed), 25);
     let rows = pg
