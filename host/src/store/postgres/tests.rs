@@ -517,3 +517,53 @@ async fn a_backlog_past_its_bound_drops_the_oldest_rows_and_counts_them() {
     assert_eq!(rows[0].request_id, "req_035");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn psql(url: &str, sql: &str) {
+    let mut c = Command::new("psql");
+    c.args([url, "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    run(c);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_waits_unless_a_row_itself_is_bad_and_then_only_that_row_is_dropped() {
+    let server = server();
+    let (dir, local) = local_log(crate::ids::now_ms()).await;
+    let pg = connect(&server).await;
+    // A refusal that is not about the data (as a read-only failover or a full disk
+    // would answer): the rows wait, nothing is dropped.
+    psql(
+        &server.url,
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'maintenance' USING ERRCODE = '55000'; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse BEFORE INSERT ON request_logs FOR EACH STATEMENT EXECUTE FUNCTION refuse();",
+    );
+    // And one row the table will never take.
+    psql(
+        &server.url,
+        "ALTER TABLE request_logs ADD CONSTRAINT not_seven CHECK (request_id <> 'req_007')",
+    );
+    let shipper = ship::start(
+        pg.clone(),
+        local.path(),
+        ship::ShipOptions {
+            max_backlog: 1_000,
+            retention: Retention::default(),
+        },
+    )
+    .expect("shipper");
+    for _ in 0..100 {
+        if pg.shipping.errors.load(Ordering::Relaxed) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(pg.shipping.errors.load(Ordering::Relaxed) >= 2);
+    assert_eq!(pg.shipping.shipped.load(Ordering::Relaxed), 0);
+    assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(pg.shipping.backlog.load(Ordering::Relaxed), 60);
+    // PostgreSQL takes writes again: everything arrives but the one bad row.
+    psql(&server.url, "DROP TRIGGER refuse ON request_logs");
+    shipper.finish(Duration::from_secs(20)).await;
+    assert_eq!(pg.shipping.shipped.load(Ordering::Relaxed), 59);
+    assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
