@@ -139,6 +139,10 @@ async fn run(
     let mut backoff = Duration::from_millis(100);
     let mut last_prune = Instant::now();
     let mut last_probe = Instant::now() - PROBE_EVERY;
+    // Alerts this replica recorded in its own file while PostgreSQL was away (all of
+    // them again after a restart: recording one twice does nothing).
+    let mut alerts_from = 0;
+    let mut last_alerts = Instant::now() - PROBE_EVERY;
     let mut last_warned: Option<Instant> = None;
     loop {
         let stopping = stop.load(Ordering::Acquire);
@@ -175,10 +179,14 @@ async fn run(
             cursor = read.from;
             save_cursor(&conn, cursor).await;
         }
-        // Retention runs on schedule, busy or not (a long catch-up included).
+        // Retention and stranded alerts on schedule, busy or not.
         if !stopping && last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
             prune(&pg, &opts.retention).await;
+        }
+        if last_alerts.elapsed() >= PROBE_EVERY {
+            last_alerts = Instant::now();
+            alerts_from = ship_alerts(&pg, &conn, alerts_from).await;
         }
         let Some(batch) = read.batch else {
             if stopping {
@@ -259,6 +267,45 @@ async fn ship(pg: &PgControl, batch: &Batch) -> Result<(u64, u64), ShipError> {
             Ok((written, dropped))
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Records in PostgreSQL the alerts this replica's file holds from `from_ms` on (those
+/// fired while PostgreSQL was away), a hundred at a time; returns where to go on from.
+async fn ship_alerts(pg: &PgControl, conn: &Arc<Mutex<Connection>>, from_ms: i64) -> i64 {
+    let conn = conn.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let c = crate::sync::lock(&conn);
+        let mut st = c.prepare_cached(
+            "SELECT fired_at_ms, payload FROM budget_alerts WHERE fired_at_ms >= ?1
+             ORDER BY fired_at_ms LIMIT 100",
+        )?;
+        let rows = st
+            .query_map(params![from_ms], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>();
+        rows
+    })
+    .await;
+    let Ok(Ok(rows)) = read else {
+        return from_ms;
+    };
+    let mut next = from_ms;
+    for (at, payload) in &rows {
+        let Ok(alert) = serde_json::from_str::<crate::ledger::Alert>(payload) else {
+            continue;
+        };
+        if pg.record_alert(&alert).await.is_err() {
+            return next;
+        }
+        next = next.max(*at);
+    }
+    // A full page may end inside a run of equal times: the next look starts there again.
+    if rows.is_empty() || rows.len() == 100 {
+        next
+    } else {
+        next + 1
     }
 }
 

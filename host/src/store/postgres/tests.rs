@@ -567,3 +567,29 @@ async fn a_refused_batch_waits_unless_a_row_itself_is_bad_and_then_only_that_row
     assert_eq!(pg.shipping.dropped.load(Ordering::Relaxed), 1);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_recorded_locally_while_postgres_was_away_reaches_it_later() {
+    let server = server();
+    let (dir, local) = local_log(crate::ids::now_ms()).await;
+    let alert: crate::ledger::Alert = serde_json::from_value(serde_json::json!({
+        "tenant": "acme", "budget": "team-daily", "scope": "team", "value": "eng",
+        "metric": "cost", "period": "day", "window": "calendar", "threshold_pct": 80,
+        "limit": 10.0, "used": 8.5, "window_start_ms": 0, "resets_at_ms": 0,
+        "at_ms": crate::ids::now_ms(),
+    }))
+    .expect("an alert");
+    // What `Store::record_alert` does when PostgreSQL does not answer.
+    let a = alert.clone();
+    local
+        .with_conn(move |c| Ok(crate::ledger::record_alert(c, &a)?))
+        .await
+        .expect("recorded locally");
+    let pg = connect(&server).await;
+    ship_all(&pg, &local, 1_000).await;
+    assert_eq!(
+        pg.alerts(Some("acme"), 10).await.expect("alerts"),
+        vec![alert]
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
