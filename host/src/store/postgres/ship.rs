@@ -280,12 +280,10 @@ async fn ship_alerts(pg: &PgControl, conn: &Arc<Mutex<Connection>>, from_ms: i64
             "SELECT fired_at_ms, payload FROM budget_alerts WHERE fired_at_ms >= ?1
              ORDER BY fired_at_ms LIMIT 100",
         )?;
-        let rows = st
-            .query_map(params![from_ms], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>();
-        rows
+        st.query_map(params![from_ms], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()
     })
     .await;
     let Ok(Ok(rows)) = read else {
