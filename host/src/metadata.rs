@@ -33,12 +33,15 @@ impl Metadata {
 
     /// As a JSON object text, for the request log.
     pub fn to_json(&self) -> String {
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .0
+        serde_json::Value::Object(self.to_map()).to_string()
+    }
+
+    /// The pairs as a JSON object.
+    pub fn to_map(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.0
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        serde_json::Value::Object(map).to_string()
+            .collect()
     }
 
     /// Parses the header value, or says exactly what is wrong with it.

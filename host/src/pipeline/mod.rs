@@ -528,8 +528,7 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         at_ms: usage_at_ms,
         fleet: fleet.map(|f| crate::plugins::FleetReads {
             ledger: f.clone(),
-            made: Arc::default(),
-            waited_us: Arc::default(),
+            spent: Arc::default(),
         }),
     };
     // A tenant without plugins pays nothing for a context no plugin would read.

@@ -28,10 +28,17 @@ pub struct UsageView {
 pub struct FleetReads {
     /// The fleet's shared ledger.
     pub ledger: Arc<FleetLedger>,
-    /// Reads this request made so far (see [`MAX_FLEET_READS`]).
-    pub made: Arc<AtomicU32>,
-    /// Microseconds this request's reads waited so far (see [`FLEET_READ_WAIT`]).
-    pub waited_us: Arc<AtomicU64>,
+    /// What this request's reads used so far, shared by its plugin calls.
+    pub spent: Arc<ReadsSpent>,
+}
+
+/// What one request's fleet reads used.
+#[derive(Default)]
+pub struct ReadsSpent {
+    /// Reads made (see [`MAX_FLEET_READS`]).
+    made: AtomicU32,
+    /// Microseconds waited (see [`FLEET_READ_WAIT`]).
+    waited_us: AtomicU64,
 }
 
 /// Fleet reads one request's plugins may make; past it they read this replica's
@@ -84,18 +91,20 @@ impl UsageView {
         };
         let (period, window, now) = (period.into(), window.into(), self.now_ms());
         let left = |f: &FleetReads| {
-            FLEET_READ_WAIT
-                .saturating_sub(Duration::from_micros(f.waited_us.load(Ordering::Relaxed)))
+            FLEET_READ_WAIT.saturating_sub(Duration::from_micros(
+                f.spent.waited_us.load(Ordering::Relaxed),
+            ))
         };
         let fleet = match &self.fleet {
             Some(f)
                 if self.at_ms.is_none()
                     && !left(f).is_zero()
-                    && f.made.fetch_add(1, Ordering::Relaxed) < MAX_FLEET_READS =>
+                    && f.spent.made.fetch_add(1, Ordering::Relaxed) < MAX_FLEET_READS =>
             {
                 let started = std::time::Instant::now();
                 let read = f.ledger.usage(&key, period, window, now, left(f)).await;
-                f.waited_us
+                f.spent
+                    .waited_us
                     .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
                 match read {
                     Ok(r) => r,

@@ -29,8 +29,8 @@ const WRITER_NICE: i32 = 5;
 /// The writer thread's scheduling: `SCHED_IDLE` while it keeps up, so a batch never
 /// delays a request on a shared core (at one connection this took the gateway's p99
 /// from 3.3 ms to 0.33 ms); back to its nice value while it is behind (rows wait in
-/// the journal, or the oldest it holds ended over a second ago), so a saturated core
-/// cannot starve the log. Switching back needs `CAP_SYS_NICE` (or root): without
+/// the journal, more than four batches are queued, or the oldest row it holds ended
+/// more than twice the flush interval ago), so a saturated core cannot starve the log. Switching back needs `CAP_SYS_NICE` (or root): without
 /// it the writer stays at its nice value throughout.
 struct Priority {
     /// Whether the thread may switch between the two.

@@ -12,7 +12,7 @@
 //! moments before the seed and whose rows had not been shipped (the shipping lag, a few
 //! milliseconds to the log's flush interval).
 
-use super::{FleetLedger, Spec, prefix, scope_id};
+use super::{FleetLedger, Spec, prefix, window};
 use crate::ledger::{Amount, Limit, ScopeKey, calendar};
 use crate::sync::lock;
 use std::future::Future;
@@ -48,6 +48,11 @@ pub(super) const MAX_SEEDS: usize = 4;
 /// Windows a replica remembers having seen registered (bounded: forgetting only costs
 /// one more check).
 const MAX_SEEN: usize = 100_000;
+
+/// A window's id in this replica's sets: its registration key and field.
+fn id(w: &str, field: &str) -> String {
+    format!("{w}\u{1f}{field}")
+}
 
 /// Where a window stands with respect to its past.
 pub(super) enum Seeded {
@@ -96,22 +101,18 @@ impl FleetLedger {
         }
     }
 
-    /// The (registration key, field) id of `l`'s window; `None` for an exact log.
+    /// The id this replica remembers `l`'s window by; `None` for an exact log.
     fn window_id(&self, l: &Limit, now_ms: i64) -> Option<String> {
         let p = prefix(&l.scope.tenant);
         let s = self.spec(&p, l, Amount::ZERO, now_ms);
-        let field = match s.k {
-            "c" => format!("c:{}", l.period.as_str()),
-            "r" => s.key,
-            _ => return None,
-        };
-        Some(format!("{p}rw:{}\u{1f}{field}", scope_id(&l.scope)))
+        window(&p, l, &s).map(|(w, field, _)| id(&w, &field))
     }
 
     /// Seeds the windows `limits` read that this replica has not seen registered: those
     /// Redis does not count yet get their logged past first. Failures only leave a
     /// window to start counting now (the behaviour without history).
-    pub(super) async fn seed(&self, limits: &[Limit], now_ms: i64) {
+    /// `specs` are the limits' specs under prefix `p` (the caller has them already).
+    pub(super) async fn seed(&self, p: &str, limits: &[Limit], specs: &[Spec], now_ms: i64) {
         let Some(history) = self.history.get() else {
             return;
         };
@@ -120,24 +121,17 @@ impl FleetLedger {
         if !self.is_up() || !self.backlog_is_empty() {
             return;
         }
-        let Some(tenant) = limits.first().map(|l| l.scope.tenant.clone()) else {
-            return;
-        };
-        let p = prefix(&tenant);
         // Each window once per replica: (registration key, field) with its spec.
-        let mut todo: Vec<(String, String, &Limit, Spec)> = Vec::new();
+        let mut todo: Vec<(String, String, &Limit, &Spec)> = Vec::new();
         {
             let seen = lock(&self.seen);
-            for l in limits {
-                let s = self.spec(&p, l, Amount::ZERO, now_ms);
-                let w = format!("{p}rw:{}", scope_id(&l.scope));
-                let field = match s.k {
-                    "c" => format!("c:{}", l.period.as_str()),
-                    "r" => s.key.clone(),
-                    _ => continue,
+            for (l, s) in limits.iter().zip(specs) {
+                let Some((w, field, _)) = window(p, l, s) else {
+                    continue;
                 };
-                let id = format!("{w}\u{1f}{field}");
-                if seen.contains(&id) || todo.iter().any(|(a, b, ..)| *a == w && *b == field) {
+                if seen.contains(&id(&w, &field))
+                    || todo.iter().any(|(a, b, ..)| *a == w && *b == field)
+                {
                     continue;
                 }
                 todo.push((w, field, l, s));
@@ -255,7 +249,7 @@ impl FleetLedger {
     }
 
     fn remember(&self, w: &str, field: &str) {
-        let id = format!("{w}\u{1f}{field}");
+        let id = id(w, field);
         let mut seen = lock(&self.seen);
         if seen.len() >= MAX_SEEN {
             seen.clear();

@@ -511,12 +511,12 @@ impl FleetLedger {
         if limits.is_empty() {
             return Ok(None);
         }
-        self.seed(limits, now_ms).await;
         let p = prefix(&tenant);
         let specs: Vec<Spec> = limits
             .iter()
             .map(|l| self.spec(&p, l, estimate, now_ms))
             .collect();
+        self.seed(&p, limits, &specs, now_ms).await;
         // The estimate is held only where a limit reads it: under each limited scope,
         // in the limit's metric (an exact log already counts the admission itself).
         let mut held: Vec<(&str, &'static str, u64)> = Vec::with_capacity(specs.len());
@@ -644,13 +644,9 @@ impl FleetLedger {
         let mut out: Vec<(String, String, i64)> = Vec::with_capacity(limits.len());
         for l in limits {
             let s = self.spec(p, l, Amount::ZERO, now_ms);
-            let w = format!("{p}rw:{}", scope_id(&l.scope));
-            let entry = match s.k {
-                "c" => (w, format!("c:{}", l.period.as_str()), 0),
-                "r" => (w, s.key, s.w),
-                _ => continue,
-            };
-            if !out.contains(&entry) {
+            if let Some(entry) = window(p, l, &s)
+                && !out.contains(&entry)
+            {
                 out.push(entry);
             }
         }
@@ -988,9 +984,17 @@ impl FleetLedger {
                 history::Seeded::Yes => {}
                 history::Seeded::Running => return Ok(None),
                 history::Seeded::Start => {
-                    let (fleet, l) = (self.clone(), limits[0].clone());
+                    let (fleet, l, p) = (self.clone(), limits[0].clone(), p.clone());
+                    let spec = self.spec(&p, &l, Amount::ZERO, now_ms);
                     tokio::spawn(async move {
-                        fleet.seed(std::slice::from_ref(&l), now_ms).await;
+                        fleet
+                            .seed(
+                                &p,
+                                std::slice::from_ref(&l),
+                                std::slice::from_ref(&spec),
+                                now_ms,
+                            )
+                            .await;
                         fleet.forget_seeding(&l, now_ms);
                     });
                     return Ok(None);
@@ -1038,6 +1042,17 @@ impl FleetLedger {
             window_start_ms,
             resets_at_ms,
         }))
+    }
+}
+
+/// Where `l`'s window is registered on its scope (see [`FleetLedger::windows`]):
+/// `[windows key, field, width]`, `None` for an exact log.
+fn window(p: &str, l: &Limit, s: &Spec) -> Option<(String, String, i64)> {
+    let w = format!("{p}rw:{}", scope_id(&l.scope));
+    match s.k {
+        "c" => Some((w, format!("c:{}", l.period.as_str()), 0)),
+        "r" => Some((w, s.key.clone(), s.w)),
+        _ => None,
     }
 }
 

@@ -428,13 +428,10 @@ fn shipped_row(r: &LogRecord) -> serde_json::Value {
         if let Some(serde_json::Value::Object(usage)) = m.remove("usage") {
             m.extend(usage);
         }
-        let meta: serde_json::Map<String, serde_json::Value> = r
-            .metadata
-            .0
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        m.insert("metadata".into(), serde_json::Value::Object(meta));
+        m.insert(
+            "metadata".into(),
+            serde_json::Value::Object(r.metadata.to_map()),
+        );
     }
     v
 }
