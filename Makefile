@@ -3,7 +3,7 @@
 CARGO  ?= cargo
 VENV   := tests/.venv
 PY     := $(VENV)/bin/python
-PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit -p tollgate-hostile -p tollgate-legacy-v0-2
+PLUGINS := -p tollgate-metadata-policy -p tollgate-chaos -p tollgate-model-router -p tollgate-budget-limit -p tollgate-hostile -p tollgate-legacy-v0-2 -p tollgate-pii-redact -p tollgate-content-rules -p tollgate-output-check
 
 .PHONY: run test setup toolchain browser services venv plugins build unit e2e lint bench bench-load clean
 

@@ -3,7 +3,10 @@
 use crate::bindings::exports::tollgate::plugin::guest::Guest;
 use crate::bindings::tollgate::plugin::types::{PluginInfo, RequestContext};
 use crate::host::{HostApi, WasmHost};
-use crate::{BudgetDecision, Decision, LogLevel, Plugin, Request, RoutePlan, Target};
+use crate::{
+    Answer, BudgetDecision, Conversation, Decision, LogLevel, Plugin, Request, RoutePlan, Target,
+    Verdict,
+};
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -31,6 +34,14 @@ impl<P: Plugin> Guest for Adapter<P> {
 
     fn budget(ctx: RequestContext, target: Target) -> BudgetDecision {
         budget::<P>(ctx, target, &WasmHost)
+    }
+
+    fn inspect_request(ctx: RequestContext, conversation: Conversation) -> Verdict {
+        inspect_request::<P>(ctx, &conversation, &WasmHost)
+    }
+
+    fn inspect_response(ctx: RequestContext, answer: Answer) -> Verdict {
+        inspect_response::<P>(ctx, &answer, &WasmHost)
     }
 }
 
@@ -155,6 +166,35 @@ pub(crate) fn budget<P: Plugin>(
     };
     let req = Request::new(ctx, host);
     P::budget(&config, &req, &target)
+}
+
+/// `inspect-request`: fetch and check the config, then run [`Plugin::inspect_request`].
+///
+/// A config that no longer parses or validates denies with `500 api_error`: an
+/// unchecked guardrail must not let the text through.
+pub(crate) fn inspect_request<P: Plugin>(
+    ctx: RequestContext,
+    conversation: &Conversation,
+    host: &dyn HostApi,
+) -> Verdict {
+    let Some(config) = hook_config::<P>(host) else {
+        return Verdict::deny(500, "api_error", misconfigured::<P>());
+    };
+    let req = Request::new(ctx, host);
+    P::inspect_request(&config, &req, conversation)
+}
+
+/// `inspect-response`: like [`inspect_request`], for [`Plugin::inspect_response`].
+pub(crate) fn inspect_response<P: Plugin>(
+    ctx: RequestContext,
+    answer: &Answer,
+    host: &dyn HostApi,
+) -> Verdict {
+    let Some(config) = hook_config::<P>(host) else {
+        return Verdict::deny(500, "api_error", misconfigured::<P>());
+    };
+    let req = Request::new(ctx, host);
+    P::inspect_response(&config, &req, answer)
 }
 
 /// `route`: fetch and check the config, then run [`Plugin::route`].

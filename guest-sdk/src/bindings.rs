@@ -15,14 +15,14 @@ wit_bindgen::generate!({
     // `non_exhaustive` where a new WIT version may add cases or fields; serde for the
     // enums a plugin config names by their lower-case WIT name.
     additional_type_attributes: {
-        "tollgate:plugin/types@0.3.0/hook": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/endpoint": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/strategy": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/route-target": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/retry-on": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/route-plan": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/scope": [#[non_exhaustive]],
-        "tollgate:plugin/types@0.3.0/metric": [
+        "tollgate:plugin/types@0.4.0/hook": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/endpoint": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/strategy": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/route-target": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/retry-on": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/route-plan": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/scope": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/metric": [
             ///
             /// Deserializes from its name (`cost`, `tokens` or `requests`), so a plugin
             /// config struct can hold one.
@@ -30,7 +30,7 @@ wit_bindgen::generate!({
             #[derive(serde::Deserialize)]
             #[serde(rename_all = "snake_case")]
         ],
-        "tollgate:plugin/types@0.3.0/period": [
+        "tollgate:plugin/types@0.4.0/period": [
             ///
             /// Deserializes from its name (`minute`, `hour`, `day`, `week`, `month` or
             /// `total`), so a plugin config struct can hold one.
@@ -38,7 +38,7 @@ wit_bindgen::generate!({
             #[derive(serde::Deserialize)]
             #[serde(rename_all = "snake_case")]
         ],
-        "tollgate:plugin/types@0.3.0/window": [
+        "tollgate:plugin/types@0.4.0/window": [
             ///
             /// Deserializes from its name (`calendar` or `rolling`), so a plugin config
             /// struct can hold one (with `#[serde(default)]` for calendar).
@@ -46,12 +46,16 @@ wit_bindgen::generate!({
             #[derive(Default, serde::Deserialize)]
             #[serde(rename_all = "snake_case")]
         ],
-        "tollgate:plugin/types@0.3.0/usage-report": [#[derive(Default, PartialEq)]],
-        "tollgate:plugin/types@0.3.0/budget-limit": [#[non_exhaustive] #[derive(PartialEq)]],
-        "tollgate:plugin/types@0.3.0/budget-grant": [#[non_exhaustive] #[derive(Default, PartialEq)]],
-        "tollgate:plugin/types@0.3.0/budget-decision": [#[derive(PartialEq)]],
+        "tollgate:plugin/types@0.4.0/usage-report": [#[derive(Default, PartialEq)]],
+        "tollgate:plugin/types@0.4.0/budget-limit": [#[non_exhaustive] #[derive(PartialEq)]],
+        "tollgate:plugin/types@0.4.0/budget-grant": [#[non_exhaustive] #[derive(Default, PartialEq)]],
+        "tollgate:plugin/types@0.4.0/budget-decision": [#[derive(PartialEq)]],
+        "tollgate:plugin/types@0.4.0/role": [#[non_exhaustive]],
+        "tollgate:plugin/types@0.4.0/conversation": [#[non_exhaustive] #[derive(Default)]],
+        "tollgate:plugin/types@0.4.0/answer": [#[non_exhaustive] #[derive(Default)]],
+        "tollgate:plugin/types@0.4.0/rewrite": [#[non_exhaustive] #[derive(Default)]],
     },
     additional_member_attributes: {
-        "tollgate:plugin/types@0.3.0/window.calendar": [#[default]],
+        "tollgate:plugin/types@0.4.0/window.calendar": [#[default]],
     },
 });

@@ -3,9 +3,10 @@
 //! A plugin is a type implementing [`Plugin`] in an impl marked
 //! [`#[tollgate_guest::plugin]`](macro@plugin), exported with [`export_plugin!`] and built
 //! for `wasm32-wasip2`. The SDK turns the host's raw WIT interface
-//! (`tollgate:plugin@0.3.0`) into typed config, a [`Request`] with helpers,
+//! (`tollgate:plugin@0.4.0`) into typed config, a [`Request`] with helpers,
 //! [`Decision`] constructors for the policy hook, [`RoutePlan`] builders for the
-//! route hook and [`BudgetDecision`] builders for the budget hook; [`testing`] runs the
+//! route hook, [`BudgetDecision`] builders for the budget hook and [`Verdict`] and
+//! [`Rewrite`] for the guardrail hooks; [`testing`] runs the
 //! same code natively in `cargo test`. The WIT records and enums are used as they are
 //! generated, with the SDK's helpers and derives added.
 //!
@@ -148,15 +149,17 @@ pub mod bindings;
 mod budget;
 mod decision;
 mod glob;
+mod guard;
 mod host;
 mod request;
 mod route;
 pub mod testing;
 
 pub use bindings::tollgate::plugin::types::{
-    Annotation, BudgetDecision, BudgetGrant, BudgetLimit, Decision, Denial, Endpoint, Hook,
-    LogLevel, Metric, Period, RetryOn, RoutePlan, RouteTarget as Target, Scope, Strategy,
-    UsageReport, Window,
+    Annotation, Answer, BudgetDecision, BudgetGrant, BudgetLimit, Conversation, Decision, Denial,
+    Endpoint, Finding, Hook, LogLevel, Metric, Period, Refusal, RetryOn, Rewrite, Role, RoutePlan,
+    RouteTarget as Target, Scope, Strategy, TextEdit, TextPart, ToolCall, UsageReport, Verdict,
+    Window,
 };
 pub use glob::glob_match;
 pub use request::Request;
@@ -184,12 +187,14 @@ pub mod __private {
         note = "the attribute lists the hooks the host calls (`policy`, `route`, `budget`) from the methods the impl defines"
     )]
     pub trait PluginHooks {
-        /// Hooks the impl defines, in the order policy, route, budget.
+        /// Hooks the impl defines, in the order policy, route, budget, inspect-request,
+        /// inspect-response.
         const HOOKS: &'static [Hook];
     }
 }
 
-/// A Tollgate plugin: any of a policy hook, a route hook and a budget hook.
+/// A Tollgate plugin: any of a policy hook, a route hook, a budget hook and the two
+/// guardrail hooks (`inspect_request`, `inspect_response`).
 ///
 /// The host creates a fresh instance for every call, so a plugin keeps no state: every
 /// method is an associated function that receives the parsed config.
@@ -280,6 +285,27 @@ pub trait Plugin: __private::PluginHooks + 'static {
     fn budget(config: &Self::Config, req: &Request, target: &Target) -> BudgetDecision {
         let _ = (config, req, target);
         BudgetDecision::allow()
+    }
+
+    /// Checks, flags or rewrites what the request sends to the model; runs after every
+    /// policy allowed it, before routing. `conversation` holds the system prompt and
+    /// every message's text (and tool results) as [`TextPart`]s, the same whether the
+    /// client spoke Anthropic or OpenAI; edit them with [`Rewrite`]. Defaults to allow.
+    fn inspect_request(
+        config: &Self::Config,
+        req: &Request,
+        conversation: &Conversation,
+    ) -> Verdict {
+        let _ = (config, req, conversation);
+        Verdict::allow()
+    }
+
+    /// Checks, flags or rewrites the model's answer before the client receives it. For
+    /// a stream the tenant set to `observe`, it runs after the answer was delivered
+    /// (`answer.delivered`): a denial or an edit is then only recorded. Defaults to allow.
+    fn inspect_response(config: &Self::Config, req: &Request, answer: &Answer) -> Verdict {
+        let _ = (config, req, answer);
+        Verdict::allow()
     }
 }
 

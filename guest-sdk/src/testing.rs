@@ -2,8 +2,9 @@
 //!
 //! [`TestRequest`] builds a request context, plays the host (config, body, clock, log,
 //! usage readings) and runs a plugin's policy ([`TestRequest::run`]), route
-//! ([`TestRequest::run_route`]) or budget ([`TestRequest::run_budget`]) hook through the
-//! same code the exported component uses:
+//! ([`TestRequest::run_route`]), budget ([`TestRequest::run_budget`]) or guardrail
+//! ([`TestRequest::run_inspect_request`], [`TestRequest::run_inspect_response`]) hook
+//! through the same code the exported component uses:
 //!
 //! ```
 //! # use tollgate_guest::{Decision, NoConfig, Plugin, Request};
@@ -33,8 +34,8 @@ use crate::bindings::tollgate::plugin::types::RequestContext;
 use crate::host::HostApi;
 use crate::request::scope_value;
 use crate::{
-    BudgetDecision, Decision, Endpoint, Hook, LogLevel, Period, Plugin, RoutePlan, Scope, Target,
-    UsageReport, Window, adapter,
+    Answer, BudgetDecision, Conversation, Decision, Endpoint, Hook, LogLevel, Period, Plugin, Role,
+    RoutePlan, Scope, Target, TextPart, UsageReport, Verdict, Window, adapter,
 };
 use std::cell::{Cell, RefCell};
 
@@ -372,6 +373,39 @@ impl TestRequest {
         }))
     }
 
+    /// Runs the plugin's `inspect_request` hook on `conversation` as the host would:
+    /// `validate-config` first (its error is returned as `Err`), then the hook if the
+    /// plugin implements it (else allow). Check a rewrite with [`apply`].
+    pub fn run_inspect_request<P: Plugin>(
+        &self,
+        config_json: &str,
+        conversation: &Conversation,
+    ) -> Result<Verdict, String> {
+        self.prepare::<P>(config_json)?;
+        if !P::HOOKS.contains(&Hook::InspectRequest) {
+            return Ok(Verdict::allow());
+        }
+        Ok(self.with_host(config_json, |ctx, host| {
+            adapter::inspect_request::<P>(ctx, conversation, host)
+        }))
+    }
+
+    /// Runs the plugin's `inspect_response` hook on `answer`, like
+    /// [`TestRequest::run_inspect_request`].
+    pub fn run_inspect_response<P: Plugin>(
+        &self,
+        config_json: &str,
+        answer: &Answer,
+    ) -> Result<Verdict, String> {
+        self.prepare::<P>(config_json)?;
+        if !P::HOOKS.contains(&Hook::InspectResponse) {
+            return Ok(Verdict::allow());
+        }
+        Ok(self.with_host(config_json, |ctx, host| {
+            adapter::inspect_response::<P>(ctx, answer, host)
+        }))
+    }
+
     /// Resets the per-run counters and checks the config like `validate-config`.
     fn prepare<P: Plugin>(&self, config_json: &str) -> Result<(), String> {
         self.logs.borrow_mut().clear();
@@ -493,4 +527,59 @@ impl HostApi for TestHost<'_> {
         self.req.usage_reads.set(self.req.usage_reads.get() + 1);
         self.req.usage_report(scope, value, period, window)
     }
+}
+
+/// A conversation of `(role, text)` parts, numbered as the host numbers them (in a
+/// request, each part its own message; the system prompt has none).
+///
+/// ```
+/// use tollgate_guest::{Role, testing};
+///
+/// let c = testing::conversation([(Role::System, "be brief"), (Role::User, "hi")]);
+/// assert_eq!((c.parts[1].id, c.parts[1].message), (1, Some(0)));
+/// ```
+pub fn conversation<'a>(parts: impl IntoIterator<Item = (Role, &'a str)>) -> Conversation {
+    let mut message = 0;
+    let parts = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (role, text))| {
+            let msg = (role != Role::System).then(|| {
+                message += 1;
+                message - 1
+            });
+            part(i, role, msg, text)
+        })
+        .collect();
+    Conversation {
+        parts,
+        ..Default::default()
+    }
+}
+
+/// A whole (not yet delivered) answer of `texts`, one part each.
+pub fn answer<'a>(texts: impl IntoIterator<Item = &'a str>) -> Answer {
+    Answer {
+        parts: texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| part(i, Role::Assistant, Some(0), t))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn part(i: usize, role: Role, message: Option<u32>, text: &str) -> TextPart {
+    TextPart {
+        id: u32::try_from(i).unwrap_or(u32::MAX),
+        role,
+        message,
+        text: text.into(),
+    }
+}
+
+/// Every part's text after applying `verdict`'s edits as the host would (unchanged
+/// for a verdict that does not rewrite), or why the host would refuse the edits.
+pub fn apply(parts: &[TextPart], verdict: &Verdict) -> Result<Vec<String>, String> {
+    crate::guard::apply(parts, verdict)
 }

@@ -19,6 +19,7 @@ fn row(i: u64) -> LogRecord {
         annotations: vec![("rule".into(), "engineering".into())],
         micros: 21,
         at_us: 1,
+        ..Default::default()
     };
     LogRecord {
         request_id: format!("req_bench_{i}"),

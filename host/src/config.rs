@@ -894,6 +894,27 @@ pub struct TenantConfig {
     pub ledger_unavailable: Option<crate::ledger::fleet::FaultMode>,
 }
 
+/// How a tenant's response guardrail treats streamed answers (`response_stream` on the
+/// plugin entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamMode {
+    /// Relay the stream untouched; the hook runs on the assembled answer afterwards,
+    /// and what it says is only recorded.
+    #[default]
+    Observe,
+    /// Hold the answer until the hook has decided, then send it (rewritten, or an error
+    /// instead) as a stream in the client's shape.
+    Buffer,
+}
+
+impl StreamMode {
+    /// Whether this is the default (left out of stored bundles).
+    pub fn is_default(&self) -> bool {
+        *self == Self::Observe
+    }
+}
+
 /// A plugin in a tenant's chain.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -916,6 +937,11 @@ pub struct PluginRef {
     /// requests to the next.
     #[serde(default)]
     pub reuse_instance: bool,
+    /// How the plugin's response guardrail treats streamed answers: `observe` (relay
+    /// untouched, inspect afterwards; the default) or `buffer` (hold the answer until
+    /// the plugin has decided).
+    #[serde(default)]
+    pub response_stream: StreamMode,
 }
 
 impl PluginRef {

@@ -16,6 +16,7 @@ pub(crate) mod control;
 pub(crate) mod demo;
 pub(crate) mod error;
 pub(crate) mod glob;
+pub mod guard;
 pub(crate) mod http;
 pub mod ids;
 pub mod ledger;

@@ -84,6 +84,7 @@ async fn build_chain(
             config: Arc::from(config.as_str()),
             fail_open: p.fail_open,
             reuse_instance: p.reuse_instance,
+            response_stream: p.response_stream,
         });
     }
     Ok(plugins)

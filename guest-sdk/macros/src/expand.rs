@@ -5,10 +5,12 @@ use quote::{format_ident, quote};
 use syn::{Attribute, Error, ImplItem, Item, ItemImpl};
 
 /// The hook methods of `Plugin` and their `Hook` variants, in the order `describe` lists them.
-const HOOK_METHODS: [(&str, &str); 3] = [
+const HOOK_METHODS: [(&str, &str); 5] = [
     ("policy", "Policy"),
     ("route", "Route"),
     ("budget", "Budget"),
+    ("inspect_request", "InspectRequest"),
+    ("inspect_response", "InspectResponse"),
 ];
 
 /// Where the attribute belongs, for error messages.

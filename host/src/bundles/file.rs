@@ -32,6 +32,7 @@
 //! Components named by `path` are read and sent base64-encoded in `wasm`, so the
 //! gateway never reads the operator's filesystem.
 
+use crate::plugins::StreamMode;
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,8 @@ struct PluginFile {
     fail_open: bool,
     #[serde(default)]
     reuse_instance: bool,
+    #[serde(default)]
+    response_stream: StreamMode,
 }
 
 /// The request body of `PUT …/bundle`.
@@ -117,6 +120,8 @@ struct PluginBody {
     fail_open: bool,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     reuse_instance: bool,
+    #[serde(skip_serializing_if = "StreamMode::is_default")]
+    response_stream: StreamMode,
 }
 
 /// Parses bundle file text into the JSON body of `PUT …/bundle` (without `message`).
@@ -198,6 +203,7 @@ fn plugin_body(p: PluginFile, base_dir: &Path) -> anyhow::Result<PluginBody> {
         config,
         fail_open: p.fail_open,
         reuse_instance: p.reuse_instance,
+        response_stream: p.response_stream,
     })
 }
 

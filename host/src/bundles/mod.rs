@@ -15,10 +15,13 @@ pub use diff::diff;
 pub use replay::{ReplayRequest, replay};
 pub use watch::watch;
 
+use crate::api::Api;
 use crate::control::ControlPlane;
 use crate::error::{ApiError, ErrorKind};
+use crate::guard::{AnswerText, Guarded, RequestText};
 use crate::plugins::{
     CallEnv, ConfiguredPlugin, Endpoint, Hook, LoadedPlugin, RequestContext, RouteTarget,
+    StreamMode,
 };
 use crate::store::bundles::{self as stored, BundleVersion, PLATFORM};
 use crate::store::{Store, StoreError};
@@ -104,6 +107,9 @@ pub struct PluginUpload {
     /// Keep a warm instance between the tenant's requests (see `PluginRef`).
     #[serde(default)]
     pub reuse_instance: bool,
+    /// How a response guardrail treats streams (see `PluginRef`).
+    #[serde(default)]
+    pub response_stream: StreamMode,
 }
 
 /// A bundle as stored: components by content hash.
@@ -146,6 +152,8 @@ pub struct StoredPlugin {
     pub fail_open: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reuse_instance: bool,
+    #[serde(default, skip_serializing_if = "StreamMode::is_default")]
+    pub response_stream: StreamMode,
 }
 
 /// Uploaded plugin components by their SHA-256 (hex).
@@ -272,6 +280,7 @@ fn stored_plugins(
             config,
             fail_open: p.fail_open,
             reuse_instance: p.reuse_instance,
+            response_stream: p.response_stream,
         });
     }
     Ok(plugins)
@@ -375,6 +384,7 @@ async fn build_plugins(
             config: Arc::from(config.as_str()),
             fail_open: p.fail_open,
             reuse_instance: p.reuse_instance,
+            response_stream: p.response_stream,
         };
         if smoke {
             smoke_test(state, scope, &configured)
@@ -509,8 +519,40 @@ async fn smoke_test(
             .map_err(|f| f.to_string())?;
         out.budget(&mut decision, out.max_limits_per_request, &mut trimmed)?;
     }
+    // Guardrails: their verdicts on the smoke conversation and answer must be usable.
+    let guards = [
+        (Hook::InspectRequest, "inspect-request"),
+        (Hook::InspectResponse, "inspect-response"),
+    ];
+    for (hook, name) in guards {
+        if !hooks.contains(&hook) {
+            continue;
+        }
+        let mut subject: Box<dyn Guarded> = match hook {
+            Hook::InspectRequest => Box::new(
+                RequestText::parse(Api::Anthropic, BODY.as_bytes()).map_err(|e| e.to_string())?,
+            ),
+            _ => Box::new(
+                AnswerText::parse(Api::Anthropic, SMOKE_ANSWER.as_bytes(), &Default::default())
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let mut verdict = rt
+            .call_inspect(&p.plugin, env(), &ctx, subject.subject())
+            .await
+            .map_err(|f| f.to_string())?;
+        out.verdict(&mut verdict, &mut trimmed);
+        if let crate::plugins::wit::Verdict::Rewrite(rw) = verdict {
+            subject
+                .rewrite(rw)
+                .map_err(|e| format!("{name} returned a rewrite the host cannot apply: {e}"))?;
+        }
+    }
     Ok(())
 }
+
+/// The answer the smoke request's response guardrails inspect.
+const SMOKE_ANSWER: &str = r#"{"id":"msg_smoke","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"smoke answer"}],"stop_reason":"end_turn","usage":{"input_tokens":3,"output_tokens":2}}"#;
 
 /// Makes the built bundle the scope's chain in memory (the next request uses it).
 fn activate(state: &ControlPlane, scope: &Scope, spec: &Spec, built: Built, version: u32) {

@@ -77,8 +77,14 @@ pub struct ReplayRequest {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
-    /// Admitted and sent to `provider`/`model` (the plan's first target).
-    Served { provider: String, model: String },
+    /// Admitted and sent to `provider`/`model` (the plan's first target), with what
+    /// the request guardrails did to it, if anything.
+    Served {
+        provider: String,
+        model: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        guardrail: Option<GuardrailVerdict>,
+    },
     /// Refused by a plugin (policy, route, budget hook, or a plugin failure).
     Denied {
         status: u16,
@@ -89,6 +95,41 @@ pub enum Outcome {
     BudgetExceeded { status: u16, message: String },
     /// Refused by a check that no bundle changes (e.g. the key's scope).
     Refused { status: u16, message: String },
+}
+
+/// What the request guardrails (`inspect-request`) did to a served request.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuardrailVerdict {
+    /// `rewrite` when one rewrote the request (it was sent changed), else `flag`.
+    pub action: &'static str,
+    /// The guardrails that rewrote or flagged it, in chain order.
+    pub plugins: Vec<String>,
+    /// What they found (never the matched text).
+    pub findings: Vec<crate::store::Finding>,
+}
+
+impl GuardrailVerdict {
+    /// The verdict recorded in `decisions`, if a request guardrail rewrote or flagged.
+    fn of(decisions: &[crate::store::PluginDecision]) -> Option<Self> {
+        let mut v = Self {
+            action: "flag",
+            plugins: Vec::new(),
+            findings: Vec::new(),
+        };
+        for d in decisions {
+            if d.hook.as_deref() != Some("inspect-request") {
+                continue;
+            }
+            match d.outcome.as_str() {
+                "rewrite" => v.action = "rewrite",
+                "flag" => {}
+                _ => continue,
+            }
+            v.plugins.push(d.plugin.clone());
+            v.findings.extend(d.findings.iter().cloned());
+        }
+        (!v.plugins.is_empty()).then_some(v)
+    }
 }
 
 /// How a request's outcome changes under the candidate.
@@ -105,6 +146,11 @@ pub enum Change {
     TargetChanged,
     /// Refused before and now, for another reason.
     DenialChanged,
+    /// Served before and now, but a request guardrail would now rewrite it (redact,
+    /// extend the system prompt) where it was sent unchanged.
+    Rewritten,
+    /// Served before and now, unchanged, but a request guardrail would now flag it.
+    Flagged,
 }
 
 /// One request whose outcome changes.
@@ -149,6 +195,8 @@ pub struct Summary {
     pub newly_allowed: u32,
     pub target_changed: u32,
     pub denial_changed: u32,
+    pub rewritten: u32,
+    pub flagged: u32,
 }
 
 impl Summary {
@@ -160,6 +208,8 @@ impl Summary {
             Some(Change::NewlyAllowed) => &mut self.newly_allowed,
             Some(Change::TargetChanged) => &mut self.target_changed,
             Some(Change::DenialChanged) => &mut self.denial_changed,
+            Some(Change::Rewritten) => &mut self.rewritten,
+            Some(Change::Flagged) => &mut self.flagged,
         };
         *slot += 1;
     }
@@ -233,6 +283,9 @@ pub async fn replay(
             "plugins reading request-body see the captured body where the tenant captures \
              bodies, else only the model, max_tokens and stream fields"
                 .into(),
+            "request guardrails inspect the captured conversation; without captured bodies \
+             they see none, so rewrites and flags show only for tenants that capture bodies"
+                .into(),
         ],
     };
     for (i, row) in rows.iter().enumerate() {
@@ -291,6 +344,7 @@ fn logged_outcome(row: &LogRecord) -> Option<Outcome> {
         return Some(Outcome::Served {
             provider: first.provider.clone(),
             model: first.model.clone(),
+            guardrail: GuardrailVerdict::of(&row.decisions),
         });
     }
     if row.admitted || row.status < 400 {
@@ -299,6 +353,7 @@ fn logged_outcome(row: &LogRecord) -> Option<Outcome> {
         return Some(Outcome::Served {
             provider: row.provider.clone().unwrap_or_default(),
             model: row.served_model.clone().unwrap_or_default(),
+            guardrail: GuardrailVerdict::of(&row.decisions),
         });
     }
     if row.status == 499 {
@@ -422,6 +477,7 @@ async fn decide_again(
             Outcome::Served {
                 provider: first.provider.id.clone(),
                 model: first.model.clone(),
+                guardrail: GuardrailVerdict::of(&decisions),
             }
         }
         Err(e) => {
@@ -469,10 +525,25 @@ fn stand_in_body(row: &LogRecord, model: &str) -> Bytes {
 fn compare(before: &Outcome, after: &Outcome, targets_matter: bool) -> Option<Change> {
     use Outcome::*;
     match (before, after) {
-        (Served { provider: a, .. }, Served { provider: b, .. })
-            if before == after || !targets_matter || a.is_empty() || b.is_empty() =>
-        {
-            None
+        (
+            Served {
+                provider: a,
+                model: am,
+                guardrail: ag,
+            },
+            Served {
+                provider: b,
+                model: bm,
+                guardrail: bg,
+            },
+        ) if (a, am) == (b, bm) || !targets_matter || a.is_empty() || b.is_empty() => {
+            let action = |g: &Option<GuardrailVerdict>| g.as_ref().map(|g| g.action);
+            match (action(ag), action(bg)) {
+                (Some("rewrite"), _) | (_, None) => None,
+                (_, Some("rewrite")) => Some(Change::Rewritten),
+                (None, Some(_)) => Some(Change::Flagged),
+                _ => None,
+            }
         }
         (Served { .. }, Served { .. }) => Some(Change::TargetChanged),
         (Served { .. }, BudgetExceeded { .. }) => Some(Change::BudgetHit),
@@ -515,6 +586,19 @@ mod tests {
         Outcome::Served {
             provider: provider.into(),
             model: model.into(),
+            guardrail: None,
+        }
+    }
+
+    fn guarded(action: &'static str) -> Outcome {
+        Outcome::Served {
+            provider: "a".into(),
+            model: "m".into(),
+            guardrail: Some(GuardrailVerdict {
+                action,
+                plugins: vec!["pii-redact".into()],
+                findings: Vec::new(),
+            }),
         }
     }
 
@@ -551,6 +635,29 @@ mod tests {
         // Unknown targets, or endpoints where targets do not matter, compare as served.
         assert_eq!(compare(&served("", ""), &served("b", "m"), true), None);
         assert_eq!(compare(&served("a", "m"), &served("b", "m"), false), None);
+        // Request guardrails that now rewrite or flag what went through unchanged.
+        let plain = served("a", "m");
+        assert_eq!(
+            compare(&plain, &guarded("rewrite"), true),
+            Some(Change::Rewritten)
+        );
+        assert_eq!(
+            compare(&plain, &guarded("flag"), true),
+            Some(Change::Flagged)
+        );
+        assert_eq!(
+            compare(&guarded("flag"), &guarded("rewrite"), true),
+            Some(Change::Rewritten)
+        );
+        assert_eq!(
+            compare(&guarded("rewrite"), &guarded("rewrite"), true),
+            None
+        );
+        assert_eq!(compare(&guarded("rewrite"), &plain, true), None);
+        assert_eq!(
+            compare(&plain, &served("b", "m"), true),
+            Some(Change::TargetChanged)
+        );
     }
 
     #[test]
@@ -565,6 +672,7 @@ mod tests {
                 annotations: vec![],
                 micros: 1,
                 at_us: 0,
+                ..Default::default()
             }],
             ..LogRecord::default()
         };

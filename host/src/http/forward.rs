@@ -5,9 +5,12 @@
 use super::stream::RelayStream;
 use crate::api::Api;
 use crate::error::{ApiError, ErrorKind};
-use crate::pipeline::{Admitted, Exchange};
+use crate::guard::{AnswerText, StreamText};
+use crate::pipeline::{Admitted, Exchange, ResponseGuard};
 use crate::plugins::Endpoint;
+use crate::providers::root_cause;
 use crate::routing::{self, Served, Target};
+use crate::translate::Relay;
 use crate::translate::{Codec, TargetShape};
 use crate::usage::Usage;
 use axum::body::Body;
@@ -99,7 +102,8 @@ pub async fn forward(
         && parsed
             .as_ref()
             .is_some_and(|v| codec.client_wants_stream_usage(v));
-    relay(ex, served, codec, endpoint, stream, include_usage).await
+    let guard = a.guard.take();
+    relay(ex, served, codec, endpoint, stream, include_usage, guard).await
 }
 
 /// Anthropic's token-counting endpoint (no OpenAI equivalent).
@@ -127,6 +131,7 @@ async fn relay(
     endpoint: Endpoint,
     stream: bool,
     include_usage: bool,
+    guard: Option<ResponseGuard>,
 ) -> Response {
     let Served {
         response: upstream,
@@ -167,7 +172,12 @@ async fn relay(
         );
         out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        let mut resp = Response::new(Body::from_stream(RelayStream::new(upstream, relay, ex)));
+        if let Some(g) = guard.as_ref().filter(|g| g.buffers_streams()) {
+            return buffered_stream(ex, upstream, relay, g, codec.client, out_headers).await;
+        }
+        let observer = guard.map(|g| (g, codec.client));
+        let stream = RelayStream::new(upstream, relay, ex).observed_by(observer);
+        let mut resp = Response::new(Body::from_stream(stream));
         *resp.headers_mut() = out_headers;
         return resp;
     }
@@ -184,6 +194,16 @@ async fn relay(
         match decoded {
             Ok((b, usage)) => {
                 ex.record.usage = usage;
+                let b = match &guard {
+                    Some(g) if endpoint != Endpoint::CountTokens => {
+                        match inspect_whole(g, &mut ex, codec.client, b).await {
+                            Ok(b) => b,
+                            // Still billed and logged: the provider did the work.
+                            Err(e) => return ex.fail(e),
+                        }
+                    }
+                    _ => b,
+                };
                 ex.capture_response(&b);
                 ex.finish(status.as_u16(), None);
                 b
@@ -205,6 +225,79 @@ async fn relay(
     );
     let mut resp = (status, body).into_response();
     resp.headers_mut().extend(out_headers);
+    resp
+}
+
+/// Runs the response guardrails on a whole answer in the client's shape: the body to
+/// send (rewritten or as it was), or the error to send instead.
+async fn inspect_whole(
+    g: &ResponseGuard,
+    ex: &mut Exchange,
+    client: Api,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
+    let mut text = AnswerText::parse(client, &body, &ex.record.usage).map_err(|e| {
+        ApiError::internal(format!("the answer could not be read for inspection: {e}"))
+    })?;
+    g.inspect(&mut text, false, &mut ex.record.decisions)
+        .await?;
+    Ok(text.into_body().unwrap_or(body))
+}
+
+/// Reads a whole upstream stream through `relay` for the `buffer` guardrails, then
+/// answers with the client-shaped stream once they have decided (rewritten or as it
+/// came), or with the error they chose instead. Usage is read on the way, as a
+/// relayed stream's is, and billed either way.
+async fn buffered_stream(
+    mut ex: Exchange,
+    upstream: reqwest::Response,
+    mut relay: Relay,
+    g: &ResponseGuard,
+    client: Api,
+    headers: HeaderMap,
+) -> Response {
+    let mut out = Vec::new();
+    let mut cut = None;
+    let mut s = upstream.bytes_stream();
+    while let Some(chunk) = s.next().await {
+        match chunk {
+            Ok(chunk) => {
+                out.extend_from_slice(&relay.chunk(chunk));
+                if out.len() > MAX_UPSTREAM_BODY {
+                    cut = Some("the provider's stream is too large to hold for inspection".into());
+                    break;
+                }
+            }
+            Err(e) => {
+                let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
+                out.extend_from_slice(&relay.interrupted(&msg));
+                cut = Some(msg);
+                break;
+            }
+        }
+    }
+    if cut.is_none() {
+        out.extend_from_slice(&relay.end());
+    }
+    let stats = relay.stats();
+    let error = cut.or_else(|| stats.error.clone());
+    ex.record.usage = if error.is_some() {
+        ex.usage_estimated = true;
+        stats.usage_when_cut()
+    } else {
+        stats.usage
+    };
+    let mut text = StreamText::parse(client, Bytes::from(out), &ex.record.usage, false);
+    if let Err(e) = g.inspect(&mut text, false, &mut ex.record.decisions).await {
+        return ex.fail(e);
+    }
+    let bytes = text.into_bytes();
+    ex.capture_response(&bytes);
+    // The client's first token comes with the whole answer, sent now.
+    ex.record.ttft_ms = Some(ex.elapsed_ms());
+    ex.finish(200, error);
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.headers_mut() = headers;
     resp
 }
 

@@ -1,8 +1,13 @@
 //! Relaying an upstream SSE stream to the client as it arrives, through the pair's
 //! [`Relay`]. Usage, first token and how the stream ended are read on the way for the
 //! log; a client that hangs up is logged as 499 and billed for what was generated.
+//! When the tenant's response guardrails `observe` streams, what the client was sent
+//! is kept (up to [`OBSERVED_MAX`]) and inspected once the stream has ended, before
+//! the request is logged.
 
-use crate::pipeline::Exchange;
+use crate::api::Api;
+use crate::guard::StreamText;
+use crate::pipeline::{Exchange, ResponseGuard};
 use crate::providers::root_cause;
 use crate::translate::Relay;
 use bytes::Bytes;
@@ -17,6 +22,17 @@ pub struct RelayStream {
     relay: Relay,
     ex: Option<Exchange>,
     done: bool,
+    observer: Option<Observer>,
+}
+
+/// Most of a stream kept for observing guardrails; they see the start of a longer one.
+pub const OBSERVED_MAX: usize = 4 << 20;
+
+/// The response guardrails that inspect a stream after it was delivered.
+struct Observer {
+    guard: ResponseGuard,
+    client: Api,
+    sent: Vec<u8>,
 }
 
 impl RelayStream {
@@ -27,6 +43,25 @@ impl RelayStream {
             relay,
             ex: Some(ex),
             done: false,
+            observer: None,
+        }
+    }
+
+    /// The same stream, inspected by `guard`'s response guardrails once delivered
+    /// (`client`: the API the stream is shaped in).
+    pub fn observed_by(mut self, guard: Option<(ResponseGuard, Api)>) -> Self {
+        self.observer = guard.map(|(guard, client)| Observer {
+            guard,
+            client,
+            sent: Vec::new(),
+        });
+        self
+    }
+
+    fn sent(&mut self, bytes: &[u8]) {
+        if let Some(o) = &mut self.observer {
+            let room = OBSERVED_MAX.saturating_sub(o.sent.len());
+            o.sent.extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
     }
 
@@ -41,7 +76,22 @@ impl RelayStream {
             } else {
                 stats.usage
             };
-            ex.finish(200, error);
+            match self.observer.take() {
+                // The client has its answer: the verdicts are only recorded, in the
+                // row logged once they are in.
+                Some(o) => {
+                    tokio::spawn(async move {
+                        let sent = Bytes::from(o.sent);
+                        let mut text = StreamText::parse(o.client, sent, &ex.record.usage, true);
+                        let _ = o
+                            .guard
+                            .inspect(&mut text, true, &mut ex.record.decisions)
+                            .await;
+                        ex.finish(200, error);
+                    });
+                }
+                None => ex.finish(200, error),
+            }
         }
     }
 }
@@ -60,6 +110,7 @@ impl Stream for RelayStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     let had_content = this.relay.stats().saw_content;
                     let out = this.relay.chunk(chunk);
+                    this.sent(&out);
                     if let Some(ex) = this.ex.as_mut() {
                         if !had_content && this.relay.stats().saw_content {
                             ex.record.ttft_ms = Some(ex.elapsed_ms());
@@ -78,6 +129,7 @@ impl Stream for RelayStream {
                     this.done = true;
                     let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
                     let event = this.relay.interrupted(&msg);
+                    this.sent(&event);
                     if let Some(ex) = this.ex.as_mut() {
                         ex.capture_response(&event);
                     }
@@ -90,6 +142,7 @@ impl Stream for RelayStream {
                         return Poll::Ready(None);
                     }
                     let tail = this.relay.end();
+                    this.sent(&tail);
                     if let Some(ex) = this.ex.as_mut() {
                         ex.capture_response(&tail);
                     }

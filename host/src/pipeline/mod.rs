@@ -26,8 +26,10 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
+mod guardrails;
 mod state;
 
+pub use guardrails::ResponseGuard;
 pub use state::Pipeline;
 
 /// Header a client may send to group requests into one trace.
@@ -339,6 +341,8 @@ pub struct Admitted {
     /// The model the caller asked for.
     pub model: String,
     pub plan: Plan,
+    /// The tenant's response guardrails, when it has any.
+    pub guard: Option<ResponseGuard>,
 }
 
 /// Authenticates the key and records who is calling; a refusal is counted (and the
@@ -424,6 +428,18 @@ pub async fn admit(
     })
     .await?;
     ex.fleet_hold = decided.fleet_hold;
+    let guard = ResponseGuard::new(&state.plugins, &tenant, decided.ctx, &body, decided.usage);
+    // A guardrail's rewrite is what is served, and what is kept: a redacted prompt
+    // must not survive in the captured body.
+    let body = match decided.body {
+        Some(rewritten) => {
+            if ex.capture.is_some() {
+                ex.capture = Some(Capture::new(&rewritten, state.max_captured_bytes));
+            }
+            rewritten
+        }
+        None => body,
+    };
     if let Some((r, counted)) = decided.reservation {
         ex.reservation = Some(r);
         ex.counted = Some(counted);
@@ -438,6 +454,7 @@ pub async fn admit(
         stream: ex.record.stream,
         model: summary.model,
         plan: decided.plan,
+        guard,
     })
 }
 
@@ -497,6 +514,12 @@ pub struct Decided {
     pub reservation: Option<(Reservation, Arc<[ScopeKey]>)>,
     /// The same estimate held in the fleet ledger.
     pub fleet_hold: Option<crate::ledger::fleet::Hold>,
+    /// The body a request guardrail rewrote, to serve instead of the client's.
+    pub body: Option<Bytes>,
+    /// The context plugins saw (none when the tenant has no plugins).
+    pub ctx: Option<RequestContext>,
+    /// What plugins' `usage` reads.
+    pub usage: UsageView,
 }
 
 /// Policy chain → routing plugins (or the tenant's default provider) → budget plugins
@@ -532,10 +555,12 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         }),
     };
     // A tenant without plugins pays nothing for a context no plugin would read.
-    let ctx = (!tenant.chain.is_empty()).then(|| request_context(record, key, summary, endpoint));
+    let mut ctx =
+        (!tenant.chain.is_empty()).then(|| request_context(record, key, summary, endpoint));
     let decisions = &mut record.decisions;
     let mut plan = None;
-    if let Some(ctx) = &ctx {
+    let mut rewritten = None;
+    if let Some(ctx) = &mut ctx {
         match tenant
             .chain
             .run(&state.plugins, ctx, body, Some(&usage))
@@ -547,28 +572,41 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
                 return Err(err);
             }
         }
-        if tenant.chain.has_hook(Hook::Route) {
-            let outcome = tenant
-                .chain
-                .route(&state.plugins, ctx, body, Some(&usage), decisions)
-                .await;
-            match outcome {
-                RouteOutcome::Planned {
-                    plugin,
-                    plan: p,
-                    max_attempts,
-                } => {
-                    plan = Some(Plan::resolve(
-                        p,
-                        &plugin,
-                        &state.providers,
-                        &summary.model,
-                        max_attempts,
-                    )?);
-                }
-                RouteOutcome::Unrouted => {}
-                RouteOutcome::Failed(err) => return Err(err),
+        if tenant.chain.has_hook(Hook::InspectRequest) {
+            rewritten =
+                guardrails::inspect_request(&state.plugins, tenant, ctx, body, &usage, decisions)
+                    .await?;
+            // Later plugins see the body that will be sent.
+            if let Some(b) = &rewritten {
+                ctx.body_bytes = u32::try_from(b.len()).unwrap_or(u32::MAX);
+                ctx.prompt_tokens_estimate = ctx.body_bytes / 4;
             }
+        }
+    }
+    let body = rewritten.as_ref().unwrap_or(body);
+    if let Some(ctx) = &ctx
+        && tenant.chain.has_hook(Hook::Route)
+    {
+        let outcome = tenant
+            .chain
+            .route(&state.plugins, ctx, body, Some(&usage), decisions)
+            .await;
+        match outcome {
+            RouteOutcome::Planned {
+                plugin,
+                plan: p,
+                max_attempts,
+            } => {
+                plan = Some(Plan::resolve(
+                    p,
+                    &plugin,
+                    &state.providers,
+                    &summary.model,
+                    max_attempts,
+                )?);
+            }
+            RouteOutcome::Unrouted => {}
+            RouteOutcome::Failed(err) => return Err(err),
         }
     }
     let mut plan = match plan {
@@ -585,6 +623,9 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
             plan,
             reservation: None,
             fleet_hold: None,
+            body: rewritten,
+            ctx,
+            usage,
         });
     }
     let mut limits = Vec::new();
@@ -668,6 +709,9 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         plan,
         reservation: Some((reservation, counted)),
         fleet_hold,
+        body: rewritten,
+        ctx,
+        usage,
     })
 }
 
@@ -705,6 +749,7 @@ fn enforce_pins(
         annotations: Vec::new(),
         micros: 0,
         at_us: crate::ids::now_us(),
+        ..Default::default()
     });
     if !kept {
         return Err(ApiError::forbidden(format!(

@@ -1,6 +1,7 @@
 //! A tenant's ordered policy chain and how its decisions combine.
 
 use super::bindings::{Decision, Hook, RequestContext, RoutePlan, RouteTarget, wit};
+use super::guardrail::{Guarded, StreamMode};
 use super::isolation::TenantSandbox;
 use super::output::Trimmed;
 use super::runtime::{CallEnv, LoadedPlugin, PluginRuntime};
@@ -26,6 +27,8 @@ pub struct ConfiguredPlugin {
     pub fail_open: bool,
     /// Keep a warm instance between the tenant's requests (`PluginRef::reuse_instance`).
     pub reuse_instance: bool,
+    /// How the plugin's `inspect-response` treats streamed answers.
+    pub response_stream: StreamMode,
 }
 
 impl ConfiguredPlugin {
@@ -56,6 +59,7 @@ impl ConfiguredPlugin {
             annotations: Vec::new(),
             micros,
             at_us: crate::ids::now_us() - micros as i64,
+            ..Default::default()
         }
     }
 
@@ -132,6 +136,20 @@ pub enum BudgetOutcome {
     },
     /// A plugin denied, or failed closed.
     Refused(ApiError),
+}
+
+/// One guardrail step: which hook, on what, for which request.
+pub struct Inspection<'a> {
+    /// `Hook::InspectRequest` or `Hook::InspectResponse`.
+    pub hook: Hook,
+    /// The request's context.
+    pub ctx: &'a RequestContext,
+    /// What `request-body` serves (the body as the client sent it).
+    pub body: &'a Bytes,
+    /// What `usage` may read.
+    pub usage: Option<&'a UsageView>,
+    /// The answer already reached the client (`observe`): verdicts are only recorded.
+    pub delivered: bool,
 }
 
 /// How the route step ended.
@@ -296,6 +314,100 @@ impl PolicyChain {
         BudgetOutcome::Granted { limits, downgrade }
     }
 
+    /// Runs every plugin implementing the inspection's guardrail hook, in chain order,
+    /// on `subject`: each sees the text as the plugins before it left it. A rewrite is
+    /// applied whole or, when the host cannot apply it (see `GuardError`), the plugin
+    /// has failed (500 naming it, or skipped when fail-open); the first denial stops
+    /// the step with the client's error. Once `delivered`, denials and rewrites are
+    /// recorded (`observed-deny`, `observed-rewrite`) and nothing is changed.
+    pub async fn inspect(
+        &self,
+        rt: &PluginRuntime,
+        step: Inspection<'_>,
+        subject: &mut dyn Guarded,
+        decisions: &mut Vec<PluginDecision>,
+    ) -> Result<(), ApiError> {
+        let hook_name = match step.hook {
+            Hook::InspectResponse => "inspect-response",
+            _ => "inspect-request",
+        };
+        for p in self.with_hook(step.hook) {
+            let started = Instant::now();
+            let result = rt
+                .call_inspect(
+                    &p.plugin,
+                    p.env(step.body, step.usage, &self.sandbox),
+                    step.ctx,
+                    subject.subject(),
+                )
+                .await;
+            let mut record = p.record(started);
+            record.hook = Some(hook_name.into());
+            let mut trimmed = Trimmed::default();
+            let result = result.and_then(|mut v| {
+                rt.output_limits().verdict(&mut v, &mut trimmed);
+                match v {
+                    wit::Verdict::Rewrite(rw) if !step.delivered => {
+                        let what = rewrite_summary(&rw);
+                        let findings = rw.findings.clone();
+                        subject
+                            .rewrite(rw)
+                            .map(|()| Applied::Rewrote(what, findings))
+                            .map_err(|e| {
+                                CallFailure::BadOutput(format!(
+                                    "returned a rewrite the host cannot apply: {e}"
+                                ))
+                            })
+                    }
+                    v => Ok(Applied::Verdict(v)),
+                }
+            });
+            p.trimmed(&trimmed, step.ctx, &mut record);
+            let observed = if step.delivered { "observed-" } else { "" };
+            match result {
+                Ok(Applied::Rewrote(what, findings)) => {
+                    record.outcome = "rewrite".into();
+                    record.detail = Some(what);
+                    record.findings = findings.into_iter().map(finding).collect();
+                }
+                Ok(Applied::Verdict(wit::Verdict::Allow)) => record.outcome = "allow".into(),
+                Ok(Applied::Verdict(wit::Verdict::Flag(f))) => {
+                    record.outcome = "flag".into();
+                    record.findings = f.into_iter().map(finding).collect();
+                }
+                Ok(Applied::Verdict(wit::Verdict::Rewrite(rw))) => {
+                    record.outcome = format!("{observed}rewrite");
+                    record.detail = Some(rewrite_summary(&rw));
+                    record.findings = rw.findings.into_iter().map(finding).collect();
+                }
+                Ok(Applied::Verdict(wit::Verdict::Deny(r))) => {
+                    record.outcome = format!("{observed}deny");
+                    record.detail = Some(r.denial.message.clone());
+                    record.findings = r.findings.into_iter().map(finding).collect();
+                    if !step.delivered {
+                        decisions.push(record);
+                        return Err(denial_error(r.denial));
+                    }
+                }
+                Err(failure) => {
+                    if let Some(err) = p.failed(&failure, step.ctx, &mut record) {
+                        decisions.push(record);
+                        return Err(err);
+                    }
+                }
+            }
+            decisions.push(record);
+        }
+        Ok(())
+    }
+
+    /// Whether a streamed answer must be held for this chain's response guardrails
+    /// (one of them is set to `buffer`).
+    pub fn buffers_streams(&self) -> bool {
+        self.with_hook(Hook::InspectResponse)
+            .any(|p| p.response_stream == StreamMode::Buffer)
+    }
+
     /// Whether any plugin implements `hook`.
     pub fn has_hook(&self, hook: Hook) -> bool {
         self.with_hook(hook).next().is_some()
@@ -351,6 +463,34 @@ impl PolicyChain {
             decisions.push(record);
         }
         ChainOutcome::Allowed(decisions)
+    }
+}
+
+/// What became of one guardrail verdict.
+enum Applied {
+    /// The rewrite was applied: its summary and findings.
+    Rewrote(String, Vec<wit::Finding>),
+    /// Any other verdict (or a rewrite of a delivered answer), as returned.
+    Verdict(wit::Verdict),
+}
+
+/// A rewrite's summary for the log row: how many edits in how many parts.
+fn rewrite_summary(rw: &wit::Rewrite) -> String {
+    let mut parts: Vec<u32> = rw.edits.iter().map(|e| e.part).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    let mut s = format!("{} edit(s) in {} part(s)", rw.edits.len(), parts.len());
+    if rw.append_system.is_some() {
+        s.push_str("; system prompt extended");
+    }
+    s
+}
+
+fn finding(f: wit::Finding) -> crate::store::Finding {
+    crate::store::Finding {
+        rule: f.rule,
+        kind: f.kind,
+        count: f.count,
     }
 }
 

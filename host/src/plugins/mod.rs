@@ -11,6 +11,7 @@ mod abi;
 mod bindings;
 mod chain;
 mod compile;
+mod guardrail;
 mod isolation;
 mod output;
 mod runtime;
@@ -21,11 +22,14 @@ mod warm;
 pub use bindings::{
     Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,
 };
-pub use chain::{BudgetOutcome, ChainOutcome, ConfiguredPlugin, PolicyChain, RouteOutcome};
+pub use chain::{
+    BudgetOutcome, ChainOutcome, ConfiguredPlugin, Inspection, PolicyChain, RouteOutcome,
+};
 pub use compile::{
     CompileBudget, CompileFailure, Compiler, compile_to_artifact, precheck, run_worker,
     set_compile_worker,
 };
+pub use guardrail::{GuardError, Guarded, StreamMode, Subject};
 pub use isolation::TenantSandbox;
 pub use output::{OutputLimits, Trimmed};
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};

@@ -59,6 +59,9 @@ impl Default for OutputLimits {
     }
 }
 
+/// Longest finding rule or kind kept, in bytes.
+pub const FINDING_NAME_BYTES: usize = 64;
+
 /// Longest limit name, error type, provider id or model name accepted.
 const MAX_NAME_BYTES: usize = 128;
 /// Most alert thresholds per limit, and the largest one (percent).
@@ -148,6 +151,39 @@ impl OutputLimits {
             Decision::Allow => {}
             Decision::AllowWith(labels) => self.labels(labels, trimmed),
             Decision::Deny(denial) => self.denial(denial, trimmed),
+        }
+    }
+
+    /// Caps a guardrail verdict in place: its findings like labels (count and name
+    /// lengths, [`FINDING_NAME_BYTES`] for rule and kind), its denial like a policy's.
+    /// Edits are checked where they are applied (by the guard module).
+    pub fn verdict(&self, v: &mut wit::Verdict, trimmed: &mut Trimmed) {
+        let findings = match v {
+            wit::Verdict::Allow => return,
+            wit::Verdict::Flag(f) => f,
+            wit::Verdict::Deny(r) => {
+                self.denial(&mut r.denial, trimmed);
+                &mut r.findings
+            }
+            wit::Verdict::Rewrite(r) => &mut r.findings,
+        };
+        if findings.len() > self.max_labels {
+            trimmed.note(format!(
+                "{} findings cut to {} ([sandbox] max_labels)",
+                findings.len(),
+                self.max_labels
+            ));
+            findings.truncate(self.max_labels);
+        }
+        let mut cut = 0;
+        for f in findings.iter_mut() {
+            cut += usize::from(truncate(&mut f.rule, FINDING_NAME_BYTES));
+            cut += usize::from(truncate(&mut f.kind, FINDING_NAME_BYTES));
+        }
+        if cut > 0 {
+            trimmed.note(format!(
+                "{cut} finding rule(s)/kind(s) cut to {FINDING_NAME_BYTES} bytes"
+            ));
         }
     }
 

@@ -4,6 +4,7 @@ use super::PluginError;
 use super::abi::{Guest, GuestPre};
 use super::bindings::{Decision, PluginInfo, RequestContext, RoutePlan, RouteTarget, wit};
 use super::compile::{self, CompileFailure, Compiler};
+use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
@@ -341,6 +342,22 @@ impl PluginRuntime {
     ) -> Result<wit::BudgetDecision, CallFailure> {
         self.call_hook(plugin, env, ctx, async |p, s| {
             p.budget(s, ctx, target).await
+        })
+        .await
+    }
+
+    /// Runs a guardrail hook in a fresh, bounded instance: `inspect-request` on a
+    /// conversation, `inspect-response` on an answer.
+    pub async fn call_inspect(
+        &self,
+        plugin: &LoadedPlugin,
+        env: CallEnv,
+        ctx: &RequestContext,
+        subject: Subject<'_>,
+    ) -> Result<wit::Verdict, CallFailure> {
+        self.call_hook(plugin, env, ctx, async |p, s| match subject {
+            Subject::Request(c) => p.inspect_request(s, ctx, c).await,
+            Subject::Response(a) => p.inspect_response(s, ctx, a).await,
         })
         .await
     }

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 /// What one plugin decided for one request.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PluginDecision {
     /// Plugin label (first-party name or file stem).
     pub plugin: String,
@@ -28,6 +28,24 @@ pub struct PluginDecision {
     /// When the call started, Unix microseconds (0 in rows older than the field).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub at_us: i64,
+    /// The guardrail hook that decided (`inspect-request`, `inspect-response`); none
+    /// for the policy, route and budget hooks, whose outcome names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<String>,
+    /// What a guardrail found: rule, kind and count, never the matched text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+/// One kind of thing a guardrail found in a request or an answer.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Finding {
+    /// The rule that matched, e.g. `email`.
+    pub rule: String,
+    /// What kind of thing it is, e.g. `pii` or `credential`.
+    pub kind: String,
+    /// How many times it was found.
+    pub count: u32,
 }
 
 fn is_zero(v: &i64) -> bool {

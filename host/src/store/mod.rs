@@ -24,7 +24,8 @@ pub use analytics::{
 pub use keys::{ApiKey, NewKey, hash_secret};
 pub use log_writer::{LogObserver, LogSender, LogWriter, Retention, WriterCounters, WriterOptions};
 pub use logs::{
-    AttemptRecord, CapturedBodies, LogQuery, LogRecord, PluginDecision, StatusFilter, TraceSummary,
+    AttemptRecord, CapturedBodies, Finding, LogQuery, LogRecord, PluginDecision, StatusFilter,
+    TraceSummary,
 };
 pub use tenants::Tenant;
 pub use usage::{UsageGroup, UsageQuery, UsageRow};

@@ -649,6 +649,7 @@ mod tests {
                 annotations: vec![],
                 micros: 30,
                 at_us: 0,
+                ..Default::default()
             }],
             ..LogRecord::default()
         })

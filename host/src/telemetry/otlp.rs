@@ -362,6 +362,7 @@ mod tests {
                 annotations: vec![],
                 micros: 25,
                 at_us: 1_700_000_000_000_100,
+                ..Default::default()
             }],
             attempts: vec![AttemptRecord {
                 provider: "main".into(),

@@ -14,6 +14,7 @@ mod sse;
 mod stream;
 
 pub use codec::{Codec, TargetShape};
+pub use sse::{SseEvent, SseParser};
 pub use stream::Relay;
 
 use serde_json::Value;

@@ -84,3 +84,90 @@ config = {{ mode = "annotate" }}
     let body: Value = json_body(resp).await;
     assert_eq!(body["error"]["message"], "blocked by a 0.2.0 plugin");
 }
+
+/// The exact components first-party plugins were shipped as under
+/// `tollgate:plugin@0.3.0` (built before 0.4.0 added the guardrail hooks), kept as
+/// test fixtures.
+fn v0_3_fixture(name: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/v0.3.0")
+        .join(format!("tollgate_{name}.wasm"));
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_against_0_3_0_still_route_and_budget() {
+    let a = MockUpstream::start("a", Flavor::Anthropic, None).await;
+    let b = MockUpstream::start("b", Flavor::Anthropic, None).await;
+    let gw = TestGateway::start(
+        "contract-0-3",
+        &format!(
+            r#"
+default_provider = "a"
+{}{}
+[[tenants]]
+id = "old"
+[[tenants.plugins]]
+path = {:?}
+config = {{ default = {{ targets = [{{ provider = "b" }}] }} }}
+[[tenants.plugins]]
+path = {:?}
+config = {{ limits = [{{ name = "two-a-day", scope = "tenant", metric = "requests", period = "day", limit = 2 }}] }}
+[[tenants.plugins]]
+name = "hostile"
+config = {{ mode = "allow" }}
+"#,
+            provider("a", "anthropic", &a.url),
+            provider("b", "anthropic", &b.url),
+            v0_3_fixture("model_router"),
+            v0_3_fixture("budget_limit"),
+        ),
+    )
+    .await;
+    let key = gw.key("old").await;
+
+    // The 0.3 router's plan and the 0.3 budget's grant both hold, next to a 0.4 plugin
+    // whose guardrail hooks run in the same chain.
+    for _ in 0..2 {
+        let resp = gw.messages(&key, ask("hello")).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-tollgate-provider"], "b");
+        let row = gw.wait_log(&request_id(&resp)).await;
+        let outcomes: Vec<(&str, &str)> = row["decisions"]
+            .as_array()
+            .expect("decisions")
+            .iter()
+            .map(|d| {
+                (
+                    d["plugin"].as_str().unwrap_or_default(),
+                    d["outcome"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("hostile", "allow"),
+                ("hostile", "allow"),
+                ("tollgate_model_router", "route"),
+                ("tollgate_budget_limit", "allow"),
+                ("hostile", "allow"),
+                ("hostile", "allow"),
+            ],
+            "{row}"
+        );
+        assert_eq!(row["decisions"][1]["hook"], "inspect-request");
+        assert_eq!(row["decisions"][5]["hook"], "inspect-response");
+    }
+    let resp = gw.messages(&key, ask("hello")).await;
+    assert_eq!(resp.status(), 429, "the 0.3 plugin's limit is enforced");
+    let body: Value = json_body(resp).await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("two-a-day")),
+        "{body}"
+    );
+    assert!(a.requests().await.is_empty());
+    assert_eq!(b.requests().await.len(), 2);
+}

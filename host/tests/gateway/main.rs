@@ -10,6 +10,7 @@ mod admin_roles;
 mod bundles;
 mod chain;
 mod contract;
+mod guardrails;
 mod routing;
 mod streams;
 mod warm;

@@ -20,11 +20,17 @@
 //! | `fresh-limit`    | budget | grants one limit whose name is new on every request               |
 //! | `nan-limit`      | budget | grants a limit whose cap is NaN                                   |
 //! | `negative-limit` | budget | grants a limit whose cap is negative                              |
+//! | `edit-no-part`   | inspect-request  | edits a part that does not exist                        |
+//! | `edit-overlap`   | inspect-request  | two overlapping edits of the first part                 |
+//! | `edit-split-char`| inspect-request  | an edit ending inside a multi-byte character            |
+//! | `edit-grow`      | inspect-request  | inserts `size` bytes into the first part                |
+//! | `many-findings`  | inspect-request  | flags `count` findings with `size`-byte rule names      |
+//! | `answer-no-part` | inspect-response | edits an answer part that does not exist                |
 
 use serde::Deserialize;
 use tollgate_guest::{
-    BudgetDecision, BudgetLimit, Decision, LogLevel, Metric, Period, Plugin, Request, RoutePlan,
-    Scope, Target,
+    Answer, BudgetDecision, BudgetLimit, Conversation, Decision, Finding, LogLevel, Metric, Period,
+    Plugin, Request, Rewrite, RoutePlan, Scope, Target, Verdict,
 };
 
 /// The plugin; exported as the component's `guest` interface.
@@ -57,6 +63,18 @@ pub enum Mode {
     NanLimit,
     /// Grant a limit whose cap is negative.
     NegativeLimit,
+    /// Edit a conversation part that does not exist.
+    EditNoPart,
+    /// Two overlapping edits of the first part.
+    EditOverlap,
+    /// An edit ending inside a multi-byte character.
+    EditSplitChar,
+    /// Insert `size` bytes into the first part.
+    EditGrow,
+    /// Flag `count` findings with `size`-byte rule names.
+    ManyFindings,
+    /// Edit an answer part that does not exist.
+    AnswerNoPart,
 }
 
 /// The plugin's config.
@@ -145,6 +163,56 @@ impl Plugin for Hostile {
             Mode::NanLimit => BudgetDecision::allow().limit(limit("nan".into(), f64::NAN)),
             Mode::NegativeLimit => BudgetDecision::allow().limit(limit("negative".into(), -5.0)),
             _ => BudgetDecision::allow(),
+        }
+    }
+
+    fn inspect_request(c: &Config, _req: &Request, convo: &Conversation) -> Verdict {
+        let Some(first) = convo.parts.first() else {
+            return Verdict::allow();
+        };
+        let mut rw = Rewrite::default();
+        match c.mode {
+            Mode::EditNoPart => {
+                let mut ghost = first.clone();
+                ghost.id = 9_999;
+                rw.replace(&ghost, 0..0, "x");
+            }
+            Mode::EditOverlap => {
+                let end = first.text.len();
+                rw.replace(first, 0..end, "a");
+                rw.replace(first, 0..end, "b");
+            }
+            Mode::EditSplitChar => {
+                // Inside the first multi-byte character, else past the end.
+                let at = first
+                    .text
+                    .char_indices()
+                    .find(|(_, ch)| ch.len_utf8() > 1)
+                    .map_or(first.text.len() + 1, |(i, _)| i + 1);
+                rw.replace(first, 0..at, "");
+            }
+            Mode::EditGrow => rw.replace(first, 0..0, "x".repeat(c.size as usize)),
+            Mode::ManyFindings => {
+                let rule = "r".repeat(c.size as usize);
+                return Verdict::flag(
+                    (0..c.count).map(|i| Finding::new(format!("{rule}{i}"), "k", 1)),
+                );
+            }
+            _ => return Verdict::allow(),
+        }
+        rw.into_verdict()
+    }
+
+    fn inspect_response(c: &Config, _req: &Request, answer: &Answer) -> Verdict {
+        match (c.mode, answer.parts.first()) {
+            (Mode::AnswerNoPart, Some(first)) => {
+                let mut ghost = first.clone();
+                ghost.id = 9_999;
+                let mut rw = Rewrite::default();
+                rw.replace(&ghost, 0..0, "x");
+                rw.into_verdict()
+            }
+            _ => Verdict::allow(),
         }
     }
 }

@@ -335,8 +335,10 @@ async function logDetailView(app, id, params) {
   ], r.attempts) : h("p", { class: "muted" }, "No upstream attempt (refused before routing).");
   const decisions = r.decisions && r.decisions.length ? table([
     { title: "Plugin", cell: (d) => d.plugin },
+    { title: "Hook", cell: (d) => ({ "inspect-request": "request guardrail", "inspect-response": "response guardrail" })[d.hook] || "" },
     { title: "Decision", cell: (d) => d.outcome },
     { title: "Reason", wrap: true, cell: (d) => d.detail || "" },
+    { title: "Found", wrap: true, cell: (d) => (d.findings || []).map((f) => h("span", { class: "chip finding" }, `${f.rule} (${f.kind}) ×${f.count}`)) },
     { title: "Labels", wrap: true, cell: (d) => (d.annotations || []).map(([k, v]) => h("span", { class: "chip" }, `${k}=${v}`)) },
     { title: "Time", num: true, cell: (d) => d.micros + " µs" },
   ], r.decisions) : h("p", { class: "muted" }, "No plugin ran.");

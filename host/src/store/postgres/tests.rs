@@ -190,6 +190,7 @@ fn records(now: i64) -> Vec<LogRecord> {
                     annotations: vec![("k".into(), "v".into())],
                     micros: 12,
                     at_us: 1,
+                    ..Default::default()
                 }],
                 attempts: vec![AttemptRecord {
                     provider: "anthropic".into(),
