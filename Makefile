@@ -51,7 +51,7 @@ lint:
 
 ## The per-request plugin cost (criterion); see README for the figure.
 bench: plugins services
-	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench fleet_ledger --bench log_writer --bench relay --bench request
+	$(CARGO) bench -p tollgate --bench plugin_call --bench ledger --bench fleet_ledger --bench log_writer --bench relay --bench request --bench guardrails
 
 ## The load bench against the release binary (nginx upstream, wrk); see bench/run.py.
 ## ARGS="--peers" adds Portkey and LiteLLM; ARGS="--duration 30 --soak 600" for longer runs.

@@ -1,9 +1,10 @@
 //! `tollgate plugin check`: run a plugin on a sample request before deploying it.
 
 use crate::config::Config;
+use crate::guard::{Guarded, RequestText};
 use crate::metadata::Metadata;
 use crate::pipeline::BodySummary;
-use crate::plugins::{Decision, Endpoint, RequestContext};
+use crate::plugins::{Decision, Endpoint, Hook, RequestContext, Subject, wit};
 use anyhow::Context as _;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -145,39 +146,107 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         prompt_tokens_estimate: summary.prompt_tokens_estimate,
         message_count: summary.message_count,
     };
-    let started = std::time::Instant::now();
     let env = crate::plugins::CallEnv {
         sandbox: None,
         label: Arc::from(label.as_str()),
         config: Arc::from(config.as_str()),
-        body,
+        body: body.clone(),
         usage: None,
         reuse: false,
     };
-    let result = rt.call_policy(&plugin, env, &ctx).await;
-    let took = started.elapsed();
-    match result {
-        Ok(Decision::Allow) => {
-            println!("decision: ALLOW ({took:?})");
-            Ok(0)
-        }
-        Ok(Decision::AllowWith(labels)) => {
-            println!("decision: ALLOW ({took:?})");
-            for a in labels {
-                println!("  annotation {} = {}", a.key, a.value);
+    let hooks = &plugin.info.hooks;
+    let mut code = 0;
+    if hooks.contains(&Hook::Policy) {
+        let started = std::time::Instant::now();
+        let result = rt.call_policy(&plugin, env.clone(), &ctx).await;
+        let took = started.elapsed();
+        code = match result {
+            Ok(Decision::Allow) => {
+                println!("decision: ALLOW ({took:?})");
+                0
             }
-            Ok(0)
-        }
-        Ok(Decision::Deny(d)) => {
-            println!(
-                "decision: DENY {} {}: {} ({took:?})",
-                d.status, d.error_type, d.message
-            );
-            Ok(EXIT_DENY)
-        }
+            Ok(Decision::AllowWith(labels)) => {
+                println!("decision: ALLOW ({took:?})");
+                for a in labels {
+                    println!("  annotation {} = {}", a.key, a.value);
+                }
+                0
+            }
+            Ok(Decision::Deny(d)) => {
+                println!(
+                    "decision: DENY {} {}: {} ({took:?})",
+                    d.status, d.error_type, d.message
+                );
+                return Ok(EXIT_DENY);
+            }
+            Err(f) => {
+                println!("decision: ERROR plugin '{label}' {f} ({took:?})");
+                return Ok(1);
+            }
+        };
+    }
+    if hooks.contains(&Hook::InspectRequest) {
+        code = check_guardrail(&rt, &plugin, env, &ctx, &body, &label).await?;
+    }
+    Ok(code)
+}
+
+/// Runs the request guardrail on the sample's conversation and prints its verdict (and
+/// the body it would send, when it rewrites); the exit code as for a policy.
+async fn check_guardrail(
+    rt: &crate::plugins::PluginRuntime,
+    plugin: &crate::plugins::LoadedPlugin,
+    env: crate::plugins::CallEnv,
+    ctx: &RequestContext,
+    body: &Bytes,
+    label: &str,
+) -> anyhow::Result<i32> {
+    let api = crate::pipeline::client_api(ctx.endpoint);
+    let mut text = RequestText::parse(api, body).context("body")?;
+    let started = std::time::Instant::now();
+    let result = rt
+        .call_inspect(plugin, env, ctx, Subject::Request(text.conversation()))
+        .await;
+    let took = started.elapsed();
+    let verdict = match result {
+        Ok(v) => v,
         Err(f) => {
-            println!("decision: ERROR plugin '{label}' {f} ({took:?})");
-            Ok(1)
+            println!("guardrail: ERROR plugin '{label}' {f} ({took:?})");
+            return Ok(1);
+        }
+    };
+    let print_findings = |findings: &[wit::Finding]| {
+        for f in findings {
+            println!("  found {} ({}) x{}", f.rule, f.kind, f.count);
+        }
+    };
+    match verdict {
+        wit::Verdict::Allow => println!("guardrail: ALLOW ({took:?})"),
+        wit::Verdict::Flag(f) => {
+            println!("guardrail: FLAG ({took:?})");
+            print_findings(&f);
+        }
+        wit::Verdict::Deny(r) => {
+            println!(
+                "guardrail: DENY {} {}: {} ({took:?})",
+                r.denial.status, r.denial.error_type, r.denial.message
+            );
+            print_findings(&r.findings);
+            return Ok(EXIT_DENY);
+        }
+        wit::Verdict::Rewrite(rw) => {
+            println!("guardrail: REWRITE, {} edit(s) ({took:?})", rw.edits.len());
+            print_findings(&rw.findings);
+            if let Err(e) = text.rewrite(rw) {
+                println!(
+                    "guardrail: ERROR plugin '{label}' returned a rewrite the host cannot apply: {e}"
+                );
+                return Ok(1);
+            }
+            if let Some(b) = text.into_body() {
+                println!("  body sent: {}", String::from_utf8_lossy(&b));
+            }
         }
     }
+    Ok(0)
 }

@@ -29,7 +29,7 @@ use std::time::Instant;
 mod guardrails;
 mod state;
 
-pub use guardrails::ResponseGuard;
+pub use guardrails::{ResponseGuard, client_api};
 pub use state::Pipeline;
 
 /// Header a client may send to group requests into one trace.

@@ -138,3 +138,200 @@ async fn bad_rewrites_fail_the_request_and_never_corrupt_a_body() {
         "{d}"
     );
 }
+
+/// The text an SSE client prints: Anthropic text deltas or OpenAI content deltas.
+fn printed(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|e| {
+            e.pointer("/delta/text")
+                .or_else(|| e.pointer("/choices/0/delta/content"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn pii_tenant(id: &str, provider: &str, config: &str, stream_mode: &str) -> String {
+    format!(
+        r#"
+[[tenants]]
+id = "{id}"
+default_provider = "{provider}"
+[[tenants.plugins]]
+name = "pii-redact"
+config = {config}
+response_stream = "{stream_mode}"
+"#
+    )
+}
+
+const KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+
+fn says_key() -> String {
+    format!("[[mock text=\"the key is {KEY} ok\"]] go")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pii_is_redacted_before_the_provider_and_in_answers_streamed_or_not() {
+    let response_only = r#"{ apply_to = "response" }"#;
+    let rest = [
+        pii_tenant("req", "anthropic", r#"{ apply_to = "request" }"#, "observe"),
+        pii_tenant("obs", "anthropic", response_only, "observe"),
+        pii_tenant("buf", "openai", response_only, "buffer"),
+        pii_tenant("buf-anth", "anthropic", response_only, "buffer"),
+        pii_tenant(
+            "deny",
+            "anthropic",
+            r#"{ apply_to = "response", kinds = { aws_key = "deny" } }"#,
+            "buffer",
+        ),
+    ]
+    .concat();
+    let s = crate::support::BothApis::start("guard-pii", &rest).await;
+    let gw = &s.gw;
+
+    // A prompt's e-mail and card number reach the provider redacted; the echo still
+    // reads well to the client.
+    let key = gw.key("req").await;
+    let resp = gw
+        .messages(
+            &key,
+            ask("mail bob@example.com the card 4111 1111 1111 1111 please"),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let id = request_id(&resp);
+    let body: Value = json_body(resp).await;
+    let sent = s.anth.requests().await;
+    let prompt = sent[0]["body"]["messages"][0]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(prompt, "mail [EMAIL_1] the card [CARD_1] please");
+    assert_eq!(
+        body["content"][0]["text"],
+        format!("echo: {prompt}"),
+        "the mock echoes what it got"
+    );
+    let row = gw.wait_log(&id).await;
+    let d = &row["decisions"][0];
+    assert_eq!(
+        (d["hook"].as_str(), d["outcome"].as_str()),
+        (Some("inspect-request"), Some("rewrite")),
+        "{row}"
+    );
+    let found: Vec<(String, u64)> = d["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or_default().to_string(),
+                f["count"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        found.contains(&("email".into(), 1)) && found.contains(&("card".into(), 1)),
+        "{found:?}"
+    );
+    assert!(
+        !row.to_string().contains("bob@example.com"),
+        "the log never holds the secret"
+    );
+
+    // A secret in a whole answer is redacted for the client, in both APIs (the OpenAI
+    // client's answer is translated from the Anthropic provider's).
+    let key = gw.key("obs").await;
+    let resp = gw.messages(&key, ask(&says_key())).await;
+    let body: Value = json_body(resp).await;
+    assert_eq!(body["content"][0]["text"], "the key is [AWS_KEY_1] ok");
+    let resp = gw
+        .chat(&key, serde_json::json!({"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": says_key()}]}))
+        .await;
+    let body: Value = json_body(resp).await;
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "the key is [AWS_KEY_1] ok"
+    );
+
+    // Observe: the stream reaches the client untouched; the verdict is logged.
+    let mut streamed = ask(&says_key());
+    streamed["stream"] = serde_json::json!(true);
+    let resp = gw.messages(&key, streamed.clone()).await;
+    let id = request_id(&resp);
+    let text = resp.text().await.expect("stream");
+    assert_eq!(printed(&text), format!("the key is {KEY} ok"));
+    let row = gw.wait_log(&id).await;
+    let last = row["decisions"]
+        .as_array()
+        .and_then(|d| d.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (last["hook"].as_str(), last["outcome"].as_str()),
+        (Some("inspect-response"), Some("observed-rewrite")),
+        "{row}"
+    );
+    assert_eq!(last["findings"][0]["rule"], "aws_key");
+
+    // Buffer: the stream is held, rewritten, and sent well-formed, in both APIs and
+    // through a translated provider each way.
+    for tenant in ["buf", "buf-anth"] {
+        let key = gw.key(tenant).await;
+        let resp = gw.messages(&key, streamed.clone()).await;
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap_or_default()
+                .starts_with("text/event-stream")
+        );
+        let text = resp.text().await.expect("stream");
+        assert_eq!(
+            printed(&text),
+            "the key is [AWS_KEY_1] ok",
+            "{tenant}: {text}"
+        );
+        assert!(
+            !text.contains(KEY) && text.contains("message_stop"),
+            "{tenant}: {text}"
+        );
+        let resp = gw
+            .chat(
+                &key,
+                serde_json::json!({"model": "claude-sonnet-4-5", "stream": true,
+                "messages": [{"role": "user", "content": says_key()}]}),
+            )
+            .await;
+        let text = resp.text().await.expect("stream");
+        assert_eq!(
+            printed(&text),
+            "the key is [AWS_KEY_1] ok",
+            "{tenant}: {text}"
+        );
+        assert!(
+            !text.contains(KEY) && text.ends_with("data: [DONE]\n\n"),
+            "{tenant}: {text}"
+        );
+    }
+
+    // A denial of a buffered stream is an error in the client's shape, billed and
+    // logged, naming the rule and never the secret.
+    let key = gw.key("deny").await;
+    let resp = gw.messages(&key, streamed).await;
+    assert_eq!(resp.status(), 502);
+    let id = request_id(&resp);
+    let body: Value = json_body(resp).await;
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("aws_key") && !msg.contains(KEY), "{body}");
+    let row = gw.wait_log(&id).await;
+    assert_eq!(row["status"], 502);
+    assert!(
+        row["usage"]["output_tokens"].as_u64().unwrap_or_default() > 0,
+        "billed: {row}"
+    );
+    assert!(!row.to_string().contains(KEY));
+}

@@ -43,7 +43,8 @@
 //! Every verdict carries a finding per kind found (rule = kind name, kind = `pii` or
 //! `credential`, count = matches), whatever the action. Overlapping detections are
 //! resolved so edits never overlap: a private key block wins over anything inside it,
-//! credentials over personal data, then the longer match.
+//! credentials over personal data, then the longer match. `README.md` lists what each
+//! detector accepts and the false-positive decisions (e.g. `1.2.3.4` is an IPv4 address).
 
 #![warn(missing_docs)]
 
@@ -55,7 +56,8 @@ mod tests;
 
 pub use config::{Action, ApplyTo, Config, Settings};
 use scan::{Kind, Match};
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use tollgate_guest::{
     Answer, Conversation, Denial, Finding, Plugin, Refusal, Request, Rewrite, TextPart, Verdict,
 };
@@ -171,7 +173,7 @@ pub fn inspect(settings: &Settings, parts: &[TextPart], direction: Direction) ->
     }
     let mut counts = [0u32; Kind::ALL.len()];
     let mut rw = Rewrite::default();
-    let mut numbers: HashMap<(Kind, String), u32> = HashMap::new();
+    let mut numbers: BTreeMap<Value, u32> = BTreeMap::new();
     let mut last = [0u32; Kind::ALL.len()];
     let mut found: Vec<Match> = Vec::new();
     for part in parts {
@@ -182,12 +184,12 @@ pub fn inspect(settings: &Settings, parts: &[TextPart], direction: Direction) ->
             if settings.action(m.kind) != Action::Redact {
                 continue;
             }
-            let key = value_key(m.kind, &part.text[m.start..m.end]);
-            let n = *numbers.entry((m.kind, key)).or_insert_with(|| {
+            let value = Value(m.kind, &part.text[m.start..m.end]);
+            let n = *numbers.entry(value).or_insert_with(|| {
                 last[k] += 1;
                 last[k]
             });
-            rw.replace(part, m.start..m.end, format!("[{}_{n}]", m.kind.tag()));
+            rw.replace(part, m.start..m.end, placeholder(m.kind, n));
         }
     }
     let found_kinds = || Kind::ALL.into_iter().filter(|&k| counts[k as usize] > 0);
@@ -210,19 +212,73 @@ pub fn inspect(settings: &Settings, parts: &[TextPart], direction: Direction) ->
     rw.into_verdict()
 }
 
-/// The key two matches share a placeholder by: the digits and letters of numbers
-/// (`4111 1111 ...` and `4111-1111-...` are one card), e-mail addresses and IPs without
-/// case, credentials exactly.
-fn value_key(kind: Kind, text: &str) -> String {
-    match kind {
-        Kind::Card | Kind::Phone | Kind::Iban | Kind::Ssn => text
+/// A detected value, compared the way two matches share a placeholder: numbers by their
+/// digits and letters (`4111 1111 ...` and `4111-1111-...` are one card), e-mail
+/// addresses and IPs without case, credentials exactly. Compares without allocating.
+#[derive(Clone, Copy, Debug)]
+struct Value<'a>(Kind, &'a str);
+
+impl Value<'_> {
+    fn normalized(&self) -> impl Iterator<Item = u8> + '_ {
+        let numeric = matches!(self.0, Kind::Card | Kind::Phone | Kind::Iban | Kind::Ssn);
+        let fold = matches!(self.0, Kind::Email | Kind::Ip);
+        self.1
             .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|c| char::from(c.to_ascii_uppercase()))
-            .collect(),
-        Kind::Email | Kind::Ip => text.to_ascii_lowercase(),
-        _ => text.to_owned(),
+            .filter(move |c| !numeric || c.is_ascii_alphanumeric())
+            .map(move |c| {
+                if numeric {
+                    c.to_ascii_uppercase()
+                } else if fold {
+                    c.to_ascii_lowercase()
+                } else {
+                    c
+                }
+            })
     }
+}
+
+impl Ord for Value<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .cmp(&other.0)
+            .then_with(|| self.normalized().cmp(other.normalized()))
+    }
+}
+
+impl PartialOrd for Value<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Value<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Value<'_> {}
+
+/// `[EMAIL_3]`.
+fn placeholder(kind: Kind, n: u32) -> String {
+    let mut digits = [0u8; 10];
+    let mut len = 0;
+    let mut n = n;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut s = String::with_capacity(kind.tag().len() + len + 3);
+    s.push('[');
+    s.push_str(kind.tag());
+    s.push('_');
+    s.extend(digits[..len].iter().rev().map(|&d| char::from(d)));
+    s.push(']');
+    s
 }
 
 /// The refusal for the denied kinds and their counts: names and counts, never text.
@@ -240,7 +296,10 @@ fn denial(denied: &[(Kind, u32)], direction: Direction) -> Denial {
         if of.is_empty() {
             continue;
         }
-        let n = of.iter().map(|(_, c)| c).fold(0u32, |a, c| a.saturating_add(*c));
+        let n = of
+            .iter()
+            .map(|(_, c)| c)
+            .fold(0u32, |a, c| a.saturating_add(*c));
         total = total.saturating_add(n);
         let names: Vec<&str> = of.iter().map(|(k, _)| k.name()).collect();
         let noun = if n == 1 { one } else { many };
@@ -253,7 +312,9 @@ fn denial(denied: &[(Kind, u32)], direction: Direction) -> Denial {
             Denial::new(
                 400,
                 "invalid_request_error",
-                format!("request refused by {NAME}: it contains {what}; remove {pronoun} and retry"),
+                format!(
+                    "request refused by {NAME}: it contains {what}; remove {pronoun} and retry"
+                ),
             )
         }
         Direction::Response => Denial::new(
