@@ -119,10 +119,7 @@ impl Guarded for AnswerText {
     }
 
     fn rewrite(&mut self, rewrite: wit::Rewrite) -> Result<(), GuardError> {
-        if rewrite.append_system.is_some() {
-            return Err(GuardError::AppendToAnswer);
-        }
-        let changes = edits::plan(&self.answer.parts, &rewrite.edits, 0)?;
+        let changes = edits::plan_answer(&self.answer.parts, &rewrite)?;
         if changes.is_empty() {
             return Ok(());
         }

@@ -92,6 +92,17 @@ pub fn plan(
     Ok(out)
 }
 
+/// [`plan`] for an answer's rewrite, which may not append to a system prompt.
+pub fn plan_answer(
+    parts: &[wit::TextPart],
+    rewrite: &wit::Rewrite,
+) -> Result<Vec<(usize, String)>, GuardError> {
+    if rewrite.append_system.is_some() {
+        return Err(GuardError::AppendToAnswer);
+    }
+    plan(parts, &rewrite.edits, 0)
+}
+
 /// A numbered text part.
 pub fn part(id: usize, role: wit::Role, message: Option<usize>, text: &str) -> wit::TextPart {
     wit::TextPart {

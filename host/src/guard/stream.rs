@@ -143,10 +143,7 @@ impl Guarded for StreamText {
     }
 
     fn rewrite(&mut self, rewrite: wit::Rewrite) -> Result<(), GuardError> {
-        if rewrite.append_system.is_some() {
-            return Err(GuardError::AppendToAnswer);
-        }
-        let changes = edits::plan(&self.answer.parts, &rewrite.edits, 0)?;
+        let changes = edits::plan_answer(&self.answer.parts, &rewrite)?;
         for (i, text) in changes {
             let slots = self.slots[i].clone();
             // The whole text rides in the first delta (clients print deltas), or in
