@@ -130,7 +130,7 @@ def test_pii_in_a_prompt_reaches_the_provider_redacted(gw, mocks):
         {"role": "user", "content": "ann@corp.example wrote from 10.1.2.3"}])
     sent = a.requests()[-1]["body"]
     assert sent["system"] == "Support desk for [EMAIL_1]"
-    assert sent["messages"][0]["content"] == "[EMAIL_1] wrote from [IP_1]"
+    assert sent["messages"][0]["content"] == [{"type": "text", "text": "[EMAIL_1] wrote from [IP_1]"}]
     assert done.choices[0].message.content == "echo: [EMAIL_1] wrote from [IP_1]"
 
 
