@@ -93,6 +93,13 @@ config = {{ limits = [{{ name = "team-daily", scope = "team", metric = "cost", p
 
 [[tenants]]
 id = "globex"
+
+[[tenants]]
+id = "guarded"
+capture_bodies = true
+[[tenants.plugins]]
+name = "pii-redact"
+config = {{ apply_to = "request" }}
 """)
     yield g
     g.stop()
@@ -184,6 +191,22 @@ def test_logs_filter_by_team_and_open_an_entry(page, gw, traffic):
     expect(page.locator("#bodies")).to_contain_text("sales pitch")
     expect(page.locator("#bodies")).to_contain_text("message_stop")
     shot(page, "log-detail")
+
+
+def test_a_guardrail_verdict_shows_in_the_log_detail(page, gw, traffic):
+    c = anthropic.Anthropic(base_url=gw.url, api_key=gw.create_key("guarded"), max_retries=0)
+    raw = c.messages.with_raw_response.create(
+        model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "write to ann@corp.example today"}])
+    rid = raw.headers["request-id"]
+    gw.wait_log(rid)
+    sign_in(page, gw, hash_=f"#/logs/{rid}")
+    expect(page.locator("main")).to_contain_text("request guardrail")
+    decisions = page.locator("main").inner_text()
+    assert "pii-redact" in decisions and "rewrite" in decisions and "email (pii) ×1" in decisions, decisions
+    # What was kept is what was sent: the redacted prompt.
+    expect(page.locator("#bodies")).to_contain_text("[EMAIL_1]")
+    assert "ann@corp.example" not in page.locator("#bodies").inner_text()
+    shot(page, "log-detail-guardrail")
 
 
 def test_a_new_request_shows_up_live_within_two_seconds(page, gw, traffic):

@@ -78,6 +78,7 @@ default_provider = "a"
 [[tenants]]
 id = "rules"
 default_provider = "a"
+capture_bodies = true
 {plugin("content-rules", RULES)}
 [[tenants]]
 id = "json"
@@ -168,6 +169,15 @@ def test_observed_streams_are_untouched_and_the_verdict_is_logged(gw):
     d = row["decisions"][-1]
     assert (d["hook"], d["outcome"]) == ("inspect-response", "observed-rewrite"), row
     assert d["findings"] == [{"rule": "aws_key", "kind": "credential", "count": 1}]
+    # The same for an OpenAI client whose answer is translated from the Anthropic provider.
+    with oai.chat.completions.with_streaming_response.create(
+            model=MODEL, stream=True, messages=[{"role": "user", "content": SAYS_KEY}]) as raw:
+        rid = raw.headers["x-request-id"]
+        text = "".join((json.loads(line[6:])["choices"] or [{}])[0].get("delta", {}).get("content") or ""
+                       for line in raw.iter_lines() if line.startswith("data: {"))
+    assert text == f"the key is {KEY} ok"
+    d = gw.wait_log(rid)["decisions"][-1]
+    assert (d["hook"], d["outcome"]) == ("inspect-response", "observed-rewrite"), d
     # Observe applies to streams only: a whole answer is redacted.
     done = oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": SAYS_KEY}])
     assert done.choices[0].message.content == "the key is [AWS_KEY_1] ok"
@@ -181,6 +191,10 @@ def test_a_denial_names_its_rule_in_each_api(gw, mocks):
         ant.messages.create(model=MODEL, max_tokens=16,
                             messages=[{"role": "user", "content": "status of Project Bluebird?"}])
     assert "codenames" in e.value.message and "code names stay inside" in e.value.message
+    # What a guardrail refused is not kept, even where bodies are captured.
+    gw.wait_log(e.value.response.headers["request-id"])
+    _, _, detail = gw.admin("GET", f"/logs/{e.value.response.headers['request-id']}")
+    assert "withheld" in detail["bodies"]["request"] and "bluebird" not in json.dumps(detail["bodies"]), detail
     with pytest.raises(openai.BadRequestError) as e:
         oai.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "project bluebird"}])
     assert "codenames" in e.value.message

@@ -6,6 +6,14 @@ use crate::{
 };
 use std::ops::Range;
 
+/// Most edits the host applies from one guardrail call; a rewrite with more fails the
+/// request. A guardrail that would need more should deny instead.
+pub const MAX_EDITS: usize = 4096;
+
+/// Most bytes one call's rewrite may add to the text (replacements and appended text,
+/// less what they replace).
+pub const MAX_ADDED_BYTES: usize = 64 << 10;
+
 impl Finding {
     /// `count` matches of `rule`, a thing of `kind` (e.g. `email`, `pii`, 2).
     pub fn new(rule: impl Into<String>, kind: impl Into<String>, count: u32) -> Self {

@@ -162,6 +162,7 @@ pub use bindings::tollgate::plugin::types::{
     Window,
 };
 pub use glob::glob_match;
+pub use guard::{MAX_ADDED_BYTES, MAX_EDITS};
 pub use request::Request;
 pub use tollgate_guest_macros::plugin;
 

@@ -181,6 +181,14 @@ fn bench(c: &mut Criterion) {
         "the answer matches its schema"
     );
     group.bench_function("output-check (schema, JSON answer)", |b| b.iter(call));
+    // The same plugin on an answer it need not check: the instance and the config alone.
+    let idle_env = env("output-check", "{}".into());
+    group.bench_function("output-check (no JSON asked)", |b| {
+        b.iter(|| {
+            exec.block_on(rt.call_inspect(&check, idle_env.clone(), &ctx, Subject::Response(&ans)))
+                .expect("call")
+        })
+    });
     group.finish();
 
     // The host's side: the conversation read from the body, pii-redact's rewrite

@@ -282,6 +282,7 @@ impl Gateway {
                 .map(|t| t.id.clone())
                 .collect(),
             max_captured_bytes: cfg.logs.max_captured_bytes,
+            afterwork: tokio_util::task::TaskTracker::new(),
         });
         let control = Arc::new(ControlPlane::new(
             pipeline.clone(),
@@ -369,6 +370,17 @@ impl Gateway {
         .await
         .context("serving")?;
         tracing::info!("shutting down: writing pending request logs");
+        // Streams that ended just now may still be with their observing guardrails:
+        // their rows (and settlements) come before the last flush.
+        self.pipeline.afterwork.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.pipeline.afterwork.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "guardrails still observing streams after 5 s; their requests are logged as cut"
+            );
+        }
         if let Some(fleet) = &self.pipeline.fleet {
             // Settlements still on their way to Redis are usage the fleet must count.
             fleet.flush(Duration::from_secs(5)).await;

@@ -284,7 +284,10 @@ pub async fn replay(
              bodies, else only the model, max_tokens and stream fields"
                 .into(),
             "request guardrails inspect the captured conversation; without captured bodies \
-             they see none, so rewrites and flags show only for tenants that capture bodies"
+             (or where a body was cut at the capture limit) they see none, so rewrites and \
+             flags show only for requests whose whole body was kept; a body a guardrail \
+             already rewrote was kept rewritten, and a candidate that rewrites less than \
+             before is not reported"
                 .into(),
         ],
     };
@@ -509,7 +512,8 @@ async fn decide_again(
 /// The body plugins get in a replay: the captured body when the tenant keeps bodies,
 /// else what the log kept of the request.
 fn stand_in_body(row: &LogRecord, model: &str) -> Bytes {
-    if let Some(b) = &row.bodies {
+    // A body cut at the capture limit is not JSON any more.
+    if let Some(b) = row.bodies.as_ref().filter(|b| !b.request_truncated) {
         return b.request.clone();
     }
     let mut body = serde_json::json!({ "model": model, "stream": row.stream });

@@ -41,11 +41,7 @@ impl RequestText {
 
     /// The rewritten body, when a plugin changed it.
     pub fn into_body(self) -> Option<Bytes> {
-        if !self.changed {
-            return None;
-        }
-        // A Value always serialises.
-        serde_json::to_vec(&self.body).ok().map(Bytes::from)
+        self.rewritten_body()
     }
 
     fn extract(&mut self) {
@@ -81,6 +77,14 @@ impl Guarded for RequestText {
         self.changed = true;
         self.extract();
         Ok(())
+    }
+
+    fn rewritten_body(&self) -> Option<Bytes> {
+        if !self.changed {
+            return None;
+        }
+        // A Value always serialises.
+        serde_json::to_vec(&self.body).ok().map(Bytes::from)
     }
 }
 

@@ -87,10 +87,15 @@ impl StreamText {
         }
     }
 
+    /// Marks the answer as delivered: guardrails inspecting it from now on only record.
+    pub fn deliver(&mut self) {
+        self.answer.delivered = true;
+    }
+
     /// The stream to send: as it came, or re-encoded with the rewritten text.
-    pub fn into_bytes(self) -> Bytes {
+    pub fn to_bytes(&self) -> Bytes {
         if !self.changed {
-            return self.original;
+            return self.original.clone();
         }
         let mut out = String::with_capacity(self.original.len() + 64);
         for (e, d) in self.events.iter().zip(&self.data) {

@@ -338,7 +338,7 @@ fn streams_are_assembled_and_rewritten_well_formed() {
     assert_eq!(a.stop_reason.as_deref(), Some("tool_use"));
     s.rewrite(rewrite(vec![edit(0, 5, 20, "[EMAIL_1]")], None))
         .expect("valid");
-    let out = s.into_bytes();
+    let out = s.to_bytes();
     assert_eq!(printed(Api::Anthropic, &out), "mail [EMAIL_1] now");
     let text = String::from_utf8(out.to_vec()).expect("utf8");
     assert!(!text.contains("bob"), "{text}");
@@ -353,7 +353,7 @@ fn streams_are_assembled_and_rewritten_well_formed() {
 
     // Unchanged: the very same bytes.
     let s = StreamText::parse(Api::Anthropic, Bytes::from(raw.clone()), &usage, false);
-    assert_eq!(s.into_bytes(), Bytes::from(raw));
+    assert_eq!(s.to_bytes(), Bytes::from(raw));
 
     let chunk = |c: &str| {
         format!(
@@ -377,7 +377,7 @@ fn streams_are_assembled_and_rewritten_well_formed() {
     assert_eq!(a.stop_reason.as_deref(), Some("stop"));
     s.rewrite(rewrite(vec![edit(0, 6, 16, "[GITHUB_TOKEN_1]")], None))
         .expect("valid");
-    let out = s.into_bytes();
+    let out = s.to_bytes();
     assert_eq!(printed(Api::OpenAi, &out), "token [GITHUB_TOKEN_1] end");
     assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
 }

@@ -8,6 +8,7 @@ use crate::error::{ApiError, ErrorKind};
 use crate::guard::{AnswerText, StreamText};
 use crate::pipeline::{Admitted, Exchange, ResponseGuard};
 use crate::plugins::Endpoint;
+use crate::plugins::StreamMode;
 use crate::providers::root_cause;
 use crate::routing::{self, Served, Target};
 use crate::translate::Relay;
@@ -37,6 +38,10 @@ const RELAYED: &[&str] = &[
 
 /// Largest non-streamed upstream body accepted.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// Largest client stream held for `buffer` guardrails (it is kept parsed, event by
+/// event, while they decide); past it the answer is cut with an error event.
+const MAX_BUFFERED_STREAM: usize = 8 << 20;
 
 /// Serves the request through its plan; the exchange is logged when the response (or
 /// the stream) ends.
@@ -239,7 +244,7 @@ async fn inspect_whole(
     let mut text = AnswerText::parse(client, &body, &ex.record.usage).map_err(|e| {
         ApiError::internal(format!("the answer could not be read for inspection: {e}"))
     })?;
-    g.inspect(&mut text, false, &mut ex.record.decisions)
+    g.inspect(&mut text, None, false, &mut ex.record.decisions)
         .await?;
     Ok(text.into_body().unwrap_or(body))
 }
@@ -263,8 +268,17 @@ async fn buffered_stream(
         match chunk {
             Ok(chunk) => {
                 out.extend_from_slice(&relay.chunk(chunk));
-                if out.len() > MAX_UPSTREAM_BODY {
-                    cut = Some("the provider's stream is too large to hold for inspection".into());
+                // A client that leaves while the answer is held is billed for what was
+                // generated, as a relayed stream's would be.
+                ex.record.usage = relay.stats().usage_when_cut();
+                ex.usage_estimated = true;
+                if out.len() > MAX_BUFFERED_STREAM {
+                    let msg = format!(
+                        "the answer is longer than the {} MiB a guardrail may hold; it was cut",
+                        MAX_BUFFERED_STREAM >> 20
+                    );
+                    out.extend_from_slice(&relay.interrupted(&msg));
+                    cut = Some(msg);
                     break;
                 }
             }
@@ -281,17 +295,26 @@ async fn buffered_stream(
     }
     let stats = relay.stats();
     let error = cut.or_else(|| stats.error.clone());
+    ex.usage_estimated = error.is_some();
     ex.record.usage = if error.is_some() {
-        ex.usage_estimated = true;
         stats.usage_when_cut()
     } else {
         stats.usage
     };
     let mut text = StreamText::parse(client, Bytes::from(out), &ex.record.usage, false);
-    if let Err(e) = g.inspect(&mut text, false, &mut ex.record.decisions).await {
+    let decisions = &mut ex.record.decisions;
+    if let Err(e) = g
+        .inspect(&mut text, Some(StreamMode::Buffer), false, decisions)
+        .await
+    {
         return ex.fail(e);
     }
-    let bytes = text.into_bytes();
+    let bytes = text.to_bytes();
+    // Guardrails set to observe see what was sent, and only record.
+    text.deliver();
+    let _ = g
+        .inspect(&mut text, Some(StreamMode::Observe), true, decisions)
+        .await;
     ex.capture_response(&bytes);
     // The client's first token comes with the whole answer, sent now.
     ex.record.ttft_ms = Some(ex.elapsed_ms());

@@ -80,13 +80,16 @@ impl RelayStream {
                 // The client has its answer: the verdicts are only recorded, in the
                 // row logged once they are in.
                 Some(o) => {
-                    tokio::spawn(async move {
-                        let sent = Bytes::from(o.sent);
-                        let mut text = StreamText::parse(o.client, sent, &ex.record.usage, true);
-                        let _ = o
-                            .guard
-                            .inspect(&mut text, true, &mut ex.record.decisions)
-                            .await;
+                    let Observer {
+                        guard,
+                        client,
+                        sent,
+                    } = o;
+                    guard.after(|guard| async move {
+                        let mut text =
+                            StreamText::parse(client, Bytes::from(sent), &ex.record.usage, true);
+                        let decisions = &mut ex.record.decisions;
+                        let _ = guard.inspect(&mut text, None, true, decisions).await;
                         ex.finish(200, error);
                     });
                 }

@@ -5,7 +5,9 @@
 use crate::api::Api;
 use crate::error::ApiError;
 use crate::guard::{Guarded, RequestText};
-use crate::plugins::{Endpoint, Hook, Inspection, PluginRuntime, RequestContext, UsageView};
+use crate::plugins::{
+    Endpoint, Hook, Inspection, PluginRuntime, RequestContext, StreamMode, UsageView,
+};
 use crate::store::PluginDecision;
 use crate::tenancy::TenantRuntime;
 use bytes::Bytes;
@@ -37,6 +39,7 @@ pub async fn inspect_request(
         ctx,
         body,
         usage: Some(usage),
+        only: None,
         delivered: false,
     };
     tenant.chain.inspect(rt, step, &mut text, decisions).await?;
@@ -46,6 +49,8 @@ pub async fn inspect_request(
 /// What the response guardrails of an admitted request run with.
 pub struct ResponseGuard {
     rt: Arc<PluginRuntime>,
+    /// Where observing guardrails run once a stream was delivered (shutdown waits).
+    afterwork: tokio_util::task::TaskTracker,
     tenant: Arc<TenantRuntime>,
     ctx: RequestContext,
     /// The body as the client sent it (`request-body`).
@@ -56,7 +61,7 @@ pub struct ResponseGuard {
 impl ResponseGuard {
     /// The guard of a request whose tenant has response guardrails, else `None`.
     pub fn new(
-        rt: &Arc<PluginRuntime>,
+        state: &super::Pipeline,
         tenant: &Arc<TenantRuntime>,
         ctx: Option<RequestContext>,
         body: &Bytes,
@@ -67,7 +72,8 @@ impl ResponseGuard {
             return None;
         }
         Some(Self {
-            rt: rt.clone(),
+            rt: state.plugins.clone(),
+            afterwork: state.afterwork.clone(),
             tenant: tenant.clone(),
             ctx,
             body: body.clone(),
@@ -80,10 +86,23 @@ impl ResponseGuard {
         self.tenant.chain.buffers_streams()
     }
 
-    /// Runs the response guardrails on `answer` (`delivered`: only record verdicts).
+    /// Runs `work` (given this guard) after the response has ended, tracked so that
+    /// shutdown waits for it.
+    pub fn after<F, Fut>(self, work: F)
+    where
+        F: FnOnce(Self) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let tracker = self.afterwork.clone();
+        tracker.spawn(work(self));
+    }
+
+    /// Runs the response guardrails on `answer`: those set to `only` for streams (all
+    /// when `None`); `delivered`: the client has the answer, verdicts are only recorded.
     pub async fn inspect(
         &self,
         answer: &mut dyn Guarded,
+        only: Option<StreamMode>,
         delivered: bool,
         decisions: &mut Vec<PluginDecision>,
     ) -> Result<(), ApiError> {
@@ -92,6 +111,7 @@ impl ResponseGuard {
             ctx: &self.ctx,
             body: &self.body,
             usage: Some(&self.usage),
+            only,
             delivered,
         };
         self.tenant

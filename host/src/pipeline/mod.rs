@@ -125,6 +125,12 @@ impl Capture {
         }
     }
 
+    /// Drops the kept request body, saying why in its place.
+    fn withhold_request(&mut self) {
+        self.request = Bytes::from_static(b"(withheld: a request guardrail refused this request)");
+        self.request_truncated = false;
+    }
+
     fn push(&mut self, bytes: &[u8]) {
         let room = self.limit.saturating_sub(self.response.len());
         if bytes.len() > room {
@@ -426,9 +432,23 @@ pub async fn admit(
         body: &body,
         usage_at_ms: None,
     })
-    .await?;
+    .await;
+    let decided = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            // A request a guardrail refused (or failed on) may hold what it was
+            // guarding against: its body is not kept.
+            let by_guardrail = ex.record.decisions.last().is_some_and(|d| {
+                d.hook.as_deref() == Some("inspect-request")
+                    && matches!(d.outcome.as_str(), "deny" | "error")
+            });
+            if by_guardrail && let Some(c) = &mut ex.capture {
+                c.withhold_request();
+            }
+            return Err(e);
+        }
+    };
     ex.fleet_hold = decided.fleet_hold;
-    let guard = ResponseGuard::new(&state.plugins, &tenant, decided.ctx, &body, decided.usage);
     // A guardrail's rewrite is what is served, and what is kept: a redacted prompt
     // must not survive in the captured body.
     let body = match decided.body {
@@ -440,6 +460,8 @@ pub async fn admit(
         }
         None => body,
     };
+    // Response guardrails reading `request-body` see what was sent.
+    let guard = ResponseGuard::new(state, &tenant, decided.ctx, &body, decided.usage);
     if let Some((r, counted)) = decided.reservation {
         ex.reservation = Some(r);
         ex.counted = Some(counted);

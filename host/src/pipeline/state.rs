@@ -47,6 +47,9 @@ pub struct Pipeline {
     pub capture_tenants: HashSet<String>,
     /// Largest body kept per request when a tenant captures bodies.
     pub max_captured_bytes: usize,
+    /// Work requests do after their response ended (guardrails observing a delivered
+    /// stream, then the request's log row); shutdown waits for it before the last flush.
+    pub afterwork: tokio_util::task::TaskTracker,
 }
 
 impl Pipeline {

@@ -148,7 +148,10 @@ pub struct Inspection<'a> {
     pub body: &'a Bytes,
     /// What `usage` may read.
     pub usage: Option<&'a UsageView>,
-    /// The answer already reached the client (`observe`): verdicts are only recorded.
+    /// Only the plugins whose `response_stream` is this (all when `None`).
+    pub only: Option<StreamMode>,
+    /// The answer already reached the client (`observe`): verdicts are only recorded,
+    /// and a failing plugin stops nothing.
     pub delivered: bool,
 }
 
@@ -331,12 +334,17 @@ impl PolicyChain {
             Hook::InspectResponse => "inspect-response",
             _ => "inspect-request",
         };
-        for p in self.with_hook(step.hook) {
+        // What `request-body` serves: as rewritten by the plugins before.
+        let mut body = step.body.clone();
+        let plugins = self
+            .with_hook(step.hook)
+            .filter(|p| step.only.is_none_or(|m| p.response_stream == m));
+        for p in plugins {
             let started = Instant::now();
             let result = rt
                 .call_inspect(
                     &p.plugin,
-                    p.env(step.body, step.usage, &self.sandbox),
+                    p.env(&body, step.usage, &self.sandbox),
                     step.ctx,
                     subject.subject(),
                 )
@@ -369,6 +377,9 @@ impl PolicyChain {
                     record.outcome = "rewrite".into();
                     record.detail = Some(what);
                     record.findings = findings.into_iter().map(finding).collect();
+                    if let Some(b) = subject.rewritten_body() {
+                        body = b;
+                    }
                 }
                 Ok(Applied::Verdict(wit::Verdict::Allow)) => record.outcome = "allow".into(),
                 Ok(Applied::Verdict(wit::Verdict::Flag(f))) => {
@@ -390,7 +401,9 @@ impl PolicyChain {
                     }
                 }
                 Err(failure) => {
-                    if let Some(err) = p.failed(&failure, step.ctx, &mut record) {
+                    if let Some(err) = p.failed(&failure, step.ctx, &mut record)
+                        && !step.delivered
+                    {
                         decisions.push(record);
                         return Err(err);
                     }

@@ -76,6 +76,11 @@ pub trait Guarded: Send {
     fn subject(&self) -> Subject<'_>;
     /// Applies one plugin's rewrite (all of it or, on error, none of it).
     fn rewrite(&mut self, rewrite: wit::Rewrite) -> Result<(), GuardError>;
+    /// A request body as rewritten so far, for later plugins' `request-body` (`None`:
+    /// unchanged, or not a request).
+    fn rewritten_body(&self) -> Option<bytes::Bytes> {
+        None
+    }
 }
 
 /// What one guardrail call is shown.

@@ -193,8 +193,13 @@ pub fn inspect(settings: &Settings, parts: &[TextPart], direction: Direction) ->
         }
     }
     let found_kinds = || Kind::ALL.into_iter().filter(|&k| counts[k as usize] > 0);
+    // More than the host applies from one call: refuse rather than let any through.
+    let too_many = rw.edits.len() > tollgate_guest::MAX_EDITS;
     let denied: Vec<(Kind, u32)> = found_kinds()
-        .filter(|&k| settings.action(k) == Action::Deny)
+        .filter(|&k| {
+            let action = settings.action(k);
+            action == Action::Deny || (too_many && action == Action::Redact)
+        })
         .map(|k| (k, counts[k as usize]))
         .collect();
     if !denied.is_empty() {

@@ -1226,3 +1226,18 @@ fn timing_4k() {
     });
     println!("host bench conversation: {bytes} bytes: config+scan+verdict {call_ns} ns");
 }
+
+#[test]
+fn more_redactions_than_the_host_applies_are_refused_instead() {
+    let text: String = (0..tollgate_guest::MAX_EDITS + 1)
+        .map(|i| format!("u{i}@example.com "))
+        .collect();
+    let convo =
+        tollgate_guest::testing::conversation([(tollgate_guest::Role::User, text.as_str())]);
+    let v = tollgate_guest::testing::TestRequest::new()
+        .run_inspect_request::<crate::PiiRedact>("{}", &convo)
+        .expect("valid config");
+    let d = v.denial().expect("refused, not passed through");
+    assert_eq!(d.status, 400);
+    assert!(d.message.contains("4097"), "{}", d.message);
+}
