@@ -24,12 +24,56 @@
 //!   through, the violation is recorded).
 //! - `models` (globs) and `teams` restrict which requests are checked (absent: all).
 //!
-//! Answers that carry only tool calls are not checked. Findings: rule `json_parse` or
-//! `json_schema`, kind `format`.
+//! With OpenAI's `n` above 1, each choice is checked on its own and the first failing
+//! one is named (`choice 1: ...`). Answers that carry only tool calls are not checked.
+//! Findings: rule `json_parse` or `json_schema`, kind `format`, counting the failing
+//! choices.
+//!
+//! # Schemas
+//!
+//! A built-in validator covering drafts 4 to 2020-12, compiled once per call:
+//!
+//! - any value: `type` (a name or a list; `integer` takes any number with no
+//!   fraction), `enum`, `const`, `allOf`, `anyOf`, `oneOf`, `not`, `if`/`then`/`else`,
+//!   boolean schemas, and `$ref` to a JSON pointer in the same schema (`#`,
+//!   `#/$defs/name`, `#/definitions/name`), recursion included;
+//! - numbers: `minimum`, `maximum`, `exclusiveMinimum`, `exclusiveMaximum` (draft 4's
+//!   boolean form and the later numeric one), `multipleOf`;
+//! - strings: `minLength`, `maxLength` (in characters), `pattern` (an unanchored search
+//!   in `regex-lite` syntax, which is close to ECMA-262's for common patterns but has
+//!   no Unicode classes such as `\p{L}`; at most 1 KiB);
+//! - arrays: `items` (a schema, or draft 4's array form), `prefixItems`,
+//!   `additionalItems`, `contains` with `minContains`/`maxContains`, `minItems`,
+//!   `maxItems`, `uniqueItems`;
+//! - objects: `properties`, `required`, `additionalProperties`, `patternProperties`,
+//!   `propertyNames`, `minProperties`, `maxProperties`, `dependentRequired`,
+//!   `dependentSchemas` and draft 4's `dependencies`.
+//!
+//! Annotations are ignored: `title`, `description`, `default`, `examples`, `$schema`,
+//! `$id`, `$comment`, `$anchor`, `deprecated`, `readOnly`, `writeOnly`, `content*`,
+//! keys starting with `x-`, and `format` (not checked: an annotation here). `$ref`
+//! siblings apply too, as in 2019-09 and later. Anything else (`unevaluatedProperties`,
+//! `unevaluatedItems`, `$dynamicRef`, `$recursiveRef`, a `$ref` to another document or
+//! an anchor, a misspelt keyword) cannot be checked: in the admin's `schema` the config
+//! is refused with the keyword and its place (`schema: /properties/a: unsupported
+//! keyword 'unevaluatedProperties'`); in a schema the request sent, the answer is only
+//! checked to be JSON.
+//!
+//! A check gives up past 64 `$ref`s in a row without stepping into the answer (a
+//! `$ref` loop), checks nested 256 deep, or 100,000 checks in all: an answer the admin's
+//! schema could not be checked against fails; one of a request's schema goes through.
+//!
+//! A violation names the JSON pointer of the offending value and the rule it breaks
+//! (`/items/0/price: expected number, found string`, `/: missing required property
+//! 'age'`), never the value: the answer may hold secrets.
 
+use schema::{Outcome, Schema};
 use serde::Deserialize;
 use serde_json::Value;
+use std::cell::OnceCell;
 use tollgate_guest::{Answer, Plugin, Request, Verdict, glob_match};
+
+mod schema;
 
 /// The plugin; exported as the component's `guest` interface.
 pub struct OutputCheck;
@@ -64,6 +108,19 @@ pub struct Config {
     /// Only requests of these teams.
     #[serde(default)]
     pub teams: Option<Vec<String>>,
+    /// `schema`, compiled by [`Plugin::validate`] (a config is validated before use).
+    #[serde(skip)]
+    compiled: OnceCell<Option<Schema>>,
+}
+
+impl Config {
+    /// The admin's schema, compiled; `None` when there is none (or it does not compile,
+    /// which [`Plugin::validate`] refuses).
+    fn compiled(&self) -> Option<&Schema> {
+        self.compiled
+            .get_or_init(|| self.schema.as_ref().and_then(|s| Schema::compile(s).ok()))
+            .as_ref()
+    }
 }
 
 const SCHEMA: &str = r##"{
@@ -95,7 +152,8 @@ impl Plugin for OutputCheck {
 
     fn validate(c: &Config) -> Result<(), String> {
         if let Some(schema) = &c.schema {
-            jsonschema::validator_for(schema).map_err(|e| format!("schema: {e}"))?;
+            let compiled = Schema::compile(schema).map_err(|e| format!("schema: {e}"))?;
+            c.compiled.get_or_init(|| Some(compiled));
         }
         for (field, list) in [("models", &c.models), ("teams", &c.teams)] {
             if list
@@ -113,22 +171,60 @@ impl Plugin for OutputCheck {
             return Verdict::allow();
         }
         let asked = requested(req);
-        let schema = c.schema.as_ref().or(asked.schema.as_ref());
-        if !(asked.json || schema.is_some() || c.require_json) {
+        if !(asked.json || c.schema.is_some() || asked.schema.is_some() || c.require_json) {
             return Verdict::allow();
         }
-        let Some((rule, problem)) = violation(&answer.text(), schema) else {
+        // The admin's schema wins; a request's that cannot be checked is left out.
+        let from_request;
+        let schema = if c.schema.is_some() {
+            c.compiled().map(|s| (s, true))
+        } else {
+            from_request = asked.schema.as_ref().and_then(|s| Schema::compile(s).ok());
+            from_request.as_ref().map(|s| (s, false))
+        };
+        let choices = choices(answer);
+        let mut first = None;
+        let (mut parse, mut mismatch) = (0, 0);
+        for (choice, text) in &choices {
+            let Some((rule, problem)) = violation(text, schema) else {
+                continue;
+            };
+            if rule == "json_parse" {
+                parse += 1;
+            } else {
+                mismatch += 1;
+            }
+            if first.is_none() {
+                let problem = if choices.len() > 1 {
+                    format!("choice {choice}: {problem}")
+                } else {
+                    problem
+                };
+                first = Some((rule, clip(problem)));
+            }
+        }
+        let Some((rule, problem)) = first else {
             return Verdict::allow();
         };
-        match c.action {
-            Action::Flag => Verdict::allow().finding(rule, "format", 1),
+        let mut verdict = match c.action {
+            Action::Flag => Verdict::allow(),
             Action::Deny => Verdict::deny(
                 502,
                 "api_error",
                 format!("the model's answer was withheld by output-check: {problem}"),
-            )
-            .finding(rule, "format", 1),
+            ),
+        };
+        // The first failure's rule first.
+        let mut counts = [("json_parse", parse), ("json_schema", mismatch)];
+        if rule == "json_schema" {
+            counts.reverse();
         }
+        for (rule, n) in counts {
+            if n > 0 {
+                verdict = verdict.finding(rule, "format", n);
+            }
+        }
+        verdict
     }
 }
 
@@ -181,33 +277,48 @@ fn requested(req: &Request) -> Asked {
     }
 }
 
+/// The answer's text per choice (OpenAI `n`), in choice order: the parts of each
+/// choice joined.
+fn choices(answer: &Answer) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    for part in &answer.parts {
+        let choice = part.message.unwrap_or(0);
+        match out.iter_mut().find(|(c, _)| *c == choice) {
+            Some((_, text)) => text.push_str(&part.text),
+            None => out.push((choice, part.text.clone())),
+        }
+    }
+    out.sort_by_key(|(c, _)| *c);
+    out
+}
+
 /// The rule broken and a description of the first violation, or `None` when `text` is
-/// JSON matching `schema`. A schema that does not compile (one a request sent) checks
-/// only that the text is JSON.
-fn violation(text: &str, schema: Option<&Value>) -> Option<(&'static str, String)> {
+/// JSON matching `schema` (with whether it is the admin's). A check that gives up fails
+/// the answer for the admin's schema only.
+fn violation(text: &str, schema: Option<(&Schema, bool)>) -> Option<(&'static str, String)> {
     let doc: Value = match serde_json::from_str(text.trim()) {
         Ok(v) => v,
         Err(e) => {
-            return Some((
-                "json_parse",
-                clip(format!("the answer is not valid JSON ({e})")),
-            ));
+            return Some(("json_parse", format!("the answer is not valid JSON ({e})")));
         }
     };
-    let validator = jsonschema::validator_for(schema?).ok()?;
-    let err = validator.iter_errors(&doc).next()?;
-    let at = err.instance_path().to_string();
-    let at = if at.is_empty() { "/".to_string() } else { at };
-    Some((
-        "json_schema",
-        clip(format!(
-            "the answer does not match the JSON schema: {at}: {err}"
+    let (schema, admin) = schema?;
+    match schema.check(&doc) {
+        Outcome::Valid => None,
+        Outcome::Invalid(at) => Some((
+            "json_schema",
+            format!("the answer does not match the JSON schema: {at}"),
         )),
-    ))
+        Outcome::GaveUp(why) if admin => Some((
+            "json_schema",
+            format!("the answer could not be checked against the JSON schema: {why}"),
+        )),
+        Outcome::GaveUp(_) => None,
+    }
 }
 
-/// `s` cut to [`MAX_DETAIL`] bytes on a character boundary (a violation may quote the
-/// answer's values).
+/// `s` cut to [`MAX_DETAIL`] bytes on a character boundary (a violation's pointer holds
+/// the answer's keys, an `enum` list the schema's values).
 fn clip(mut s: String) -> String {
     if s.len() > MAX_DETAIL {
         let mut end = MAX_DETAIL;
