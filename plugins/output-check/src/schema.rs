@@ -914,6 +914,32 @@ fn shown(v: &Value) -> String {
 }
 
 impl Run<'_> {
+    /// Checks a count against a `min*` (`at_least`) or `max*` bound, naming what is
+    /// counted (`one`/`many`) in the failure.
+    fn bound(
+        &self,
+        path: &Path,
+        n: usize,
+        limit: u64,
+        at_least: bool,
+        (one, many): (&str, &str),
+    ) -> Result<(), Fail> {
+        let ok = if at_least {
+            n as u64 >= limit
+        } else {
+            n as u64 <= limit
+        };
+        if ok {
+            return Ok(());
+        }
+        let rule = if at_least {
+            format!("at least {limit} required")
+        } else {
+            format!("at most {limit} allowed")
+        };
+        Err(self.invalid(path, || format!("{}; {rule}", plural(n, one, many))))
+    }
+
     fn invalid(&self, path: &Path, message: impl FnOnce() -> String) -> Fail {
         if self.quiet > 0 {
             Fail::Invalid(String::new())
@@ -1152,26 +1178,10 @@ impl Run<'_> {
                 Ok(())
             }
             (Check::MinItems(min), Value::Array(a)) => {
-                if a.len() as u64 >= *min {
-                    return Ok(());
-                }
-                Err(self.invalid(path, || {
-                    format!(
-                        "{}; at least {min} required",
-                        plural(a.len(), "item", "items")
-                    )
-                }))
+                self.bound(path, a.len(), *min, true, ("item", "items"))
             }
             (Check::MaxItems(max), Value::Array(a)) => {
-                if a.len() as u64 <= *max {
-                    return Ok(());
-                }
-                Err(self.invalid(path, || {
-                    format!(
-                        "{}; at most {max} allowed",
-                        plural(a.len(), "item", "items")
-                    )
-                }))
+                self.bound(path, a.len(), *max, false, ("item", "items"))
             }
             (Check::UniqueItems, Value::Array(a)) => match self.duplicate(a, path)? {
                 None => Ok(()),
@@ -1188,26 +1198,10 @@ impl Run<'_> {
                 }
             }
             (Check::MinProperties(min), Value::Object(m)) => {
-                if m.len() as u64 >= *min {
-                    return Ok(());
-                }
-                Err(self.invalid(path, || {
-                    format!(
-                        "{}; at least {min} required",
-                        plural(m.len(), "property", "properties")
-                    )
-                }))
+                self.bound(path, m.len(), *min, true, ("property", "properties"))
             }
             (Check::MaxProperties(max), Value::Object(m)) => {
-                if m.len() as u64 <= *max {
-                    return Ok(());
-                }
-                Err(self.invalid(path, || {
-                    format!(
-                        "{}; at most {max} allowed",
-                        plural(m.len(), "property", "properties")
-                    )
-                }))
+                self.bound(path, m.len(), *max, false, ("property", "properties"))
             }
             (
                 Check::Properties {
