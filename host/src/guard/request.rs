@@ -127,8 +127,9 @@ impl Extract {
     }
 
     /// Anthropic: top-level `system` (string or text blocks), then each message's
-    /// content (string, or blocks: `text`, `tool_result` with string or text-block
-    /// content; `tool_use` is a tool call; anything else is another part).
+    /// content (string, or blocks: `text`, a `document` whose source is plain text,
+    /// `tool_result` with string or text-block content; `tool_use` is a tool call;
+    /// anything else is another part).
     fn anthropic(&mut self, body: &Value) {
         use Seg::{Index, Key};
         match body.get("system") {
@@ -173,6 +174,21 @@ impl Extract {
                                 None => self.other(),
                             },
                             Some("tool_use") => self.tool_call(b.get("name"), b.get("input")),
+                            // A plain-text document is text the model reads.
+                            Some("document")
+                                if b.pointer("/source/type").and_then(Value::as_str)
+                                    == Some("text") =>
+                            {
+                                match b.pointer("/source/data").and_then(Value::as_str) {
+                                    Some(t) => self.push(
+                                        role,
+                                        Some(i),
+                                        t,
+                                        at(&[Index(j), Key("source"), Key("data")]),
+                                    ),
+                                    None => self.other(),
+                                }
+                            }
                             Some("tool_result") => match b.get("content") {
                                 Some(Value::String(s)) => self.push(
                                     wit::Role::Tool,

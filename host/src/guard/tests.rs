@@ -97,6 +97,35 @@ fn anthropic_conversation_has_every_text_and_keeps_the_rest() {
 }
 
 #[test]
+fn a_plain_text_document_is_text_and_a_pdf_is_not() {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "ssn 123-45-6789"}},
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}},
+        {"type": "text", "text": "summarise"}
+    ]}]});
+    let mut t = RequestText::parse(Api::Anthropic, body.to_string().as_bytes()).expect("parse");
+    assert_eq!(
+        texts(&t),
+        [
+            ("User".into(), Some(0), "ssn 123-45-6789".into()),
+            ("User".into(), Some(0), "summarise".into()),
+        ]
+    );
+    assert_eq!(t.conversation().other_parts, 1);
+    t.rewrite(rewrite(vec![edit(0, 4, 15, "[SSN_1]")], None))
+        .expect("valid");
+    let out = body_of(t);
+    assert_eq!(
+        out["messages"][0]["content"][0]["source"]["data"],
+        "ssn [SSN_1]"
+    );
+    assert_eq!(
+        out["messages"][0]["content"][1],
+        body["messages"][0]["content"][1]
+    );
+}
+
+#[test]
 fn openai_conversation_and_system_prompt_appends() {
     let body = json!({
         "model": "gpt",

@@ -684,11 +684,15 @@ pub async fn decide(d: Decide<'_>) -> Result<Decided, ApiError> {
         (Some(m), Some(cap)) => Some(m.min(cap)),
         (m, cap) => m.or(cap),
     };
+    // What is sent is reserved for: a guardrail may have added to the prompt.
+    let prompt_estimate = ctx
+        .as_ref()
+        .map_or(summary.prompt_tokens_estimate, |c| c.prompt_tokens_estimate);
     let estimate = budget::estimate(
         &state.pricing,
         &first.provider.id,
         &first.model,
-        summary.prompt_tokens_estimate,
+        prompt_estimate,
         max_tokens,
     );
     let counted = scopes.counted(&state.usage_keys, &limits);
