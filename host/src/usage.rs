@@ -18,6 +18,11 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Every input token, cached or not: the prompt as the provider read it.
+    pub fn prompt_tokens(&self) -> u64 {
+        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+
     /// Reads an Anthropic `usage` object, keeping fields it lacks.
     pub fn merge_anthropic(&mut self, usage: &serde_json::Value) {
         let get = |k: &str| usage.get(k).and_then(serde_json::Value::as_u64);

@@ -93,9 +93,7 @@ impl AnswerText {
                 parts,
                 tool_calls,
                 stop_reason,
-                input_tokens: usage.input_tokens
-                    + usage.cache_read_tokens
-                    + usage.cache_write_tokens,
+                input_tokens: usage.prompt_tokens(),
                 output_tokens: usage.output_tokens,
                 delivered: false,
             },

@@ -76,9 +76,7 @@ impl StreamText {
                 parts: a.parts,
                 tool_calls,
                 stop_reason: a.stop,
-                input_tokens: usage.input_tokens
-                    + usage.cache_read_tokens
-                    + usage.cache_write_tokens,
+                input_tokens: usage.prompt_tokens(),
                 output_tokens: usage.output_tokens,
                 delivered,
             },

@@ -9,7 +9,6 @@ use crate::guard::{AnswerText, StreamText};
 use crate::pipeline::{Admitted, Exchange, ResponseGuard};
 use crate::plugins::Endpoint;
 use crate::plugins::StreamMode;
-use crate::providers::root_cause;
 use crate::routing::{self, Served, Target};
 use crate::translate::Relay;
 use crate::translate::{Codec, TargetShape};
@@ -270,8 +269,7 @@ async fn buffered_stream(
                 out.extend_from_slice(&relay.chunk(chunk));
                 // A client that leaves while the answer is held is billed for what was
                 // generated, as a relayed stream's would be.
-                ex.record.usage = relay.stats().usage_when_cut();
-                ex.usage_estimated = true;
+                ex.bill_stream(relay.stats(), true);
                 if out.len() > MAX_BUFFERED_STREAM {
                     let msg = format!(
                         "the answer is longer than the {} MiB a guardrail may hold; it was cut",
@@ -283,7 +281,7 @@ async fn buffered_stream(
                 }
             }
             Err(e) => {
-                let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
+                let msg = super::stream::interrupted(&e);
                 out.extend_from_slice(&relay.interrupted(&msg));
                 cut = Some(msg);
                 break;
@@ -293,14 +291,8 @@ async fn buffered_stream(
     if cut.is_none() {
         out.extend_from_slice(&relay.end());
     }
-    let stats = relay.stats();
-    let error = cut.or_else(|| stats.error.clone());
-    ex.usage_estimated = error.is_some();
-    ex.record.usage = if error.is_some() {
-        stats.usage_when_cut()
-    } else {
-        stats.usage
-    };
+    let error = cut.or_else(|| relay.stats().error.clone());
+    ex.bill_stream(relay.stats(), error.is_some());
     let mut text = StreamText::parse(client, Bytes::from(out), &ex.record.usage, false);
     let decisions = &mut ex.record.decisions;
     if let Err(e) = g

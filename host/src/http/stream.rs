@@ -58,7 +58,11 @@ impl RelayStream {
         self
     }
 
+    /// Keeps what the client is sent: in the captured body, and for observers.
     fn sent(&mut self, bytes: &[u8]) {
+        if let Some(ex) = self.ex.as_mut() {
+            ex.capture_response(bytes);
+        }
         if let Some(o) = &mut self.observer {
             let room = OBSERVED_MAX.saturating_sub(o.sent.len());
             o.sent.extend_from_slice(&bytes[..bytes.len().min(room)]);
@@ -69,13 +73,7 @@ impl RelayStream {
         if let Some(mut ex) = self.ex.take() {
             // A stream that failed may never have carried its final usage: bill at least
             // what was relayed.
-            let stats = self.relay.stats();
-            ex.record.usage = if error.is_some() {
-                ex.usage_estimated = true;
-                stats.usage_when_cut()
-            } else {
-                stats.usage
-            };
+            ex.bill_stream(self.relay.stats(), error.is_some());
             match self.observer.take() {
                 // The client has its answer: the verdicts are only recorded, in the
                 // row logged once they are in.
@@ -113,13 +111,13 @@ impl Stream for RelayStream {
                 Poll::Ready(Some(Ok(chunk))) => {
                     let had_content = this.relay.stats().saw_content;
                     let out = this.relay.chunk(chunk);
-                    this.sent(&out);
-                    if let Some(ex) = this.ex.as_mut() {
-                        if !had_content && this.relay.stats().saw_content {
-                            ex.record.ttft_ms = Some(ex.elapsed_ms());
-                        }
-                        ex.capture_response(&out);
+                    if let Some(ex) = this.ex.as_mut()
+                        && !had_content
+                        && this.relay.stats().saw_content
+                    {
+                        ex.record.ttft_ms = Some(ex.elapsed_ms());
                     }
+                    this.sent(&out);
                     if this.relay.stats().finished {
                         let err = this.relay.stats().error.clone();
                         this.finish(err);
@@ -130,12 +128,9 @@ impl Stream for RelayStream {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     this.done = true;
-                    let msg = format!("the provider's stream was interrupted: {}", root_cause(&e));
+                    let msg = interrupted(&e);
                     let event = this.relay.interrupted(&msg);
                     this.sent(&event);
-                    if let Some(ex) = this.ex.as_mut() {
-                        ex.capture_response(&event);
-                    }
                     this.finish(Some(msg));
                     return Poll::Ready(Some(Ok(event)));
                 }
@@ -146,9 +141,6 @@ impl Stream for RelayStream {
                     }
                     let tail = this.relay.end();
                     this.sent(&tail);
-                    if let Some(ex) = this.ex.as_mut() {
-                        ex.capture_response(&tail);
-                    }
                     let err = this.relay.stats().error.clone();
                     this.finish(err);
                     if tail.is_empty() {
@@ -161,12 +153,16 @@ impl Stream for RelayStream {
     }
 }
 
+/// What the log and the client's error event say when the provider's stream broke.
+pub fn interrupted(e: &reqwest::Error) -> String {
+    format!("the provider's stream was interrupted: {}", root_cause(e))
+}
+
 impl Drop for RelayStream {
     fn drop(&mut self) {
         if let Some(mut ex) = self.ex.take() {
             // The client hung up mid-stream; bill what was generated so far.
-            ex.record.usage = self.relay.stats().usage_when_cut();
-            ex.usage_estimated = true;
+            ex.bill_stream(self.relay.stats(), true);
             ex.finish(499, Some("client closed the stream".into()));
         }
     }

@@ -193,6 +193,17 @@ impl Exchange {
         }
     }
 
+    /// Bills a stream from what its relay counted: the provider's usage, or, for a
+    /// stream that did not end well (`cut`), at least what was generated so far.
+    pub fn bill_stream(&mut self, stats: &crate::translate::StreamStats, cut: bool) {
+        self.usage_estimated = cut;
+        self.record.usage = if cut {
+            stats.usage_when_cut()
+        } else {
+            stats.usage
+        };
+    }
+
     /// Time since the request arrived.
     pub fn elapsed_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
@@ -281,8 +292,7 @@ impl Exchange {
             r.usage.output_tokens = r.usage.output_tokens.max(self.output_estimate);
         }
         let u = &mut r.usage;
-        if self.usage_estimated && u.input_tokens + u.cache_read_tokens + u.cache_write_tokens == 0
-        {
+        if self.usage_estimated && u.prompt_tokens() == 0 {
             u.input_tokens = self.prompt_estimate;
         }
         let cost = match (&r.provider, &r.served_model) {

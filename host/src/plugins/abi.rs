@@ -12,6 +12,7 @@
 use super::bindings::{
     Decision, Plugin, PluginInfo, PluginPre, RequestContext, RoutePlan, RouteTarget, wit,
 };
+use super::guardrail::Subject;
 use super::sandbox::PluginState;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, InstancePre, Linker};
@@ -482,37 +483,21 @@ impl Guest {
         }
     }
 
-    /// The request guardrail hook (from 0.4).
-    pub(super) async fn inspect_request(
+    /// A guardrail hook (from 0.4): `inspect-request` on a conversation,
+    /// `inspect-response` on an answer.
+    pub(super) async fn inspect(
         &self,
         s: &mut Store<PluginState>,
         ctx: &RequestContext,
-        conversation: &wit::Conversation,
+        subject: Subject<'_>,
     ) -> wasmtime::Result<wit::Verdict> {
-        match self {
-            Self::V0_4(p) => {
-                p.tollgate_plugin_guest()
-                    .call_inspect_request(s, ctx, conversation)
-                    .await
-            }
-            Self::V0_3(_) | Self::V0_2(_) => missing_hook(),
-        }
-    }
-
-    /// The response guardrail hook (from 0.4).
-    pub(super) async fn inspect_response(
-        &self,
-        s: &mut Store<PluginState>,
-        ctx: &RequestContext,
-        answer: &wit::Answer,
-    ) -> wasmtime::Result<wit::Verdict> {
-        match self {
-            Self::V0_4(p) => {
-                p.tollgate_plugin_guest()
-                    .call_inspect_response(s, ctx, answer)
-                    .await
-            }
-            Self::V0_3(_) | Self::V0_2(_) => missing_hook(),
+        let Self::V0_4(p) = self else {
+            return missing_hook();
+        };
+        let guest = p.tollgate_plugin_guest();
+        match subject {
+            Subject::Request(c) => guest.call_inspect_request(s, ctx, c).await,
+            Subject::Response(a) => guest.call_inspect_response(s, ctx, a).await,
         }
     }
 }

@@ -355,9 +355,8 @@ impl PluginRuntime {
         ctx: &RequestContext,
         subject: Subject<'_>,
     ) -> Result<wit::Verdict, CallFailure> {
-        self.call_hook(plugin, env, ctx, async |p, s| match subject {
-            Subject::Request(c) => p.inspect_request(s, ctx, c).await,
-            Subject::Response(a) => p.inspect_response(s, ctx, a).await,
+        self.call_hook(plugin, env, ctx, async |p, s| {
+            p.inspect(s, ctx, subject).await
         })
         .await
     }

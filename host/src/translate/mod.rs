@@ -15,7 +15,7 @@ mod stream;
 
 pub use codec::{Codec, TargetShape};
 pub use sse::{SseEvent, SseParser};
-pub use stream::Relay;
+pub use stream::{Relay, StreamStats};
 
 use serde_json::Value;
 

@@ -38,7 +38,7 @@ pub fn anthropic_usage(usage: Option<&Value>) -> Value {
 
 /// OpenAI `usage` from Anthropic counts (the prompt includes cached tokens).
 pub fn openai_usage(u: &crate::usage::Usage) -> Value {
-    let prompt = u.input_tokens + u.cache_read_tokens + u.cache_write_tokens;
+    let prompt = u.prompt_tokens();
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": u.output_tokens,
