@@ -5,24 +5,17 @@
 //!
 //! Needs the first-party plugins built (`make plugins`).
 
+mod support;
+
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::path::PathBuf;
 use std::sync::Arc;
+use support::plugin_path;
 use tollgate::api::Api;
 use tollgate::guard::{AnswerText, Guarded, RequestText};
 use tollgate::plugins::{
     CallEnv, Endpoint, PluginRuntime, RequestContext, SandboxLimits, Subject, wit,
 };
-
-fn plugin_path(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target
-        .join("wasm32-wasip2/release")
-        .join(format!("tollgate_{name}.wasm"))
-}
 
 fn context(body: &[u8]) -> RequestContext {
     RequestContext {

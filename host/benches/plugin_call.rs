@@ -3,22 +3,15 @@
 //!
 //! Needs the first-party plugins built (`make plugins`).
 
+mod support;
+
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::path::PathBuf;
 use std::sync::Arc;
+use support::plugin_path;
 use tollgate::plugins::{
     CallEnv, Decision, Endpoint, PluginRuntime, RequestContext, RouteTarget, SandboxLimits, wit,
 };
-
-fn plugin_path(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    target
-        .join("wasm32-wasip2/release")
-        .join(format!("tollgate_{name}.wasm"))
-}
 
 fn context() -> RequestContext {
     RequestContext {

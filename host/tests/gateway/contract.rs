@@ -37,17 +37,7 @@ config = {{ mode = "annotate" }}
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-tollgate-provider"], "b");
     let row = gw.wait_log(&request_id(&resp)).await;
-    let decisions: Vec<(&str, &str)> = row["decisions"]
-        .as_array()
-        .expect("decisions")
-        .iter()
-        .map(|d| {
-            (
-                d["plugin"].as_str().unwrap_or_default(),
-                d["outcome"].as_str().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let decisions = outcomes(&row);
     assert_eq!(
         decisions,
         [
@@ -83,6 +73,21 @@ config = {{ mode = "annotate" }}
     assert_eq!(resp.status(), 403);
     let body: Value = json_body(resp).await;
     assert_eq!(body["error"]["message"], "blocked by a 0.2.0 plugin");
+}
+
+/// Each decision of a log row as (plugin, outcome).
+fn outcomes(row: &Value) -> Vec<(&str, &str)> {
+    row["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .map(|d| {
+            (
+                d["plugin"].as_str().unwrap_or_default(),
+                d["outcome"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 /// The exact components first-party plugins were shipped as under
@@ -133,17 +138,7 @@ config = {{ mode = "allow" }}
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["x-tollgate-provider"], "b");
         let row = gw.wait_log(&request_id(&resp)).await;
-        let outcomes: Vec<(&str, &str)> = row["decisions"]
-            .as_array()
-            .expect("decisions")
-            .iter()
-            .map(|d| {
-                (
-                    d["plugin"].as_str().unwrap_or_default(),
-                    d["outcome"].as_str().unwrap_or_default(),
-                )
-            })
-            .collect();
+        let outcomes = outcomes(&row);
         assert_eq!(
             outcomes,
             [
