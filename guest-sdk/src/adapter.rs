@@ -21,7 +21,7 @@ impl<P: Plugin> Guest for Adapter<P> {
     }
 
     fn validate_config(config: String) -> Result<(), String> {
-        validate_config::<P>(&config).map(drop)
+        check_and_keep::<P>(&config, &WasmHost)
     }
 
     fn policy(ctx: RequestContext) -> Decision {
@@ -97,11 +97,26 @@ pub(crate) fn validate_config<P: Plugin>(json: &str) -> Result<P::Config, String
     Ok(config)
 }
 
+/// The `validate-config` export: checks the config, then hands the host its
+/// [`Plugin::prepare`]d form so that every later call can skip the parse.
+pub(crate) fn check_and_keep<P: Plugin>(json: &str, host: &dyn HostApi) -> Result<(), String> {
+    let config = validate_config::<P>(json)?;
+    if let Some(data) = P::prepare(&config) {
+        host.keep_prepared(&data);
+    }
+    Ok(())
+}
+
 thread_local! {
     /// The last config that parsed and validated, with its JSON. A fresh instance starts
     /// empty; a warm one (`reuse_instance`) is handed the same JSON on every call and
     /// parses it once.
     static CONFIG: RefCell<Option<(String, Rc<dyn Any>)>> = const { RefCell::new(None) };
+}
+
+/// Forgets the cached config, as a fresh instance starts.
+pub(crate) fn forget_config() {
+    CONFIG.with_borrow_mut(|slot| *slot = None);
 }
 
 /// Fetches and checks the config for a hook call; on failure logs the detail at error
@@ -115,7 +130,14 @@ fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<Rc<P::Config>> {
     if cached.is_some() {
         return cached;
     }
-    match validate_config::<P>(&json) {
+    // What the plugin prepared when the host checked this same config, if it can read
+    // it back; else the JSON is parsed and checked again.
+    let prepared = host.prepared();
+    let config = match P::from_prepared(&prepared).filter(|_| !prepared.is_empty()) {
+        Some(c) => Ok(c),
+        None => validate_config::<P>(&json),
+    };
+    match config {
         Ok(c) => {
             let c = Rc::new(c);
             let any: Rc<dyn Any> = c.clone();
@@ -314,6 +336,10 @@ mod tests {
         }
         fn request_body(&self) -> String {
             String::new()
+        }
+        fn keep_prepared(&self, _: &[u8]) {}
+        fn prepared(&self) -> Vec<u8> {
+            Vec::new()
         }
         fn usage(&self, _: &Scope, value: Option<&str>, _: Period, _: Window) -> UsageReport {
             UsageReport {

@@ -12,6 +12,10 @@ pub(crate) trait HostApi {
     fn now_ms(&self) -> u64;
     /// The full request body (JSON text).
     fn request_body(&self) -> String;
+    /// Hands the host the prepared form of the config being checked.
+    fn keep_prepared(&self, data: &[u8]);
+    /// What [`HostApi::keep_prepared`] was given when the current config was checked.
+    fn prepared(&self) -> Vec<u8>;
     /// Usage of `scope` in the current `period` window: the request's own value of the
     /// scope when `value` is `None`, else that value (within the request's tenant).
     fn usage(
@@ -44,6 +48,14 @@ impl HostApi for WasmHost {
 
     fn request_body(&self) -> String {
         crate::bindings::tollgate::plugin::host::request_body()
+    }
+
+    fn keep_prepared(&self, data: &[u8]) {
+        crate::bindings::tollgate::plugin::host::keep_prepared(data);
+    }
+
+    fn prepared(&self) -> Vec<u8> {
+        crate::bindings::tollgate::plugin::host::prepared()
     }
 
     fn usage(

@@ -261,6 +261,24 @@ pub trait Plugin: __private::PluginHooks + 'static {
         Ok(())
     }
 
+    /// The config in a form [`Plugin::from_prepared`] reads back faster than the JSON is
+    /// parsed and checked (compiled patterns, say); `None` (the default) keeps nothing.
+    ///
+    /// The host runs this once, when it checks a tenant's config, keeps the bytes (at
+    /// most 1 MiB) with the config, and hands them to every later call, so a fresh
+    /// instance skips the parse. Only this plugin's own output is ever handed back.
+    fn prepare(config: &Self::Config) -> Option<Vec<u8>> {
+        let _ = config;
+        None
+    }
+
+    /// Reads back what [`Plugin::prepare`] made; `None` falls back to parsing and
+    /// checking the JSON.
+    fn from_prepared(data: &[u8]) -> Option<Self::Config> {
+        let _ = data;
+        None
+    }
+
     /// Decides whether a request may proceed; runs before routing. Defaults to allow.
     fn policy(config: &Self::Config, req: &Request) -> Decision {
         let _ = (config, req);

@@ -80,6 +80,8 @@ pub struct TestRequest {
     logs: RefCell<Vec<LogLine>>,
     body_reads: Cell<u32>,
     usage_reads: Cell<u32>,
+    /// What the plugin kept when the current run checked its config.
+    prepared: RefCell<Vec<u8>>,
 }
 
 /// A usage reading set with [`TestRequest::usage`] or [`TestRequest::usage_of`].
@@ -128,6 +130,7 @@ impl TestRequest {
             logs: RefCell::new(Vec::new()),
             body_reads: Cell::new(0),
             usage_reads: Cell::new(0),
+            prepared: RefCell::default(),
         }
     }
 
@@ -407,11 +410,25 @@ impl TestRequest {
     }
 
     /// Resets the per-run counters and checks the config like `validate-config`.
+    /// Every run starts as in a fresh instance: nothing cached, the config's prepared
+    /// form (if the plugin keeps one) read back through [`Plugin::from_prepared`].
     fn prepare<P: Plugin>(&self, config_json: &str) -> Result<(), String> {
         self.logs.borrow_mut().clear();
         self.body_reads.set(0);
         self.usage_reads.set(0);
-        adapter::validate_config::<P>(config_json).map(drop)
+        self.prepared.borrow_mut().clear();
+        adapter::forget_config();
+        let host = TestHost {
+            req: self,
+            config: config_json,
+            body: "",
+        };
+        adapter::check_and_keep::<P>(config_json, &host)
+    }
+
+    /// What the plugin kept (`keep-prepared`) when the last run checked its config.
+    pub fn prepared(&self) -> Vec<u8> {
+        self.prepared.borrow().clone()
     }
 
     /// Builds the context and the host the way the gateway would, and calls `hook`.
@@ -515,6 +532,14 @@ impl HostApi for TestHost<'_> {
     fn request_body(&self) -> String {
         self.req.body_reads.set(self.req.body_reads.get() + 1);
         self.body.into()
+    }
+
+    fn keep_prepared(&self, data: &[u8]) {
+        *self.req.prepared.borrow_mut() = data.to_vec();
+    }
+
+    fn prepared(&self) -> Vec<u8> {
+        self.req.prepared.borrow().clone()
     }
 
     fn usage(

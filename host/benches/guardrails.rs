@@ -14,7 +14,7 @@ use support::plugin_path;
 use tollgate::api::Api;
 use tollgate::guard::{AnswerText, Guarded, RequestText};
 use tollgate::plugins::{
-    CallEnv, Endpoint, PluginRuntime, RequestContext, SandboxLimits, Subject, wit,
+    CallEnv, Endpoint, LoadedPlugin, PluginRuntime, RequestContext, SandboxLimits, Subject, wit,
 };
 
 fn context(body: &[u8]) -> RequestContext {
@@ -112,8 +112,12 @@ fn bench(c: &mut Criterion) {
         (4000..4400).contains(&bytes),
         "a 4 KiB prompt: {bytes} bytes"
     );
-    let env = |name: &str, config: String| CallEnv {
+    // As the gateway runs a tenant's plugin: with what it kept when its config was checked.
+    let env = |plugin: &LoadedPlugin, name: &str, config: String| CallEnv {
         label: Arc::from(name),
+        prepared: exec
+            .block_on(rt.validate_config(plugin, name, &config))
+            .expect("a valid config"),
         config: Arc::from(config.as_str()),
         body: Bytes::from(body.clone()),
         usage: None,
@@ -127,7 +131,7 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("guardrail_call");
     let pii = load("pii-redact");
-    let pii_env = env("pii-redact", "{}".into());
+    let pii_env = env(&pii, "pii-redact", "{}".into());
     let call = || {
         exec.block_on(rt.call_inspect(&pii, pii_env.clone(), &ctx, Subject::Request(&convo)))
             .expect("call")
@@ -143,7 +147,7 @@ fn bench(c: &mut Criterion) {
         ("content-rules (50 patterns, 4 KiB)", false),
         ("content-rules (50 patterns + injection list, 4 KiB)", true),
     ] {
-        let rules_env = env("content-rules", rules_config(injection));
+        let rules_env = env(&rules, "content-rules", rules_config(injection));
         let call = || {
             exec.block_on(rt.call_inspect(
                 &rules,
@@ -162,6 +166,7 @@ fn bench(c: &mut Criterion) {
 
     let check = load("output-check");
     let check_env = env(
+        &check,
         "output-check",
         r#"{"schema":{"type":"object","required":["summary","tickets"],"properties":{"summary":{"type":"string"},"tickets":{"type":"array","items":{"type":"integer"}}}}}"#.into(),
     );
@@ -185,7 +190,7 @@ fn bench(c: &mut Criterion) {
     );
     group.bench_function("output-check (schema, JSON answer)", |b| b.iter(call));
     // The same plugin on an answer it need not check: the instance and the config alone.
-    let idle_env = env("output-check", "{}".into());
+    let idle_env = env(&check, "output-check", "{}".into());
     group.bench_function("output-check (no JSON asked)", |b| {
         b.iter(|| {
             exec.block_on(rt.call_inspect(&check, idle_env.clone(), &ctx, Subject::Response(&ans)))

@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
         let env = CallEnv {
             label: Arc::from(name),
+            prepared: Bytes::new(),
             config: Arc::from(config),
             body: body.clone(),
             usage: None,
@@ -98,6 +99,7 @@ fn bench(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
     let env = CallEnv {
         label: Arc::from("model-router"),
+        prepared: Bytes::new(),
         body: body.clone(),
         usage: None,
         sandbox: None,
@@ -136,6 +138,7 @@ fn bench(c: &mut Criterion) {
         .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
     let env = CallEnv {
         label: Arc::from("budget-limit"),
+        prepared: Bytes::new(),
         body: body.clone(),
         usage: None,
         sandbox: None,

@@ -74,7 +74,8 @@ async fn build_chain(
             .await
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
         let config = p.config_json();
-        rt.validate_config(&loaded, &label, &config)
+        let prepared = rt
+            .validate_config(&loaded, &label, &config)
             .await
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
         tracing::info!(tenant = %t.id, plugin = %label, version = %loaded.info.version, contract = loaded.contract, hash = %&loaded.hash[..12], "plugin loaded");
@@ -82,6 +83,7 @@ async fn build_chain(
             label: Arc::from(label.as_str()),
             plugin: loaded,
             config: Arc::from(config.as_str()),
+            prepared,
             fail_open: p.fail_open,
             reuse_instance: p.reuse_instance,
             response_stream: p.response_stream,

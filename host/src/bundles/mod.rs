@@ -373,7 +373,7 @@ async fn build_plugins(
             .await
             .map_err(|e| format!("{at}: {e}"))?;
         let config = p.config.to_string();
-        state
+        let prepared = state
             .plugins
             .validate_config(&loaded, &p.label, &config)
             .await
@@ -382,6 +382,7 @@ async fn build_plugins(
             label: Arc::from(p.label.as_str()),
             plugin: loaded,
             config: Arc::from(config.as_str()),
+            prepared,
             fail_open: p.fail_open,
             reuse_instance: p.reuse_instance,
             response_stream: p.response_stream,
@@ -475,6 +476,7 @@ async fn smoke_test(
     let env = || CallEnv {
         label: p.label.clone(),
         config: p.config.clone(),
+        prepared: p.prepared.clone(),
         body: Bytes::from_static(BODY.as_bytes()),
         usage: None,
         sandbox: sandbox.clone(),

@@ -120,11 +120,17 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         plugin.info.hooks,
         &plugin.hash[..16]
     );
-    if let Err(e) = rt.validate_config(&plugin, &label, &config).await {
-        println!("config: REJECTED: {e}");
-        return Ok(1);
+    let prepared = match rt.validate_config(&plugin, &label, &config).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            println!("config: REJECTED: {e}");
+            return Ok(1);
+        }
+    };
+    match prepared.len() {
+        0 => println!("config: ok"),
+        n => println!("config: ok (prepared: {n} bytes)"),
     }
-    println!("config: ok");
     let ctx = RequestContext {
         request_id: "req_check".into(),
         trace_id: "req_check".into(),
@@ -150,6 +156,7 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         sandbox: None,
         label: Arc::from(label.as_str()),
         config: Arc::from(config.as_str()),
+        prepared,
         body: body.clone(),
         usage: None,
         reuse: false,

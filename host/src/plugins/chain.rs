@@ -23,6 +23,8 @@ pub struct ConfiguredPlugin {
     pub plugin: Arc<LoadedPlugin>,
     /// Config JSON handed to the plugin.
     pub config: Arc<str>,
+    /// What the plugin kept when it checked `config` (`keep-prepared`).
+    pub prepared: Bytes,
     /// Skip the plugin (instead of failing the request) when it fails.
     pub fail_open: bool,
     /// Keep a warm instance between the tenant's requests (`PluginRef::reuse_instance`).
@@ -42,6 +44,7 @@ impl ConfiguredPlugin {
         CallEnv {
             label: self.label.clone(),
             config: self.config.clone(),
+            prepared: self.prepared.clone(),
             body: body.clone(),
             usage: usage.cloned(),
             sandbox: sandbox.clone(),

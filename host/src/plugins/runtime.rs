@@ -7,7 +7,7 @@ use super::compile::{self, CompileFailure, Compiler};
 use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
-use super::sandbox::{self, CallFailure, PluginState, SandboxLimits};
+use super::sandbox::{self, CallFailure, Kept, MAX_PREPARED_BYTES, PluginState, SandboxLimits};
 use super::usage::UsageView;
 use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
@@ -61,6 +61,8 @@ pub struct CallEnv {
     pub label: Arc<str>,
     /// The tenant's config for the plugin (JSON).
     pub config: Arc<str>,
+    /// What the plugin kept when `config` was checked (`keep-prepared`).
+    pub prepared: Bytes,
     /// The request body, served by `request-body`.
     pub body: Bytes,
     /// What `usage` may read; `None` answers every scope with zero usage.
@@ -280,33 +282,46 @@ impl PluginRuntime {
         Ok(loaded)
     }
 
-    /// Asks the plugin whether `config` (JSON) is acceptable.
+    /// Asks the plugin whether `config` (JSON) is acceptable, and returns what it kept
+    /// for later calls with that config (`keep-prepared`; empty when nothing).
     pub async fn validate_config(
         &self,
         plugin: &LoadedPlugin,
         label: &str,
         config: &str,
-    ) -> Result<(), PluginError> {
-        let res = self
+    ) -> Result<Bytes, PluginError> {
+        let (res, kept) = self
             .call(
                 plugin,
                 config.into(),
                 Bytes::new(),
                 "validate-config".into(),
-                async |p, s| p.validate_config(s, config).await,
+                async |p, s| {
+                    s.data_mut().keeping = Some(Kept::Nothing);
+                    let res = p.validate_config(s, config).await?;
+                    Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
+                },
             )
             .await
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
                 failure,
             })?;
-        res.map_err(|mut message| {
+        let invalid = |mut message: String| {
             super::output::truncate(&mut message, self.output.max_message_bytes);
             PluginError::InvalidConfig {
                 plugin: label.to_string(),
                 message,
             }
-        })
+        };
+        res.map_err(invalid)?;
+        match kept {
+            Kept::Nothing => Ok(Bytes::new()),
+            Kept::Data(data) => Ok(data),
+            Kept::TooLarge(n) => Err(invalid(format!(
+                "the plugin prepared {n} bytes from this config; the host keeps at most {MAX_PREPARED_BYTES}"
+            ))),
+        }
     }
 
     /// Runs the policy hook in a fresh, bounded instance.
@@ -384,6 +399,7 @@ impl PluginRuntime {
         let env = CallEnv {
             label: Arc::from(plugin.info.name.as_str()),
             config,
+            prepared: Bytes::new(),
             body,
             usage: None,
             sandbox: None,

@@ -121,10 +121,29 @@ pub(super) struct PluginState {
     plugin: Arc<str>,
     request_id: Arc<str>,
     config: Arc<str>,
+    /// What the plugin kept when its config was checked, served by `prepared`.
+    prepared: Bytes,
+    /// During `validate-config`: what the plugin hands `keep-prepared`.
+    pub(super) keeping: Option<Kept>,
     body: Bytes,
     usage: Option<UsageView>,
     /// Log lines and bytes this call may still write, and what it tried beyond them.
     pub(super) log_quota: LogQuota,
+}
+
+/// Largest prepared config the host keeps for a plugin (per tenant and config).
+pub const MAX_PREPARED_BYTES: usize = 1 << 20;
+
+/// What a plugin handed `keep-prepared` while its config was checked.
+#[derive(Debug, Default)]
+pub(super) enum Kept {
+    /// Nothing (yet).
+    #[default]
+    Nothing,
+    /// The prepared form.
+    Data(Bytes),
+    /// More than [`MAX_PREPARED_BYTES`]; the config is refused.
+    TooLarge(usize),
 }
 
 /// What one call may write to the gateway's log.
@@ -159,6 +178,8 @@ impl PluginState {
         self.plugin = env.label;
         self.request_id = request_id;
         self.config = env.config;
+        self.prepared = env.prepared;
+        self.keeping = None;
         self.body = env.body;
         self.usage = env.usage;
     }
@@ -184,6 +205,8 @@ impl PluginState {
             plugin: env.label.clone(),
             request_id: request_id.clone(),
             config: env.config.clone(),
+            prepared: Bytes::new(),
+            keeping: None,
             body: Bytes::new(),
             usage: None,
         };
@@ -308,6 +331,22 @@ impl tollgate::plugin::host::Host for PluginState {
 
     fn config(&mut self) -> String {
         self.config.to_string()
+    }
+
+    fn keep_prepared(&mut self, data: Vec<u8>) {
+        // Outside a config check there is nothing to attach it to.
+        let Some(kept) = &mut self.keeping else {
+            return;
+        };
+        *kept = if data.len() > MAX_PREPARED_BYTES {
+            Kept::TooLarge(data.len())
+        } else {
+            Kept::Data(Bytes::from(data))
+        };
+    }
+
+    fn prepared(&mut self) -> Vec<u8> {
+        self.prepared.to_vec()
     }
 
     fn now_ms(&mut self) -> u64 {

@@ -11,6 +11,7 @@ mod bundles;
 mod chain;
 mod contract;
 mod guardrails;
+mod prepared;
 mod routing;
 mod streams;
 mod warm;

@@ -198,6 +198,21 @@ impl TestGateway {
         Self::serve(dir, text).await
     }
 
+    /// Why a gateway on `body` does not build (it must not).
+    pub async fn refused(label: &str, body: &str) -> String {
+        let dir = TempDir::new(label);
+        let text = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugin_dir = {:?}\n{body}\n",
+            dir.0.join("data").display().to_string(),
+            plugin_dir().display().to_string(),
+        );
+        let cfg = Config::parse(&text, "in-process test config").expect("valid test config");
+        match Gateway::build(cfg, ADMIN.into()).await {
+            Ok(_) => panic!("the gateway should refuse this config"),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
     async fn serve(dir: TempDir, config: String) -> Self {
         let cfg = Config::parse(&config, "in-process test config").expect("valid test config");
         let gateway = Gateway::build(cfg, ADMIN.into())

@@ -4,8 +4,8 @@
 
 use crate::literal::{Set, phrase_required, required_with};
 use crate::syntax::{self, Ast};
-use serde::Deserialize;
 use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
 
 /// Most rules in a config.
 pub const MAX_RULES: usize = 200;
@@ -24,35 +24,234 @@ pub const MAX_NAME_BYTES: usize = 64;
 /// Longest rule message, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 500;
 
-/// The plugin's config; see the crate docs.
-#[derive(Debug, Default)]
-pub struct Config {
+/// The plugin's config, as the hooks use it: every string in one text arena and every
+/// literal in another, the rules, keywords and patterns in flat tables pointing into
+/// them.
+///
+/// Read from the tenant's JSON (patterns parsed and mined on the way), or from the
+/// binary form [`Config::prepare`] writes, which the host keeps and hands to every call:
+/// reading that back is a handful of copies rather than a parse and hundreds of small
+/// allocations.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tables {
     /// Keyword and pattern rules, in order.
     pub rules: Vec<Rule>,
     /// Refuse requests whose text parts have more characters than this.
     pub max_prompt_chars: Option<u64>,
     /// Prompt-injection detection; absent = off.
     pub injection: Option<Injection>,
+    /// Every rule's keywords, then the injection phrases.
+    pub phrases: Vec<Phrase>,
+    /// Every rule's patterns.
+    pub patterns: Vec<Pattern>,
+    /// Names, messages, keywords and pattern sources.
+    text: String,
+    /// Normalized literal strings.
+    #[serde(with = "serde_bytes")]
+    lits: Vec<u8>,
+    /// Literal sets: runs of spans into `lits`.
+    sets: Vec<Span>,
 }
 
-/// [`Config`] as serde reads it.
-#[derive(Deserialize)]
-#[serde(rename = "config", deny_unknown_fields)]
-struct Fields {
-    #[serde(default)]
-    rules: Vec<Rule>,
-    #[serde(default)]
-    max_prompt_chars: Option<u64>,
-    #[serde(default)]
-    injection: Option<Injection>,
+/// The plugin's config; see the crate docs and [`Tables`].
+#[derive(Debug, Default, Serialize)]
+#[serde(transparent)]
+pub struct Config(Tables);
+
+impl std::ops::Deref for Config {
+    type Target = Tables;
+
+    fn deref(&self) -> &Tables {
+        &self.0
+    }
+}
+
+/// A run of bytes in one of the arenas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    at: u32,
+    len: u32,
+}
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.at as usize..self.at as usize + self.len as usize
+    }
+}
+
+/// A run of entries in one of the tables.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    at: u32,
+    len: u32,
+}
+
+impl Run {
+    /// Indexes of the run.
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.at as usize..self.at as usize + self.len as usize
+    }
+
+    /// Entries in the run.
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the run is empty.
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A set of normalized strings, as stored in [`Tables`].
+#[derive(Clone, Copy)]
+pub struct SetRef<'a> {
+    lits: &'a [u8],
+    spans: &'a [Span],
+}
+
+impl<'a> SetRef<'a> {
+    /// The strings.
+    pub fn iter(self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let lits = self.lits;
+        self.spans.iter().map(move |s| &lits[s.range()])
+    }
+
+    /// How many strings.
+    pub fn len(self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl Tables {
+    /// A string of the text arena.
+    pub fn str(&self, s: Span) -> &str {
+        self.text.get(s.range()).unwrap_or_default()
+    }
+
+    /// A literal set.
+    pub fn set(&self, r: Run) -> SetRef<'_> {
+        SetRef {
+            lits: &self.lits,
+            spans: self.sets.get(r.range()).unwrap_or_default(),
+        }
+    }
+
+    /// A rule's name.
+    pub fn name(&self, r: &Rule) -> &str {
+        self.str(r.name)
+    }
+
+    /// A rule's keywords.
+    pub fn keywords(&self, r: &Rule) -> &[Phrase] {
+        self.phrases.get(r.keywords.range()).unwrap_or_default()
+    }
+
+    /// A rule's patterns.
+    pub fn patterns_of(&self, r: &Rule) -> &[Pattern] {
+        self.patterns.get(r.patterns.range()).unwrap_or_default()
+    }
+
+    /// The injection phrases admins added.
+    pub fn injection_phrases(&self, i: &Injection) -> &[Phrase] {
+        self.phrases.get(i.phrases.range()).unwrap_or_default()
+    }
+
+    fn push_text(&mut self, s: &str) -> Span {
+        let at = self.text.len() as u32;
+        self.text.push_str(s);
+        Span {
+            at,
+            len: s.len() as u32,
+        }
+    }
+
+    fn push_set(&mut self, set: &Set) -> Run {
+        let at = self.sets.len() as u32;
+        for s in set {
+            let span = Span {
+                at: self.lits.len() as u32,
+                len: s.len() as u32,
+            };
+            self.lits.extend_from_slice(s);
+            self.sets.push(span);
+        }
+        Run {
+            at,
+            len: set.len() as u32,
+        }
+    }
+
+    fn push_phrases(&mut self, list: Vec<PhraseIn>) -> Run {
+        let at = self.phrases.len() as u32;
+        let len = list.len() as u32;
+        for k in list {
+            let phrase = Phrase {
+                text: self.push_text(&k.text),
+                words: self.push_set(&k.words),
+                anchored: k.anchored,
+            };
+            self.phrases.push(phrase);
+        }
+        Run { at, len }
+    }
+
+    /// Lays the JSON config out in tables.
+    fn from_fields(f: Fields) -> Tables {
+        let mut t = Tables {
+            max_prompt_chars: f.max_prompt_chars,
+            ..Tables::default()
+        };
+        for r in f.rules {
+            let name = t.push_text(&r.name);
+            let message = r.message.as_deref().map(|m| t.push_text(m));
+            let keywords = t.push_phrases(r.keywords);
+            let at = t.patterns.len() as u32;
+            for p in &r.patterns {
+                let pattern = Pattern {
+                    source: t.push_text(&p.source),
+                    req: p.req.as_ref().map(|s| t.push_set(s)),
+                    size: p.size,
+                };
+                t.patterns.push(pattern);
+            }
+            t.rules.push(Rule {
+                name,
+                action: r.action,
+                keywords,
+                patterns: Run {
+                    at,
+                    len: r.patterns.len() as u32,
+                },
+                teams: r.teams,
+                models: r.models,
+                apply_to: r.apply_to,
+                message,
+            });
+        }
+        t.injection = f.injection.map(|i| Injection {
+            action: i.action,
+            phrases: t.push_phrases(i.phrases),
+            builtin: i.builtin,
+        });
+        t
+    }
 }
 
 /// Reads the config as raw JSON first and then parses that directly: the SDK reads
-/// configs through `serde_path_to_error`, which costs about a third more on every call
-/// (configs are parsed on every call); the path is only worked out, by parsing again,
-/// for a config that fails.
+/// configs through `serde_path_to_error`, which costs about a third more; the path is
+/// only worked out, by parsing again, for a config that fails. The binary (prepared)
+/// form is read as the tables it holds.
 impl<'de> Deserialize<'de> for Config {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return Tables::deserialize(d).map(Config);
+        }
         let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
         let f = match serde_json::from_str::<Fields>(raw.get()) {
             Ok(f) => f,
@@ -78,45 +277,78 @@ impl<'de> Deserialize<'de> for Config {
                 }));
             }
         };
-        Ok(Config {
-            rules: f.rules,
-            max_prompt_chars: f.max_prompt_chars,
-            injection: f.injection,
-        })
+        Ok(Config(Tables::from_fields(f)))
+    }
+}
+
+impl Config {
+    /// The checked config in the binary form the host keeps (see `Plugin::prepare`).
+    pub fn prepare(&self) -> Option<Vec<u8>> {
+        postcard::to_allocvec(self).ok()
+    }
+
+    /// Reads back what [`Config::prepare`] wrote.
+    pub fn from_prepared(data: &[u8]) -> Option<Config> {
+        postcard::from_bytes(data).ok()
     }
 }
 
 /// One rule.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Rule {
     /// Named in findings and denials.
-    pub name: String,
+    pub name: Span,
     /// What a match does.
-    #[serde(default)]
     pub action: Action,
-    /// Words or phrases: case-insensitive, flexible whitespace, whole words.
-    #[serde(default)]
-    pub keywords: Vec<Phrase>,
-    /// Regular expressions.
-    #[serde(default)]
-    pub patterns: Vec<Pattern>,
+    /// Its keywords, in [`Tables::phrases`].
+    pub keywords: Run,
+    /// Its regular expressions, in [`Tables::patterns`].
+    pub patterns: Run,
     /// Only for requests of these teams; absent = every request.
-    #[serde(default)]
     pub teams: Option<Vec<String>>,
     /// Only for requested models matching these globs; absent = every model.
-    #[serde(default)]
     pub models: Option<Vec<String>>,
     /// Which text the rule checks.
-    #[serde(default)]
     pub apply_to: ApplyTo,
     /// Added to the denial message.
+    pub message: Option<Span>,
+}
+
+/// [`Config`] as its JSON reads.
+#[derive(Deserialize)]
+#[serde(rename = "config", deny_unknown_fields)]
+struct Fields {
     #[serde(default)]
-    pub message: Option<String>,
+    rules: Vec<RuleIn>,
+    #[serde(default)]
+    max_prompt_chars: Option<u64>,
+    #[serde(default)]
+    injection: Option<InjectionIn>,
+}
+
+/// A rule as its JSON reads.
+#[derive(Deserialize)]
+#[serde(rename = "rule", deny_unknown_fields)]
+struct RuleIn {
+    name: String,
+    #[serde(default)]
+    action: Action,
+    #[serde(default)]
+    keywords: Vec<PhraseIn>,
+    #[serde(default)]
+    patterns: Vec<PatternIn>,
+    #[serde(default)]
+    teams: Option<Vec<String>>,
+    #[serde(default)]
+    models: Option<Vec<String>>,
+    #[serde(default)]
+    apply_to: ApplyTo,
+    #[serde(default)]
+    message: Option<String>,
 }
 
 /// What a rule does when it matches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Refuse the request (or withhold the answer).
@@ -127,7 +359,7 @@ pub enum Action {
 }
 
 /// Which text a rule checks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ApplyTo {
     /// The conversation sent to the model.
@@ -152,18 +384,26 @@ impl ApplyTo {
 }
 
 /// Prompt-injection detection.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Injection {
     /// What a detection does.
-    #[serde(default)]
     pub action: InjectionAction,
-    /// Phrases added to the built-in ones.
-    #[serde(default)]
-    pub phrases: Vec<Phrase>,
+    /// Phrases added to the built-in ones, in [`Tables::phrases`].
+    pub phrases: Run,
     /// Whether the built-in phrases are used.
-    #[serde(default = "yes")]
     pub builtin: bool,
+}
+
+/// Prompt-injection detection as its JSON reads.
+#[derive(Deserialize)]
+#[serde(rename = "injection", deny_unknown_fields)]
+struct InjectionIn {
+    #[serde(default)]
+    action: InjectionAction,
+    #[serde(default)]
+    phrases: Vec<PhraseIn>,
+    #[serde(default = "yes")]
+    builtin: bool,
 }
 
 fn yes() -> bool {
@@ -171,7 +411,7 @@ fn yes() -> bool {
 }
 
 /// What a prompt-injection detection does.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InjectionAction {
     /// Let the request through and record a finding.
@@ -183,19 +423,26 @@ pub enum InjectionAction {
     Off,
 }
 
-/// A keyword or phrase, with the literal the prefilter looks for.
-#[derive(Debug)]
+/// A keyword or phrase, with the literals the prefilter looks for.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Phrase {
     /// The phrase, trimmed.
-    pub text: String,
+    pub text: Span,
     /// Normalized strings every match contains, all of them (see
-    /// [`phrase_required`]).
-    pub words: Set,
-    /// Every match starts where `words[0]` is found.
+    /// [`phrase_required`]), in [`Tables::set`].
+    pub words: Run,
+    /// Every match starts where the first word is found.
     pub anchored: bool,
 }
 
-impl<'de> Deserialize<'de> for Phrase {
+/// A keyword or phrase as read from JSON.
+struct PhraseIn {
+    text: String,
+    words: Set,
+    anchored: bool,
+}
+
+impl<'de> Deserialize<'de> for PhraseIn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let text = s.trim();
@@ -213,7 +460,7 @@ impl<'de> Deserialize<'de> for Phrase {
         } else {
             text.to_string()
         };
-        Ok(Phrase {
+        Ok(PhraseIn {
             text,
             words,
             anchored,
@@ -223,14 +470,21 @@ impl<'de> Deserialize<'de> for Phrase {
 
 /// A checked regular expression, with what the scan needs to know without parsing it
 /// again (it is parsed again, into an [`Ast`], only when its literals occur).
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Pattern {
     /// The pattern.
-    pub source: String,
+    pub source: Span,
     /// A set of normalized strings one of which every match contains.
-    pub req: Option<Set>,
+    pub req: Option<Run>,
     /// Its compiled size, in VM instructions.
     pub size: u32,
+}
+
+/// A pattern as read from JSON.
+struct PatternIn {
+    source: String,
+    req: Option<Set>,
+    size: u32,
 }
 
 thread_local! {
@@ -238,12 +492,12 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<(Ast, Vec<u8>)> = std::cell::RefCell::default();
 }
 
-impl Pattern {
+impl PatternIn {
     /// Parses and mines `source`.
-    pub fn new(source: &str) -> Result<Self, syntax::Error> {
+    fn new(source: &str) -> Result<Self, syntax::Error> {
         SCRATCH.with_borrow_mut(|(ast, arena)| {
             syntax::parse_into(source, ast)?;
-            Ok(Pattern {
+            Ok(PatternIn {
                 source: source.to_string(),
                 req: required_with(ast, arena),
                 size: ast.size,
@@ -252,18 +506,18 @@ impl Pattern {
     }
 }
 
-impl<'de> Deserialize<'de> for Pattern {
+impl<'de> Deserialize<'de> for PatternIn {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl de::Visitor<'_> for V {
-            type Value = Pattern;
+            type Value = PatternIn;
 
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a regular expression (string)")
             }
 
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Pattern, E> {
-                Pattern::new(s).map_err(E::custom)
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<PatternIn, E> {
+                PatternIn::new(s).map_err(E::custom)
             }
         }
         d.deserialize_str(V)
@@ -281,23 +535,20 @@ pub fn validate(c: &Config) -> Result<(), String> {
     let (mut keywords, mut patterns, mut program) = (0usize, 0usize, 0u32);
     for (i, r) in c.rules.iter().enumerate() {
         let at = At(i);
-        if r.name.trim().is_empty() {
+        let name = c.name(r);
+        if name.trim().is_empty() {
             return Err(format!("{at}.name: must not be empty"));
         }
-        if r.name.len() > MAX_NAME_BYTES {
+        if name.len() > MAX_NAME_BYTES {
             return Err(format!("{at}.name: longer than {MAX_NAME_BYTES} bytes"));
         }
-        if matches!(r.name.as_str(), "injection" | "max_prompt_chars") {
+        if matches!(name, "injection" | "max_prompt_chars") {
             return Err(format!(
-                "{at}.name: '{}' is reserved for the plugin's own findings",
-                r.name
+                "{at}.name: '{name}' is reserved for the plugin's own findings"
             ));
         }
-        if let Some(j) = c.rules[..i].iter().position(|o| o.name == r.name) {
-            return Err(format!(
-                "{at}.name: '{}' is already used by rules[{j}]",
-                r.name
-            ));
+        if let Some(j) = c.rules[..i].iter().position(|o| c.name(o) == name) {
+            return Err(format!("{at}.name: '{name}' is already used by rules[{j}]"));
         }
         if r.keywords.is_empty() && r.patterns.is_empty() {
             return Err(format!("{at}: needs at least one keyword or pattern"));
@@ -308,7 +559,7 @@ pub fn validate(c: &Config) -> Result<(), String> {
                 "{at}.keywords: more than {MAX_KEYWORDS} keywords in all rules"
             ));
         }
-        for (j, p) in r.patterns.iter().enumerate() {
+        for (j, p) in c.patterns_of(r).iter().enumerate() {
             patterns += 1;
             if patterns > MAX_PATTERNS {
                 return Err(format!(
@@ -324,8 +575,8 @@ pub fn validate(c: &Config) -> Result<(), String> {
         }
         strings(at, "teams", r.teams.as_deref(), "team")?;
         strings(at, "models", r.models.as_deref(), "model glob")?;
-        if let Some(m) = &r.message
-            && m.len() > MAX_MESSAGE_BYTES
+        if let Some(m) = r.message
+            && m.len as usize > MAX_MESSAGE_BYTES
         {
             return Err(format!(
                 "{at}.message: longer than {MAX_MESSAGE_BYTES} bytes"

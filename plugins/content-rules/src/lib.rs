@@ -170,14 +170,15 @@ fn verdict(c: &Config, in_scope: &[usize], counts: &Counts, side: Side) -> Verdi
     for &i in in_scope {
         let (k, p) = counts.rules[i];
         let r = &c.rules[i];
+        let name = c.name(r);
         if k > 0 {
-            findings.push(Finding::new(r.name.as_str(), "keyword", k));
+            findings.push(Finding::new(name, "keyword", k));
         }
         if p > 0 {
-            findings.push(Finding::new(r.name.as_str(), "pattern", p));
+            findings.push(Finding::new(name, "pattern", p));
         }
         if k + p > 0 && r.action == Action::Deny && deny.is_none() {
-            deny = Some((&r.name, r.message.as_deref()));
+            deny = Some((name, r.message.map(|m| c.str(m))));
         }
     }
     if counts.injection > 0 {
@@ -228,6 +229,16 @@ impl Plugin for ContentRules {
 
     fn validate(c: &Config) -> Result<(), String> {
         config::validate(c)
+    }
+
+    // Patterns are parsed and mined once, when the host checks the config: every call
+    // reads the result back instead (about a tenth of the cost).
+    fn prepare(c: &Config) -> Option<Vec<u8>> {
+        c.prepare()
+    }
+
+    fn from_prepared(data: &[u8]) -> Option<Config> {
+        Config::from_prepared(data)
     }
 
     fn inspect_request(c: &Config, req: &Request, conversation: &Conversation) -> Verdict {

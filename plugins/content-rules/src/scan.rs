@@ -1,8 +1,8 @@
 //! Scanning text parts with every matcher in scope, in one prefilter pass per part.
 
-use crate::config::{Config, InjectionAction, Phrase};
+use crate::config::{Config, InjectionAction, Phrase, SetRef, Tables};
 use crate::injection::BUILTIN;
-use crate::literal::{Prefilter, Set, normalize_into};
+use crate::literal::{Prefilter, normalize_into};
 use crate::syntax;
 use crate::vm::Program;
 use tollgate_guest::{Role, TextPart};
@@ -36,12 +36,12 @@ enum Req<'a> {
     /// None found: the matcher runs over every part.
     None,
     /// At least one of these.
-    Any(&'a Set),
+    Any(SetRef<'a>),
     /// At least one of these.
     Static(&'static [&'static str]),
     /// All of these (a phrase's words); matches start where the first is found when
     /// the flag is set.
-    All(&'a Set, bool),
+    All(SetRef<'a>, bool),
 }
 
 struct Matcher<'a> {
@@ -51,14 +51,14 @@ struct Matcher<'a> {
 }
 
 impl<'a> Matcher<'a> {
-    fn phrase(owner: Owner, k: &'a Phrase) -> Self {
+    fn phrase(t: &'a Tables, owner: Owner, k: &'a Phrase) -> Self {
         Matcher {
             owner,
-            source: Source::Phrase(&k.text),
+            source: Source::Phrase(t.str(k.text)),
             req: if k.words.is_empty() {
                 Req::None
             } else {
-                Req::All(&k.words, k.anchored)
+                Req::All(t.set(k.words), k.anchored)
             },
         }
     }
@@ -67,9 +67,9 @@ impl<'a> Matcher<'a> {
     fn strings(&self) -> Vec<(u32, &'a [u8])> {
         match self.req {
             Req::None => Vec::new(),
-            Req::Any(s) => s.iter().map(|s| (0, s.as_slice())).collect(),
+            Req::Any(s) => s.iter().map(|s| (0, s)).collect(),
             Req::Static(s) => s.iter().map(|s| (0, s.as_bytes())).collect(),
-            Req::All(s, _) => (0..).zip(s.iter().map(Vec::as_slice)).collect(),
+            Req::All(s, _) => (0..).zip(s.iter()).collect(),
         }
     }
 }
@@ -90,14 +90,15 @@ pub fn scan(config: &Config, in_scope: &[usize], injection: bool, parts: &[TextP
     for &i in in_scope {
         let r = &config.rules[i];
         matchers.extend(
-            r.keywords
+            config
+                .keywords(r)
                 .iter()
-                .map(|k| Matcher::phrase(Owner::Keyword(i), k)),
+                .map(|k| Matcher::phrase(config, Owner::Keyword(i), k)),
         );
-        matchers.extend(r.patterns.iter().map(|p| Matcher {
+        matchers.extend(config.patterns_of(r).iter().map(|p| Matcher {
             owner: Owner::Pattern(i),
-            source: Source::Pattern(&p.source),
-            req: p.req.as_ref().map_or(Req::None, Req::Any),
+            source: Source::Pattern(config.str(p.source)),
+            req: p.req.map_or(Req::None, |r| Req::Any(config.set(r))),
         }));
     }
     if injection
@@ -116,9 +117,10 @@ pub fn scan(config: &Config, in_scope: &[usize], injection: bool, parts: &[TextP
             }));
         }
         matchers.extend(
-            inj.phrases
+            config
+                .injection_phrases(inj)
                 .iter()
-                .map(|k| Matcher::phrase(Owner::Injection, k)),
+                .map(|k| Matcher::phrase(config, Owner::Injection, k)),
         );
     }
     let mut counts = Counts {

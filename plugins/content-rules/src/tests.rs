@@ -490,3 +490,31 @@ fn long_texts_count_every_match() {
         [f("r", "keyword", 200), f("r", "pattern", 200)]
     );
 }
+
+#[test]
+fn the_prepared_form_reads_back_as_the_json_config() {
+    for config in [
+        DOCUMENTED.to_string(),
+        crate::bench::mixed_config(),
+        crate::bench::one_rule_config(),
+    ] {
+        let req = eng();
+        let v = ask(&req, &config, &[(Role::User, "bluebird")]);
+        let kept = req.prepared();
+        assert!(!kept.is_empty(), "the config check keeps its prepared form");
+        let parsed: Config = serde_json::from_str(&config).expect("JSON");
+        let read = Config::from_prepared(&kept).expect("reads back");
+        assert_eq!(format!("{read:?}"), format!("{parsed:?}"));
+        // Both forms give the same verdict.
+        let convo = conversation([(Role::User, "bluebird")]);
+        let scope: Vec<usize> = (0..parsed.rules.len()).collect();
+        let counts = scan::scan(&parsed, &scope, true, &convo.parts);
+        assert_eq!(
+            findings(&v),
+            findings(&verdict(&parsed, &scope, &counts, Side::Request))
+        );
+    }
+    // Anything else is refused, so the hook falls back to the JSON.
+    assert!(Config::from_prepared(b"\xff\xff\xff\xff").is_none());
+    assert!(Config::from_prepared(&[]).is_none());
+}

@@ -26,8 +26,9 @@
 //! | `edit-grow`      | inspect-request  | inserts `size` bytes into the first part                |
 //! | `many-findings`  | inspect-request  | flags `count` findings with `size`-byte rule names      |
 //! | `answer-no-part` | inspect-response | edits an answer part that does not exist                |
+//! | `prepared-probe` | validate, policy | keeps a `size`-byte prepared config; labels what it reads back |
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tollgate_guest::{
     Answer, BudgetDecision, BudgetLimit, Conversation, Decision, Finding, LogLevel, Metric, Period,
     Plugin, Request, Rewrite, RoutePlan, Scope, Target, Verdict,
@@ -37,7 +38,7 @@ use tollgate_guest::{
 pub struct Hostile;
 
 /// What the plugin attacks with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// Nothing hostile.
@@ -75,10 +76,12 @@ pub enum Mode {
     ManyFindings,
     /// Edit an answer part that does not exist.
     AnswerNoPart,
+    /// Keep a `size`-byte prepared config, and label how many bytes a call read back.
+    PreparedProbe,
 }
 
 /// The plugin's config.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -93,6 +96,9 @@ pub struct Config {
     /// The provider of `many-targets`.
     #[serde(default)]
     pub provider: Option<String>,
+    /// How many prepared bytes this call's config was read from (`prepared-probe`).
+    #[serde(skip)]
+    pub prepared: Option<usize>,
 }
 
 fn default_count() -> u32 {
@@ -115,9 +121,29 @@ impl Plugin for Hostile {
         Ok(())
     }
 
+    fn prepare(c: &Config) -> Option<Vec<u8>> {
+        if c.mode != Mode::PreparedProbe {
+            return None;
+        }
+        // The config's JSON padded with spaces to `size` bytes (still JSON).
+        let mut data = serde_json::to_vec(c).ok()?;
+        data.resize(data.len().max(c.size as usize), b' ');
+        Some(data)
+    }
+
+    fn from_prepared(data: &[u8]) -> Option<Config> {
+        let mut c: Config = serde_json::from_slice(data).ok()?;
+        c.prepared = Some(data.len());
+        Some(c)
+    }
+
     fn policy(c: &Config, req: &Request) -> Decision {
         let text = |n: u32| "x".repeat(n as usize);
         match c.mode {
+            Mode::PreparedProbe => Decision::allow_with([(
+                "prepared.bytes",
+                c.prepared.map_or("none".to_string(), |n| n.to_string()),
+            )]),
             Mode::HugeDeny => Decision::deny(403, "Not A Type!", text(c.size)),
             Mode::ManyLabels => {
                 Decision::allow_with((0..c.count).map(|i| (format!("label-{i}"), text(c.size))))
@@ -252,6 +278,20 @@ fn clock_probe() -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use tollgate_guest::testing::TestRequest;
+
+    #[test]
+    fn prepared_probe_reads_back_what_it_kept() {
+        let req = TestRequest::new();
+        let d = req
+            .run::<Hostile>(r#"{"mode": "prepared-probe", "size": 300}"#)
+            .expect("valid");
+        assert_eq!(req.prepared().len(), 300);
+        assert_eq!(d.annotations()[0].value, "300");
+        // Other modes keep nothing.
+        let req = TestRequest::new();
+        req.run::<Hostile>(r#"{"mode": "allow"}"#).expect("valid");
+        assert!(req.prepared().is_empty());
+    }
 
     #[test]
     fn each_mode_attacks_in_its_hook() {
