@@ -51,6 +51,11 @@ pub struct Config {
     /// Where first-party plugins (`name = "..."`) are looked up.
     #[serde(default)]
     pub plugin_dir: Option<PathBuf>,
+    /// Where compiled plugins are kept between starts (default `<data_dir>/plugin-cache`).
+    /// Gateways of one version may share it (files are written whole, then renamed);
+    /// only the gateway may write to it, since its files are loaded as machine code.
+    #[serde(default)]
+    pub plugin_cache_dir: Option<PathBuf>,
     /// Provider used when a tenant names none.
     #[serde(default)]
     pub default_provider: Option<String>,
@@ -662,7 +667,7 @@ fn default_max_attempts() -> u32 {
     DEFAULT_MAX_ATTEMPTS
 }
 fn default_max_component_bytes() -> usize {
-    8 << 20
+    32 << 20
 }
 fn default_compile_timeout_ms() -> u64 {
     30_000

@@ -41,7 +41,11 @@ pub fn plugin_runtime(cfg: &Config) -> anyhow::Result<Arc<PluginRuntime>> {
         limits,
         cfg.sandbox.max_instances,
         largest,
-        Some(cfg.data_dir.join("plugin-cache")),
+        Some(
+            cfg.plugin_cache_dir
+                .clone()
+                .unwrap_or_else(|| cfg.data_dir.join("plugin-cache")),
+        ),
     )
     .context("starting the plugin runtime")?
     .with_output_limits(crate::plugins::OutputLimits::from_config(cfg))

@@ -2,7 +2,7 @@
 //! [`super::serve`]; the rest are the admin client, `plugin check`, the mock and the
 //! compile worker.
 
-use super::{AdminClient, BundleScope, Output, PluginCheck};
+use super::{AdminClient, BundleScope, Lang, NewHook, Output, PluginCheck, PluginNew, PluginTest};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -245,6 +245,25 @@ impl Remote {
 
 #[derive(Subcommand)]
 enum PluginCmd {
+    /// Write a ready plugin project: the source with each hook stubbed, its config
+    /// schema, fixture cases in tests/ and tollgate-plugin.toml (the build command).
+    New {
+        /// The plugin's name (a-z, 0-9, '-'); also the folder written unless --dir.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// The hooks to stub, comma-separated (default: policy).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        hook: Vec<NewHook>,
+        /// Where to write the project (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The guest SDKs' folder (guest-sdk of a Tollgate checkout; found next to the
+        /// binary when not given).
+        #[arg(long, env = "TOLLGATE_GUEST_SDK")]
+        sdk: Option<PathBuf>,
+    },
     /// Run a plugin on a sample request and print its decision
     /// (exit 0 allow, 3 deny, 1 error or rejected config).
     Check {
@@ -256,7 +275,41 @@ enum PluginCmd {
         /// A sample request: a Messages body, or {"body":…, "metadata":{…}, "team":…}.
         #[arg(long)]
         request: PathBuf,
+        #[command(flatten)]
+        limits: SandboxArgs,
     },
+    /// Build a plugin project: run the build command its tollgate-plugin.toml names.
+    Build {
+        /// The project directory (default: .).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run a plugin's fixture cases (tests/*.toml) against the built component in the
+    /// real sandbox and print passes and failures (exit 0 all passed, 1 otherwise).
+    Test {
+        /// A plugin project directory (with tollgate-plugin.toml or Cargo.toml), or a
+        /// component (.wasm).
+        target: PathBuf,
+        /// The folder of case files (default: the project's tests/, or ./tests).
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// The component to test, when it is not where the project says.
+        #[arg(long)]
+        wasm: Option<PathBuf>,
+        #[command(flatten)]
+        limits: SandboxArgs,
+    },
+}
+
+/// Sandbox limits of the plugin tools (default: the gateway's `[sandbox]` defaults).
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Memory cap of the instance, in MiB (as `[sandbox] memory_mib`).
+    #[arg(long)]
+    memory_mib: Option<u64>,
+    /// CPU deadline of a call, in milliseconds (as `[sandbox] deadline_ms`).
+    #[arg(long)]
+    deadline_ms: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -458,11 +511,47 @@ pub(super) async fn run(cli: Cli) -> anyhow::Result<u8> {
             file,
             config,
             request,
+            limits,
         }) => {
             let code = super::run_plugin_check(&PluginCheck {
                 wasm: file,
                 config,
                 request,
+                memory_mib: limits.memory_mib,
+                deadline_ms: limits.deadline_ms,
+            })
+            .await?;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
+        Command::Plugin(PluginCmd::New {
+            name,
+            lang,
+            hook,
+            dir,
+            sdk,
+        }) => super::run_plugin_new(&PluginNew {
+            name,
+            lang,
+            hooks: hook,
+            dir,
+            sdk,
+        })
+        .map(|()| 0),
+        Command::Plugin(PluginCmd::Build { dir }) => {
+            super::run_plugin_build(&dir).map(|code| u8::try_from(code).unwrap_or(1))
+        }
+        Command::Plugin(PluginCmd::Test {
+            target,
+            cases,
+            wasm,
+            limits,
+        }) => {
+            let code = super::run_plugin_test(&PluginTest {
+                target,
+                cases,
+                wasm,
+                memory_mib: limits.memory_mib,
+                deadline_ms: limits.deadline_ms,
             })
             .await?;
             Ok(u8::try_from(code).unwrap_or(1))

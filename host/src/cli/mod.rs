@@ -5,11 +5,16 @@ mod admin_client;
 mod bundle;
 mod commands;
 mod plugin_check;
+mod plugin_new;
+mod plugin_test;
+mod sample;
 mod serve;
 
 pub use admin_client::{AdminClient, Output};
 pub use bundle::{BundleScope, read_bundle_file};
 pub use plugin_check::{PluginCheck, run_plugin_check};
+pub use plugin_new::{Lang, NewHook, PluginNew, run_plugin_build, run_plugin_new};
+pub use plugin_test::{MANIFEST, Manifest, PluginTest, run_plugin_test};
 
 /// The binary's entry point: parses the command line, sets up logging and the async
 /// runtime, and runs the command.

@@ -1,13 +1,10 @@
 //! `tollgate plugin check`: run a plugin on a sample request before deploying it.
 
-use crate::config::Config;
+use super::sample::Sample;
 use crate::guard::{Guarded, RequestText};
-use crate::metadata::Metadata;
-use crate::pipeline::BodySummary;
-use crate::plugins::{Decision, Endpoint, Hook, RequestContext, Subject, wit};
+use crate::plugins::{Decision, Hook, RequestContext, Subject, wit};
 use anyhow::Context as _;
 use bytes::Bytes;
-use serde::Deserialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,29 +17,10 @@ pub struct PluginCheck {
     /// JSON file with the sample request: a bare body, or an envelope with
     /// `body`, `metadata`, `tenant`, `team`, `user`, `key_name` and `endpoint`.
     pub request: PathBuf,
-}
-
-/// A sample request: either a bare Messages/Chat body, or this envelope around one.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope {
-    body: serde_json::Value,
-    #[serde(default)]
-    metadata: serde_json::Map<String, serde_json::Value>,
-    #[serde(default = "default_tenant")]
-    tenant: String,
-    #[serde(default)]
-    team: Option<String>,
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    key_name: Option<String>,
-    #[serde(default)]
-    endpoint: Option<String>,
-}
-
-fn default_tenant() -> String {
-    "check".into()
+    /// Memory cap of the instance, in MiB (default: the gateway's `[sandbox]` default).
+    pub memory_mib: Option<u64>,
+    /// CPU deadline of a call, in milliseconds (default: the gateway's).
+    pub deadline_ms: Option<u64>,
 }
 
 /// Exit code when the plugin denies (0 = allow, 1 = error).
@@ -64,46 +42,17 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         .with_context(|| format!("reading {}", args.request.display()))?;
     let raw: serde_json::Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", args.request.display()))?;
-    let env: Envelope = if raw.get("body").is_some() {
+    let sample: Sample = if raw.get("body").is_some() {
         serde_json::from_value(raw)
             .with_context(|| format!("{}: bad request envelope", args.request.display()))?
     } else {
-        Envelope {
-            body: raw,
-            metadata: Default::default(),
-            tenant: default_tenant(),
-            team: None,
-            user: None,
-            key_name: None,
-            endpoint: None,
+        Sample {
+            body: Some(raw),
+            ..Sample::default()
         }
     };
-    let metadata = Metadata::parse(
-        serde_json::Value::Object(env.metadata)
-            .to_string()
-            .as_bytes(),
-    )
-    .map_err(|e| anyhow::anyhow!("metadata: {}", e.message))?;
-    let body = Bytes::from(env.body.to_string());
-    let summary = BodySummary::parse(&body).map_err(|e| anyhow::anyhow!("body: {}", e.message))?;
-    let endpoint = match env.endpoint.as_deref() {
-        None | Some("messages") => Endpoint::Messages,
-        Some("count-tokens" | "count_tokens") => Endpoint::CountTokens,
-        Some("chat-completions" | "chat_completions") => Endpoint::ChatCompletions,
-        Some(other) => {
-            anyhow::bail!("endpoint: unknown '{other}' (messages, count-tokens, chat-completions)")
-        }
-    };
-
-    let cfg = Config::parse("", "defaults").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let rt = crate::plugins::PluginRuntime::new(
-        crate::plugins::SandboxLimits {
-            deadline: std::time::Duration::from_millis(cfg.sandbox.deadline_ms),
-            memory_bytes: (cfg.sandbox.memory_mib as usize) << 20,
-        },
-        4,
-        None,
-    )?;
+    let (ctx, body) = sample.build()?;
+    let rt = super::sample::runtime(args.memory_mib, args.deadline_ms)?;
     let label = args
         .wasm
         .file_stem()
@@ -131,27 +80,6 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         0 => println!("config: ok"),
         n => println!("config: ok (prepared: {n} bytes)"),
     }
-    let ctx = RequestContext {
-        request_id: "req_check".into(),
-        trace_id: "req_check".into(),
-        tenant: env.tenant,
-        key_id: "key_check".into(),
-        key_name: env.key_name.unwrap_or_else(|| "check".into()),
-        team: env
-            .team
-            .or_else(|| metadata.get("team").map(str::to_string)),
-        user: env
-            .user
-            .or_else(|| metadata.get("user").map(str::to_string)),
-        metadata: metadata.0,
-        model: summary.model,
-        endpoint,
-        stream: summary.stream,
-        max_tokens: summary.max_tokens,
-        body_bytes: u32::try_from(body.len()).unwrap_or(u32::MAX),
-        prompt_tokens_estimate: summary.prompt_tokens_estimate,
-        message_count: summary.message_count,
-    };
     let env = crate::plugins::CallEnv {
         sandbox: None,
         label: Arc::from(label.as_str()),

@@ -369,6 +369,9 @@ impl GuestPre {
     }
 }
 
+/// Every version of `tollgate:plugin` the host links, newest first.
+pub const VERSIONS: [&str; 3] = ["0.4.0", "0.3.0", "0.2.0"];
+
 /// The answer of a hook an older version does not have; the chain never asks (it is
 /// not in their `describe`), so this only guards against a bug.
 fn missing_hook<T>() -> wasmtime::Result<T> {

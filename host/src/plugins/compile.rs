@@ -90,18 +90,20 @@ impl Compiler {
 }
 
 /// Checks, without compiling, that `bytes` is a component whose top-level imports are
-/// WASI and the Tollgate host interfaces only, and that it exports the Tollgate guest
-/// interface.
+/// WASI and the Tollgate host interfaces only, of a contract version the host speaks,
+/// and that it exports the Tollgate guest interface; the error says how to fix it.
 pub fn precheck(bytes: &[u8]) -> Result<(), String> {
     use wasmparser::{Encoding, Parser, Payload};
     let mut depth = 0usize;
     let mut exports_guest = false;
+    let mut names = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| format!("not a valid WebAssembly binary: {e}"))?;
         match payload {
             Payload::Version { encoding, .. } if depth == 0 && encoding != Encoding::Component => {
                 return Err("this is a core WebAssembly module, not a component: build \
-                            the plugin for wasm32-wasip2 with the guest SDK"
+                            the plugin with a Tollgate guest SDK (Rust: for wasm32-wasip2; \
+                            Python: componentize-py; JavaScript: componentize-js)"
                     .into());
             }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
@@ -110,29 +112,54 @@ pub fn precheck(bytes: &[u8]) -> Result<(), String> {
                 for import in reader {
                     let import = import.map_err(|e| format!("unreadable import: {e}"))?;
                     let name = import.name.name;
+                    if name.starts_with("wasi:http/") {
+                        return Err(format!(
+                            "imports '{name}' (outgoing HTTP), which plugins may not use: build \
+                             without it (componentize-js: disableFeatures ['http', 'fetch-event'])"
+                        ));
+                    }
                     if !(name.starts_with("wasi:") || name.starts_with("tollgate:plugin/")) {
                         return Err(format!(
                             "imports '{name}', which the gateway does not offer (plugins may \
                              import only tollgate:plugin/host and WASI)"
                         ));
                     }
+                    names.push(name.to_string());
                 }
             }
             Payload::ComponentExportSection(reader) if depth == 0 => {
                 for export in reader {
                     let export = export.map_err(|e| format!("unreadable export: {e}"))?;
                     exports_guest |= export.name.name.starts_with("tollgate:plugin/guest@");
+                    names.push(export.name.name.to_string());
                 }
             }
             _ => {}
         }
     }
+    let speaks = super::abi::VERSIONS.join(", ");
+    for name in &names {
+        if let Some(version) = name
+            .strip_prefix("tollgate:plugin/")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(_, v)| v)
+            && !super::abi::VERSIONS.contains(&version)
+        {
+            return Err(format!(
+                "targets tollgate:plugin@{version} ('{name}'), a contract version this gateway \
+                 does not speak (it speaks {speaks}): rebuild the plugin with a guest SDK for \
+                 one of them, or upgrade the gateway"
+            ));
+        }
+    }
     if !exports_guest {
-        return Err(
-            "does not export tollgate:plugin/guest: build it with the guest SDK's \
-                    export_plugin! macro"
-                .into(),
-        );
+        return Err(format!(
+            "does not export tollgate:plugin/guest (the plugin's hooks): build it with a \
+             Tollgate guest SDK, which exports them (Rust: export_plugin!; Python: \
+             `Guest = export(MyPlugin)`; JavaScript: a default export of definePlugin), \
+             against wit/plugin.wit (tollgate:plugin@{})",
+            super::abi::VERSIONS[0]
+        ));
     }
     Ok(())
 }
@@ -279,6 +306,63 @@ mod tests {
         // An empty component exports nothing.
         let empty = b"\0asm\x0d\0\x01\0";
         assert!(precheck(empty).unwrap_err().contains("does not export"));
+        let foreign = component(&["tollgate:plugin/host@0.4.0", "acme:db/query"], None);
+        assert!(
+            precheck(&foreign)
+                .unwrap_err()
+                .contains("imports 'acme:db/query', which the gateway does not offer")
+        );
+        let http = component(&["wasi:http/outgoing-handler@0.2.0"], None);
+        assert!(precheck(&http).unwrap_err().contains("outgoing HTTP"));
+    }
+
+    #[test]
+    fn contract_versions_the_host_does_not_speak_are_named() {
+        let future = component(
+            &["tollgate:plugin/host@0.9.0"],
+            Some("tollgate:plugin/guest@0.9.0"),
+        );
+        let why = precheck(&future).unwrap_err();
+        assert!(
+            why.contains("targets tollgate:plugin@0.9.0")
+                && why.contains("it speaks 0.4.0, 0.3.0, 0.2.0"),
+            "{why}"
+        );
+        let current = component(
+            &["tollgate:plugin/host@0.4.0"],
+            Some("tollgate:plugin/guest@0.4.0"),
+        );
+        assert_eq!(precheck(&current), Ok(()));
+        let no_guest = component(&["tollgate:plugin/host@0.4.0"], None);
+        assert!(
+            precheck(&no_guest)
+                .unwrap_err()
+                .contains("does not export tollgate:plugin/guest")
+        );
+    }
+
+    /// A component importing empty instances named `imports`, re-exporting the first as
+    /// `export`.
+    fn component(imports: &[&str], export: Option<&str>) -> Vec<u8> {
+        use wasm_encoder::{
+            Component, ComponentExportKind, ComponentExportSection, ComponentImportSection,
+            ComponentTypeRef, ComponentTypeSection, InstanceType,
+        };
+        let mut c = Component::new();
+        let mut types = ComponentTypeSection::new();
+        types.instance(&InstanceType::new());
+        c.section(&types);
+        let mut section = ComponentImportSection::new();
+        for name in imports {
+            section.import(*name, ComponentTypeRef::Instance(0));
+        }
+        c.section(&section);
+        if let Some(name) = export {
+            let mut exports = ComponentExportSection::new();
+            exports.export(name, ComponentExportKind::Instance, 0, None);
+            c.section(&exports);
+        }
+        c.finish()
     }
 
     #[test]

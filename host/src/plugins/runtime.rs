@@ -236,10 +236,11 @@ impl PluginRuntime {
             .compile_cached(&hash, bytes)
             .await
             .map_err(compile_err)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| compile_err(format!("{e:#}")))?;
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            compile_err(format!(
+                "cannot be linked: {e:#} (rebuild it against this gateway's wit/plugin.wit)"
+            ))
+        })?;
         let pre = GuestPre::new(instance_pre).map_err(|e| compile_err(format!("{e:#}")))?;
         let mut loaded = LoadedPlugin {
             info: PluginInfo {

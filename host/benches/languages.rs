@@ -1,0 +1,120 @@
+//! The same policy (`team-hours`: models per team, office hours, route and daily cap)
+//! written in Rust, Python (componentize-py) and JavaScript (componentize-js), side by
+//! side: the policy hook in a fresh instance and in a warm one (`reuse_instance`), and,
+//! printed before the runs, each component's size and compile time.
+//!
+//! Needs the plugins built (`make plugins`).
+
+mod support;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::plugin_path;
+use tollgate::plugins::{
+    CallEnv, Decision, Endpoint, PluginRuntime, RequestContext, SandboxLimits,
+};
+
+const CONFIG: &str = include_str!("../../plugins/team-hours/tests/config.json");
+
+fn context() -> RequestContext {
+    RequestContext {
+        request_id: "req_bench".into(),
+        trace_id: "req_bench".into(),
+        tenant: "acme".into(),
+        key_id: "key_bench".into(),
+        key_name: "bench".into(),
+        team: Some("engineering".into()),
+        user: Some("dev@acme.com".into()),
+        metadata: vec![("team".into(), "engineering".into())],
+        model: "claude-sonnet-4-5".into(),
+        endpoint: Endpoint::Messages,
+        stream: false,
+        max_tokens: Some(1024),
+        body_bytes: 100,
+        prompt_tokens_estimate: 25,
+        message_count: 1,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let exec = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    // Interpreters need more room than the 16 MiB / 5 ms default (see docs/plugins.md).
+    let limits = SandboxLimits {
+        deadline: Duration::from_millis(100),
+        memory_bytes: 48 << 20,
+    };
+    let rt = PluginRuntime::new(limits, 16, None).expect("runtime");
+    let ctx = context();
+    let body = Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#);
+    let mut group = c.benchmark_group("team_hours_policy");
+    for (lang, file) in [
+        ("rust", "team_hours"),
+        ("python", "team_hours_py"),
+        ("js", "team_hours_js"),
+    ] {
+        let path = plugin_path(file);
+        let size = std::fs::metadata(&path)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: build the plugins first (make plugins)",
+                    path.display()
+                )
+            })
+            .len();
+        let started = Instant::now();
+        let plugin = exec
+            .block_on(rt.load_file(lang, &path))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let compile = started.elapsed();
+        let prepared = exec
+            .block_on(rt.validate_config(&plugin, lang, CONFIG))
+            .expect("the example config is valid");
+        println!(
+            "team-hours ({lang}): component {:.1} MiB, compiled and described in {:.2} s",
+            size as f64 / f64::from(1 << 20),
+            compile.as_secs_f64()
+        );
+        let env = CallEnv {
+            label: Arc::from(lang),
+            config: Arc::from(CONFIG),
+            prepared,
+            body: body.clone(),
+            usage: None,
+            sandbox: None,
+            reuse: false,
+        };
+        match exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx)) {
+            Ok(Decision::Allow | Decision::AllowWith(_) | Decision::Deny(_)) => {}
+            Err(e) => panic!("{lang}: {e}"),
+        }
+        group.bench_function(format!("{lang} (fresh instance)"), |b| {
+            b.iter(|| {
+                exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx))
+                    .expect("call")
+            })
+        });
+        let warm = CallEnv {
+            reuse: true,
+            ..env.clone()
+        };
+        group.bench_function(format!("{lang} (warm instance)"), |b| {
+            b.iter(|| {
+                exec.block_on(rt.call_policy(&plugin, warm.clone(), &ctx))
+                    .expect("call")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(4));
+    targets = bench
+}
+criterion_main!(benches);
