@@ -163,6 +163,10 @@ pub use bindings::tollgate::plugin::types::{
 };
 pub use glob::glob_match;
 pub use guard::{MAX_ADDED_BYTES, MAX_EDITS};
+
+/// Most bytes of a prepared config the host keeps ([`Plugin::prepare`]); a larger one
+/// is dropped and the hooks parse the JSON config as without one.
+pub const MAX_PREPARED_BYTES: usize = 1 << 20;
 pub use request::Request;
 pub use tollgate_guest_macros::plugin;
 
@@ -265,8 +269,9 @@ pub trait Plugin: __private::PluginHooks + 'static {
     /// parsed and checked (compiled patterns, say); `None` (the default) keeps nothing.
     ///
     /// The host runs this once, when it checks a tenant's config, keeps the bytes (at
-    /// most 1 MiB) with the config, and hands them to every later call, so a fresh
-    /// instance skips the parse. Only this plugin's own output is ever handed back.
+    /// most [`MAX_PREPARED_BYTES`]; more is dropped) with the config, and hands them to
+    /// every later call, so a fresh instance skips the parse. Only this plugin's own
+    /// output is ever handed back.
     fn prepare(config: &Self::Config) -> Option<Vec<u8>> {
         let _ = config;
         None

@@ -116,7 +116,7 @@ fn bench(c: &mut Criterion) {
     let env = |plugin: &LoadedPlugin, name: &str, config: String| CallEnv {
         label: Arc::from(name),
         prepared: exec
-            .block_on(rt.validate_config(plugin, name, &config))
+            .block_on(rt.validate_config(plugin, name, &config, None))
             .expect("a valid config"),
         config: Arc::from(config.as_str()),
         body: Bytes::from(body.clone()),

@@ -72,7 +72,7 @@ fn bench(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("{e}"));
         let compile = started.elapsed();
         let prepared = exec
-            .block_on(rt.validate_config(&plugin, lang, CONFIG))
+            .block_on(rt.validate_config(&plugin, lang, CONFIG, None))
             .expect("the example config is valid");
         println!(
             "team-hours ({lang}): component {:.1} MiB, compiled and described in {:.2} s",

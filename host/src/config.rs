@@ -53,7 +53,8 @@ pub struct Config {
     pub plugin_dir: Option<PathBuf>,
     /// Where compiled plugins are kept between starts (default `<data_dir>/plugin-cache`).
     /// Gateways of one version may share it (files are written whole, then renamed);
-    /// only the gateway may write to it, since its files are loaded as machine code.
+    /// its files are loaded as machine code, so the gateway refuses a folder another
+    /// user owns or others may write to.
     #[serde(default)]
     pub plugin_cache_dir: Option<PathBuf>,
     /// Provider used when a tenant names none.

@@ -64,6 +64,7 @@ async fn build_chain(
     rt: &PluginRuntime,
     plugin_dir: &Path,
     t: &TenantConfig,
+    sandbox: &Arc<crate::plugins::TenantSandbox>,
 ) -> anyhow::Result<Vec<ConfiguredPlugin>> {
     let mut plugins = Vec::with_capacity(t.plugins.len());
     for (i, p) in t.plugins.iter().enumerate() {
@@ -79,7 +80,7 @@ async fn build_chain(
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
         let config = p.config_json();
         let prepared = rt
-            .validate_config(&loaded, &label, &config)
+            .validate_config(&loaded, &label, &config, Some(sandbox.clone()))
             .await
             .with_context(|| format!("tenant '{}' plugins[{i}]", t.id))?;
         tracing::info!(tenant = %t.id, plugin = %label, version = %loaded.info.version, contract = loaded.contract, hash = %&loaded.hash[..12], "plugin loaded");
@@ -93,6 +94,7 @@ async fn build_chain(
             response_stream: p.response_stream,
         });
     }
+    crate::plugins::budget_prepared(&t.id, &mut plugins);
     Ok(plugins)
 }
 
@@ -155,8 +157,9 @@ impl Gateway {
             store
                 .ensure_tenant(&t.id, t.name.as_deref().unwrap_or(&t.id))
                 .await?;
+            let sandbox = tenant_sandbox(&cfg.sandbox, Some(&t.sandbox));
             let pinned = Pinned {
-                plugins: build_chain(&plugins, &plugin_dir, t).await?,
+                plugins: build_chain(&plugins, &plugin_dir, t, &sandbox).await?,
                 allowed_providers: t.allowed_providers.clone(),
                 allowed_models: t.allowed_models.clone(),
                 source: "config".into(),
@@ -172,7 +175,7 @@ impl Gateway {
                 &Platform::default(),
                 Arc::new(pinned),
                 layer,
-                Some(tenant_sandbox(&cfg.sandbox, Some(&t.sandbox))),
+                Some(sandbox),
                 t.budget_admit.unwrap_or(cfg.budgets.admit),
             );
             runtimes.insert(t.id.clone(), Arc::new(rt));

@@ -68,7 +68,7 @@ export function checkAndKeep(plugin, json, host) {
   const config = checkConfig(plugin, json);
   if (plugin.prepare) {
     const data = plugin.prepare(config);
-    if (data !== undefined) host.keepPrepared(typeof data === 'string' ? new TextEncoder().encode(data) : data);
+    if (data != null) host.keepPrepared(typeof data === 'string' ? new TextEncoder().encode(data) : data);
   }
 }
 
@@ -86,7 +86,13 @@ function hookConfig(plugin, host) {
   let config;
   if (plugin.fromPrepared) {
     const data = host.prepared();
-    if (data.length > 0) config = plugin.fromPrepared(data);
+    try {
+      if (data.length > 0) config = plugin.fromPrepared(data) ?? undefined;
+    } catch (e) {
+      // A form it cannot read back: the JSON says the same, only slower.
+      host.log('warn', `plugin '${plugin.name}' could not read its prepared config: ${e.message}`);
+      config = undefined;
+    }
   }
   if (config === undefined) {
     try {

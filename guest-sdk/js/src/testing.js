@@ -35,6 +35,9 @@ const usageKey = (scope, value, period, window) => JSON.stringify([Scope.format(
  * `key_test`, model `claude-sonnet-4-5`, Messages endpoint, `max_tokens` 1024, one
  * message, no team or user, clock at 2026-01-01T00:00:00Z.
  */
+/** Most bytes of a prepared config the host keeps. */
+export const MAX_PREPARED_BYTES = 1 << 20;
+
 export class TestRequest {
   ctx = {
     requestId: 'req_test',
@@ -185,7 +188,8 @@ export class TestRequest {
         return this.#bodyText();
       },
       keepPrepared: (data) => {
-        this.#prepared = data;
+        // As the host: more than it keeps (1 MiB) is dropped, and hooks read the JSON.
+        if (data.length <= MAX_PREPARED_BYTES) this.#prepared = data;
       },
       prepared: () => this.#prepared,
       usage: (scope, value, period, window) => {

@@ -212,6 +212,12 @@ def validate_config(plugin: type[Plugin], text: str) -> Any:
 _cache: tuple[type, str, Any] | None = None
 
 
+def forget_config() -> None:
+    """Forgets the cached config, as a fresh instance starts (the test harness runs so)."""
+    global _cache
+    _cache = None
+
+
 class Misconfigured(Exception):
     """The config failed at request time (the host normally rejects it at startup)."""
 

@@ -156,8 +156,12 @@ class TestRequest:
         return json.dumps(body)
 
     def _start(self, plugin: type[Plugin], config: str | dict, hook: Hook) -> Request | None:
-        """Checks the config like the host does first; None when the plugin lacks the hook."""
+        """Checks the config like the host does first; None when the plugin lacks the hook.
+
+        Every run starts as a fresh instance does: nothing cached from the last one.
+        """
         self.logs, self.body_reads, self.usage_reads = [], 0, 0
+        sdk.forget_config()
         text = _json(config)
         error = validate(plugin, text)
         if error is not None:

@@ -109,8 +109,26 @@ class Denial:
     message: str
 
 
+class _Outcome:
+    """What the policy and budget outcomes share: allowed unless they carry a denial."""
+
+    denial: Denial | None
+    labels: list[Annotation]
+
+    @property
+    def is_allow(self) -> bool:
+        return self.denial is None
+
+    @property
+    def is_deny(self) -> bool:
+        return self.denial is not None
+
+    def annotation(self, key: str) -> str | None:
+        return _find(self.labels, key)
+
+
 @dataclass
-class Decision:
+class Decision(_Outcome):
     """The policy hook's outcome: allow (with labels) or deny."""
 
     denial: Denial | None = None
@@ -138,17 +156,6 @@ class Decision:
     def invalid(cls, message: str) -> Decision:
         """`400 invalid_request_error`: the request itself is wrong."""
         return cls.deny(400, "invalid_request_error", message)
-
-    @property
-    def is_allow(self) -> bool:
-        return self.denial is None
-
-    @property
-    def is_deny(self) -> bool:
-        return self.denial is not None
-
-    def annotation(self, key: str) -> str | None:
-        return _find(self.labels, key)
 
 
 @dataclass
@@ -304,7 +311,7 @@ class BudgetLimit:
 
 
 @dataclass
-class BudgetDecision:
+class BudgetDecision(_Outcome):
     """The budget hook's outcome: allow with limits (and a downgrade), or deny."""
 
     denial: Denial | None = None
@@ -340,17 +347,6 @@ class BudgetDecision:
     def label(self, key: str, value: str) -> BudgetDecision:
         self.labels.append(Annotation(key, value))
         return self
-
-    @property
-    def is_allow(self) -> bool:
-        return self.denial is None
-
-    @property
-    def is_deny(self) -> bool:
-        return self.denial is not None
-
-    def annotation(self, key: str) -> str | None:
-        return _find(self.labels, key)
 
 
 @dataclass

@@ -373,9 +373,14 @@ async fn build_plugins(
             .await
             .map_err(|e| format!("{at}: {e}"))?;
         let config = p.config.to_string();
+        // Under the tenant's limits (in its admin slot), as its calls will run.
+        let sandbox = match scope {
+            Scope::Tenant(id) => Some(state.admin_sandbox(id)),
+            Scope::Platform => None,
+        };
         let prepared = state
             .plugins
-            .validate_config(&loaded, &p.label, &config)
+            .validate_config(&loaded, &p.label, &config, sandbox)
             .await
             .map_err(|e| format!("{at}: {e}"))?;
         let configured = ConfiguredPlugin {
@@ -394,6 +399,11 @@ async fn build_plugins(
         }
         out.push(configured);
     }
+    let whose = match scope {
+        Scope::Tenant(id) => id.as_str(),
+        Scope::Platform => "platform",
+    };
+    crate::plugins::budget_prepared(whose, &mut out);
     Ok(out)
 }
 

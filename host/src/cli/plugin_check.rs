@@ -69,7 +69,7 @@ pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
         plugin.info.hooks,
         &plugin.hash[..16]
     );
-    let prepared = match rt.validate_config(&plugin, &label, &config).await {
+    let prepared = match rt.validate_config(&plugin, &label, &config, None).await {
         Ok(prepared) => prepared,
         Err(e) => {
             println!("config: REJECTED: {e}");

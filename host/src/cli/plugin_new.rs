@@ -168,6 +168,18 @@ fn find_sdk() -> Option<PathBuf> {
         .find(|g| g.join("Cargo.toml").is_file() && g.join("python").is_dir())
 }
 
+/// `path` as one word of a `sh -c` command: as is when it is plain, else single-quoted.
+fn quote(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 /// `my-policy` → `MyPolicy`.
 fn type_name(name: &str) -> String {
     name.split('-')
@@ -387,12 +399,8 @@ impl Project<'_> {
         let wasm = format!("build/{}.wasm", n.replace('-', "_"));
         let build = format!(
             "componentize-py -d {} -w plugin componentize app -p . -p {} -o {wasm}",
-            self.sdk
-                .parent()
-                .unwrap_or(self.sdk)
-                .join("wit/plugin.wit")
-                .display(),
-            self.sdk.join("python").display()
+            quote(&self.sdk.parent().unwrap_or(self.sdk).join("wit/plugin.wit")),
+            quote(&self.sdk.join("python"))
         );
         let mut imports = vec!["Fields", "Plugin", "export"];
         let (mut fields, mut known, mut parse, mut hooks) =
@@ -481,7 +489,7 @@ impl Project<'_> {
         let wasm = format!("build/{}.wasm", n.replace('-', "_"));
         let build = format!(
             "node {} . {wasm}",
-            self.sdk.join("js/scripts/build-plugin.js").display()
+            quote(&self.sdk.join("js/scripts/build-plugin.js"))
         );
         let mut imports = vec!["definePlugin"];
         let (mut known, mut parse, mut hooks) = (Vec::new(), String::new(), String::new());
@@ -539,5 +547,25 @@ impl Project<'_> {
                 deadline_ms: Some(50),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_for_the_shell_only_when_needed() {
+        assert_eq!(
+            quote(Path::new("/work/guest-sdk/python")),
+            "/work/guest-sdk/python"
+        );
+        assert_eq!(quote(Path::new("/home/a b/it's")), r"'/home/a b/it'\''s'");
+    }
+
+    #[test]
+    fn names_become_type_names() {
+        assert_eq!(type_name("model-guard"), "ModelGuard");
+        assert_eq!(type_name("a2-b"), "A2B");
     }
 }

@@ -13,7 +13,7 @@ use crate::guard::RequestText;
 use crate::ledger::{Admit, Amount, Ledger, RequestScopes};
 use crate::metadata::Metadata;
 use crate::plugins::{
-    CallEnv, Decision, LoadedPlugin, PluginError, PluginRuntime, RequestContext, RouteTarget,
+    CallEnv, Decision, Hook, LoadedPlugin, PluginError, PluginRuntime, RequestContext, RouteTarget,
     Subject, UsageView, wit,
 };
 use anyhow::Context as _;
@@ -144,6 +144,20 @@ struct ExpectLimit {
     limit: Option<f64>,
 }
 
+impl Expect {
+    fn checks_something(&self) -> bool {
+        self.decision.is_some()
+            || self.status.is_some()
+            || self.error_type.is_some()
+            || self.message.is_some()
+            || self.labels.is_some()
+            || self.route.is_some()
+            || self.strategy.is_some()
+            || self.no_route
+            || self.limits.is_some()
+    }
+}
+
 impl ExpectLimit {
     fn describe(&self) -> String {
         let parts = [
@@ -251,22 +265,11 @@ impl std::fmt::Display for Outcome {
 }
 
 fn metric_name(m: wit::Metric) -> &'static str {
-    match m {
-        wit::Metric::Cost => "cost",
-        wit::Metric::Tokens => "tokens",
-        wit::Metric::Requests => "requests",
-    }
+    crate::ledger::Metric::from(m).as_str()
 }
 
 fn period_name(p: wit::Period) -> &'static str {
-    match p {
-        wit::Period::Minute => "minute",
-        wit::Period::Hour => "hour",
-        wit::Period::Day => "day",
-        wit::Period::Week => "week",
-        wit::Period::Month => "month",
-        wit::Period::Total => "total",
-    }
+    crate::ledger::Period::from(p).as_str()
 }
 
 fn scope_name(s: &wit::Scope) -> String {
@@ -449,6 +452,10 @@ async fn run_case(
     dir: &Path,
 ) -> anyhow::Result<(CaseHook, Option<String>)> {
     let e = &case.expect;
+    anyhow::ensure!(
+        e.checks_something(),
+        "expect: says nothing to check (set decision, message, route, no_route, limits, ...)"
+    );
     let hook = match &case.hook {
         Some(h) => CaseHook::parse(h).with_context(|| {
             format!("hook: unknown '{h}' (policy, route, budget, inspect-request, validate)")
@@ -462,15 +469,19 @@ async fn run_case(
         None => file_config.unwrap_or("{}").to_string(),
     };
     let label = plugin.info.name.clone();
-    let prepared = match rt.validate_config(plugin, &label, &config).await {
+    let prepared = match rt.validate_config(plugin, &label, &config, None).await {
         Ok(prepared) => prepared,
-        Err(PluginError::InvalidConfig { message, .. }) => {
+        Err(PluginError::InvalidConfig { message, .. }) if hook == CaseHook::Validate => {
             let got = Outcome {
                 decision: "deny".into(),
                 message: Some(message),
                 ..Outcome::default()
             };
             return Ok((hook, compare(e, &got, hook)));
+        }
+        // A refused config is never a hook's denial: the gateway would not start it.
+        Err(PluginError::InvalidConfig { message, .. }) => {
+            return Ok((hook, Some(format!("the config was refused: {message}"))));
         }
         Err(other) => return Err(other.into()),
     };
@@ -485,6 +496,25 @@ async fn run_case(
                 },
                 hook,
             ),
+        ));
+    }
+    let declared = match hook {
+        CaseHook::Validate => None,
+        CaseHook::Policy => Some(Hook::Policy),
+        CaseHook::Route => Some(Hook::Route),
+        CaseHook::Budget => Some(Hook::Budget),
+        CaseHook::InspectRequest => Some(Hook::InspectRequest),
+    };
+    if let Some(h) = declared
+        && !plugin.info.hooks.contains(&h)
+    {
+        return Ok((
+            hook,
+            Some(format!(
+                "the plugin does not declare the {} hook (its describe lists {:?}), so the gateway never calls it",
+                hook.name(),
+                plugin.info.hooks
+            )),
         ));
     }
     let (ctx, body) = case.request.build()?;

@@ -115,19 +115,33 @@ impl Sample {
 /// Compiled components are cached in the user's cache folder, so a second run of a
 /// large (Python, JavaScript) component starts at once.
 pub fn runtime(memory_mib: Option<u64>, deadline_ms: Option<u64>) -> anyhow::Result<PluginRuntime> {
+    if let Some(m) = memory_mib {
+        anyhow::ensure!(
+            (1..=4096).contains(&m),
+            "memory_mib (--memory-mib or tollgate-plugin.toml): must be between 1 and 4096"
+        );
+    }
+    if let Some(d) = deadline_ms {
+        anyhow::ensure!(
+            (1..=60_000).contains(&d),
+            "deadline_ms (--deadline-ms or tollgate-plugin.toml): must be between 1 and 60000"
+        );
+    }
     let cfg = crate::config::Config::parse("", "defaults").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let limits = SandboxLimits {
+        deadline: std::time::Duration::from_millis(deadline_ms.unwrap_or(cfg.sandbox.deadline_ms)),
+        memory_bytes: (memory_mib.unwrap_or(cfg.sandbox.memory_mib) as usize) << 20,
+    };
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
         .map(|c| c.join("tollgate").join("plugin-cache"));
-    PluginRuntime::new(
-        SandboxLimits {
-            deadline: std::time::Duration::from_millis(
-                deadline_ms.unwrap_or(cfg.sandbox.deadline_ms),
-            ),
-            memory_bytes: (memory_mib.unwrap_or(cfg.sandbox.memory_mib) as usize) << 20,
-        },
-        4,
-        cache,
-    )
+    match PluginRuntime::new(limits, 4, cache) {
+        Ok(rt) => Ok(rt),
+        // No usable cache (a read-only home, say): compile every time instead.
+        Err(e) => {
+            eprintln!("warning: {e:#}; compiling without a cache");
+            PluginRuntime::new(limits, 4, None)
+        }
+    }
 }

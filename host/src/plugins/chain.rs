@@ -33,6 +33,29 @@ pub struct ConfiguredPlugin {
     pub response_stream: StreamMode,
 }
 
+/// Prepared configs one chain keeps in all: one entry may keep up to 1 MiB
+/// ([`super::sandbox::MAX_PREPARED_BYTES`]), and a bundle may repeat a small component
+/// many times, so the chain's total is bounded too.
+pub const MAX_PREPARED_PER_CHAIN: usize = 4 << 20;
+
+/// Drops the prepared configs of `chain`'s entries past [`MAX_PREPARED_PER_CHAIN`] in
+/// all (those entries parse their config per call instead).
+pub fn budget_prepared(whose: &str, chain: &mut [ConfiguredPlugin]) {
+    let mut total = 0usize;
+    for p in chain {
+        total = total.saturating_add(p.prepared.len());
+        if total > MAX_PREPARED_PER_CHAIN && !p.prepared.is_empty() {
+            tracing::warn!(
+                tenant = whose,
+                plugin = %p.label,
+                "the chain's prepared configs are over {MAX_PREPARED_PER_CHAIN} bytes in all: this plugin will parse its config per call"
+            );
+            total -= p.prepared.len();
+            p.prepared = Bytes::new();
+        }
+    }
+}
+
 impl ConfiguredPlugin {
     /// What a call of this plugin runs with.
     fn env(

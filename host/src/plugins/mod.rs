@@ -23,7 +23,8 @@ pub use bindings::{
     Decision, Endpoint, Hook, PluginInfo, RequestContext, RoutePlan, RouteTarget, Strategy, wit,
 };
 pub use chain::{
-    BudgetOutcome, ChainOutcome, ConfiguredPlugin, Inspection, PolicyChain, RouteOutcome,
+    BudgetOutcome, ChainOutcome, ConfiguredPlugin, Inspection, MAX_PREPARED_PER_CHAIN, PolicyChain,
+    RouteOutcome, budget_prepared,
 };
 pub use compile::{
     CompileBudget, CompileFailure, Compiler, compile_to_artifact, precheck, run_worker,

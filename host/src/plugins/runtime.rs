@@ -158,7 +158,7 @@ impl PluginRuntime {
         super::abi::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         if let Some(dir) = &cache_dir {
-            std::fs::create_dir_all(dir)?;
+            private_dir(dir)?;
         }
         Ok(Self {
             engine,
@@ -283,46 +283,56 @@ impl PluginRuntime {
         Ok(loaded)
     }
 
-    /// Asks the plugin whether `config` (JSON) is acceptable, and returns what it kept
-    /// for later calls with that config (`keep-prepared`; empty when nothing).
+    /// Asks the plugin whether `config` (JSON) is acceptable, under `sandbox` (the
+    /// tenant's limits; `None`: the gateway's), and returns what it kept for later calls
+    /// with that config (`keep-prepared`): empty when nothing, or when it kept more than
+    /// [`MAX_PREPARED_BYTES`] (its calls then read the JSON, as without a prepared form).
     pub async fn validate_config(
         &self,
         plugin: &LoadedPlugin,
         label: &str,
         config: &str,
+        sandbox: Option<Arc<TenantSandbox>>,
     ) -> Result<Bytes, PluginError> {
+        let env = CallEnv {
+            label: Arc::from(plugin.info.name.as_str()),
+            config: config.into(),
+            prepared: Bytes::new(),
+            body: Bytes::new(),
+            usage: None,
+            sandbox,
+            reuse: false,
+        };
         let (res, kept) = self
-            .call(
-                plugin,
-                config.into(),
-                Bytes::new(),
-                "validate-config".into(),
-                async |p, s| {
-                    s.data_mut().keeping = Some(Kept::Nothing);
-                    let res = p.validate_config(s, config).await?;
-                    Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
-                },
-            )
+            .call_labelled(plugin, env, "validate-config".into(), None, async |p, s| {
+                s.data_mut().keeping = Some(Kept::Nothing);
+                let res = p.validate_config(s, config).await?;
+                Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
+            })
             .await
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
                 failure,
             })?;
-        let invalid = |mut message: String| {
+        res.map_err(|mut message| {
             super::output::truncate(&mut message, self.output.max_message_bytes);
             PluginError::InvalidConfig {
                 plugin: label.to_string(),
                 message,
             }
-        };
-        res.map_err(invalid)?;
-        match kept {
-            Kept::Nothing => Ok(Bytes::new()),
-            Kept::Data(data) => Ok(data),
-            Kept::TooLarge(n) => Err(invalid(format!(
-                "the plugin prepared {n} bytes from this config; the host keeps at most {MAX_PREPARED_BYTES}"
-            ))),
-        }
+        })?;
+        Ok(match kept {
+            Kept::Nothing => Bytes::new(),
+            Kept::Data(data) => data,
+            Kept::TooLarge(n) => {
+                tracing::warn!(
+                    plugin = %label,
+                    bytes = n,
+                    "plugin prepared more than the host keeps ({MAX_PREPARED_BYTES} bytes): its calls will parse the config"
+                );
+                Bytes::new()
+            }
+        })
     }
 
     /// Runs the policy hook in a fresh, bounded instance.
@@ -651,7 +661,33 @@ fn load_artifact(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
     // this is called on was written by `Component::serialize` of an engine with the
     // same compatibility hash (it is part of the file's name): by this process, or by
     // its compile worker, which is this binary with the same settings and renames its
-    // artifact into place only once it is whole. The cache directory is the gateway's
-    // own data directory, which nothing else writes.
+    // artifact into place only once it is whole. The cache directory is checked at
+    // start to be writable by this user only ([`private_dir`]).
     unsafe { Component::deserialize_file(engine, file) }
+}
+
+/// Creates the compiled-plugin cache `dir` (mode 0700) if needed, and refuses one that
+/// another user owns or others may write to: its files are loaded as machine code.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("plugin cache {}: {e}", dir.display()))?;
+    let meta = std::fs::metadata(dir)?;
+    let mine = meta.uid() == rustix::process::geteuid().as_raw();
+    if !mine || meta.mode() & 0o022 != 0 {
+        anyhow::bail!(
+            "plugin cache {}: {} (compiled plugins are loaded from it as machine code): \
+             use a folder only the gateway's user can write (plugin_cache_dir), or `chmod go-w` it",
+            dir.display(),
+            if mine {
+                "group or others may write to it"
+            } else {
+                "another user owns it"
+            }
+        );
+    }
+    Ok(())
 }

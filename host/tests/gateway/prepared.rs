@@ -1,48 +1,62 @@
 //! Prepared configs: what a plugin keeps when the host checks its config reaches every
-//! later call of that tenant's plugin, and only that; more than the host keeps refuses
-//! the config.
+//! later call of that tenant's plugin (fresh or warm), and no other tenant's; more than
+//! the host keeps is dropped, and the plugin reads its JSON instead.
 
 use crate::support::{MockUpstream, TestGateway, ask, json_body, provider, request_id};
 use serde_json::Value;
 use tollgate::mock::Flavor;
 
-fn tenant(id: &str, mode: &str, size: u32) -> String {
+fn tenant(id: &str, size: u32, extra: &str) -> String {
     format!(
         r#"
 [[tenants]]
 id = "{id}"
+# Room to copy and parse a megabyte in every hook, on a loaded machine too.
+sandbox = {{ deadline_ms = 1000, memory_mib = 32 }}
 [[tenants.plugins]]
 name = "hostile"
-config = {{ mode = "{mode}", size = {size} }}
+config = {{ mode = "prepared-probe", size = {size} }}
+{extra}
 "#
     )
 }
 
-/// The `prepared.bytes` label of the request's log row.
-async fn prepared_label(gw: &TestGateway, id: &str) -> Value {
-    let row = gw.wait_log(id).await;
-    let labels = &row["decisions"][0]["annotations"];
-    labels
+/// A decision's `prepared.bytes` label (null when it has none).
+fn prepared_of(decision: &Value) -> Value {
+    decision["annotations"]
         .as_array()
         .and_then(|a| a.iter().find(|l| l[0] == "prepared.bytes"))
-        .map(|l| l[1].clone())
-        .unwrap_or_else(|| panic!("no prepared.bytes label in {row}"))
+        .map_or(Value::Null, |l| l[1].clone())
+}
+
+/// The `prepared.bytes` label of the request's log row.
+async fn prepared_label(gw: &TestGateway, id: &str) -> Value {
+    prepared_of(&gw.wait_log(id).await["decisions"][0])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_call_reads_back_what_its_config_check_kept() {
+async fn each_call_reads_back_what_its_own_config_check_kept() {
     let up = MockUpstream::start("up", Flavor::Anthropic, None).await;
     let mut cfg = format!(
         "default_provider = \"up\"\n{}",
         provider("up", "anthropic", &up.url)
     );
-    cfg.push_str(&tenant("small", "prepared-probe", 500));
-    cfg.push_str(&tenant("large", "prepared-probe", 1 << 20));
-    cfg.push_str(&tenant("none", "allow", 500));
+    cfg.push_str(&tenant("small", 500, ""));
+    cfg.push_str(&tenant("other", 700, ""));
+    cfg.push_str(&tenant("warm", 900, "reuse_instance = true"));
+    cfg.push_str(&tenant("large", 1 << 20, ""));
+    // One byte more than the host keeps: dropped, so the calls parse the JSON.
+    cfg.push_str(&tenant("over", (1 << 20) + 1, ""));
     let gw = TestGateway::start("prepared", &cfg).await;
-    for (tenant, expected) in [("small", "500"), ("large", "1048576")] {
+    for (tenant, expected) in [
+        ("small", "500"),
+        ("other", "700"),
+        ("warm", "900"),
+        ("large", "1048576"),
+        ("over", "none"),
+    ] {
         let key = gw.key(tenant).await;
-        for _ in 0..2 {
+        for _ in 0..3 {
             let resp = gw.messages(&key, ask("hi")).await;
             assert_eq!(resp.status(), 200, "{tenant}");
             let id = request_id(&resp);
@@ -53,16 +67,32 @@ async fn each_call_reads_back_what_its_config_check_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn more_than_the_host_keeps_refuses_the_config() {
-    let why = TestGateway::refused(
-        "prepared-big",
-        &tenant("big", "prepared-probe", (1 << 20) + 1),
-    )
-    .await;
-    assert!(
-        why.contains(
-            "the plugin prepared 1048577 bytes from this config; the host keeps at most 1048576"
-        ),
-        "{why}"
+async fn a_chain_keeps_at_most_four_mib_of_prepared_configs() {
+    let up = MockUpstream::start("up", Flavor::Anthropic, None).await;
+    let entry = "[[tenants.plugins]]\nname = \"hostile\"\nconfig = { mode = \"prepared-probe\", size = 1048576 }\n";
+    let cfg = format!(
+        "default_provider = \"up\"\n{}\n[[tenants]]\nid = \"many\"\nsandbox = {{ deadline_ms = 1000, memory_mib = 32 }}\n{}",
+        provider("up", "anthropic", &up.url),
+        entry.repeat(5)
+    );
+    let gw = TestGateway::start("prepared-chain", &cfg).await;
+    let key = gw.key("many").await;
+    let resp = gw.messages(&key, ask("hi")).await;
+    let status = resp.status();
+    let id = request_id(&resp);
+    let body: Value = json_body(resp).await;
+    assert_eq!(status, 200, "{body}");
+    let row = gw.wait_log(&id).await;
+    let seen: Vec<Value> = row["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .take(5) // the policy calls, one per entry
+        .map(prepared_of)
+        .collect();
+    assert_eq!(
+        seen,
+        ["1048576", "1048576", "1048576", "1048576", "none"],
+        "{row}"
     );
 }

@@ -169,6 +169,15 @@ impl BothApis {
     }
 }
 
+/// `body` with what the harness adds: a listener, the data dir and the plugin dir.
+fn config_text(dir: &TempDir, body: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugin_dir = {:?}\n{body}\n",
+        dir.0.join("data").display().to_string(),
+        plugin_dir().display().to_string(),
+    )
+}
+
 /// A gateway served in process.
 pub struct TestGateway {
     /// Base URL of its listener.
@@ -185,32 +194,13 @@ impl TestGateway {
     /// section); the harness adds the data dir, the plugin dir and a fast log flush.
     pub async fn start(label: &str, body: &str) -> Self {
         let dir = TempDir::new(label);
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugin_dir = {:?}\n{body}\n",
-            dir.0.join("data").display().to_string(),
-            plugin_dir().display().to_string(),
-        );
+        let text = config_text(&dir, body);
         let text = if text.contains("[logs]") {
             text
         } else {
             format!("{text}\n[logs]\nflush_ms = 20\n")
         };
         Self::serve(dir, text).await
-    }
-
-    /// Why a gateway on `body` does not build (it must not).
-    pub async fn refused(label: &str, body: &str) -> String {
-        let dir = TempDir::new(label);
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\nplugin_dir = {:?}\n{body}\n",
-            dir.0.join("data").display().to_string(),
-            plugin_dir().display().to_string(),
-        );
-        let cfg = Config::parse(&text, "in-process test config").expect("valid test config");
-        match Gateway::build(cfg, ADMIN.into()).await {
-            Ok(_) => panic!("the gateway should refuse this config"),
-            Err(e) => format!("{e:#}"),
-        }
     }
 
     async fn serve(dir: TempDir, config: String) -> Self {

@@ -75,7 +75,7 @@ pub struct Span {
 
 impl Span {
     fn range(self) -> std::ops::Range<usize> {
-        self.at as usize..self.at as usize + self.len as usize
+        self.at as usize..(self.at as usize).saturating_add(self.len as usize)
     }
 }
 
@@ -89,7 +89,7 @@ pub struct Run {
 impl Run {
     /// Indexes of the run.
     pub fn range(self) -> std::ops::Range<usize> {
-        self.at as usize..self.at as usize + self.len as usize
+        self.at as usize..(self.at as usize).saturating_add(self.len as usize)
     }
 
     /// Entries in the run.
@@ -114,7 +114,9 @@ impl<'a> SetRef<'a> {
     /// The strings.
     pub fn iter(self) -> impl Iterator<Item = &'a [u8]> + 'a {
         let lits = self.lits;
-        self.spans.iter().map(move |s| &lits[s.range()])
+        self.spans
+            .iter()
+            .map(move |s| lits.get(s.range()).unwrap_or_default())
     }
 
     /// How many strings.
