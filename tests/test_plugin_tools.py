@@ -6,6 +6,11 @@ components are refused with what to do."""
 from __future__ import annotations
 
 import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
 
 from conftest import PLUGIN_DIR, ROOT, tollgate
 
@@ -76,3 +81,19 @@ def test_bad_components_are_refused_with_what_to_do(tmp_path):
     config.write_text(json.dumps({"teams": {}}))
     out = tollgate("plugin", "check", str(TEAM_HOURS), "--config", str(config), "--request", str(request))
     assert out.returncode == 1 and "config: REJECTED" in out.stdout and "teams: must list at least one team" in out.stdout
+
+
+@pytest.mark.parametrize("lang", ["python", "js", "rust"])
+def test_a_new_project_with_every_hook_builds_and_passes_its_cases(tmp_path, lang):
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])}
+    out = tollgate("plugin", "new", "cap-all", "--lang", lang, "--hook", "policy,route,budget",
+                   "--dir", str(tmp_path / "cap-all"), env=env)
+    assert out.returncode == 0, out.stderr
+    out = tollgate("plugin", "build", str(tmp_path / "cap-all"), env=env, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = tollgate("plugin", "test", str(tmp_path / "cap-all"), env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # the config accepted and one refused, policy x2, route x2, budget x2
+    assert "8 passed, 0 failed" in out.stdout, out.stdout
+    for hook in ("policy", "route", "budget"):
+        assert f" {hook} " in out.stdout

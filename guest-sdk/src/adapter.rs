@@ -133,7 +133,10 @@ fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<Rc<P::Config>> {
     // What the plugin prepared when the host checked this same config, if it can read
     // it back; else the JSON is parsed and checked again.
     let prepared = host.prepared();
-    let config = match P::from_prepared(&prepared).filter(|_| !prepared.is_empty()) {
+    let read_back = (!prepared.is_empty())
+        .then(|| P::from_prepared(&prepared))
+        .flatten();
+    let config = match read_back {
         Some(c) => Ok(c),
         None => validate_config::<P>(&json),
     };

@@ -142,7 +142,7 @@ pub(super) enum Kept {
     Nothing,
     /// The prepared form.
     Data(Bytes),
-    /// More than [`MAX_PREPARED_BYTES`]; the config is refused.
+    /// More than [`MAX_PREPARED_BYTES`]: dropped, and the calls parse the JSON.
     TooLarge(usize),
 }
 
