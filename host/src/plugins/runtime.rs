@@ -691,3 +691,32 @@ fn private_dir(dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::private_dir;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_plugin_cache_must_be_private() {
+        let base = std::env::temp_dir().join(format!(
+            "tollgate-cache-test-{}",
+            crate::ids::random_token(8)
+        ));
+        let dir = base.join("nested/plugin-cache");
+        private_dir(&dir).expect("created");
+        let mode = std::fs::metadata(&dir)
+            .expect("exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let why = private_dir(&dir)
+            .expect_err("group/world-writable")
+            .to_string();
+        assert!(why.contains("group or others may write to it"), "{why}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        private_dir(&dir).expect("read-only for others is fine");
+        let _ = std::fs::remove_dir_all(base);
+    }
+}
