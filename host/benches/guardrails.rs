@@ -10,32 +10,10 @@ mod support;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
-use support::plugin_path;
+use support::{context, plugin_path};
 use tollgate::api::Api;
 use tollgate::guard::{AnswerText, Guarded, RequestText};
-use tollgate::plugins::{
-    CallEnv, Endpoint, LoadedPlugin, PluginRuntime, RequestContext, SandboxLimits, Subject, wit,
-};
-
-fn context(body: &[u8]) -> RequestContext {
-    RequestContext {
-        request_id: "req_bench".into(),
-        trace_id: "req_bench".into(),
-        tenant: "acme".into(),
-        key_id: "key_bench".into(),
-        key_name: "bench".into(),
-        team: Some("engineering".into()),
-        user: Some("dev@acme.com".into()),
-        metadata: vec![("team".into(), "engineering".into())],
-        model: "claude-sonnet-4-5".into(),
-        endpoint: Endpoint::Messages,
-        stream: false,
-        max_tokens: Some(1024),
-        body_bytes: body.len() as u32,
-        prompt_tokens_estimate: (body.len() / 4) as u32,
-        message_count: 3,
-    }
-}
+use tollgate::plugins::{CallEnv, LoadedPlugin, PluginRuntime, SandboxLimits, Subject, wit};
 
 /// A 4 KiB conversation of ordinary support-desk prose with a handful of things a
 /// guardrail should find (two e-mail addresses, a phone number, a card number, an IP
@@ -104,7 +82,7 @@ fn bench(c: &mut Criterion) {
         .expect("tokio");
     let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
     let body = body_4k();
-    let ctx = context(body.as_bytes());
+    let ctx = context(body.as_bytes(), 3);
     let text = RequestText::parse(Api::Anthropic, body.as_bytes()).expect("a body");
     let convo = text.conversation().clone();
     let bytes: usize = convo.parts.iter().map(|p| p.text.len()).sum();

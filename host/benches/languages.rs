@@ -11,32 +11,10 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::plugin_path;
-use tollgate::plugins::{
-    CallEnv, Decision, Endpoint, PluginRuntime, RequestContext, SandboxLimits,
-};
+use support::{context, fresh_and_warm, plugin_path};
+use tollgate::plugins::{CallEnv, Decision, PluginRuntime, SandboxLimits};
 
 const CONFIG: &str = include_str!("../../plugins/team-hours/tests/config.json");
-
-fn context() -> RequestContext {
-    RequestContext {
-        request_id: "req_bench".into(),
-        trace_id: "req_bench".into(),
-        tenant: "acme".into(),
-        key_id: "key_bench".into(),
-        key_name: "bench".into(),
-        team: Some("engineering".into()),
-        user: Some("dev@acme.com".into()),
-        metadata: vec![("team".into(), "engineering".into())],
-        model: "claude-sonnet-4-5".into(),
-        endpoint: Endpoint::Messages,
-        stream: false,
-        max_tokens: Some(1024),
-        body_bytes: 100,
-        prompt_tokens_estimate: 25,
-        message_count: 1,
-    }
-}
 
 fn bench(c: &mut Criterion) {
     let exec = tokio::runtime::Builder::new_current_thread()
@@ -49,8 +27,8 @@ fn bench(c: &mut Criterion) {
         memory_bytes: 48 << 20,
     };
     let rt = PluginRuntime::new(limits, 16, None).expect("runtime");
-    let ctx = context();
     let body = Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#);
+    let ctx = context(&body, 1);
     let mut group = c.benchmark_group("team_hours_policy");
     for (lang, file) in [
         ("rust", "team_hours"),
@@ -92,22 +70,18 @@ fn bench(c: &mut Criterion) {
             Ok(Decision::Allow | Decision::AllowWith(_) | Decision::Deny(_)) => {}
             Err(e) => panic!("{lang}: {e}"),
         }
-        group.bench_function(format!("{lang} (fresh instance)"), |b| {
-            b.iter(|| {
-                exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx))
+        fresh_and_warm(
+            &mut group,
+            (
+                format!("{lang} (fresh instance)"),
+                format!("{lang} (warm instance)"),
+            ),
+            &env,
+            |env| {
+                exec.block_on(rt.call_policy(&plugin, env, &ctx))
                     .expect("call")
-            })
-        });
-        let warm = CallEnv {
-            reuse: true,
-            ..env.clone()
-        };
-        group.bench_function(format!("{lang} (warm instance)"), |b| {
-            b.iter(|| {
-                exec.block_on(rt.call_policy(&plugin, warm.clone(), &ctx))
-                    .expect("call")
-            })
-        });
+            },
+        );
     }
     group.finish();
 }

@@ -8,7 +8,7 @@ mod support;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
-use support::plugin_path;
+use support::{fresh_and_warm, plugin_path};
 use tollgate::plugins::{
     CallEnv, Decision, Endpoint, PluginRuntime, RequestContext, RouteTarget, SandboxLimits, wit,
 };
@@ -73,23 +73,15 @@ fn bench(c: &mut Criterion) {
             Ok(Decision::Allow | Decision::AllowWith(_)) => {}
             other => panic!("{name} should allow the bench request: {other:?}"),
         }
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx))
+        fresh_and_warm(
+            &mut group,
+            (name.to_string(), format!("{name} (warm)")),
+            &env,
+            |env| {
+                exec.block_on(rt.call_policy(&plugin, env, &ctx))
                     .expect("call")
-            })
-        });
-        // The same call in a warm instance (`reuse_instance = true`).
-        let warm = CallEnv {
-            reuse: true,
-            ..env.clone()
-        };
-        group.bench_function(format!("{name} (warm)"), |b| {
-            b.iter(|| {
-                exec.block_on(rt.call_policy(&plugin, warm.clone(), &ctx))
-                    .expect("call")
-            })
-        });
+            },
+        );
     }
     group.finish();
 

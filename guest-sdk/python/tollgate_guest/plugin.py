@@ -241,13 +241,19 @@ def _misconfigured(plugin: type[Plugin]) -> str:
     return f"plugin '{plugin.NAME}' is misconfigured; contact the gateway administrator"
 
 
-def run_policy(plugin: type[Plugin], req: Request) -> Decision:
-    """A config failing at request time denies `500 api_error`; the detail goes to the log."""
+def _refusing(plugin: type[Plugin], req: Request, outcome, hook):
+    """`hook(instance, config)`, or a `500 api_error` denial of type `outcome` when the
+    config fails at request time (the detail goes to the log): an unchecked policy,
+    budget or guardrail must not let the request through."""
     try:
         config = hook_config(plugin, req.host)
     except Misconfigured:
-        return Decision.deny(500, "api_error", _misconfigured(plugin))
-    return plugin().policy(config, req)
+        return outcome.deny(500, "api_error", _misconfigured(plugin))
+    return hook(plugin(), config)
+
+
+def run_policy(plugin: type[Plugin], req: Request) -> Decision:
+    return _refusing(plugin, req, Decision, lambda p, c: p.policy(c, req))
 
 
 def run_route(plugin: type[Plugin], req: Request) -> RoutePlan | None:
@@ -257,25 +263,12 @@ def run_route(plugin: type[Plugin], req: Request) -> RoutePlan | None:
 
 
 def run_budget(plugin: type[Plugin], req: Request, target: Target) -> BudgetDecision:
-    """An unchecked budget must not let spend through: a bad config denies `500`."""
-    try:
-        config = hook_config(plugin, req.host)
-    except Misconfigured:
-        return BudgetDecision.deny(500, "api_error", _misconfigured(plugin))
-    return plugin().budget(config, req, target)
+    return _refusing(plugin, req, BudgetDecision, lambda p, c: p.budget(c, req, target))
 
 
 def run_inspect_request(plugin: type[Plugin], req: Request, conversation: Conversation) -> Verdict:
-    try:
-        config = hook_config(plugin, req.host)
-    except Misconfigured:
-        return Verdict.deny(500, "api_error", _misconfigured(plugin))
-    return plugin().inspect_request(config, req, conversation)
+    return _refusing(plugin, req, Verdict, lambda p, c: p.inspect_request(c, req, conversation))
 
 
 def run_inspect_response(plugin: type[Plugin], req: Request, answer: Answer) -> Verdict:
-    try:
-        config = hook_config(plugin, req.host)
-    except Misconfigured:
-        return Verdict.deny(500, "api_error", _misconfigured(plugin))
-    return plugin().inspect_response(config, req, answer)
+    return _refusing(plugin, req, Verdict, lambda p, c: p.inspect_response(c, req, answer))

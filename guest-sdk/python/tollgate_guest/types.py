@@ -115,6 +115,10 @@ class _Outcome:
     denial: Denial | None
     labels: list[Annotation]
 
+    @classmethod
+    def deny(cls, status: int, error_type: str, message: str):
+        return cls(denial=Denial(status, error_type, message))
+
     @property
     def is_allow(self) -> bool:
         return self.denial is None
@@ -142,10 +146,6 @@ class Decision(_Outcome):
     def allow_with(cls, labels) -> Decision:
         """Allows, recording labels (`Annotation`s, `(key, value)` pairs or a dict) in the log row."""
         return cls(labels=_labels(labels))
-
-    @classmethod
-    def deny(cls, status: int, error_type: str, message: str) -> Decision:
-        return cls(denial=Denial(status, error_type, message))
 
     @classmethod
     def forbid(cls, message: str) -> Decision:
@@ -322,10 +322,6 @@ class BudgetDecision(_Outcome):
     @classmethod
     def allow(cls, limits=(), *, downgrade: Target | None = None, labels=()) -> BudgetDecision:
         return cls(limits=list(limits), downgrade=downgrade, labels=_labels(labels))
-
-    @classmethod
-    def deny(cls, status: int, error_type: str, message: str) -> BudgetDecision:
-        return cls(denial=Denial(status, error_type, message))
 
     @classmethod
     def rate_limited(cls, message: str) -> BudgetDecision:

@@ -1,6 +1,12 @@
 //! What the plugin benches share.
 
+// Each bench uses part of it.
+#![allow(dead_code)]
+
+use criterion::BenchmarkGroup;
+use criterion::measurement::Measurement;
 use std::path::PathBuf;
+use tollgate::plugins::{CallEnv, Endpoint, RequestContext};
 
 /// A first-party plugin's component as `make plugins` builds it.
 pub fn plugin_path(name: &str) -> PathBuf {
@@ -10,4 +16,42 @@ pub fn plugin_path(name: &str) -> PathBuf {
     target
         .join("wasm32-wasip2/release")
         .join(format!("tollgate_{name}.wasm"))
+}
+
+/// A request of team `engineering` (user `dev@acme.com`) for `claude-sonnet-4-5`, with a
+/// body of `body` holding `messages` messages.
+pub fn context(body: &[u8], messages: u32) -> RequestContext {
+    RequestContext {
+        request_id: "req_bench".into(),
+        trace_id: "req_bench".into(),
+        tenant: "acme".into(),
+        key_id: "key_bench".into(),
+        key_name: "bench".into(),
+        team: Some("engineering".into()),
+        user: Some("dev@acme.com".into()),
+        metadata: vec![("team".into(), "engineering".into())],
+        model: "claude-sonnet-4-5".into(),
+        endpoint: Endpoint::Messages,
+        stream: false,
+        max_tokens: Some(1024),
+        body_bytes: body.len() as u32,
+        prompt_tokens_estimate: (body.len() / 4) as u32,
+        message_count: messages,
+    }
+}
+
+/// Benches `call` with `env` as `fresh` (a fresh instance per call) and as `warm` (the
+/// same call with `reuse_instance`).
+pub fn fresh_and_warm<M: Measurement, R>(
+    group: &mut BenchmarkGroup<'_, M>,
+    (fresh, warm): (String, String),
+    env: &CallEnv,
+    mut call: impl FnMut(CallEnv) -> R,
+) {
+    group.bench_function(fresh, |b| b.iter(|| call(env.clone())));
+    let reused = CallEnv {
+        reuse: true,
+        ..env.clone()
+    };
+    group.bench_function(warm, |b| b.iter(|| call(reused.clone())));
 }

@@ -29,13 +29,7 @@ pub const EXIT_DENY: i32 = 3;
 /// Runs the check and prints the decision; returns the process exit code.
 pub async fn run_plugin_check(args: &PluginCheck) -> anyhow::Result<i32> {
     let config = match &args.config {
-        Some(p) => {
-            let text =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not valid JSON", p.display()))?;
-            v.to_string()
-        }
+        Some(p) => super::sample::json_file(p)?,
         None => "{}".into(),
     };
     let text = std::fs::read_to_string(&args.request)

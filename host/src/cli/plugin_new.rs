@@ -127,14 +127,7 @@ pub fn run_plugin_new(args: &PluginNew) -> anyhow::Result<()> {
 /// `tollgate plugin build DIR`: runs the project's build command (`tollgate-plugin.toml`)
 /// in its folder; returns the exit code.
 pub fn run_plugin_build(dir: &Path) -> anyhow::Result<i32> {
-    let path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (a project made by `tollgate plugin new`)",
-            path.display()
-        )
-    })?;
-    let m: Manifest = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let m = Manifest::read(dir)?;
     println!("{}: {}", dir.display(), m.build);
     let status = std::process::Command::new("sh")
         .arg("-c")

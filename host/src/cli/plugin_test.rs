@@ -60,6 +60,20 @@ pub struct Manifest {
 /// The name of a plugin project's manifest.
 pub const MANIFEST: &str = "tollgate-plugin.toml";
 
+impl Manifest {
+    /// The manifest of the project in `dir`.
+    pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (a project made by `tollgate plugin new`)",
+                path.display()
+            )
+        })?;
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CaseFile {
@@ -194,6 +208,17 @@ impl CaseHook {
         })
     }
 
+    /// The contract's hook it runs (none for a config check).
+    fn wit(self) -> Option<Hook> {
+        match self {
+            Self::Validate => None,
+            Self::Policy => Some(Hook::Policy),
+            Self::Route => Some(Hook::Route),
+            Self::Budget => Some(Hook::Budget),
+            Self::InspectRequest => Some(Hook::InspectRequest),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Self::Validate => "validate",
@@ -291,12 +316,8 @@ fn locate(args: &PluginTest) -> anyhow::Result<(PathBuf, PathBuf, Option<Manifes
     }
     anyhow::ensure!(t.is_dir(), "{}: no such file or directory", t.display());
     let cases = args.cases.clone().unwrap_or_else(|| t.join("tests"));
-    let manifest = t.join(MANIFEST);
-    if manifest.is_file() {
-        let text = std::fs::read_to_string(&manifest)
-            .with_context(|| format!("reading {}", manifest.display()))?;
-        let m: Manifest =
-            toml::from_str(&text).with_context(|| format!("{}", manifest.display()))?;
+    if t.join(MANIFEST).is_file() {
+        let m = Manifest::read(t)?;
         let wasm = args.wasm.clone().unwrap_or_else(|| t.join(&m.wasm));
         anyhow::ensure!(
             wasm.is_file(),
@@ -347,14 +368,7 @@ fn locate(args: &PluginTest) -> anyhow::Result<(PathBuf, PathBuf, Option<Manifes
 /// Config JSON of a fixture's `config` value (a path relative to `dir`, or a table).
 fn config_json(v: &toml::Value, dir: &Path) -> anyhow::Result<String> {
     match v {
-        toml::Value::String(path) => {
-            let p = dir.join(path);
-            let text = std::fs::read_to_string(&p)
-                .with_context(|| format!("config: reading {}", p.display()))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("config: {} is not JSON", p.display()))?;
-            Ok(v.to_string())
-        }
+        toml::Value::String(path) => super::sample::json_file(&dir.join(path)).context("config"),
         other => Ok(serde_json::to_value(other)?.to_string()),
     }
 }
@@ -498,14 +512,7 @@ async fn run_case(
             ),
         ));
     }
-    let declared = match hook {
-        CaseHook::Validate => None,
-        CaseHook::Policy => Some(Hook::Policy),
-        CaseHook::Route => Some(Hook::Route),
-        CaseHook::Budget => Some(Hook::Budget),
-        CaseHook::InspectRequest => Some(Hook::InspectRequest),
-    };
-    if let Some(h) = declared
+    if let Some(h) = hook.wit()
         && !plugin.info.hooks.contains(&h)
     {
         return Ok((

@@ -110,6 +110,16 @@ impl Sample {
     }
 }
 
+/// The JSON in the file at `path`, as compact text (a config as the host passes it).
+pub fn json_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    Ok(v.to_string())
+}
+
 /// A plugin runtime for the tools, with the gateway's default sandbox limits unless
 /// `memory_mib` or `deadline_ms` say otherwise (as a tenant's `[tenants.sandbox]` may).
 /// Compiled components are cached in the user's cache folder, so a second run of a

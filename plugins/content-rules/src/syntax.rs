@@ -485,20 +485,11 @@ impl Parser<'_> {
             // Fast path: plain ASCII characters not followed by a quantifier.
             if !self.flags.x {
                 let bytes = self.src.as_bytes();
-                let fold = self.flags.i;
                 while let Some(&b) = bytes.get(self.pos) {
                     if !is_plain(b) || bytes.get(self.pos + 1).is_some_and(|&n| is_quantifier(n)) {
                         break;
                     }
-                    let at = self.ast.chars.len() as u32;
-                    match &mut run {
-                        Some((_, end, f)) if *f == fold && *end == at => *end = at + 1,
-                        _ => {
-                            self.flush_run(&mut run);
-                            run = Some((at, at + 1, fold));
-                        }
-                    }
-                    self.ast.chars.push(b as char);
+                    self.push_run_char(&mut run, b as char);
                     size = add(size, 1);
                     self.pos += 1;
                 }
@@ -514,17 +505,7 @@ impl Parser<'_> {
             let quantified = matches!(self.peek(), Some('*' | '+' | '?' | '{'));
             match atom {
                 Atom::Char(c) if !quantified => {
-                    let fold = self.flags.i;
-                    let at = self.ast.chars.len() as u32;
-                    match &mut run {
-                        // Contiguous in `chars` (nothing was pushed in between).
-                        Some((_, end, f)) if *f == fold && *end == at => *end = at + 1,
-                        _ => {
-                            self.flush_run(&mut run);
-                            run = Some((at, at + 1, fold));
-                        }
-                    }
-                    self.ast.chars.push(c);
+                    self.push_run_char(&mut run, c);
                     size = add(size, 1);
                 }
                 Atom::Char(c) => {
@@ -573,6 +554,21 @@ impl Parser<'_> {
             }
         };
         Ok((node, size))
+    }
+
+    /// Appends `c` to `chars`, continuing the pending literal run when it can (same fold
+    /// flag, nothing pushed in between) and starting a new one otherwise.
+    fn push_run_char(&mut self, run: &mut Option<(u32, u32, bool)>, c: char) {
+        let fold = self.flags.i;
+        let at = self.ast.chars.len() as u32;
+        match run {
+            Some((_, end, f)) if *f == fold && *end == at => *end = at + 1,
+            _ => {
+                self.flush_run(run);
+                *run = Some((at, at + 1, fold));
+            }
+        }
+        self.ast.chars.push(c);
     }
 
     fn flush_run(&mut self, run: &mut Option<(u32, u32, bool)>) {

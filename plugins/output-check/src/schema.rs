@@ -831,6 +831,12 @@ fn is_integer(n: &Number) -> bool {
             .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
 }
 
+/// Whether a value compared `ord` to a bound lies on its `side` (or on it, when the
+/// bound is not exclusive).
+fn beyond(ord: Option<Ordering>, side: Ordering, exclusive: bool) -> bool {
+    ord == Some(side) || (!exclusive && ord == Some(Ordering::Equal))
+}
+
 /// Numeric order of two JSON numbers (exact for integers).
 fn num_cmp(a: &Number, b: &Number) -> Option<Ordering> {
     if let (Some(x), Some(y)) = (as_int(a), as_int(b)) {
@@ -1048,13 +1054,7 @@ impl Run<'_> {
                 Err(self.invalid(path, || format!("not the 'const' value{}", shown(x))))
             }
             (Check::Min(limit, exclusive), Value::Number(n)) => {
-                let ord = num_cmp(n, limit);
-                let ok = if *exclusive {
-                    ord == Some(Ordering::Greater)
-                } else {
-                    matches!(ord, Some(Ordering::Greater | Ordering::Equal))
-                };
-                if ok {
+                if beyond(num_cmp(n, limit), Ordering::Greater, *exclusive) {
                     return Ok(());
                 }
                 Err(self.invalid(path, || {
@@ -1066,13 +1066,7 @@ impl Run<'_> {
                 }))
             }
             (Check::Max(limit, exclusive), Value::Number(n)) => {
-                let ord = num_cmp(n, limit);
-                let ok = if *exclusive {
-                    ord == Some(Ordering::Less)
-                } else {
-                    matches!(ord, Some(Ordering::Less | Ordering::Equal))
-                };
-                if ok {
+                if beyond(num_cmp(n, limit), Ordering::Less, *exclusive) {
                     return Ok(());
                 }
                 Err(self.invalid(path, || {
