@@ -2,7 +2,9 @@
 """Load bench: Tollgate against the direct upstream (and, with --peers, Portkey and LiteLLM).
 
 nginx (Debian package) serves canned Anthropic and OpenAI answers and a canned SSE stream;
-the release gateway runs pinned to core 0 with every request logged as in production; wrk
+a second nginx, a plain reverse proxy on the gateway's core, shows what any proxy costs
+on this machine; the release gateway runs pinned to core 0 with every request logged as in
+production; wrk
 (with bench/wrk.lua) and nginx share core 1. Printed: ratios first, then absolute numbers,
 and the whole report is written to bench/results/latest.md.
 
@@ -159,6 +161,37 @@ http {{
 }}
 """)
     proc = Proc("nginx", pinned(LOAD_CORE, ["nginx", "-c", str(conf), "-p", str(WORK)]))
+    wait_port(port)
+    return proc, port
+
+
+def start_nginx_proxy(upstream: int) -> tuple[Proc, int]:
+    """nginx as a plain reverse proxy (keep-alive upstream pool, no logging) on the gateway's
+    core: the floor any proxy pays on this machine for its two extra sockets and wake-ups."""
+    port = free_port()
+    conf = WORK / "nginx-proxy.conf"
+    conf.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {WORK}/nginx-proxy.pid;
+error_log {WORK}/nginx-proxy-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {WORK}/nginx-proxy-body;
+  proxy_temp_path {WORK}/nginx-proxy-proxy;
+  fastcgi_temp_path {WORK}/nginx-proxy-fastcgi;
+  uwsgi_temp_path {WORK}/nginx-proxy-uwsgi;
+  scgi_temp_path {WORK}/nginx-proxy-scgi;
+  upstream canned {{ server 127.0.0.1:{upstream}; keepalive 128; }}
+  server {{
+    listen 127.0.0.1:{port} reuseport backlog=4096;
+    location / {{ proxy_pass http://canned; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+""")
+    proc = Proc("nginx-proxy", pinned(SUT_CORE, ["nginx", "-c", str(conf), "-p", str(WORK)]))
     wait_port(port)
     return proc, port
 
@@ -426,6 +459,13 @@ def main() -> None:
         direct = measure("nginx direct", f"http://127.0.0.1:{up}/v1/messages", up, "/v1/messages", ANTHROPIC_BODY,
                          args.duration, stream=("/sse/v1/messages", STREAM_BODY, {}))
         rows.append(direct)
+        proxy, proxy_port = start_nginx_proxy(up)
+        stops.append(proxy.stop)
+        rows.append(measure("nginx as a reverse proxy (no logging; the floor for any proxy here)",
+                            f"http://127.0.0.1:{proxy_port}/v1/messages", proxy_port, "/v1/messages",
+                            ANTHROPIC_BODY, args.duration, stream=("/sse/v1/messages", STREAM_BODY, {})))
+        proxy.stop()
+        stops.remove(proxy.stop)
         gw = Gateway("gateway", tenant("bare") + tenant("acme", plugins=True) + tenant("bare-sse", "upstream-sse")
                      + tenant("acme-sse", "upstream-sse", plugins=True) + tenant("warm", plugins=True, reuse=True), up)
         stops.append(gw.stop)
@@ -448,9 +488,9 @@ def main() -> None:
         oai = measure("Tollgate, three plugins, OpenAI client and upstream", f"{gw.url}/v1/chat/completions",
                       gw.port, "", OPENAI_BODY, args.duration, f"Bearer {keys['acme']}", META, pid)
         rows.append(oai)
-        sent = sum(r["sent"] for r in rows[1:])
+        sent = sum(r["sent"] for r in rows[2:])
         logged = gw.settled_rows(sent)
-        for row, how in ((rows[2], "fresh instance per call"), (rows[3], "warm instances")):
+        for row, how in ((rows[3], "fresh instance per call"), (rows[4], "warm instances")):
             calls = gw.plugin_medians(row["c1_window"])
             extra.append(f"- Plugin calls in the server at c=1, {how} (median of each call's logged time, "
                          "slots to decision): " + ", ".join(f"{k} {v:.0f} µs" for k, v in sorted(calls.items())) + ".")

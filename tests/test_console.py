@@ -328,8 +328,6 @@ def fill_logs(db_path: Path, n: int):
            cache_read_tokens, cache_write_tokens, decisions, error, attempts, cost_nano, cost, bundle_version,
            platform_version, max_tokens, body_bytes, message_count)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""", rows)
-    db.executemany("INSERT INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?, 'bulk', 'team', ?)",
-                   [(r[0], r[6]) for r in rows])
     db.commit()
     db.close()
 

@@ -154,7 +154,8 @@ def test_metrics_are_scraped_and_parse(gw):
     with c.messages.stream(model=MODEL, max_tokens=32,
                            messages=[{"role": "user", "content": "[[mock tokens=5 gap_ms=5]]"}]) as s:
         s.get_final_message()
-    for rid in ids + [denied.value.response.headers["request-id"]]:
+        streamed = s.response.headers["request-id"]
+    for rid in ids + [denied.value.response.headers["request-id"], streamed]:
         gw.wait_log(rid)
     time.sleep(0.2)
 
@@ -272,8 +273,9 @@ def test_log_filters_traces_and_analytics(gw):
                       default_headers={"x-portkey-metadata": json.dumps({"team": "sales", "env": "prod"}),
                                        "x-portkey-trace-id": "sales-session"})
     for _ in range(2):
-        o.chat.completions.create(model=MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
-    time.sleep(0.3)
+        raw = o.chat.completions.with_raw_response.create(model=MODEL, max_tokens=16,
+                                                          messages=[{"role": "user", "content": "hi"}])
+        gw.wait_log(raw.headers["request-id"])
     rows = gw.logs(tenant="acme", team="sales", provider="main", status="2xx")
     assert len(rows) == 2 and {r["endpoint"] for r in rows} == {"chat_completions"}
     assert gw.logs(tenant="acme", status="4xx") and all(400 <= r["status"] < 500 for r in gw.logs(status="4xx"))

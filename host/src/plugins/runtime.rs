@@ -485,7 +485,7 @@ impl PluginRuntime {
             Some(g) => g,
             None => plugin
                 .pre
-                .instantiate(&mut store)
+                .instantiate(&mut store, key.is_some())
                 .await
                 .map_err(|e| match classify(&e) {
                     CallFailure::Trap(m) => CallFailure::Instantiate(m),

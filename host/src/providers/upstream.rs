@@ -24,6 +24,9 @@ pub struct Provider {
     /// Models advertised for it by `GET /v1/models`.
     pub models: Vec<String>,
     base_url: String,
+    /// The model endpoint's address, parsed once: parsing a URL (host, IDNA) per
+    /// request cost more than the rest of building it.
+    model_url: reqwest::Url,
     api_key: Option<HeaderValue>,
     extra_headers: HeaderMap,
     client: reqwest::Client,
@@ -65,9 +68,13 @@ impl Provider {
                 v.set_sensitive(true);
                 v
             });
+        let wire = cfg.kind.api();
+        let model_url = reqwest::Url::parse(&format!("{base_url}{}", wire.model_path()))
+            .map_err(|e| anyhow::anyhow!("provider '{}': bad base_url: {e}", cfg.id))?;
         Ok(Self {
             id: cfg.id.clone(),
-            wire: cfg.kind.api(),
+            wire,
+            model_url,
             models: cfg.models.clone(),
             base_url,
             api_key,
@@ -93,7 +100,16 @@ impl Provider {
         body: Bytes,
         timeout: Option<Duration>,
     ) -> Result<reqwest::Response, UpstreamError> {
-        let url = format!("{}{}", self.base_url, path_and_query);
+        let url = if path_and_query == self.wire.model_path() {
+            self.model_url.clone()
+        } else {
+            reqwest::Url::parse(&format!("{}{}", self.base_url, path_and_query)).map_err(|e| {
+                UpstreamError::Other {
+                    provider: self.id.clone(),
+                    message: format!("bad upstream address: {e}"),
+                }
+            })?
+        };
         let mut headers = self.extra_headers.clone();
         match self.wire {
             Api::Anthropic => {

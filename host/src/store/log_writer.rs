@@ -774,9 +774,6 @@ fn write_batch(
                cost_nano, cost, bundle_version, platform_version, max_tokens, body_bytes, message_count, admitted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)",
         )?;
-        let mut meta = tx.prepare_cached(
-            "INSERT OR REPLACE INTO request_log_meta (request_id, tenant_id, key, value) VALUES (?1, ?2, ?3, ?4)",
-        )?;
         let mut bodies = tx.prepare_cached(
             "INSERT OR REPLACE INTO request_bodies
                (request_id, tenant_id, ts_ms, request, response, request_truncated, response_truncated)
@@ -816,9 +813,6 @@ fn write_batch(
                 r.message_count,
                 r.admitted,
             ])?;
-            for (k, v) in &r.metadata.0 {
-                meta.execute(params![r.request_id, r.tenant_id, k, v])?;
-            }
             if let Some(b) = &r.bodies {
                 bodies.execute(params![
                     r.request_id,
@@ -918,8 +912,7 @@ fn purge_chunk(
     };
     if picked > 0 {
         tx.execute_batch(
-            "DELETE FROM request_log_meta WHERE request_id IN (SELECT id FROM purge_ids);
-             DELETE FROM request_bodies WHERE request_id IN (SELECT id FROM purge_ids);
+            "DELETE FROM request_bodies WHERE request_id IN (SELECT id FROM purge_ids);
              DELETE FROM request_logs WHERE request_id IN (SELECT id FROM purge_ids);",
         )?;
     }

@@ -116,11 +116,12 @@ impl Dialect {
     }
 
     /// The row `l`'s metadata value under key `key` (a placeholder) equals `value`.
-    /// SQLite keeps the pairs in a side table; PostgreSQL in an indexed JSONB column.
+    /// Both engines read the row's JSON object (`json_each` takes any key, where a
+    /// JSON path would need quoting); PostgreSQL's is an indexed JSONB column.
     pub(crate) fn meta_equals(self, key: &str, value: &str) -> String {
         match self {
             Dialect::Sqlite => format!(
-                "EXISTS (SELECT 1 FROM request_log_meta m WHERE m.request_id = l.request_id AND m.key = {key} AND m.value = {value})"
+                "EXISTS (SELECT 1 FROM json_each(l.metadata) m WHERE m.key = {key} AND m.value = {value})"
             ),
             Dialect::Postgres => {
                 format!("l.metadata @> jsonb_build_object({key}::text, {value}::text)")
@@ -132,10 +133,8 @@ impl Dialect {
     pub(crate) fn meta_value(self, key: &str) -> (String, String) {
         match self {
             Dialect::Sqlite => (
-                "m.value".into(),
-                format!(
-                    " LEFT JOIN request_log_meta m ON m.request_id = l.request_id AND m.key = {key}"
-                ),
+                format!("(SELECT m.value FROM json_each(l.metadata) m WHERE m.key = {key})"),
+                String::new(),
             ),
             Dialect::Postgres => (
                 format!("((l.metadata ->> {key}::text) COLLATE \"C\")"),

@@ -112,34 +112,26 @@ impl Codec {
     /// the answer when the provider's body does not.
     pub fn response(self, body: &Bytes, model: &str) -> Result<(Bytes, Usage), ApiError> {
         let not_valid = || TranslateError::BadResponse(NOT_A_COMPLETION.into());
-        let parsed: Value = serde_json::from_slice(body).map_err(|_| not_valid())?;
         let untranslatable = |e: TranslateError| {
             TranslateError::BadResponse(format!(
                 "the provider's response could not be translated: {e}"
             ))
         };
+        let parse = || serde_json::from_slice::<Value>(body).map_err(|_| not_valid());
         match (self.client, self.upstream) {
-            (Api::Anthropic, Api::Anthropic) => {
-                let usage = anthropic_usage(&parsed).ok_or_else(not_valid)?;
-                Ok((body.clone(), usage))
-            }
-            (Api::OpenAi, Api::OpenAi) => {
-                if parsed.get("choices").is_none() {
-                    return Err(not_valid().into());
-                }
-                let usage = parsed
-                    .get("usage")
-                    .map(Usage::from_openai)
-                    .unwrap_or_default();
+            // Passed through unchanged: read only for its usage.
+            (Api::Anthropic, Api::Anthropic) | (Api::OpenAi, Api::OpenAi) => {
+                let usage = passthrough_usage(self.upstream, body).ok_or_else(not_valid)?;
                 Ok((body.clone(), usage))
             }
             (Api::Anthropic, Api::OpenAi) => {
-                let out = response::openai_response_to_anthropic(&parsed, model)
+                let out = response::openai_response_to_anthropic(&parse()?, model)
                     .map_err(untranslatable)?;
                 let usage = anthropic_usage(&out).unwrap_or_default();
                 Ok((Bytes::from(out.to_string()), usage))
             }
             (Api::OpenAi, Api::Anthropic) => {
+                let parsed = parse()?;
                 let usage = anthropic_usage(&parsed).ok_or_else(not_valid)?;
                 let out = response::anthropic_response_to_openai(&parsed, model)
                     .map_err(untranslatable)?;
@@ -181,6 +173,42 @@ impl Codec {
         };
         let rebuilt = Bytes::from(error_body(self.client, ty, &message).to_string());
         (rebuilt, message)
+    }
+}
+
+/// The fields of a whole answer read when it is passed through unchanged: the rest
+/// is checked as JSON but never built into values, which cost an allocation per
+/// field and content block.
+#[derive(serde::Deserialize)]
+struct Head {
+    /// OpenAI's answers must have it.
+    choices: Option<serde::de::IgnoredAny>,
+    usage: Option<Value>,
+}
+
+/// The usage of an answer in `api`'s own shape; `None` if it is not a valid answer
+/// (not JSON, an Anthropic answer without usage, an OpenAI one without choices).
+fn passthrough_usage(api: Api, body: &[u8]) -> Option<Usage> {
+    // serde would also read a struct from an array.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return None;
+    }
+    let head: Head = serde_json::from_slice(body).ok()?;
+    match api {
+        Api::Anthropic => {
+            let mut u = Usage::default();
+            u.merge_anthropic(head.usage.as_ref()?);
+            Some(u)
+        }
+        Api::OpenAi => {
+            head.choices?;
+            Some(
+                head.usage
+                    .as_ref()
+                    .map(Usage::from_openai)
+                    .unwrap_or_default(),
+            )
+        }
     }
 }
 
@@ -316,6 +344,47 @@ mod tests {
                 .expect_err("not a completion");
             assert_eq!(garbage.status, StatusCode::BAD_GATEWAY);
         }
+    }
+
+    #[test]
+    fn a_passed_through_answer_is_kept_byte_for_byte_and_must_still_be_a_whole_answer() {
+        let (anthropic, openai) = (PAIRS[0], PAIRS[3]);
+        let body = Bytes::from_static(
+            br#"{"id":"msg_1","type":"message","content":[{"type":"text","text":"hi"}],
+               "usage":{"input_tokens":5,"output_tokens":2,"cache_read_input_tokens":4}}"#,
+        );
+        let (out, usage) = anthropic.response(&body, "m").expect("passes");
+        assert_eq!(out, body);
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens
+            ),
+            (5, 2, 4)
+        );
+        let refused = [
+            // No usage: nothing to bill.
+            (
+                anthropic,
+                &br#"{"id":"msg_1","type":"message","content":[]}"#[..],
+            ),
+            // Cut short: the fields after `usage` are still checked as JSON.
+            (anthropic, br#"{"usage":{"input_tokens":1},"content":["#),
+            // No choices.
+            (openai, br#"{"id":"c","usage":{"prompt_tokens":1}}"#),
+            (openai, br#"[1, 2]"#),
+        ];
+        for (codec, body) in refused {
+            let err = codec
+                .response(&Bytes::copy_from_slice(body), "m")
+                .expect_err("not a whole answer");
+            assert_eq!(err.status, StatusCode::BAD_GATEWAY, "{codec:?}");
+        }
+        let (_, usage) = openai
+            .response(&Bytes::from_static(br#"{"choices":[]}"#), "m")
+            .expect("an answer without usage still passes");
+        assert_eq!(usage.input_tokens, 0);
     }
 
     #[test]
