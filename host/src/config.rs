@@ -1033,6 +1033,12 @@ impl Config {
                     format!("'{url}' must not end in /v1: the gateway appends the API path"),
                 ));
             }
+            if let Err(e) = reqwest::Url::parse(&url) {
+                return Err(bad(
+                    format!("{field}.base_url"),
+                    format!("'{url}' is not a valid URL: {e}"),
+                ));
+            }
             if p.timeout_s == 0 || p.connect_timeout_ms == 0 || p.stream_idle_timeout_s == 0 {
                 return Err(bad(field, "timeouts must be greater than zero".into()));
             }
@@ -1477,5 +1483,16 @@ default_provider = "openai"
         let text = "[[providers]]\nid = \"a\"\nkind = \"anthropic\"\nbase_url = \"http://x/v1\"\n";
         let msg = Config::parse(text, "t.toml").expect_err("v1").to_string();
         assert!(msg.contains("providers[0].base_url"), "{msg}");
+    }
+
+    #[test]
+    fn a_base_url_that_is_not_a_url_is_refused_at_load() {
+        let text =
+            "[[providers]]\nid = \"a\"\nkind = \"anthropic\"\nbase_url = \"http://exa mple\"\n";
+        let msg = Config::parse(text, "t.toml").expect_err("url").to_string();
+        assert!(
+            msg.contains("providers[0].base_url") && msg.contains("not a valid URL"),
+            "{msg}"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! The request-log writer: a thread that receives finished requests and writes them in
-//! batches (rows, metadata, captured bodies and their usage-ledger buckets in one
+//! batches (rows with their metadata, captured bodies and usage-ledger buckets in one
 //! transaction), so the request path never waits on the database. After each batch,
 //! observers (metrics, trace export) see the rows; every ten minutes, logs past their
 //! tenant's retention are deleted.
@@ -835,7 +835,8 @@ fn write_batch(
 /// Rows deleted per statement, so a large purge never holds the database for long.
 const PURGE_CHUNK: i64 = 5_000;
 
-/// Deletes logs older than their tenant's retention (with their metadata and bodies).
+/// Deletes logs older than their tenant's retention (with their captured bodies, and the
+/// metadata rows releases before the JSON column wrote beside them).
 fn prune(conn: &Connection, retention: &Retention) {
     let now = crate::ids::now_ms();
     let cutoff = |days: u32| now - i64::from(days) * 86_400_000;
@@ -912,7 +913,8 @@ fn purge_chunk(
     };
     if picked > 0 {
         tx.execute_batch(
-            "DELETE FROM request_bodies WHERE request_id IN (SELECT id FROM purge_ids);
+            "DELETE FROM request_log_meta WHERE request_id IN (SELECT id FROM purge_ids);
+             DELETE FROM request_bodies WHERE request_id IN (SELECT id FROM purge_ids);
              DELETE FROM request_logs WHERE request_id IN (SELECT id FROM purge_ids);",
         )?;
     }

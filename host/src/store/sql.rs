@@ -129,17 +129,13 @@ impl Dialect {
         }
     }
 
-    /// The expression and join of the metadata value under `key` (a placeholder).
-    pub(crate) fn meta_value(self, key: &str) -> (String, String) {
+    /// The expression of the metadata value under `key` (a placeholder).
+    pub(crate) fn meta_value(self, key: &str) -> String {
         match self {
-            Dialect::Sqlite => (
-                format!("(SELECT m.value FROM json_each(l.metadata) m WHERE m.key = {key})"),
-                String::new(),
-            ),
-            Dialect::Postgres => (
-                format!("((l.metadata ->> {key}::text) COLLATE \"C\")"),
-                String::new(),
-            ),
+            Dialect::Sqlite => {
+                format!("(SELECT m.value FROM json_each(l.metadata) m WHERE m.key = {key})")
+            }
+            Dialect::Postgres => format!("((l.metadata ->> {key}::text) COLLATE \"C\")"),
         }
     }
 

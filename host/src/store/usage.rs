@@ -146,8 +146,8 @@ pub(super) fn scan_hint(
 }
 
 /// `SELECT <columns> FROM request_logs l` over the usage of `[since, until)` (of
-/// `tenant`, when given; `count_tokens` calls are not usage), with the join `by` needs;
-/// `columns` gets the grouping's SQL expression; `scan` is a SQLite index hint.
+/// `tenant`, when given; `count_tokens` calls are not usage); `columns` gets the SQL
+/// expression of the grouping `by`; `scan` is a SQLite index hint.
 pub(super) fn usage_select(
     d: Dialect,
     scan: &str,
@@ -158,23 +158,20 @@ pub(super) fn usage_select(
     until_ms: i64,
 ) -> Sql {
     let mut sql = Sql::new(d);
-    let (group, join) = match by {
-        UsageGroup::None => ("CAST(NULL AS TEXT)".to_string(), String::new()),
-        UsageGroup::Team => ("l.team".into(), String::new()),
-        UsageGroup::User => ("l.\"user\"".into(), String::new()),
-        UsageGroup::Key => ("l.key_id".into(), String::new()),
-        UsageGroup::Model => (
-            "COALESCE(l.served_model, l.requested_model)".into(),
-            String::new(),
-        ),
-        UsageGroup::Provider => ("l.provider".into(), String::new()),
+    let group = match by {
+        UsageGroup::None => "CAST(NULL AS TEXT)".to_string(),
+        UsageGroup::Team => "l.team".into(),
+        UsageGroup::User => "l.\"user\"".into(),
+        UsageGroup::Key => "l.key_id".into(),
+        UsageGroup::Model => "COALESCE(l.served_model, l.requested_model)".into(),
+        UsageGroup::Provider => "l.provider".into(),
         UsageGroup::Metadata(k) => {
             let k = sql.bind(k.as_str());
             d.meta_value(&k)
         }
     };
     sql.push(&format!(
-        "SELECT {} FROM request_logs l{scan}{join} WHERE l.endpoint != 'count_tokens'",
+        "SELECT {} FROM request_logs l{scan} WHERE l.endpoint != 'count_tokens'",
         columns(&group)
     ));
     let (since, until) = (sql.bind(since_ms), sql.bind(until_ms));
