@@ -8,6 +8,7 @@
 //! field, never silently dropped meaning.
 
 mod codec;
+mod passthrough;
 mod request;
 mod response;
 mod sse;
