@@ -81,6 +81,8 @@ pub struct PluginRuntime {
     limits: SandboxLimits,
     /// Limits and slots of calls made for no tenant (describe, config checks, tools).
     default_sandbox: Arc<TenantSandbox>,
+    /// The gateway's limits with [`LOAD_DEADLINE`], for `describe` at load.
+    load_sandbox: Arc<TenantSandbox>,
     /// The pooling allocator's instance slots: waited for rather than failing a call
     /// when every slot is briefly taken.
     pool: Slots,
@@ -103,6 +105,12 @@ const REFUSED_MAX: usize = 1_024;
 
 /// How long a call made for no tenant waits for an instance slot.
 const DEFAULT_QUEUE: Duration = Duration::from_secs(1);
+
+/// The least deadline of `describe` when a component is loaded. Its first instance
+/// builds the component's memory image (for an interpreter, megabytes of pre-initialised
+/// heap copied once), which no request pays; an upload must not fail because the core
+/// was busy for those few milliseconds. Compiling the component costs far more.
+const LOAD_DEADLINE: Duration = Duration::from_millis(250);
 
 impl PluginRuntime {
     /// Builds the engine (pooling allocator, epoch interruption) and links the host API.
@@ -165,6 +173,14 @@ impl PluginRuntime {
             linker,
             limits,
             default_sandbox: Arc::new(TenantSandbox::new(limits, max_instances, DEFAULT_QUEUE)),
+            load_sandbox: Arc::new(TenantSandbox::new(
+                SandboxLimits {
+                    deadline: limits.deadline.max(LOAD_DEADLINE),
+                    ..limits
+                },
+                max_instances,
+                DEFAULT_QUEUE,
+            )),
             pool: Slots::new(max_instances),
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
@@ -399,6 +415,7 @@ impl PluginRuntime {
         self.call_labelled(plugin, env, request_id, warm, f).await
     }
 
+    /// A call at load (`describe`), under the gateway's limits with [`LOAD_DEADLINE`].
     async fn call<R>(
         &self,
         plugin: &LoadedPlugin,
@@ -413,7 +430,7 @@ impl PluginRuntime {
             prepared: Bytes::new(),
             body,
             usage: None,
-            sandbox: None,
+            sandbox: Some(self.load_sandbox.clone()),
             reuse: false,
         };
         self.call_labelled(plugin, env, request_id, None, f).await
