@@ -10,31 +10,20 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
 use support::{fresh_and_warm, plugin_path};
 use tollgate::plugins::{
-    CallEnv, Decision, Endpoint, PluginRuntime, RequestContext, RouteTarget, SandboxLimits, wit,
+    CallEnv, Decision, PluginRuntime, RequestContext, RouteTarget, SandboxLimits, wit,
 };
 
+/// The shared bench request, with the metadata metadata-policy's config requires.
 fn context() -> RequestContext {
     RequestContext {
-        request_id: "req_bench".into(),
-        trace_id: "req_bench".into(),
-        tenant: "acme".into(),
-        key_id: "key_bench".into(),
-        key_name: "bench".into(),
-        team: Some("engineering".into()),
-        user: Some("dev@acme.com".into()),
         metadata: vec![
             ("env".into(), "prod".into()),
             ("team".into(), "engineering".into()),
             ("tenant".into(), "acme".into()),
             ("user".into(), "dev@acme.com".into()),
         ],
-        model: "claude-sonnet-4-5".into(),
-        endpoint: Endpoint::Messages,
         stream: true,
-        max_tokens: Some(1024),
-        body_bytes: 2048,
-        prompt_tokens_estimate: 512,
-        message_count: 3,
+        ..support::context(&[b' '; 2048], 3)
     }
 }
 

@@ -361,16 +361,17 @@ impl Current {
 /// An instance of the current contract.
 pub(super) struct Bound {
     instance: Instance,
-    indices: GuestIndices,
     hooks: Hooks,
     /// Every export, bound once for an instance kept for many calls.
     kept: Option<Box<Exports>>,
 }
 
 impl Bound {
-    /// Every export, type-checked (for the calls made once per config).
+    /// Every export, type-checked (for the calls made once per config, so the lookup
+    /// is not kept with every fresh instance).
     fn exports(&self, s: &mut Store<PluginState>) -> wasmtime::Result<Exports> {
-        self.indices.load(s, &self.instance)
+        let pre = self.instance.instance_pre(&*s);
+        GuestIndices::new(&pre)?.load(s, &self.instance)
     }
 }
 
@@ -437,7 +438,6 @@ impl GuestPre {
                 };
                 Guest::V0_4(Bound {
                     instance,
-                    indices: c.indices.clone(),
                     hooks: c.hooks,
                     kept,
                 })
