@@ -97,6 +97,19 @@ pub(crate) fn validate_config<P: Plugin>(json: &str) -> Result<P::Config, String
     Ok(config)
 }
 
+/// [`validate_config`] for a hook call: the host checked this config before it took
+/// effect, so it almost always parses, and tracking each field's path (an allocation per
+/// key) is done again only to word the error of one that does not.
+fn recheck_config<P: Plugin>(json: &str) -> Result<P::Config, String> {
+    let text = if json.trim().is_empty() { "{}" } else { json };
+    match serde_json::from_str::<P::Config>(text) {
+        Ok(config) => P::validate(&config)
+            .map(|()| config)
+            .map_err(|e| format!("config: {e}")),
+        Err(_) => validate_config::<P>(json),
+    }
+}
+
 /// The `validate-config` export: checks the config, then hands the host its
 /// [`Plugin::prepare`]d form so that every later call can skip the parse.
 pub(crate) fn check_and_keep<P: Plugin>(json: &str, host: &dyn HostApi) -> Result<(), String> {
@@ -138,7 +151,7 @@ fn hook_config<P: Plugin>(host: &dyn HostApi) -> Option<Rc<P::Config>> {
         .flatten();
     let config = match read_back {
         Some(c) => Ok(c),
-        None => validate_config::<P>(&json),
+        None => recheck_config::<P>(&json),
     };
     match config {
         Ok(c) => {
@@ -402,6 +415,26 @@ mod tests {
             assert_eq!(logs.len(), 1);
             assert_eq!(logs[0].0, LogLevel::Error);
             assert!(logs[0].1.contains(detail), "{}", logs[0].1);
+        }
+    }
+
+    #[test]
+    fn a_hook_call_reads_a_config_as_the_load_time_check_does() {
+        for json in [
+            "",
+            "  ",
+            "{}",
+            r#"{"n": 3}"#,
+            r#"{"n": 11}"#,
+            r#"{"n": "x"}"#,
+            r#"{"m": 1}"#,
+            r#"{"n": 1} x"#,
+            "[1]",
+            "{",
+        ] {
+            let hook = recheck_config::<Strict>(json).map(|c| c.n);
+            let load = validate_config::<Strict>(json).map(|c| c.n);
+            assert_eq!(hook, load, "{json:?}");
         }
     }
 

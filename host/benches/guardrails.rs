@@ -80,7 +80,9 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
+    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None)
+        .expect("runtime")
+        .without_spares();
     let body = body_4k();
     let ctx = context(body.as_bytes(), 3);
     let text = RequestText::parse(Api::Anthropic, body.as_bytes()).expect("a body");
@@ -111,8 +113,11 @@ fn bench(c: &mut Criterion) {
     let pii = load("pii-redact");
     let pii_env = env(&pii, "pii-redact", "{}".into());
     let call = || {
-        exec.block_on(rt.call_inspect(&pii, pii_env.clone(), &ctx, Subject::Request(&convo)))
-            .expect("call")
+        support::call_through(
+            &exec,
+            rt.call_inspect(&pii, pii_env.clone(), &ctx, Subject::Request(&convo)),
+        )
+        .expect("call")
     };
     match call() {
         wit::Verdict::Rewrite(rw) => assert!(rw.edits.len() >= 6, "{rw:?}"),
@@ -127,12 +132,10 @@ fn bench(c: &mut Criterion) {
     ] {
         let rules_env = env(&rules, "content-rules", rules_config(injection));
         let call = || {
-            exec.block_on(rt.call_inspect(
-                &rules,
-                rules_env.clone(),
-                &ctx,
-                Subject::Request(&convo),
-            ))
+            support::call_through(
+                &exec,
+                rt.call_inspect(&rules, rules_env.clone(), &ctx, Subject::Request(&convo)),
+            )
             .expect("call")
         };
         assert!(
@@ -159,8 +162,11 @@ fn bench(c: &mut Criterion) {
     };
     let ans = ans.clone();
     let call = || {
-        exec.block_on(rt.call_inspect(&check, check_env.clone(), &ctx, Subject::Response(&ans)))
-            .expect("call")
+        support::call_through(
+            &exec,
+            rt.call_inspect(&check, check_env.clone(), &ctx, Subject::Response(&ans)),
+        )
+        .expect("call")
     };
     assert!(
         matches!(call(), wit::Verdict::Allow),
@@ -171,8 +177,11 @@ fn bench(c: &mut Criterion) {
     let idle_env = env(&check, "output-check", "{}".into());
     group.bench_function("output-check (no JSON asked)", |b| {
         b.iter(|| {
-            exec.block_on(rt.call_inspect(&check, idle_env.clone(), &ctx, Subject::Response(&ans)))
-                .expect("call")
+            support::call_through(
+                &exec,
+                rt.call_inspect(&check, idle_env.clone(), &ctx, Subject::Response(&ans)),
+            )
+            .expect("call")
         })
     });
     group.finish();

@@ -26,7 +26,9 @@ fn bench(c: &mut Criterion) {
         deadline: Duration::from_millis(100),
         memory_bytes: 48 << 20,
     };
-    let rt = PluginRuntime::new(limits, 16, None).expect("runtime");
+    let rt = PluginRuntime::new(limits, 16, None)
+        .expect("runtime")
+        .without_spares();
     let body = Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#);
     let ctx = context(&body, 1);
     let mut group = c.benchmark_group("team_hours_policy");
@@ -66,7 +68,7 @@ fn bench(c: &mut Criterion) {
             sandbox: None,
             reuse: false,
         };
-        match exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx)) {
+        match support::call_through(&exec, rt.call_policy(&plugin, env.clone(), &ctx)) {
             Ok(Decision::Allow | Decision::AllowWith(_) | Decision::Deny(_)) => {}
             Err(e) => panic!("{lang}: {e}"),
         }
@@ -77,10 +79,7 @@ fn bench(c: &mut Criterion) {
                 format!("{lang} (warm instance)"),
             ),
             &env,
-            |env| {
-                exec.block_on(rt.call_policy(&plugin, env, &ctx))
-                    .expect("call")
-            },
+            |env| support::call_through(&exec, rt.call_policy(&plugin, env, &ctx)).expect("call"),
         );
     }
     group.finish();

@@ -32,7 +32,10 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
+    // Without spares: a fresh call here pays its own instantiation (see `spare_call` below).
+    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None)
+        .expect("runtime")
+        .without_spares();
     let ctx = context();
     let body =
         Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]}"#);
@@ -58,7 +61,7 @@ fn bench(c: &mut Criterion) {
             sandbox: None,
             reuse: false,
         };
-        match exec.block_on(rt.call_policy(&plugin, env.clone(), &ctx)) {
+        match support::call_through(&exec, rt.call_policy(&plugin, env.clone(), &ctx)) {
             Ok(Decision::Allow | Decision::AllowWith(_)) => {}
             other => panic!("{name} should allow the bench request: {other:?}"),
         }
@@ -66,10 +69,7 @@ fn bench(c: &mut Criterion) {
             &mut group,
             (name.to_string(), format!("{name} (warm)")),
             &env,
-            |env| {
-                exec.block_on(rt.call_policy(&plugin, env, &ctx))
-                    .expect("call")
-            },
+            |env| support::call_through(&exec, rt.call_policy(&plugin, env, &ctx)).expect("call"),
         );
     }
     group.finish();
@@ -93,10 +93,8 @@ fn bench(c: &mut Criterion) {
           "default":{"targets":[{"provider":"anthropic"}]}}"#,
         ),
     };
-    let call = || {
-        exec.block_on(rt.call_route(&router, env.clone(), &ctx))
-            .expect("call")
-    };
+    let call =
+        || support::call_through(&exec, rt.call_route(&router, env.clone(), &ctx)).expect("call");
     assert!(
         call().is_some(),
         "model-router should route the bench request"
@@ -108,8 +106,7 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("route_call/model-router (warm)", |b| {
         b.iter(|| {
-            exec.block_on(rt.call_route(&router, warm.clone(), &ctx))
-                .expect("call")
+            support::call_through(&exec, rt.call_route(&router, warm.clone(), &ctx)).expect("call")
         })
     });
 
@@ -136,7 +133,7 @@ fn bench(c: &mut Criterion) {
         max_tokens_cap: None,
     };
     let call = || {
-        exec.block_on(rt.call_budget(&budgeter, env.clone(), &ctx, &target))
+        support::call_through(&exec, rt.call_budget(&budgeter, env.clone(), &ctx, &target))
             .expect("call")
     };
     match call() {
@@ -144,14 +141,32 @@ fn bench(c: &mut Criterion) {
         other => panic!("budget-limit should grant two limits: {other:?}"),
     }
     c.bench_function("budget_call/budget-limit", |b| b.iter(call));
+    // The same call with spares: its instance was built ahead, on the spares' thread
+    // (which runs beside this one here), so this is the call's own latency, not its CPU.
+    let spared = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
+    let budgeter_spared = exec
+        .block_on(spared.load_file("budget-limit", &plugin_path("budget_limit")))
+        .expect("load");
+    c.bench_function("budget_call/budget-limit (spare)", |b| {
+        b.iter(|| {
+            support::call_through(
+                &exec,
+                spared.call_budget(&budgeter_spared, env.clone(), &ctx, &target),
+            )
+            .expect("call")
+        })
+    });
     let warm = CallEnv {
         reuse: true,
         ..env.clone()
     };
     c.bench_function("budget_call/budget-limit (warm)", |b| {
         b.iter(|| {
-            exec.block_on(rt.call_budget(&budgeter, warm.clone(), &ctx, &target))
-                .expect("call")
+            support::call_through(
+                &exec,
+                rt.call_budget(&budgeter, warm.clone(), &ctx, &target),
+            )
+            .expect("call")
         })
     });
 }

@@ -55,3 +55,13 @@ pub fn fresh_and_warm<M: Measurement, R>(
     };
     group.bench_function(warm, |b| b.iter(|| call(reused.clone())));
 }
+
+/// Runs one plugin call to the end on `exec`, including the teardown of its instance,
+/// which the runtime defers until the caller next waits: each iteration pays its own.
+pub fn call_through<F: std::future::Future>(exec: &tokio::runtime::Runtime, call: F) -> F::Output {
+    exec.block_on(async {
+        let out = call.await;
+        tokio::task::yield_now().await;
+        out
+    })
+}

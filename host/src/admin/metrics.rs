@@ -98,5 +98,6 @@ fn gauges(state: &ControlPlane) -> Gauges {
         sandboxes,
         fleet,
         log_shipping,
+        spares: state.plugins.spare_counts(),
     }
 }

@@ -7,13 +7,15 @@
 //! requests wait or fail; the pool and the CPU left over serve everybody else.
 
 use super::sandbox::{CallFailure, SandboxLimits};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// A fixed number of instance slots, taken for the length of a call.
+/// A fixed number of instance slots, taken for the length of a call and held until its
+/// instance is torn down (which may be after the call has answered).
 #[derive(Debug)]
 pub(super) struct Slots {
-    sem: Semaphore,
+    sem: Arc<Semaphore>,
     size: u32,
 }
 
@@ -22,7 +24,7 @@ impl Slots {
     pub(super) fn new(size: u32) -> Self {
         let size = size.max(1);
         Self {
-            sem: Semaphore::new(size as usize),
+            sem: Arc::new(Semaphore::new(size as usize)),
             size,
         }
     }
@@ -39,11 +41,11 @@ impl Slots {
     }
 
     /// A slot, waiting at most `wait` for one; `None` when none came free.
-    pub(super) async fn take(&self, wait: Duration) -> Option<SemaphorePermit<'_>> {
-        if let Ok(p) = self.sem.try_acquire() {
+    pub(super) async fn take(&self, wait: Duration) -> Option<OwnedSemaphorePermit> {
+        if let Ok(p) = self.sem.clone().try_acquire_owned() {
             return Some(p);
         }
-        match tokio::time::timeout(wait, self.sem.acquire()).await {
+        match tokio::time::timeout(wait, self.sem.clone().acquire_owned()).await {
             Ok(Ok(p)) => Some(p),
             _ => None,
         }
@@ -86,7 +88,7 @@ impl TenantSandbox {
     }
 
     /// Waits (at most the queue time) for one of the tenant's slots.
-    pub(super) async fn enter(&self) -> Result<SemaphorePermit<'_>, CallFailure> {
+    pub(super) async fn enter(&self) -> Result<OwnedSemaphorePermit, CallFailure> {
         self.slots.take(self.queue).await.ok_or(CallFailure::Busy {
             instances: self.slots.size(),
             waited: self.queue,

@@ -8,6 +8,7 @@ use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, Kept, MAX_PREPARED_BYTES, PluginState, SandboxLimits};
+use super::spare::{Builder, Spare, SpareCounts, Spares};
 use super::usage::UsageView;
 use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -40,7 +42,8 @@ pub struct LoadedPlugin {
     pub hash: Arc<str>,
     /// The contract version the component was built against (`0.3.0`, `0.2.0`).
     pub contract: &'static str,
-    pre: GuestPre,
+    /// Shared with the tasks that build its spare instances.
+    pre: Arc<GuestPre>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -90,9 +93,12 @@ pub struct PluginRuntime {
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     /// Components refused at compile time, by hash, so a bomb is not compiled twice.
     refused: Mutex<HashMap<String, String>>,
-    wasi: sandbox::WasiPool,
+    wasi: Arc<sandbox::WasiPool>,
     /// Idle instances of plugins whose entries set `reuse_instance`.
     warm: WarmPool,
+    /// The next fresh instance of busy plugins, built ahead of their calls.
+    spares: Arc<Spares>,
+    builder: Builder,
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
@@ -111,6 +117,30 @@ const DEFAULT_QUEUE: Duration = Duration::from_secs(1);
 /// heap copied once), which no request pays; an upload must not fail because the core
 /// was busy for those few milliseconds. Compiling the component costs far more.
 const LOAD_DEADLINE: Duration = Duration::from_millis(250);
+
+/// Which instance a call runs in.
+#[derive(Clone, Copy)]
+enum Instance<'a> {
+    /// A fresh one made for the call.
+    Fresh,
+    /// A fresh one, built ahead when the plugin is busy (see the `spare` module).
+    Spare,
+    /// The tenant's kept instance for this plugin and config (`reuse_instance`).
+    Warm(&'a str),
+}
+
+/// The most linear memory a spare may hold while it waits (an interpreter's heap is
+/// more: its plugin's calls instantiate their own).
+const SPARE_MAX_MEMORY: usize = 8 << 20;
+
+/// What a finished call leaves to tear down: its store (unless kept warm), any warm
+/// instances or spares the pools dropped for it, and the slots they held.
+struct Spent {
+    store: Option<Store<PluginState>>,
+    evicted: Vec<Warm>,
+    spares: Vec<Spare>,
+    slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+}
 
 impl PluginRuntime {
     /// Builds the engine (pooling allocator, epoch interruption) and links the host API.
@@ -136,7 +166,11 @@ impl PluginRuntime {
         // Idle warm instances hold allocator slots of their own, beside the calls in
         // flight (which `max_instances` bounds).
         let warm_cap = max_instances / 4;
-        let slots = max_instances.saturating_add(warm_cap);
+        // Spares held and being built: at most twice their cap (see `Spares::new`).
+        let spare_cap = max_instances / 4;
+        let slots = max_instances
+            .saturating_add(warm_cap)
+            .saturating_add(spare_cap.saturating_mul(2));
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component holds a few core instances (program, adapter, shims).
         pool.total_component_instances(slots)
@@ -185,8 +219,13 @@ impl PluginRuntime {
             cache_dir,
             loaded: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
-            wasi: sandbox::WasiPool::default(),
+            wasi: Arc::default(),
             warm: WarmPool::new(warm_cap as usize, (warm_cap as usize / 2).max(1)),
+            spares: Arc::new(Spares::new(
+                spare_cap as usize,
+                (spare_cap as usize / 4).max(1),
+            )),
+            builder: Builder::start(spare_cap as usize)?,
             output: OutputLimits::default(),
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
@@ -213,6 +252,18 @@ impl PluginRuntime {
     /// The bounds on what plugins return.
     pub fn output_limits(&self) -> &OutputLimits {
         &self.output
+    }
+
+    /// The same runtime without spare instances: every fresh call instantiates its own
+    /// (benches compare the two).
+    pub fn without_spares(mut self) -> Self {
+        self.spares = Arc::new(Spares::new(0, 0));
+        self
+    }
+
+    /// How the spare instances have fared since start.
+    pub fn spare_counts(&self) -> SpareCounts {
+        self.spares.counts_since_start()
     }
 
     /// The limits every call runs under.
@@ -267,7 +318,7 @@ impl PluginRuntime {
             },
             hash: Arc::from(hash.as_str()),
             contract: pre.version(),
-            pre,
+            pre: Arc::new(pre),
         };
         loaded.info = self
             .call(
@@ -320,11 +371,17 @@ impl PluginRuntime {
             reuse: false,
         };
         let (res, kept) = self
-            .call_labelled(plugin, env, "validate-config".into(), None, async |p, s| {
-                s.data_mut().keeping = Some(Kept::Nothing);
-                let res = p.validate_config(s, config).await?;
-                Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
-            })
+            .call_labelled(
+                plugin,
+                env,
+                "validate-config".into(),
+                Instance::Fresh,
+                async |p, s| {
+                    s.data_mut().keeping = Some(Kept::Nothing);
+                    let res = p.validate_config(s, config).await?;
+                    Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
+                },
+            )
             .await
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
@@ -411,8 +468,11 @@ impl PluginRuntime {
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        let warm = env.reuse.then_some(ctx.tenant.as_str());
-        self.call_labelled(plugin, env, request_id, warm, f).await
+        let how = match env.reuse {
+            true => Instance::Warm(ctx.tenant.as_str()),
+            false => Instance::Spare,
+        };
+        self.call_labelled(plugin, env, request_id, how, f).await
     }
 
     /// A call at load (`describe`), under the gateway's limits with [`LOAD_DEADLINE`].
@@ -433,7 +493,8 @@ impl PluginRuntime {
             sandbox: Some(self.load_sandbox.clone()),
             reuse: false,
         };
-        self.call_labelled(plugin, env, request_id, None, f).await
+        self.call_labelled(plugin, env, request_id, Instance::Fresh, f)
+            .await
     }
 
     async fn call_labelled<R>(
@@ -441,7 +502,7 @@ impl PluginRuntime {
         plugin: &LoadedPlugin,
         env: CallEnv,
         request_id: Arc<str>,
-        warm: Option<&str>,
+        how: Instance<'_>,
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let sandbox = env
@@ -450,8 +511,8 @@ impl PluginRuntime {
             .unwrap_or_else(|| self.default_sandbox.clone());
         // The tenant's own slots first: a tenant at its limit waits on itself and never
         // holds a pool slot another tenant could use.
-        let _tenant_slot = sandbox.enter().await?;
-        let _pool_slot = self
+        let tenant_slot = sandbox.enter().await?;
+        let pool_slot = self
             .pool
             .take(sandbox.queue())
             .await
@@ -463,6 +524,19 @@ impl PluginRuntime {
         let label = env.label.clone();
         // A warm call's key: the idle instance's own, or (on a miss) a new one.
         let mut key = None;
+        let warm = match how {
+            Instance::Warm(tenant) => Some(tenant),
+            _ => None,
+        };
+        let mut evicted = Vec::new();
+        let mut spare = None;
+        if matches!(how, Instance::Spare) {
+            let taken = self.spares.take(&sandbox, &plugin.hash, &mut evicted);
+            if taken.build {
+                self.build_spare(plugin, sandbox.clone());
+            }
+            spare = taken.spare;
+        }
         let taken = warm.and_then(|tenant| {
             let found = self
                 .warm
@@ -485,13 +559,20 @@ impl PluginRuntime {
                     .reset(&limits, &self.output, env, request_id.clone());
                 (w.store, Some(w.guest), w.uses)
             }
-            None => {
-                let wasi = self.wasi.take();
-                let state = PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
-                let mut store = Store::new(&self.engine, state);
-                store.limiter(|s| &mut s.limiter);
-                (store, None, 0)
-            }
+            None => match spare {
+                Some(mut s) => {
+                    s.store
+                        .data_mut()
+                        .reset(&limits, &self.output, env, request_id.clone());
+                    (s.store, Some(s.guest), 0)
+                }
+                None => {
+                    let wasi = self.wasi.take();
+                    let state =
+                        PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
+                    (new_store(&self.engine, state), None, 0)
+                }
+            },
         };
         arm_deadline(&mut store, limits.deadline);
         let hit = store.data().limiter.hit.clone();
@@ -522,22 +603,95 @@ impl PluginRuntime {
             );
         }
         let uses = uses.saturating_add(1);
-        match key {
+        let spent = match key {
             // Only an instance whose call returned normally is trusted with the next.
-            Some(key) if result.is_ok() && self.warm.keeps(uses) => {
-                let evicted = self.warm.put(
+            Some(key) if result.is_ok() && self.warm.keeps(uses) => Spent {
+                store: None,
+                spares: evicted,
+                evicted: self.warm.put(
                     key,
                     Warm {
                         store,
                         guest: instance,
                         uses,
                     },
-                );
-                drop(evicted);
-            }
-            _ => self.wasi.put(store.into_data()),
-        }
+                ),
+                slots: (tenant_slot, pool_slot),
+            },
+            _ => Spent {
+                store: Some(store),
+                spares: evicted,
+                evicted: Vec::new(),
+                slots: (tenant_slot, pool_slot),
+            },
+        };
+        self.retire(spent);
         result
+    }
+
+    /// Builds the next spare of `plugin` for `sandbox`'s tenant on the spares' thread:
+    /// the instance is made as a call's would be (the tenant's limits, its deadline),
+    /// with no request's data, and waits in [`Spares`] for the pair's next call.
+    fn build_spare(&self, plugin: &LoadedPlugin, sandbox: Arc<TenantSandbox>) {
+        let (engine, pre, hash) = (self.engine.clone(), plugin.pre.clone(), plugin.hash.clone());
+        let (spares, wasi, output) = (self.spares.clone(), self.wasi.clone(), self.output);
+        let label: Arc<str> = Arc::from(plugin.info.name.as_str());
+        let (key_sandbox, key_hash) = (sandbox.clone(), plugin.hash.clone());
+        let build = async move {
+            let limits = sandbox.limits;
+            let env = CallEnv {
+                label,
+                config: Arc::from(""),
+                prepared: Bytes::new(),
+                body: Bytes::new(),
+                usage: None,
+                sandbox: None,
+                reuse: false,
+            };
+            let state = PluginState::new(&limits, &output, wasi.take(), env, Arc::from(""));
+            let mut store = new_store(&engine, state);
+            arm_deadline(&mut store, limits.deadline);
+            let spare = match pre.instantiate(&mut store, false).await {
+                Ok(guest) if store.data().limiter.held <= SPARE_MAX_MEMORY => {
+                    Some(Spare { store, guest })
+                }
+                // Kept idle, a large instance would hold its memory between calls.
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(error = %e, "a spare instance could not be built; calls instantiate their own");
+                    None
+                }
+            };
+            if let Some(s) = spares.put(&sandbox, &hash, spare) {
+                wasi.put(s.store.into_data());
+            }
+        };
+        if self.builder.submit(Box::pin(build)).is_err() {
+            self.spares.abandon(&key_sandbox, &key_hash);
+        }
+    }
+
+    /// Tears down what a call left behind once the caller has its answer: dropping a
+    /// store resets its instance's memory and tables (several µs a plugin), which the
+    /// request need not wait for. On a busy worker the teardown runs when the request
+    /// next waits (for the provider, say). The call's slots are held until then, so no
+    /// slot is handed out while its instance is still alive.
+    fn retire(&self, spent: Spent) {
+        let wasi = self.wasi.clone();
+        let teardown = move || {
+            if let Some(store) = spent.store {
+                wasi.put(store.into_data());
+            }
+            drop(spent.evicted);
+            for s in spent.spares {
+                wasi.put(s.store.into_data());
+            }
+            drop(spent.slots);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn(async move { teardown() })),
+            Err(_) => teardown(),
+        }
     }
 
     /// The compiled component of `bytes`: from the cache, or compiled (off the async
@@ -637,6 +791,13 @@ impl PluginRuntime {
 /// Lets the call run for `deadline`: the store yields to the executor at every epoch
 /// tick, so a busy plugin cannot hold a runtime thread, and traps once the whole
 /// deadline is used. Re-armed before every call, warm instances included.
+/// A store for one instance, its memory bounded by the state's limiter.
+fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store
+}
+
 fn arm_deadline(store: &mut Store<PluginState>, deadline: Duration) {
     let budget = (deadline.as_millis() as u64).max(1);
     let mut used = 0u64;
