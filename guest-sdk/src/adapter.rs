@@ -420,21 +420,35 @@ mod tests {
 
     #[test]
     fn a_hook_call_reads_a_config_as_the_load_time_check_does() {
-        for json in [
-            "",
-            "  ",
-            "{}",
-            r#"{"n": 3}"#,
-            r#"{"n": 11}"#,
-            r#"{"n": "x"}"#,
-            r#"{"m": 1}"#,
-            r#"{"n": 1} x"#,
-            "[1]",
-            "{",
+        // What parses: the same config, or the same `validate` error.
+        for (json, expected) in [
+            ("", Ok(0)),
+            ("  ", Ok(0)),
+            ("{}", Ok(0)),
+            (r#"{"n": 3}"#, Ok(3)),
+            ("[4]", Ok(4)),
+            (r#"{"n": 11}"#, Err("config: n: at most 10".to_string())),
         ] {
-            let hook = recheck_config::<Strict>(json).map(|c| c.n);
-            let load = validate_config::<Strict>(json).map(|c| c.n);
-            assert_eq!(hook, load, "{json:?}");
+            assert_eq!(
+                recheck_config::<Strict>(json).map(|c| c.n),
+                expected,
+                "{json:?}"
+            );
+            assert_eq!(
+                validate_config::<Strict>(json).map(|c| c.n),
+                expected,
+                "{json:?}"
+            );
+        }
+        // What does not parse is refused, worded with the field's path where it has one.
+        for (json, words) in [
+            (r#"{"n": "x"}"#, "config: n: invalid type"),
+            (r#"{"m": 1}"#, "unknown field `m`"),
+            (r#"{"n": 1} x"#, "config: not valid JSON"),
+            ("{", "config: not valid JSON"),
+        ] {
+            let err = recheck_config::<Strict>(json).map(|c| c.n).unwrap_err();
+            assert!(err.contains(words), "{json:?}: {err}");
         }
     }
 

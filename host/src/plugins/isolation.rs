@@ -7,15 +7,13 @@
 //! requests wait or fail; the pool and the CPU left over serve everybody else.
 
 use super::sandbox::{CallFailure, SandboxLimits};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// A fixed number of instance slots, taken for the length of a call and held until its
-/// instance is torn down (which may be after the call has answered).
+/// A fixed number of instance slots, taken for the length of a call.
 #[derive(Debug)]
 pub(super) struct Slots {
-    sem: Arc<Semaphore>,
+    sem: Semaphore,
     size: u32,
 }
 
@@ -24,7 +22,7 @@ impl Slots {
     pub(super) fn new(size: u32) -> Self {
         let size = size.max(1);
         Self {
-            sem: Arc::new(Semaphore::new(size as usize)),
+            sem: Semaphore::new(size as usize),
             size,
         }
     }
@@ -41,11 +39,11 @@ impl Slots {
     }
 
     /// A slot, waiting at most `wait` for one; `None` when none came free.
-    pub(super) async fn take(&self, wait: Duration) -> Option<OwnedSemaphorePermit> {
-        if let Ok(p) = self.sem.clone().try_acquire_owned() {
+    pub(super) async fn take(&self, wait: Duration) -> Option<SemaphorePermit<'_>> {
+        if let Ok(p) = self.sem.try_acquire() {
             return Some(p);
         }
-        match tokio::time::timeout(wait, self.sem.clone().acquire_owned()).await {
+        match tokio::time::timeout(wait, self.sem.acquire()).await {
             Ok(Ok(p)) => Some(p),
             _ => None,
         }
@@ -88,7 +86,7 @@ impl TenantSandbox {
     }
 
     /// Waits (at most the queue time) for one of the tenant's slots.
-    pub(super) async fn enter(&self) -> Result<OwnedSemaphorePermit, CallFailure> {
+    pub(super) async fn enter(&self) -> Result<SemaphorePermit<'_>, CallFailure> {
         self.slots.take(self.queue).await.ok_or(CallFailure::Busy {
             instances: self.slots.size(),
             waited: self.queue,

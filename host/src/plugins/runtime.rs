@@ -8,7 +8,7 @@ use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, Kept, MAX_PREPARED_BYTES, PluginState, SandboxLimits};
-use super::spare::{Builder, Spare, SpareCounts, Spares};
+use super::spare::{Builder, Built, Spare, SpareCounts, Spares, Ticket};
 use super::usage::UsageView;
 use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -99,6 +99,9 @@ pub struct PluginRuntime {
     /// The next fresh instance of busy plugins, built ahead of their calls.
     spares: Arc<Spares>,
     builder: Builder,
+    /// Finished calls' stores waiting to be torn down, at most `teardown_cap`.
+    teardowns: Arc<AtomicUsize>,
+    teardown_cap: usize,
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
@@ -133,13 +136,21 @@ enum Instance<'a> {
 /// more: its plugin's calls instantiate their own).
 const SPARE_MAX_MEMORY: usize = 8 << 20;
 
-/// What a finished call leaves to tear down: its store (unless kept warm), any warm
-/// instances or spares the pools dropped for it, and the slots they held.
-struct Spent {
+/// A finished call's store, torn down when dropped (in its task, or here when the
+/// task never runs: a runtime shutting down drops it unrun).
+struct Retired {
     store: Option<Store<PluginState>>,
-    evicted: Vec<Warm>,
-    spares: Vec<Spare>,
-    slots: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    wasi: Arc<sandbox::WasiPool>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            self.wasi.put(store.into_data());
+        }
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl PluginRuntime {
@@ -166,11 +177,15 @@ impl PluginRuntime {
         // Idle warm instances hold allocator slots of their own, beside the calls in
         // flight (which `max_instances` bounds).
         let warm_cap = max_instances / 4;
-        // Spares held and being built: at most twice their cap (see `Spares::new`).
+        // Spares: one held per pair (at most `spare_cap` pairs), plus the one the builder
+        // thread is instantiating.
         let spare_cap = max_instances / 4;
+        // Finished calls' stores waiting for their teardown (see `retire`).
+        let teardown_cap = (max_instances / 4).max(1);
         let slots = max_instances
             .saturating_add(warm_cap)
-            .saturating_add(spare_cap.saturating_mul(2));
+            .saturating_add(spare_cap.saturating_mul(2))
+            .saturating_add(teardown_cap);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component holds a few core instances (program, adapter, shims).
         pool.total_component_instances(slots)
@@ -226,6 +241,8 @@ impl PluginRuntime {
                 (spare_cap as usize / 4).max(1),
             )),
             builder: Builder::start(spare_cap as usize)?,
+            teardowns: Arc::default(),
+            teardown_cap: teardown_cap as usize,
             output: OutputLimits::default(),
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
@@ -528,14 +545,19 @@ impl PluginRuntime {
             Instance::Warm(tenant) => Some(tenant),
             _ => None,
         };
-        let mut evicted = Vec::new();
         let mut spare = None;
         if matches!(how, Instance::Spare) {
-            let taken = self.spares.take(&sandbox, &plugin.hash, &mut evicted);
-            if taken.build {
-                self.build_spare(plugin, sandbox.clone());
+            let mut stale = Vec::new();
+            let taken = self.spares.take(&sandbox, &plugin.hash, &mut stale);
+            if let Some(ticket) = taken.build {
+                self.build_spare(plugin, sandbox.clone(), ticket);
             }
             spare = taken.spare;
+            // Spares the pool dropped on the way (expired, or out of room) go now: no
+            // pool count covers them any more. Rare: once per spare at most.
+            for s in stale {
+                self.wasi.put(s.store.into_data());
+            }
         }
         let taken = warm.and_then(|tenant| {
             let found = self
@@ -603,40 +625,38 @@ impl PluginRuntime {
             );
         }
         let uses = uses.saturating_add(1);
-        let spent = match key {
+        match key {
             // Only an instance whose call returned normally is trusted with the next.
-            Some(key) if result.is_ok() && self.warm.keeps(uses) => Spent {
-                store: None,
-                spares: evicted,
-                evicted: self.warm.put(
-                    key,
-                    Warm {
-                        store,
-                        guest: instance,
-                        uses,
-                    },
-                ),
-                slots: (tenant_slot, pool_slot),
-            },
-            _ => Spent {
-                store: Some(store),
-                spares: evicted,
-                evicted: Vec::new(),
-                slots: (tenant_slot, pool_slot),
-            },
-        };
-        self.retire(spent);
+            Some(key) if result.is_ok() && self.warm.keeps(uses) => drop(self.warm.put(
+                key,
+                Warm {
+                    store,
+                    guest: instance,
+                    uses,
+                },
+            )),
+            _ => self.retire(store),
+        }
+        drop((tenant_slot, pool_slot));
         result
     }
 
     /// Builds the next spare of `plugin` for `sandbox`'s tenant on the spares' thread:
     /// the instance is made as a call's would be (the tenant's limits, its deadline),
     /// with no request's data, and waits in [`Spares`] for the pair's next call.
-    fn build_spare(&self, plugin: &LoadedPlugin, sandbox: Arc<TenantSandbox>) {
-        let (engine, pre, hash) = (self.engine.clone(), plugin.pre.clone(), plugin.hash.clone());
-        let (spares, wasi, output) = (self.spares.clone(), self.wasi.clone(), self.output);
+    fn build_spare(
+        &self,
+        plugin: &LoadedPlugin,
+        sandbox: Arc<TenantSandbox>,
+        ticket: Ticket<Spare>,
+    ) {
+        let (engine, pre, wasi, output) = (
+            self.engine.clone(),
+            plugin.pre.clone(),
+            self.wasi.clone(),
+            self.output,
+        );
         let label: Arc<str> = Arc::from(plugin.info.name.as_str());
-        let (key_sandbox, key_hash) = (sandbox.clone(), plugin.hash.clone());
         let build = async move {
             let limits = sandbox.limits;
             let env = CallEnv {
@@ -651,46 +671,42 @@ impl PluginRuntime {
             let state = PluginState::new(&limits, &output, wasi.take(), env, Arc::from(""));
             let mut store = new_store(&engine, state);
             arm_deadline(&mut store, limits.deadline);
-            let spare = match pre.instantiate(&mut store, false).await {
+            let built = match pre.instantiate(&mut store, false).await {
                 Ok(guest) if store.data().limiter.held <= SPARE_MAX_MEMORY => {
-                    Some(Spare { store, guest })
+                    Built::Spare(Spare { store, guest })
                 }
                 // Kept idle, a large instance would hold its memory between calls.
-                Ok(_) => None,
+                Ok(_) => Built::TooLarge,
                 Err(e) => {
                     tracing::debug!(error = %e, "a spare instance could not be built; calls instantiate their own");
-                    None
+                    Built::Failed
                 }
             };
-            if let Some(s) = spares.put(&sandbox, &hash, spare) {
+            for s in ticket.finish(built) {
                 wasi.put(s.store.into_data());
             }
         };
-        if self.builder.submit(Box::pin(build)).is_err() {
-            self.spares.abandon(&key_sandbox, &key_hash);
-        }
+        // A full queue hands the job back; dropping it gives the build up.
+        drop(self.builder.submit(Box::pin(build)));
     }
 
-    /// Tears down what a call left behind once the caller has its answer: dropping a
-    /// store resets its instance's memory and tables (several µs a plugin), which the
-    /// request need not wait for. On a busy worker the teardown runs when the request
-    /// next waits (for the provider, say). The call's slots are held until then, so no
-    /// slot is handed out while its instance is still alive.
-    fn retire(&self, spent: Spent) {
-        let wasi = self.wasi.clone();
-        let teardown = move || {
-            if let Some(store) = spent.store {
-                wasi.put(store.into_data());
-            }
-            drop(spent.evicted);
-            for s in spent.spares {
-                wasi.put(s.store.into_data());
-            }
-            drop(spent.slots);
+    /// Tears down a finished call's store once the caller has its answer: dropping it
+    /// resets the instance's memory and tables (several µs a plugin), which the request
+    /// need not wait for. The teardown runs in a task, when the worker next has nothing
+    /// more urgent (the request waiting for its provider, say). The call's slots are
+    /// free already: at most `teardown_cap` stores wait (the pool has room for them),
+    /// beyond which a store is torn down here.
+    fn retire(&self, store: Store<PluginState>) {
+        let waiting = self.teardowns.fetch_add(1, Ordering::Relaxed);
+        let retired = Retired {
+            store: Some(store),
+            wasi: self.wasi.clone(),
+            waiting: self.teardowns.clone(),
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn(async move { teardown() })),
-            Err(_) => teardown(),
+        if waiting < self.teardown_cap
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            drop(rt.spawn(async move { drop(retired) }));
         }
     }
 

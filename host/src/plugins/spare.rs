@@ -24,16 +24,20 @@ use wasmtime::Store;
 /// A pair last called longer ago than this gets no spare built.
 pub(super) const HOT: Duration = Duration::from_secs(1);
 
-/// A spare unused this long is dropped (its component may have been replaced).
+/// A spare older than this is not used (its component may have been replaced): it is
+/// dropped by the next call, build or newcomer that comes across it.
 pub(super) const IDLE_TTL: Duration = Duration::from_secs(30);
+
+/// After a failed build, the pair's calls instantiate their own for this long.
+pub(super) const RETRY: Duration = Duration::from_secs(10);
 
 /// Building one spare, to completion.
 pub(super) type Build = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The thread spares are built on, at `SCHED_IDLE`: it runs only while the core has
-/// nothing else to do (a one-connection gateway waiting for its provider or its next
-/// request), so a build never delays a request; on a saturated core builds wait, and
-/// calls instantiate their own as without spares.
+/// The thread spares are built on, at nice 5: a build runs beside the request that
+/// asked for it (or while the worker waits for a provider), not inside it. Not at
+/// `SCHED_IDLE`: a build takes locks the workers take too (the pooling allocator's),
+/// and a thread that may not run for as long as the core is busy must not hold them.
 pub(super) struct Builder {
     jobs: SyncSender<Build>,
 }
@@ -57,18 +61,13 @@ impl Builder {
     }
 }
 
+/// The spare builder's nice value.
+const BUILDER_NICE: i32 = 5;
+
 fn run(rx: Receiver<Build>) {
-    use thread_priority::{
-        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
-        set_thread_priority_and_policy, thread_native_id,
-    };
-    // Where the kernel refuses, builds run at normal priority: still off the request's
-    // task, only not deferred to idle time.
-    let _ = set_thread_priority_and_policy(
-        thread_native_id(),
-        ThreadPriority::Min,
-        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
-    );
+    // Linux's setpriority on a process id of 0 applies to the calling thread. Where it
+    // is refused, builds run at the workers' priority.
+    let _ = rustix::process::setpriority_process(None, BUILDER_NICE);
     // Instantiation is async (fibers, the epoch deadline's yields); nothing in it needs
     // a reactor.
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
@@ -93,7 +92,9 @@ struct Entry<S> {
     spare: Option<(S, Instant)>,
     /// A spare is being built for this pair.
     building: bool,
-    /// Building one failed: the pair's calls instantiate inline, as without spares.
+    /// No build before this (a failed one); `broken` pairs never get one.
+    retry_at: Option<Instant>,
+    /// The pair's instances are too large to keep idle.
     broken: bool,
     last_call: Instant,
 }
@@ -108,8 +109,45 @@ impl<S> Entry<S> {
 pub(super) struct Taken<S> {
     /// The pair's spare, if it had one.
     pub spare: Option<S>,
-    /// The caller should build the pair's next spare and hand it to [`Spares::put`].
-    pub build: bool,
+    /// When set, the caller should build the pair's next spare and hand it over with
+    /// [`Ticket::finish`].
+    pub build: Option<Ticket<S>>,
+}
+
+/// How a build ended.
+pub(super) enum Built<S> {
+    /// A spare, ready for the pair's next call.
+    Spare(S),
+    /// The instance holds more memory than a spare may keep idle: the pair gets none.
+    TooLarge,
+    /// Instantiation failed (a trap, a full pool): none for [`RETRY`].
+    Failed,
+}
+
+/// A build the pool asked for. Dropped unfinished (its job never ran: a full queue, a
+/// runtime shutting down), it gives the build up, so the pair may ask again.
+pub(super) struct Ticket<S> {
+    spares: Arc<Spares<S>>,
+    sandbox: Arc<TenantSandbox>,
+    hash: Arc<str>,
+    done: bool,
+}
+
+impl<S> Ticket<S> {
+    /// Hands over what the build made; returns what is left to tear down (the spare,
+    /// when its pair is no longer tracked, and any expired spares found on the way).
+    pub(super) fn finish(mut self, built: Built<S>) -> Vec<S> {
+        self.done = true;
+        self.spares.put(&self.sandbox, &self.hash, built)
+    }
+}
+
+impl<S> Drop for Ticket<S> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.spares.abandon(&self.sandbox, &self.hash);
+        }
+    }
 }
 
 /// How the spares have fared since start, for `/metrics`.
@@ -129,7 +167,7 @@ pub(super) struct Spares<S = Spare> {
     served: AtomicU64,
     built: AtomicU64,
     failed: AtomicU64,
-    /// Spares being built; with the entries' own, at most twice `cap` exist at once.
+    /// Builds asked for and not yet finished (queued or running), at most `cap`.
     building: AtomicUsize,
     cap: usize,
     per_tenant: usize,
@@ -137,7 +175,7 @@ pub(super) struct Spares<S = Spare> {
 
 impl<S> Spares<S> {
     /// At most `cap` pairs, `per_tenant` of them one tenant's; `cap` 0 keeps none.
-    /// Instances alive in the pool: at most `2 * cap` (held, and being built).
+    /// At most `cap` builds are asked for at once (queued for the one builder thread).
     pub(super) fn new(cap: usize, per_tenant: usize) -> Self {
         Self {
             entries: Mutex::new(Vec::with_capacity(cap)),
@@ -151,16 +189,16 @@ impl<S> Spares<S> {
     }
 
     /// Takes the pair's spare (if any) for a call, and says whether to build its next.
-    /// What is dropped to make room is returned, to be torn down off the caller's path.
+    /// What is dropped on the way (expired, or to make room) goes into `dropped`.
     pub(super) fn take(
-        &self,
+        self: &Arc<Self>,
         sandbox: &Arc<TenantSandbox>,
         hash: &Arc<str>,
         dropped: &mut Vec<S>,
     ) -> Taken<S> {
         let none = Taken {
             spare: None,
-            build: false,
+            build: None,
         };
         if self.cap == 0 {
             return none;
@@ -186,14 +224,26 @@ impl<S> Spares<S> {
             let build = (spare.is_some() || hot)
                 && !e.building
                 && !e.broken
+                && e.retry_at.is_none_or(|t| now >= t)
                 && self.building.load(Ordering::Relaxed) < self.cap;
-            if build {
-                e.building = true;
-                self.building.fetch_add(1, Ordering::Relaxed);
+            if !build {
+                return Taken { spare, build: None };
             }
-            return Taken { spare, build };
+            e.building = true;
+            self.building.fetch_add(1, Ordering::Relaxed);
+            let ticket = Ticket {
+                spares: self.clone(),
+                sandbox: sandbox.clone(),
+                hash: hash.clone(),
+                done: false,
+            };
+            return Taken {
+                spare,
+                build: Some(ticket),
+            };
         }
         // A first call: remember the pair, build nothing yet.
+        sweep(&mut entries, now, dropped);
         let tenant_count = entries
             .iter()
             .filter(|e| Arc::ptr_eq(&e.sandbox, sandbox))
@@ -223,47 +273,43 @@ impl<S> Spares<S> {
             hash: hash.clone(),
             spare: None,
             building: false,
+            retry_at: None,
             broken: false,
             last_call: now,
         });
         none
     }
 
-    /// Hands over the spare built for the pair after [`Spares::take`] said to build it
-    /// (`None`: building failed). Returns what is left to tear down: the spare, when
-    /// the pair is no longer tracked, or one it replaces.
-    pub(super) fn put(
-        &self,
-        sandbox: &Arc<TenantSandbox>,
-        hash: &str,
-        spare: Option<S>,
-    ) -> Option<S> {
+    /// What a build for the pair made (see [`Ticket::finish`]).
+    fn put(&self, sandbox: &Arc<TenantSandbox>, hash: &str, built: Built<S>) -> Vec<S> {
         self.building.fetch_sub(1, Ordering::Relaxed);
-        let counter = match spare {
-            Some(_) => &self.built,
-            None => &self.failed,
+        let counter = match built {
+            Built::Spare(_) => &self.built,
+            Built::TooLarge | Built::Failed => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
         let mut entries = crate::sync::lock(&self.entries);
+        let mut dropped = Vec::new();
+        sweep(&mut entries, now, &mut dropped);
         let Some(e) = entries.iter_mut().find(|e| e.is(sandbox, hash)) else {
-            return spare;
+            if let Built::Spare(s) = built {
+                dropped.push(s);
+            }
+            return dropped;
         };
         e.building = false;
-        match spare {
-            Some(s) => {
-                let old = e.spare.replace((s, Instant::now()));
-                old.map(|(s, _)| s)
-            }
-            None => {
-                e.broken = true;
-                None
-            }
+        match built {
+            Built::Spare(s) => dropped.extend(e.spare.replace((s, now)).map(|(s, _)| s)),
+            Built::TooLarge => e.broken = true,
+            Built::Failed => e.retry_at = Some(now + RETRY),
         }
+        dropped
     }
 
-    /// Gives up a build [`Spares::take`] asked for without trying it (no room to run
-    /// it): the pair's next call may ask again.
-    pub(super) fn abandon(&self, sandbox: &Arc<TenantSandbox>, hash: &str) {
+    /// Gives up a build [`Spares::take`] asked for without trying it: the pair's next
+    /// call may ask again.
+    fn abandon(&self, sandbox: &Arc<TenantSandbox>, hash: &str) {
         self.building.fetch_sub(1, Ordering::Relaxed);
         let mut entries = crate::sync::lock(&self.entries);
         if let Some(e) = entries.iter_mut().find(|e| e.is(sandbox, hash)) {
@@ -289,6 +335,19 @@ impl<S> Spares<S> {
     }
 }
 
+/// Moves spares older than [`IDLE_TTL`] out of `entries` into `dropped`.
+fn sweep<S>(entries: &mut [Entry<S>], now: Instant, dropped: &mut Vec<S>) {
+    for e in entries {
+        if e.spare
+            .as_ref()
+            .is_some_and(|(_, since)| now.duration_since(*since) >= IDLE_TTL)
+            && let Some((s, _)) = e.spare.take()
+        {
+            dropped.push(s);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,29 +361,47 @@ mod tests {
         ))
     }
 
+    fn pool(cap: usize, per_tenant: usize) -> Arc<Spares<u32>> {
+        Arc::new(Spares::new(cap, per_tenant))
+    }
+
     #[test]
     fn a_pair_gets_a_build_only_once_it_is_called_again_and_one_at_a_time() {
-        let spares = Spares::<u32>::new(8, 4);
+        let spares = pool(8, 4);
         let (t, h): (_, Arc<str>) = (sandbox(), Arc::from("h1"));
         let mut dropped = vec![];
         let first = spares.take(&t, &h, &mut dropped);
         assert!(
-            first.spare.is_none() && !first.build,
+            first.spare.is_none() && first.build.is_none(),
             "a first call builds nothing"
         );
-        let second = spares.take(&t, &h, &mut dropped);
-        assert!(second.spare.is_none() && second.build, "a hot pair builds");
-        let third = spares.take(&t, &h, &mut dropped);
-        assert!(!third.build, "one build at a time");
-        assert!(spares.put(&t, &h, Some(7)).is_none());
+        let ticket = spares
+            .take(&t, &h, &mut dropped)
+            .build
+            .expect("a hot pair builds");
+        assert!(
+            spares.take(&t, &h, &mut dropped).build.is_none(),
+            "one build at a time"
+        );
+        assert!(ticket.finish(Built::Spare(7)).is_empty());
         assert_eq!(spares.counts(), (1, 1));
         let hit = spares.take(&t, &h, &mut dropped);
         assert_eq!(hit.spare, Some(7), "the spare serves one call");
-        assert!(hit.build, "and its successor is built");
+        let ticket = hit.build.expect("and its successor is built");
         assert!(spares.take(&t, &h, &mut dropped).spare.is_none());
-        // A failed build stops building for the pair.
-        assert!(spares.put(&t, &h, None).is_none());
-        assert!(!spares.take(&t, &h, &mut dropped).build);
+        // A build that fails waits before the pair tries again.
+        assert!(ticket.finish(Built::Failed).is_empty());
+        assert!(spares.take(&t, &h, &mut dropped).build.is_none());
+        if let Some(e) = crate::sync::lock(&spares.entries).first_mut() {
+            e.retry_at = Some(Instant::now());
+        }
+        let ticket = spares.take(&t, &h, &mut dropped).build.expect("retried");
+        // Too large to keep idle: never again for the pair.
+        assert!(ticket.finish(Built::TooLarge).is_empty());
+        if let Some(e) = crate::sync::lock(&spares.entries).first_mut() {
+            e.retry_at = None;
+        }
+        assert!(spares.take(&t, &h, &mut dropped).build.is_none());
         assert!(dropped.is_empty());
         assert_eq!(spares.counts(), (1, 0));
         assert_eq!(spares.building.load(Ordering::Relaxed), 0);
@@ -333,14 +410,28 @@ mod tests {
             SpareCounts {
                 served: 1,
                 built: 1,
-                failed: 1
+                failed: 2
             }
         );
     }
 
     #[test]
+    fn a_build_that_never_runs_is_given_up() {
+        let spares = pool(8, 4);
+        let (t, h): (_, Arc<str>) = (sandbox(), Arc::from("h"));
+        let mut dropped = vec![];
+        spares.take(&t, &h, &mut dropped);
+        drop(spares.take(&t, &h, &mut dropped).build.expect("build"));
+        assert_eq!(spares.building.load(Ordering::Relaxed), 0);
+        assert!(
+            spares.take(&t, &h, &mut dropped).build.is_some(),
+            "asked again"
+        );
+    }
+
+    #[test]
     fn pairs_are_bounded_overall_and_per_tenant() {
-        let spares = Spares::<u32>::new(4, 2);
+        let spares = pool(4, 2);
         let (a, b) = (sandbox(), sandbox());
         let mut dropped = vec![];
         for i in 0..10 {
@@ -364,39 +455,50 @@ mod tests {
 
     #[test]
     fn a_spare_is_only_for_its_own_pair_and_handed_back_once_its_pair_is_gone() {
-        let spares = Spares::<u32>::new(1, 1);
+        let spares = pool(1, 1);
         let (a, b) = (sandbox(), sandbox());
         let h: Arc<str> = Arc::from("h");
         let mut dropped = vec![];
         spares.take(&a, &h, &mut dropped);
-        assert!(spares.take(&a, &h, &mut dropped).build);
-        assert!(spares.put(&a, &h, Some(1)).is_none());
+        let ticket = spares.take(&a, &h, &mut dropped).build.expect("build");
+        assert!(ticket.finish(Built::Spare(1)).is_empty());
         // Another tenant's call of the same component does not get a's spare; its
         // pair replaces a's, whose spare goes to be torn down.
         let other = spares.take(&b, &h, &mut dropped);
         assert!(other.spare.is_none());
         assert_eq!(dropped, vec![1]);
-        assert!(spares.take(&b, &h, &mut dropped).build);
-        // b's pair goes in turn while its spare is being built: `put` hands it back.
+        let ticket = spares.take(&b, &h, &mut dropped).build.expect("build");
+        // b's pair goes in turn while its spare is being built: it is handed back.
         spares.take(&a, &h, &mut dropped);
-        assert_eq!(spares.put(&b, &h, Some(2)), Some(2));
+        assert_eq!(ticket.finish(Built::Spare(2)), vec![2]);
         assert_eq!(spares.counts(), (1, 0));
     }
 
     #[test]
-    fn an_expired_spare_is_not_used() {
-        let spares = Spares::<u32>::new(2, 2);
+    fn an_expired_spare_is_not_used_and_is_swept() {
+        let spares = pool(4, 4);
         let (t, h): (_, Arc<str>) = (sandbox(), Arc::from("h"));
         let mut dropped = vec![];
         spares.take(&t, &h, &mut dropped);
-        assert!(spares.take(&t, &h, &mut dropped).build);
-        spares.put(&t, &h, Some(3));
-        if let Some(e) = crate::sync::lock(&spares.entries).first_mut() {
-            let (_, since) = e.spare.as_mut().expect("held");
-            *since = since.checked_sub(IDLE_TTL).unwrap_or(*since);
-        }
+        let ticket = spares.take(&t, &h, &mut dropped).build.expect("build");
+        ticket.finish(Built::Spare(3));
+        let age = |spares: &Spares<u32>| {
+            for e in crate::sync::lock(&spares.entries).iter_mut() {
+                if let Some((_, since)) = e.spare.as_mut() {
+                    *since = since.checked_sub(IDLE_TTL).unwrap_or(*since);
+                }
+            }
+        };
+        age(&spares);
         let taken = spares.take(&t, &h, &mut dropped);
         assert!(taken.spare.is_none());
         assert_eq!(dropped, vec![3]);
+        // An idle pair's old spare goes when anyone else's build finishes.
+        let other: Arc<str> = Arc::from("other");
+        spares.take(&t, &other, &mut dropped);
+        let for_other = spares.take(&t, &other, &mut dropped).build.expect("build");
+        taken.build.expect("build").finish(Built::Spare(4));
+        age(&spares);
+        assert_eq!(for_other.finish(Built::Spare(5)), vec![4]);
     }
 }
