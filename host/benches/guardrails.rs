@@ -80,9 +80,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None)
-        .expect("runtime")
-        .without_spares();
+    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
     let body = body_4k();
     let ctx = context(body.as_bytes(), 3);
     let text = RequestText::parse(Api::Anthropic, body.as_bytes()).expect("a body");

@@ -26,9 +26,7 @@ fn bench(c: &mut Criterion) {
         deadline: Duration::from_millis(100),
         memory_bytes: 48 << 20,
     };
-    let rt = PluginRuntime::new(limits, 16, None)
-        .expect("runtime")
-        .without_spares();
+    let rt = PluginRuntime::new(limits, 16, None).expect("runtime");
     let body = Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#);
     let ctx = context(&body, 1);
     let mut group = c.benchmark_group("team_hours_policy");

@@ -32,10 +32,7 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio");
-    // Without spares: a fresh call here pays its own instantiation (see `spare_call` below).
-    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None)
-        .expect("runtime")
-        .without_spares();
+    let rt = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
     let ctx = context();
     let body =
         Bytes::from_static(br#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]}"#);
@@ -141,21 +138,6 @@ fn bench(c: &mut Criterion) {
         other => panic!("budget-limit should grant two limits: {other:?}"),
     }
     c.bench_function("budget_call/budget-limit", |b| b.iter(call));
-    // The same call with spares: its instance was built ahead, on the spares' thread
-    // (which runs beside this one here), so this is the call's own latency, not its CPU.
-    let spared = PluginRuntime::new(SandboxLimits::default(), 64, None).expect("runtime");
-    let budgeter_spared = exec
-        .block_on(spared.load_file("budget-limit", &plugin_path("budget_limit")))
-        .expect("load");
-    c.bench_function("budget_call/budget-limit (spare)", |b| {
-        b.iter(|| {
-            support::call_through(
-                &exec,
-                spared.call_budget(&budgeter_spared, env.clone(), &ctx, &target),
-            )
-            .expect("call")
-        })
-    });
     let warm = CallEnv {
         reuse: true,
         ..env.clone()

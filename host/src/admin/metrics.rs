@@ -98,6 +98,5 @@ fn gauges(state: &ControlPlane) -> Gauges {
         sandboxes,
         fleet,
         log_shipping,
-        spares: state.plugins.spare_counts(),
     }
 }

@@ -16,7 +16,6 @@ mod isolation;
 mod output;
 mod runtime;
 mod sandbox;
-mod spare;
 mod usage;
 mod warm;
 
@@ -36,7 +35,6 @@ pub use isolation::TenantSandbox;
 pub use output::{OutputLimits, Trimmed};
 pub use runtime::{CallEnv, LoadedPlugin, PluginRuntime};
 pub use sandbox::{CallFailure, SandboxLimits};
-pub use spare::SpareCounts;
 pub use usage::{FleetReads, UsageView, ledger_limits};
 
 /// Where first-party plugins are looked for when the config names no `plugin_dir`:

@@ -8,7 +8,6 @@ use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, Kept, MAX_PREPARED_BYTES, PluginState, SandboxLimits};
-use super::spare::{Builder, Built, Spare, SpareCounts, Spares, Ticket};
 use super::usage::UsageView;
 use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
@@ -42,8 +41,7 @@ pub struct LoadedPlugin {
     pub hash: Arc<str>,
     /// The contract version the component was built against (`0.3.0`, `0.2.0`).
     pub contract: &'static str,
-    /// Shared with the tasks that build its spare instances.
-    pre: Arc<GuestPre>,
+    pre: GuestPre,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -94,14 +92,11 @@ pub struct PluginRuntime {
     /// Components refused at compile time, by hash, so a bomb is not compiled twice.
     refused: Mutex<HashMap<String, String>>,
     wasi: Arc<sandbox::WasiPool>,
-    /// Idle instances of plugins whose entries set `reuse_instance`.
-    warm: WarmPool,
-    /// The next fresh instance of busy plugins, built ahead of their calls.
-    spares: Arc<Spares>,
-    builder: Builder,
     /// Finished calls' stores waiting to be torn down, at most `teardown_cap`.
     teardowns: Arc<AtomicUsize>,
     teardown_cap: usize,
+    /// Idle instances of plugins whose entries set `reuse_instance`.
+    warm: WarmPool,
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
@@ -120,21 +115,6 @@ const DEFAULT_QUEUE: Duration = Duration::from_secs(1);
 /// heap copied once), which no request pays; an upload must not fail because the core
 /// was busy for those few milliseconds. Compiling the component costs far more.
 const LOAD_DEADLINE: Duration = Duration::from_millis(250);
-
-/// Which instance a call runs in.
-#[derive(Clone, Copy)]
-enum Instance<'a> {
-    /// A fresh one made for the call.
-    Fresh,
-    /// A fresh one, built ahead when the plugin is busy (see the `spare` module).
-    Spare,
-    /// The tenant's kept instance for this plugin and config (`reuse_instance`).
-    Warm(&'a str),
-}
-
-/// The most linear memory a spare may hold while it waits (an interpreter's heap is
-/// more: its plugin's calls instantiate their own).
-const SPARE_MAX_MEMORY: usize = 8 << 20;
 
 /// A finished call's store, torn down when dropped (in its task, or here when the
 /// task never runs: a runtime shutting down drops it unrun).
@@ -177,14 +157,10 @@ impl PluginRuntime {
         // Idle warm instances hold allocator slots of their own, beside the calls in
         // flight (which `max_instances` bounds).
         let warm_cap = max_instances / 4;
-        // Spares: one held per pair (at most `spare_cap` pairs), plus the one the builder
-        // thread is instantiating.
-        let spare_cap = max_instances / 4;
         // Finished calls' stores waiting for their teardown (see `retire`).
         let teardown_cap = (max_instances / 4).max(1);
         let slots = max_instances
             .saturating_add(warm_cap)
-            .saturating_add(spare_cap.saturating_mul(2))
             .saturating_add(teardown_cap);
         let mut pool = PoolingAllocationConfig::default();
         // A Rust wasip2 component holds a few core instances (program, adapter, shims).
@@ -235,14 +211,9 @@ impl PluginRuntime {
             loaded: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             wasi: Arc::default(),
-            warm: WarmPool::new(warm_cap as usize, (warm_cap as usize / 2).max(1)),
-            spares: Arc::new(Spares::new(
-                spare_cap as usize,
-                (spare_cap as usize / 4).max(1),
-            )),
-            builder: Builder::start(spare_cap as usize)?,
             teardowns: Arc::default(),
             teardown_cap: teardown_cap as usize,
+            warm: WarmPool::new(warm_cap as usize, (warm_cap as usize / 2).max(1)),
             output: OutputLimits::default(),
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
@@ -269,18 +240,6 @@ impl PluginRuntime {
     /// The bounds on what plugins return.
     pub fn output_limits(&self) -> &OutputLimits {
         &self.output
-    }
-
-    /// The same runtime without spare instances: every fresh call instantiates its own
-    /// (benches compare the two).
-    pub fn without_spares(mut self) -> Self {
-        self.spares = Arc::new(Spares::new(0, 0));
-        self
-    }
-
-    /// How the spare instances have fared since start.
-    pub fn spare_counts(&self) -> SpareCounts {
-        self.spares.counts_since_start()
     }
 
     /// The limits every call runs under.
@@ -335,7 +294,7 @@ impl PluginRuntime {
             },
             hash: Arc::from(hash.as_str()),
             contract: pre.version(),
-            pre: Arc::new(pre),
+            pre,
         };
         loaded.info = self
             .call(
@@ -388,17 +347,11 @@ impl PluginRuntime {
             reuse: false,
         };
         let (res, kept) = self
-            .call_labelled(
-                plugin,
-                env,
-                "validate-config".into(),
-                Instance::Fresh,
-                async |p, s| {
-                    s.data_mut().keeping = Some(Kept::Nothing);
-                    let res = p.validate_config(s, config).await?;
-                    Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
-                },
-            )
+            .call_labelled(plugin, env, "validate-config".into(), None, async |p, s| {
+                s.data_mut().keeping = Some(Kept::Nothing);
+                let res = p.validate_config(s, config).await?;
+                Ok((res, s.data_mut().keeping.take().unwrap_or_default()))
+            })
             .await
             .map_err(|failure| PluginError::Call {
                 plugin: label.to_string(),
@@ -485,11 +438,8 @@ impl PluginRuntime {
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let request_id: Arc<str> = Arc::from(ctx.request_id.as_str());
-        let how = match env.reuse {
-            true => Instance::Warm(ctx.tenant.as_str()),
-            false => Instance::Spare,
-        };
-        self.call_labelled(plugin, env, request_id, how, f).await
+        let warm = env.reuse.then_some(ctx.tenant.as_str());
+        self.call_labelled(plugin, env, request_id, warm, f).await
     }
 
     /// A call at load (`describe`), under the gateway's limits with [`LOAD_DEADLINE`].
@@ -510,8 +460,7 @@ impl PluginRuntime {
             sandbox: Some(self.load_sandbox.clone()),
             reuse: false,
         };
-        self.call_labelled(plugin, env, request_id, Instance::Fresh, f)
-            .await
+        self.call_labelled(plugin, env, request_id, None, f).await
     }
 
     async fn call_labelled<R>(
@@ -519,7 +468,7 @@ impl PluginRuntime {
         plugin: &LoadedPlugin,
         env: CallEnv,
         request_id: Arc<str>,
-        how: Instance<'_>,
+        warm: Option<&str>,
         f: impl AsyncFnOnce(&Guest, &mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let sandbox = env
@@ -528,8 +477,8 @@ impl PluginRuntime {
             .unwrap_or_else(|| self.default_sandbox.clone());
         // The tenant's own slots first: a tenant at its limit waits on itself and never
         // holds a pool slot another tenant could use.
-        let tenant_slot = sandbox.enter().await?;
-        let pool_slot = self
+        let _tenant_slot = sandbox.enter().await?;
+        let _pool_slot = self
             .pool
             .take(sandbox.queue())
             .await
@@ -541,24 +490,6 @@ impl PluginRuntime {
         let label = env.label.clone();
         // A warm call's key: the idle instance's own, or (on a miss) a new one.
         let mut key = None;
-        let warm = match how {
-            Instance::Warm(tenant) => Some(tenant),
-            _ => None,
-        };
-        let mut spare = None;
-        if matches!(how, Instance::Spare) {
-            let mut stale = Vec::new();
-            let taken = self.spares.take(&sandbox, &plugin.hash, &mut stale);
-            if let Some(ticket) = taken.build {
-                self.build_spare(plugin, sandbox.clone(), ticket);
-            }
-            spare = taken.spare;
-            // Spares the pool dropped on the way (expired, or out of room) go now: no
-            // pool count covers them any more. Rare: once per spare at most.
-            for s in stale {
-                self.wasi.put(s.store.into_data());
-            }
-        }
         let taken = warm.and_then(|tenant| {
             let found = self
                 .warm
@@ -581,20 +512,13 @@ impl PluginRuntime {
                     .reset(&limits, &self.output, env, request_id.clone());
                 (w.store, Some(w.guest), w.uses)
             }
-            None => match spare {
-                Some(mut s) => {
-                    s.store
-                        .data_mut()
-                        .reset(&limits, &self.output, env, request_id.clone());
-                    (s.store, Some(s.guest), 0)
-                }
-                None => {
-                    let wasi = self.wasi.take();
-                    let state =
-                        PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
-                    (new_store(&self.engine, state), None, 0)
-                }
-            },
+            None => {
+                let wasi = self.wasi.take();
+                let state = PluginState::new(&limits, &self.output, wasi, env, request_id.clone());
+                let mut store = Store::new(&self.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                (store, None, 0)
+            }
         };
         arm_deadline(&mut store, limits.deadline);
         let hit = store.data().limiter.hit.clone();
@@ -637,57 +561,7 @@ impl PluginRuntime {
             )),
             _ => self.retire(store),
         }
-        drop((tenant_slot, pool_slot));
         result
-    }
-
-    /// Builds the next spare of `plugin` for `sandbox`'s tenant on the spares' thread:
-    /// the instance is made as a call's would be (the tenant's limits, its deadline),
-    /// with no request's data, and waits in [`Spares`] for the pair's next call.
-    fn build_spare(
-        &self,
-        plugin: &LoadedPlugin,
-        sandbox: Arc<TenantSandbox>,
-        ticket: Ticket<Spare>,
-    ) {
-        let (engine, pre, wasi, output) = (
-            self.engine.clone(),
-            plugin.pre.clone(),
-            self.wasi.clone(),
-            self.output,
-        );
-        let label: Arc<str> = Arc::from(plugin.info.name.as_str());
-        let build = async move {
-            let limits = sandbox.limits;
-            let env = CallEnv {
-                label,
-                config: Arc::from(""),
-                prepared: Bytes::new(),
-                body: Bytes::new(),
-                usage: None,
-                sandbox: None,
-                reuse: false,
-            };
-            let state = PluginState::new(&limits, &output, wasi.take(), env, Arc::from(""));
-            let mut store = new_store(&engine, state);
-            arm_deadline(&mut store, limits.deadline);
-            let built = match pre.instantiate(&mut store, false).await {
-                Ok(guest) if store.data().limiter.held <= SPARE_MAX_MEMORY => {
-                    Built::Spare(Spare { store, guest })
-                }
-                // Kept idle, a large instance would hold its memory between calls.
-                Ok(_) => Built::TooLarge,
-                Err(e) => {
-                    tracing::debug!(error = %e, "a spare instance could not be built; calls instantiate their own");
-                    Built::Failed
-                }
-            };
-            for s in ticket.finish(built) {
-                wasi.put(s.store.into_data());
-            }
-        };
-        // A full queue hands the job back; dropping it gives the build up.
-        drop(self.builder.submit(Box::pin(build)));
     }
 
     /// Tears down a finished call's store once the caller has its answer: dropping it
@@ -807,13 +681,6 @@ impl PluginRuntime {
 /// Lets the call run for `deadline`: the store yields to the executor at every epoch
 /// tick, so a busy plugin cannot hold a runtime thread, and traps once the whole
 /// deadline is used. Re-armed before every call, warm instances included.
-/// A store for one instance, its memory bounded by the state's limiter.
-fn new_store(engine: &Engine, state: PluginState) -> Store<PluginState> {
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    store
-}
-
 fn arm_deadline(store: &mut Store<PluginState>, deadline: Duration) {
     let budget = (deadline.as_millis() as u64).max(1);
     let mut used = 0u64;

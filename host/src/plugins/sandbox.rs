@@ -87,14 +87,12 @@ pub(super) struct Limiter {
     memory_bytes: usize,
     /// Set when growth was refused; survives Rust guests turning the failure into an abort.
     pub(super) hit: Arc<AtomicBool>,
-    /// Linear memory the instance holds, all memories together.
-    pub(super) held: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        current: usize,
+        _current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -102,7 +100,6 @@ impl wasmtime::ResourceLimiter for Limiter {
             self.hit.store(true, Ordering::Relaxed);
             return Err(wasmtime::Error::new(MemoryLimitHit));
         }
-        self.held = self.held.saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -204,7 +201,6 @@ impl PluginState {
             limiter: Limiter {
                 memory_bytes: limits.memory_bytes,
                 hit: Arc::new(AtomicBool::new(false)),
-                held: 0,
             },
             plugin: env.label.clone(),
             request_id: request_id.clone(),

@@ -130,8 +130,6 @@ pub struct Gauges {
     pub fleet: Option<FleetGauge>,
     /// The request logs' shipping to PostgreSQL, with `[store] kind = "postgres"`.
     pub log_shipping: Option<ShipGauge>,
-    /// Plugin instances built ahead of their calls.
-    pub spares: crate::plugins::SpareCounts,
 }
 
 /// This replica's request-log shipping to PostgreSQL.
@@ -465,29 +463,6 @@ fn render_gauges(out: &mut String, g: &Gauges) {
         g.sandboxes
             .iter()
             .map(|(t, _, max)| (tenant(t), max.to_string())),
-    );
-    unlabelled(
-        out,
-        &[
-            (
-                "tollgate_plugin_spares_served_total",
-                "counter",
-                "Plugin calls that ran in a spare: a fresh instance built before the call.",
-                g.spares.served,
-            ),
-            (
-                "tollgate_plugin_spares_built_total",
-                "counter",
-                "Spare plugin instances built.",
-                g.spares.built,
-            ),
-            (
-                "tollgate_plugin_spares_failed_total",
-                "counter",
-                "Spare plugin instances that failed to build (their calls instantiate their own).",
-                g.spares.failed,
-            ),
-        ],
     );
     if let Some(f) = &g.fleet {
         unlabelled(
