@@ -571,8 +571,8 @@ impl PluginRuntime {
     /// resets the instance's memory and tables (several µs a plugin), which the request
     /// need not wait for. The teardown runs in a task, when the worker next has nothing
     /// more urgent (the request waiting for its provider, say). The call's slots are
-    /// free already: at most [`TEARDOWNS_WAITING`] stores wait (the pool has room for
-    /// them), beyond which a store is torn down here.
+    /// freed when it returns: at most [`TEARDOWNS_WAITING`] stores wait (the pool has
+    /// room for them beside the slots), beyond which a store is torn down here.
     fn retire(&self, store: Store<PluginState>) {
         let waiting = self.teardowns.fetch_add(1, Ordering::Relaxed);
         let retired = Retired {
