@@ -46,30 +46,13 @@ impl<'de> serde::Deserialize<'de> for Head {
 }
 
 /// A key of [`Head`], matched without allocating.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
 enum Key {
     Usage,
     Choices,
+    #[serde(other)]
     Other,
-}
-
-impl<'de> serde::Deserialize<'de> for Key {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Name;
-        impl serde::de::Visitor<'_> for Name {
-            type Value = Key;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key, E> {
-                Ok(match k {
-                    "usage" => Key::Usage,
-                    "choices" => Key::Choices,
-                    _ => Key::Other,
-                })
-            }
-        }
-        d.deserialize_str(Name)
-    }
 }
 
 /// Any JSON value, checked and dropped.
