@@ -99,8 +99,21 @@ pub struct PluginRuntime {
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
-    /// Compile workers running at once (a spare core each).
+    /// Compile workers running uploaded components at once (a spare core each).
     compile_slots: tokio::sync::Semaphore,
+    /// The operator's own plugin files compile one at a time in a lane of their own,
+    /// so a tenant's upload holding every worker (a compile bomb, say) cannot refuse
+    /// another tenant's bundle of first-party plugins.
+    operator_compiles: tokio::sync::Semaphore,
+}
+
+/// Whose bytes a component is, which decides the compile lane it waits in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// A file from the operator's plugin folder.
+    Operator,
+    /// Bytes a tenant or platform admin uploaded.
+    Upload,
 }
 
 /// Refused hashes remembered at most.
@@ -223,6 +236,7 @@ impl PluginRuntime {
             compile_slots: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
             ),
+            operator_compiles: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -250,7 +264,8 @@ impl PluginRuntime {
         self.limits
     }
 
-    /// Loads a plugin file; identical bytes are compiled and described once per process.
+    /// Loads a plugin file of the operator's; identical bytes are compiled and
+    /// described once per process.
     pub async fn load_file(
         &self,
         label: &str,
@@ -261,14 +276,23 @@ impl PluginRuntime {
             path: path.to_path_buf(),
             source,
         })?;
-        self.load_bytes(label, &bytes).await
+        self.load(label, &bytes, Origin::Operator).await
     }
 
-    /// Loads plugin bytes (see [`PluginRuntime::load_file`]).
+    /// Loads uploaded plugin bytes (see [`PluginRuntime::load_file`]).
     pub async fn load_bytes(
         &self,
         label: &str,
         bytes: &[u8],
+    ) -> Result<Arc<LoadedPlugin>, PluginError> {
+        self.load(label, bytes, Origin::Upload).await
+    }
+
+    async fn load(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        origin: Origin,
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let hash = hex::encode(Sha256::digest(bytes));
         if let Some(p) = crate::sync::lock(&self.loaded).get(&hash).cloned() {
@@ -279,7 +303,7 @@ impl PluginRuntime {
             message,
         };
         let component = self
-            .compile_cached(&hash, bytes)
+            .compile_cached(&hash, bytes, origin)
             .await
             .map_err(compile_err)?;
         let instance_pre = self.linker.instantiate_pre(&component).map_err(|e| {
@@ -588,10 +612,16 @@ impl PluginRuntime {
     }
 
     /// The compiled component of `bytes`: from the cache, or compiled (off the async
-    /// workers; in a budgeted child process when isolated, one worker per spare core at
-    /// a time) after the size cap and the structural check. Refusals the bytes
+    /// workers; in a budgeted child process when isolated, uploads one worker per spare
+    /// core at a time, the operator's files in a lane of their own) after the size cap
+    /// and the structural check. Refusals the bytes
     /// themselves cause are remembered by hash.
-    async fn compile_cached(&self, hash: &str, bytes: &[u8]) -> Result<Component, String> {
+    async fn compile_cached(
+        &self,
+        hash: &str,
+        bytes: &[u8],
+        origin: Origin,
+    ) -> Result<Component, String> {
         if bytes.len() > self.max_component_bytes {
             return Err(format!(
                 "the component is {} bytes; at most {} are accepted ([sandbox] max_component_bytes)",
@@ -602,7 +632,7 @@ impl PluginRuntime {
         if let Some(why) = crate::sync::lock(&self.refused).get(hash).cloned() {
             return Err(why);
         }
-        match self.compile_checked(hash, bytes).await {
+        match self.compile_checked(hash, bytes, origin).await {
             Ok(c) => Ok(c),
             Err(f) => {
                 let mut refused = crate::sync::lock(&self.refused);
@@ -623,7 +653,12 @@ impl PluginRuntime {
             .map_err(|e| CompileFailure::of_bytes(format!("{e:#}")))
     }
 
-    async fn compile_checked(&self, hash: &str, bytes: &[u8]) -> Result<Component, CompileFailure> {
+    async fn compile_checked(
+        &self,
+        hash: &str,
+        bytes: &[u8],
+        origin: Origin,
+    ) -> Result<Component, CompileFailure> {
         compile::precheck(bytes).map_err(CompileFailure::of_bytes)?;
         // Artifacts are only valid for the same engine build and settings.
         let mut h = std::hash::DefaultHasher::new();
@@ -644,7 +679,11 @@ impl PluginRuntime {
         }
         match &self.compiler {
             Compiler::Isolated(budget) => {
-                let _worker = tokio::time::timeout(budget.timeout, self.compile_slots.acquire())
+                let lane = match origin {
+                    Origin::Operator => &self.operator_compiles,
+                    Origin::Upload => &self.compile_slots,
+                };
+                let _worker = tokio::time::timeout(budget.timeout, lane.acquire())
                     .await
                     .ok()
                     .and_then(Result::ok)
