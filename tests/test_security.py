@@ -374,12 +374,14 @@ def test_a_compile_bomb_is_refused_without_hurting_neighbours(gw):
         attacker = threading.Thread(target=attack)
         attacker.start()
         time.sleep(0.3)
-        # Another tenant's bundle applies at once: no lock is held across the compile.
+        # Another tenant's bundle applies at once: no lock is held across the compile, and
+        # the operator's plugin files compile in a lane of their own, so the neighbour does
+        # not wait out the bomb's 3 s compile budget (it did, and sometimes timed out).
         t0 = time.monotonic()
         status, _, v = gw.admin("PUT", "/tenants/neighbour2/bundle",
                                 {"plugins": [{"name": "metadata-policy", "config": {"required": ["env"]}}]})
         assert status == 201, v
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 2.5
         attacker.join(60)
     status, _, body = result["answer"]
     assert status == 400 and "compile_timeout_ms" in body["error"]["message"], body
