@@ -254,7 +254,7 @@ async fn inspect_whole(
 /// relayed stream's is, and billed either way.
 async fn buffered_stream(
     mut ex: Exchange,
-    upstream: reqwest::Response,
+    upstream: crate::providers::Response,
     mut relay: Relay,
     g: &ResponseGuard,
     client: Api,
@@ -262,7 +262,7 @@ async fn buffered_stream(
 ) -> Response {
     let mut out = Vec::new();
     let mut cut = None;
-    let mut s = upstream.bytes_stream();
+    let mut s = upstream.into_stream();
     while let Some(chunk) = s.next().await {
         match chunk {
             Ok(chunk) => {
@@ -336,12 +336,12 @@ fn count_tokens_body(body: Bytes) -> Result<(Bytes, Usage), ApiError> {
 }
 
 async fn read_body(
-    upstream: reqwest::Response,
+    upstream: crate::providers::Response,
     timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
     let read = async {
         let mut buf = Vec::new();
-        let mut s = upstream.bytes_stream();
+        let mut s = upstream.into_stream();
         while let Some(chunk) = s.next().await {
             let chunk = chunk.map_err(|e| {
                 ApiError::new(

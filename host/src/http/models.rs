@@ -17,6 +17,10 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+/// Most of a provider's model listing read: a hostile or broken upstream cannot make
+/// the gateway buffer without end.
+const MODELS_BODY_LIMIT: usize = 16 << 20;
+
 /// Fixed creation time reported for configured models (they have no real one).
 const CREATED: i64 = 1_735_689_600; // 2025-01-01T00:00:00Z
 
@@ -168,9 +172,19 @@ async fn upstream_models(
         .map_err(|e| e.to_api_error())?;
     let status = resp.status();
     let body = resp
-        .bytes()
+        .bytes(MODELS_BODY_LIMIT)
         .await
-        .map_err(|e| p.classify(e).to_api_error())?;
+        .map_err(|e| p.classify(e).to_api_error())?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Api,
+                format!(
+                    "provider '{}' listed more models than the gateway reads",
+                    p.id
+                ),
+            )
+            .with_status(axum::http::StatusCode::BAD_GATEWAY)
+        })?;
     if !status.is_success() {
         return Err(ApiError::new(
             ErrorKind::from_status(status.as_u16()),

@@ -8,7 +8,7 @@
 use crate::api::Api;
 use crate::guard::StreamText;
 use crate::pipeline::{Exchange, ResponseGuard};
-use crate::providers::root_cause;
+use crate::providers::{BodyStream, TransportError};
 use crate::translate::Relay;
 use bytes::Bytes;
 use futures_util::Stream;
@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 /// The client's side of a relayed stream; logs the exchange when the stream ends or
 /// the client goes away (then with what was generated so far, as 499).
 pub struct RelayStream {
-    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    inner: BodyStream,
     relay: Relay,
     ex: Option<Exchange>,
     done: bool,
@@ -37,9 +37,9 @@ struct Observer {
 
 impl RelayStream {
     /// Relays `upstream` through `relay`, logging into `ex`.
-    pub fn new(upstream: reqwest::Response, relay: Relay, ex: Exchange) -> Self {
+    pub fn new(upstream: crate::providers::Response, relay: Relay, ex: Exchange) -> Self {
         Self {
-            inner: Box::pin(upstream.bytes_stream()),
+            inner: upstream.into_stream(),
             relay,
             ex: Some(ex),
             done: false,
@@ -106,7 +106,7 @@ impl Stream for RelayStream {
                 return Poll::Ready(None);
             }
             let this = &mut *self;
-            match this.inner.as_mut().poll_next(cx) {
+            match Pin::new(&mut this.inner).poll_next(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(chunk))) => {
                     let had_content = this.relay.stats().saw_content;
@@ -154,8 +154,8 @@ impl Stream for RelayStream {
 }
 
 /// What the log and the client's error event say when the provider's stream broke.
-pub fn interrupted(e: &reqwest::Error) -> String {
-    format!("the provider's stream was interrupted: {}", root_cause(e))
+pub fn interrupted(e: &TransportError) -> String {
+    format!("the provider's stream was interrupted: {e}")
 }
 
 impl Drop for RelayStream {

@@ -1,8 +1,10 @@
 //! Upstream model providers: where admitted requests are forwarded, with pooled
 //! connections and timeouts.
 
+mod client;
 mod upstream;
 
+pub use client::{BodyStream, Response, TransportError};
 pub use upstream::{Provider, root_cause};
 
 use crate::config::{Config, ProviderKind};

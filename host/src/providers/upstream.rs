@@ -2,10 +2,12 @@
 //! wire protocol takes.
 
 use super::UpstreamError;
+use super::client::{self, HttpClient, TransportError};
 use crate::api::Api;
 use crate::config::ProviderConfig;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use bytes::Bytes;
+use http_body_util::Full;
 use std::time::Duration;
 
 /// `anthropic-version` sent when the client sent none.
@@ -26,10 +28,11 @@ pub struct Provider {
     base_url: String,
     /// The model endpoint's address, parsed once: parsing a URL (host, IDNA) per
     /// request cost more than the rest of building it.
-    model_url: reqwest::Url,
+    model_url: Uri,
     api_key: Option<HeaderValue>,
+    /// The config's extra headers, with the user agent.
     extra_headers: HeaderMap,
-    client: reqwest::Client,
+    client: HttpClient,
     timeout: Duration,
 }
 
@@ -40,16 +43,14 @@ impl Provider {
         base_url: String,
         api_key: Option<String>,
     ) -> anyhow::Result<Self> {
-        let client = super::client_builder()
-            .connect_timeout(Duration::from_millis(cfg.connect_timeout_ms))
+        let client = HttpClient::new(
+            Duration::from_millis(cfg.connect_timeout_ms),
             // Applies between reads, so a long stream lives while tokens keep coming.
-            .read_timeout(Duration::from_secs(cfg.stream_idle_timeout_s))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true)
-            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            Duration::from_secs(cfg.stream_idle_timeout_s),
+        )?;
         let mut extra_headers = HeaderMap::new();
+        extra_headers.insert(axum::http::header::USER_AGENT, client::user_agent());
+        extra_headers.insert(axum::http::header::ACCEPT, HeaderValue::from_static("*/*"));
         for (k, v) in &cfg.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|_| anyhow::anyhow!("provider '{}': bad header name '{k}'", cfg.id))?;
@@ -69,7 +70,7 @@ impl Provider {
                 v
             });
         let wire = cfg.kind.api();
-        let model_url = reqwest::Url::parse(&format!("{base_url}{}", wire.model_path()))
+        let model_url = client::uri(&base_url, wire.model_path())
             .map_err(|e| anyhow::anyhow!("provider '{}': bad base_url: {e}", cfg.id))?;
         Ok(Self {
             id: cfg.id.clone(),
@@ -99,15 +100,13 @@ impl Provider {
         client_headers: &HeaderMap,
         body: Bytes,
         timeout: Option<Duration>,
-    ) -> Result<reqwest::Response, UpstreamError> {
+    ) -> Result<client::Response, UpstreamError> {
         let url = if path_and_query == self.wire.model_path() {
             self.model_url.clone()
         } else {
-            reqwest::Url::parse(&format!("{}{}", self.base_url, path_and_query)).map_err(|e| {
-                UpstreamError::Other {
-                    provider: self.id.clone(),
-                    message: format!("bad upstream address: {e}"),
-                }
+            client::uri(&self.base_url, path_and_query).map_err(|e| UpstreamError::Other {
+                provider: self.id.clone(),
+                message: format!("bad upstream address: {e}"),
             })?
         };
         let mut headers = self.extra_headers.clone();
@@ -135,14 +134,18 @@ impl Provider {
                 }
             }
         }
-        let mut req = self.client.request(method.clone(), url).headers(headers);
         if method != Method::GET {
-            req = req
-                .header(axum::http::header::CONTENT_TYPE, "application/json")
-                .body(body);
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
         }
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = url;
+        *req.headers_mut() = headers;
         let timeout = timeout.unwrap_or(self.timeout);
-        match tokio::time::timeout(timeout, req.send()).await {
+        match tokio::time::timeout(timeout, self.client.send(req)).await {
             Err(_) => Err(UpstreamError::Timeout {
                 provider: self.id.clone(),
                 ms: timeout.as_millis() as u64,
@@ -153,23 +156,14 @@ impl Provider {
     }
 
     /// Maps a transport error to an [`UpstreamError`].
-    pub fn classify(&self, e: reqwest::Error) -> UpstreamError {
+    pub fn classify(&self, e: TransportError) -> UpstreamError {
         let provider = self.id.clone();
-        if e.is_timeout() {
-            UpstreamError::Timeout {
+        match e {
+            TransportError::Connect(message) => UpstreamError::Connect { provider, message },
+            e @ (TransportError::Idle(_) | TransportError::Other(_)) => UpstreamError::Other {
                 provider,
-                ms: self.timeout.as_millis() as u64,
-            }
-        } else if e.is_connect() {
-            UpstreamError::Connect {
-                provider,
-                message: root_cause(&e),
-            }
-        } else {
-            UpstreamError::Other {
-                provider,
-                message: root_cause(&e),
-            }
+                message: e.to_string(),
+            },
         }
     }
 }

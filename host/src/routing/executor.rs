@@ -26,7 +26,7 @@ pub const IN_FLIGHT: &str = "no answer yet: the client went away while the provi
 
 /// The upstream response that will be relayed to the client.
 pub struct Served {
-    pub response: reqwest::Response,
+    pub response: crate::providers::Response,
     pub target: Target,
     /// Attempt number that produced it (1 = first try).
     pub attempt: u32,
@@ -139,10 +139,10 @@ pub async fn execute(
 }
 
 /// The error message of a failed attempt's body, read within bounds.
-async fn error_message(resp: reqwest::Response) -> String {
+async fn error_message(resp: crate::providers::Response) -> String {
     let read = async {
         let mut buf = Vec::new();
-        let mut s = resp.bytes_stream();
+        let mut s = resp.into_stream();
         while let Some(Ok(chunk)) = s.next().await {
             buf.extend_from_slice(&chunk);
             if buf.len() >= ERROR_BODY_LIMIT {

@@ -264,15 +264,12 @@ fn pick_weighted(weights: &[u32], unit: f64) -> usize {
 
 /// Parses `retry-after`: delay seconds (whole or fractional), or an HTTP date (the wait
 /// until then; zero when it has passed).
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     retry_after_at(headers, std::time::SystemTime::now())
 }
 
 /// [`retry_after`] as seen at `now`.
-fn retry_after_at(
-    headers: &reqwest::header::HeaderMap,
-    now: std::time::SystemTime,
-) -> Option<Duration> {
+fn retry_after_at(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -350,7 +347,7 @@ mod tests {
 
     #[test]
     fn retry_after_parses_seconds() {
-        let mut h = reqwest::header::HeaderMap::new();
+        let mut h = http::HeaderMap::new();
         h.insert("retry-after", "2".parse().expect("value"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         h.insert("retry-after", "0.5".parse().expect("value"));
