@@ -1039,6 +1039,14 @@ impl Config {
                     format!("'{url}' is not a valid URL: {e}"),
                 ));
             }
+            // The providers' client takes an `http::Uri`, which is stricter (no
+            // international host names: give their punycode form).
+            if let Err(e) = url.parse::<axum::http::Uri>() {
+                return Err(bad(
+                    format!("{field}.base_url"),
+                    format!("'{url}' is not a valid URL: {e}"),
+                ));
+            }
             if p.timeout_s == 0 || p.connect_timeout_ms == 0 || p.stream_idle_timeout_s == 0 {
                 return Err(bad(field, "timeouts must be greater than zero".into()));
             }

@@ -679,19 +679,28 @@ impl PluginRuntime {
         }
         match &self.compiler {
             Compiler::Isolated(budget) => {
-                let lane = match origin {
-                    Origin::Operator => &self.operator_compiles,
-                    Origin::Upload => &self.compile_slots,
+                let (lane, busy) = match origin {
+                    Origin::Operator => (
+                        &self.operator_compiles,
+                        "the compile worker for the operator's plugins stayed busy; retry shortly",
+                    ),
+                    Origin::Upload => (
+                        &self.compile_slots,
+                        "every compile worker stayed busy; retry the upload shortly",
+                    ),
                 };
                 let _worker = tokio::time::timeout(budget.timeout, lane.acquire())
                     .await
                     .ok()
                     .and_then(Result::ok)
-                    .ok_or_else(|| {
-                        CompileFailure::of_machine(
-                            "every compile worker stayed busy; retry the upload shortly",
-                        )
-                    })?;
+                    .ok_or_else(|| CompileFailure::of_machine(busy))?;
+                // Whoever held the worker may have compiled these very bytes (several
+                // tenants applying the same plugin after a deploy): load, do not redo.
+                if file.exists()
+                    && let Ok(c) = load_artifact(&self.engine, &file)
+                {
+                    return Ok(c);
+                }
                 compile::compile_isolated(budget, bytes, &file).await?;
                 load_artifact(&self.engine, &file).map_err(|e| {
                     CompileFailure::of_machine(format!(

@@ -1,19 +1,21 @@
 //! The providers' HTTP client: hyper's pooled HTTP/1.1 client over rustls, used
 //! directly. Every admitted request goes through it, so it does only what a proxy hop
 //! needs: no redirects, no URL parsing per request (the provider's addresses are
-//! parsed once), and a stream-idle timer armed once per silence rather than per read.
-//! The gateway's other clients (webhooks, trace export, the admin CLI) use reqwest.
+//! parsed once), and a stream-idle timer armed once per wait rather than per read.
+//! A provider the environment's `HTTPS_PROXY`/`HTTP_PROXY` (less `NO_PROXY`) sends
+//! through a proxy is called with reqwest, which speaks to proxies; so are the
+//! gateway's other clients (webhooks, trace export, the admin CLI).
 
 use bytes::Bytes;
 use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::Full;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use std::future::Future as _;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,6 +25,15 @@ use tokio::time::{Instant, Sleep};
 const IDLE_PER_HOST: usize = 64;
 /// How long an idle pooled connection is kept.
 const IDLE_FOR: Duration = Duration::from_secs(90);
+/// TCP keepalive probes, and how long unacknowledged data may wait before the kernel
+/// drops the connection: a peer that vanished is noticed in seconds, not at the idle
+/// timeout (the values reqwest used).
+const KEEPALIVE: Duration = Duration::from_secs(15);
+const KEEPALIVE_RETRIES: u32 = 3;
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest idle timeout taken as given (a year): `Instant + Duration` must not
+/// overflow whatever the config says.
+const IDLE_MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Why an exchange with the upstream failed at the transport level.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +50,8 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// From hyper's errors: the innermost message (the useful part is several layers
+    /// deep), and a connect that timed out said so.
     fn of(e: &(dyn std::error::Error + 'static), connect: bool) -> Self {
         let mut cause = e;
         let mut timed_out = false;
@@ -54,22 +67,56 @@ impl TransportError {
             (false, _) => Self::Other(cause.to_string()),
         }
     }
+
+    /// From reqwest's errors (the proxied path).
+    fn of_reqwest(e: &reqwest::Error) -> Self {
+        if e.is_connect() && e.is_timeout() {
+            Self::Connect("the connect timeout passed".into())
+        } else {
+            Self::of(e, e.is_connect())
+        }
+    }
 }
 
 /// A pooled HTTP/1.1 client for one upstream (http or https).
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    transport: Transport,
     idle: Duration,
 }
 
+enum Transport {
+    Direct(Client<Bounded, Full<Bytes>>),
+    /// Through the proxy the environment names for this upstream.
+    Proxied(reqwest::Client),
+}
+
 impl HttpClient {
-    /// A client whose connects give up after `connect_timeout` and whose response
-    /// bodies fail after `idle` without data.
-    pub fn new(connect_timeout: Duration, idle: Duration) -> anyhow::Result<Self> {
+    /// A client for the upstream at `base` whose connects (DNS, TCP and TLS) give up
+    /// after `connect_timeout` and whose response bodies fail after waiting `idle` for
+    /// data.
+    pub fn new(base: &Uri, connect_timeout: Duration, idle: Duration) -> anyhow::Result<Self> {
+        let idle = idle.min(IDLE_MAX);
+        let proxy = hyper_util::client::proxy::matcher::Matcher::from_env();
+        if proxy.intercept(base).is_some() {
+            let client = super::client_builder()
+                .connect_timeout(connect_timeout)
+                .pool_idle_timeout(IDLE_FOR)
+                .pool_max_idle_per_host(IDLE_PER_HOST)
+                .tcp_nodelay(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            return Ok(Self {
+                transport: Transport::Proxied(client),
+                idle,
+            });
+        }
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
+        http.set_keepalive(Some(KEEPALIVE));
+        http.set_keepalive_interval(Some(KEEPALIVE));
+        http.set_keepalive_retries(Some(KEEPALIVE_RETRIES));
+        http.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_platform_verifier(rustls::crypto::ring::default_provider())?
             .https_or_http()
@@ -79,27 +126,84 @@ impl HttpClient {
             .pool_idle_timeout(IDLE_FOR)
             .pool_max_idle_per_host(IDLE_PER_HOST)
             .pool_timer(TokioTimer::new())
-            .build(https);
-        Ok(Self { inner, idle })
+            .build(Bounded {
+                inner: https,
+                within: connect_timeout,
+            });
+        Ok(Self {
+            transport: Transport::Direct(inner),
+            idle,
+        })
     }
 
     /// Sends `request`; returns once the response headers arrive.
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response, TransportError> {
-        let resp = self
-            .inner
-            .request(request)
-            .await
-            .map_err(|e| TransportError::of(&e, e.is_connect()))?;
-        let (head, body) = resp.into_parts();
+    pub async fn send(&self, request: Request<Bytes>) -> Result<Response, TransportError> {
+        let (status, headers, body) = match &self.transport {
+            Transport::Direct(client) => {
+                let resp = client
+                    .request(request.map(Full::new))
+                    .await
+                    .map_err(|e| TransportError::of(&e, e.is_connect()))?;
+                let (head, body) = resp.into_parts();
+                (head.status, head.headers, Inner::Direct(body))
+            }
+            Transport::Proxied(client) => {
+                let req = reqwest::Request::try_from(request.map(reqwest::Body::from))
+                    .map_err(|e| TransportError::Other(e.to_string()))?;
+                let resp = client
+                    .execute(req)
+                    .await
+                    .map_err(|e| TransportError::of_reqwest(&e))?;
+                let (head, body) = http::Response::<reqwest::Body>::from(resp).into_parts();
+                (head.status, head.headers, Inner::Proxied(body))
+            }
+        };
         Ok(Response {
-            status: head.status,
-            headers: head.headers,
+            status,
+            headers,
             body: BodyStream {
                 body,
                 idle: self.idle,
-                last: Instant::now(),
+                waiting_since: None,
                 timer: None,
             },
+        })
+    }
+}
+
+/// The connector with one deadline over the whole connect: DNS, TCP and the TLS
+/// handshake (hyper's own connect timeout covers only TCP).
+#[derive(Clone)]
+struct Bounded {
+    inner: HttpsConnector<HttpConnector>,
+    within: Duration,
+}
+
+type Connected = <HttpsConnector<HttpConnector> as tower::Service<Uri>>::Response;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<Uri> for Bounded {
+    type Response = Connected;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connected, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let connect = self.inner.call(dst);
+        let within = self.within;
+        // One allocation per new connection, not per request.
+        Box::pin(async move {
+            match tokio::time::timeout(within, connect).await {
+                Ok(connected) => connected,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the connect timeout passed",
+                )
+                .into()),
+            }
         })
     }
 }
@@ -143,15 +247,37 @@ impl Response {
     }
 }
 
-/// The chunks of an upstream body; fails once it has been silent for the idle timeout.
+/// The chunks of an upstream body; fails once it has waited the idle timeout for data.
 pub struct BodyStream {
-    body: Incoming,
+    body: Inner,
     idle: Duration,
-    /// When data last arrived (or the headers did).
-    last: Instant,
+    /// When the current wait for data began: the idle timeout counts from there, not
+    /// from the last chunk, so a client that reads slowly does not cut its own stream.
+    waiting_since: Option<Instant>,
     /// Armed at the first wait, and moved on only when it fires early: a busy stream
     /// does not touch the timer wheel for every chunk.
     timer: Option<Pin<Box<Sleep>>>,
+}
+
+enum Inner {
+    Direct(Incoming),
+    Proxied(reqwest::Body),
+}
+
+impl Inner {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, TransportError>>> {
+        match self {
+            Self::Direct(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_err(|e| TransportError::of(&e, false)),
+            Self::Proxied(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map_err(|e| TransportError::of_reqwest(&e)),
+        }
+    }
 }
 
 impl Stream for BodyStream {
@@ -160,22 +286,20 @@ impl Stream for BodyStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            match Pin::new(&mut this.body).poll_frame(cx) {
+            match this.body.poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.last = Instant::now();
+                    this.waiting_since = None;
                     match frame.into_data() {
                         Ok(data) if !data.is_empty() => return Poll::Ready(Some(Ok(data))),
                         // Trailers and empty frames carry nothing to relay.
                         _ => continue,
                     }
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    return Poll::Ready(Some(Err(TransportError::of(&e, false))));
-                }
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {}
             }
-            let deadline = this.last + this.idle;
+            let deadline = *this.waiting_since.get_or_insert_with(Instant::now) + this.idle;
             let timer = this
                 .timer
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -235,15 +359,22 @@ mod tests {
         format!("http://{addr}")
     }
 
-    fn get(base: &str) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(Bytes::new()));
+    fn direct(idle: Duration) -> HttpClient {
+        let base = uri("http://127.0.0.1:1", "").unwrap();
+        let client = HttpClient::new(&base, Duration::from_secs(1), idle).unwrap();
+        assert!(matches!(client.transport, Transport::Direct(_)));
+        client
+    }
+
+    fn get(base: &str) -> Request<Bytes> {
+        let mut req = Request::new(Bytes::new());
         *req.uri_mut() = uri(base, "/v1/messages").unwrap();
         req
     }
 
     #[tokio::test]
     async fn a_silent_stream_fails_after_the_idle_timeout_and_a_busy_one_does_not() {
-        let client = HttpClient::new(Duration::from_secs(1), Duration::from_millis(150)).unwrap();
+        let client = direct(Duration::from_millis(150));
         // Chunks 60 ms apart for longer than the idle timeout: every chunk arrives.
         let base = upstream(6, Duration::from_millis(60), false).await;
         let mut s = client.send(get(&base)).await.unwrap().into_stream();
@@ -269,6 +400,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_reads_slowly_is_not_cut_by_the_idle_timeout() {
+        // The upstream sends everything at once; the reader waits longer than the idle
+        // timeout between chunks. The timeout counts the wait for data, not the gap
+        // since the last chunk, so nothing fails.
+        let client = direct(Duration::from_millis(100));
+        let base = upstream(3, Duration::ZERO, false).await;
+        let mut s = client.send(get(&base)).await.unwrap().into_stream();
+        let mut got = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            match s.next().await {
+                Some(chunk) => got += chunk.unwrap().len(),
+                None => break,
+            }
+        }
+        assert_eq!(got, 27);
+    }
+
+    #[tokio::test]
     async fn a_refused_connection_is_a_connect_error() {
         // Bind, learn the port, close it: nothing listens there now.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -276,7 +426,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let client = HttpClient::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        let client = direct(Duration::from_secs(1));
         match client.send(get(&format!("http://127.0.0.1:{port}"))).await {
             Err(TransportError::Connect(m)) => assert!(m.contains("refused"), "{m}"),
             Err(e) => panic!("expected a connect error, got {e:?}"),
@@ -286,7 +436,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_over_the_limit_is_not_buffered() {
-        let client = HttpClient::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        let client = direct(Duration::from_secs(1));
         let base = upstream(3, Duration::ZERO, false).await;
         let whole = client.send(get(&base)).await.unwrap().bytes(1 << 10).await;
         assert_eq!(whole.unwrap().unwrap().len(), 27);

@@ -1,7 +1,7 @@
 //! Upstream model providers: where admitted requests are forwarded, with pooled
 //! connections and timeouts.
 
-mod client;
+pub mod client;
 mod upstream;
 
 pub use client::{BodyStream, Response, TransportError};
@@ -12,8 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A `reqwest` client builder with the TLS provider installed: reqwest is built without
-/// a default one, and every HTTP client of the gateway (providers, webhooks, trace
-/// export, the admin CLI, tests) is built through here so none can miss it.
+/// a default one, and every reqwest client of the gateway (providers reached through a
+/// proxy, webhooks, trace export, the admin CLI, tests) is built through here so none
+/// can miss it. Providers reached directly use [`client`]'s hyper client.
 pub fn client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
@@ -27,7 +28,7 @@ pub enum UpstreamError {
     Connect {
         /// The provider's id.
         provider: String,
-        /// The innermost transport error (see [`root_cause`]).
+        /// The innermost transport error.
         message: String,
     },
     /// The provider did not answer within the attempt's timeout.
@@ -43,7 +44,7 @@ pub enum UpstreamError {
     Other {
         /// The provider's id.
         provider: String,
-        /// The innermost transport error (see [`root_cause`]).
+        /// The innermost transport error.
         message: String,
     },
 }

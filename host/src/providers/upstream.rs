@@ -7,7 +7,6 @@ use crate::api::Api;
 use crate::config::ProviderConfig;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use bytes::Bytes;
-use http_body_util::Full;
 use std::time::Duration;
 
 /// `anthropic-version` sent when the client sent none.
@@ -43,7 +42,11 @@ impl Provider {
         base_url: String,
         api_key: Option<String>,
     ) -> anyhow::Result<Self> {
+        let wire = cfg.kind.api();
+        let model_url = client::uri(&base_url, wire.model_path())
+            .map_err(|e| anyhow::anyhow!("provider '{}': bad base_url: {e}", cfg.id))?;
         let client = HttpClient::new(
+            &model_url,
             Duration::from_millis(cfg.connect_timeout_ms),
             // Applies between reads, so a long stream lives while tokens keep coming.
             Duration::from_secs(cfg.stream_idle_timeout_s),
@@ -69,9 +72,6 @@ impl Provider {
                 v.set_sensitive(true);
                 v
             });
-        let wire = cfg.kind.api();
-        let model_url = client::uri(&base_url, wire.model_path())
-            .map_err(|e| anyhow::anyhow!("provider '{}': bad base_url: {e}", cfg.id))?;
         Ok(Self {
             id: cfg.id.clone(),
             wire,
@@ -140,7 +140,7 @@ impl Provider {
                 HeaderValue::from_static("application/json"),
             );
         }
-        let mut req = Request::new(Full::new(body));
+        let mut req = Request::new(body);
         *req.method_mut() = method;
         *req.uri_mut() = url;
         *req.headers_mut() = headers;
@@ -168,7 +168,8 @@ impl Provider {
     }
 }
 
-/// The innermost error message (reqwest wraps the useful part several layers deep).
+/// The innermost error message of a chain (reqwest and hyper wrap the useful part
+/// several layers deep).
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
