@@ -430,3 +430,84 @@ def test_models_list_parses_in_both_sdks(gw):
     limited = gw.create_key("to-openai", name="mini-only", models=["gpt-4o-mini"])
     c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=limited, max_retries=0)
     assert [m.id for m in c.models.list().data] == ["gpt-4o-mini"]
+
+
+class ForwardProxy:
+    """A plain HTTP forward proxy (absolute-form requests, as `HTTP_PROXY` clients send
+    them) that records each request line and relays it to the origin."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        import urllib.request
+
+        seen: list[str] = []
+        self.seen = seen
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def relay(self):
+                seen.append(f"{self.command} {self.path}")
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "proxy-connection", "connection", "content-length")}
+                req = urllib.request.Request(self.path, data=body, headers=headers, method=self.command)
+                try:
+                    resp = opener.open(req, timeout=10)
+                    status, rh, data = resp.status, resp.headers, resp.read()
+                except urllib.error.HTTPError as e:
+                    status, rh, data = e.code, e.headers, e.read()
+                self.send_response(status)
+                for k, v in rh.items():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = relay
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def test_a_provider_behind_the_environments_proxy_is_reached_through_it(tmp_path, anth):
+    # The providers' client goes to upstreams directly; one that HTTP_PROXY covers (and
+    # NO_PROXY does not exempt) is reached through the proxy, as reqwest did before.
+    proxy = ForwardProxy()
+    config = f"""
+listen = "127.0.0.1:0"
+data_dir = "{tmp_path / 'data'}"
+default_provider = "anthropic"
+
+[logs]
+flush_ms = 50
+
+[[providers]]
+id = "anthropic"
+kind = "anthropic"
+base_url = "{anth.url}"
+
+[[tenants]]
+id = "proxied"
+"""
+    g = Gateway(tmp_path, config, env={"HTTP_PROXY": proxy.url, "NO_PROXY": ""})
+    try:
+        raw = ask(aclient(g, "proxied"), "through the proxy")
+        assert raw.http_response.status_code == 200
+        assert raw.parse().content[0].text
+        assert proxy.seen == [f"POST {anth.url}/v1/messages"], proxy.seen
+        assert len(anth.requests()) == 1
+    finally:
+        g.stop()
+        proxy.stop()
