@@ -340,25 +340,20 @@ async fn read_body(
     timeout: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
     let read = async {
-        let mut buf = Vec::new();
-        let mut s = upstream.into_stream();
-        while let Some(chunk) = s.next().await {
-            let chunk = chunk.map_err(|e| {
+        upstream
+            .bytes(MAX_UPSTREAM_BODY)
+            .await
+            .map_err(|e| {
                 ApiError::new(
                     ErrorKind::Api,
                     format!("the provider's response was cut off: {e}"),
                 )
                 .with_status(StatusCode::BAD_GATEWAY)
-            })?;
-            if buf.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                return Err(
-                    ApiError::new(ErrorKind::Api, "the provider's response is too large")
-                        .with_status(StatusCode::BAD_GATEWAY),
-                );
-            }
-            buf.extend_from_slice(&chunk);
-        }
-        Ok(Bytes::from(buf))
+            })?
+            .ok_or_else(|| {
+                ApiError::new(ErrorKind::Api, "the provider's response is too large")
+                    .with_status(StatusCode::BAD_GATEWAY)
+            })
     };
     tokio::time::timeout(timeout, read)
         .await

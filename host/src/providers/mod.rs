@@ -1,7 +1,7 @@
 //! Upstream model providers: where admitted requests are forwarded, with pooled
 //! connections and timeouts.
 
-pub mod client;
+mod client;
 mod upstream;
 
 pub use client::{BodyStream, Response, TransportError};
@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// A `reqwest` client builder with the TLS provider installed: reqwest is built without
 /// a default one, and every reqwest client of the gateway (providers reached through a
 /// proxy, webhooks, trace export, the admin CLI, tests) is built through here so none
-/// can miss it. Providers reached directly use [`client`]'s hyper client.
+/// can miss it. Providers reached directly use hyper's client (`client.rs`).
 pub fn client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
