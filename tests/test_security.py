@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ADMIN_TOKEN, PLUGIN_DIR, Gateway, Mock, http, toml_inline
-from support.compile_bomb import compile_bomb
+from support.compile_bomb import compile_bomb, section
 
 MODEL = "claude-sonnet-4-5"
 BODY = {"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
@@ -54,6 +54,7 @@ def gw(tmp_path_factory, upstreams):
     tenants = {
         "neighbour": "",
         "neighbour2": "",
+        "uploader": "",
         "bombed": "",
         "pinned": 'allowed_providers = ["main"]\nallowed_models = ["claude-*"]\n' + budget(
             {"limits": [{"name": "operator-cap", "scope": "tenant", "metric": "cost", "period": "day",
@@ -374,6 +375,17 @@ def test_a_compile_bomb_is_refused_without_hurting_neighbours(gw):
         attacker = threading.Thread(target=attack)
         attacker.start()
         time.sleep(0.3)
+        # Another tenant's own upload compiles beside the bomb: uploads share the workers
+        # one per tenant, so the bomb holds one and this takes the next. (It waited out
+        # the bomb's budget and was refused with "retry the upload shortly".) A custom
+        # section makes the bytes new, so they are compiled, not found in the cache.
+        unique = b"tollgate-test" + time.time_ns().to_bytes(8, "little")
+        own = (PLUGIN_DIR / "tollgate_chaos.wasm").read_bytes() + section(0, bytes([13]) + unique)
+        t0 = time.monotonic()
+        status, _, v = as_tenant(gw, tenant_token(gw, "uploader"), "PUT", "/tenants/uploader/bundle",
+                                 {"plugins": [{"wasm": base64.b64encode(own).decode(), "label": "own"}]})
+        assert status == 201, v
+        assert time.monotonic() - t0 < 2.5
         # Another tenant's bundle applies at once: no lock is held across the compile, and
         # the operator's plugin files compile in a lane of their own, so the neighbour does
         # not wait out the bomb's 3 s compile budget (it did, and sometimes timed out).

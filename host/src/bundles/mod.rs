@@ -369,7 +369,7 @@ async fn build_plugins(
     let mut out = Vec::with_capacity(stored.len());
     for (i, p) in stored.iter().enumerate() {
         let at = format!("{field}[{i}] ({})", p.label);
-        let loaded = load(state, p, blobs)
+        let loaded = load(state, scope, p, blobs)
             .await
             .map_err(|e| format!("{at}: {e}"))?;
         let config = p.config.to_string();
@@ -407,9 +407,10 @@ async fn build_plugins(
     Ok(out)
 }
 
-/// The component of one plugin: a first-party file, or uploaded bytes.
+/// The component of one plugin: a first-party file, or bytes uploaded for `scope`.
 async fn load(
     state: &ControlPlane,
+    scope: &Scope,
     p: &StoredPlugin,
     blobs: &[(String, Vec<u8>)],
 ) -> Result<Arc<LoadedPlugin>, String> {
@@ -433,9 +434,14 @@ async fn load(
                 .find(|(h, _)| h == sha)
                 .map(|(_, b)| b)
                 .ok_or_else(|| format!("component {sha} is missing from the store"))?;
+            // Uploads compile one at a time per owner (the platform counts as one).
+            let owner = match scope {
+                Scope::Tenant(id) => format!("tenant {id}"),
+                Scope::Platform => "platform".to_string(),
+            };
             state
                 .plugins
-                .load_bytes(&p.label, bytes)
+                .load_bytes(&p.label, bytes, &owner)
                 .await
                 .map_err(|e| e.to_string())
         }

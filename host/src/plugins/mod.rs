@@ -13,6 +13,7 @@ mod chain;
 mod compile;
 mod guardrail;
 mod isolation;
+mod lanes;
 mod output;
 mod runtime;
 mod sandbox;

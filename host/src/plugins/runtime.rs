@@ -6,6 +6,7 @@ use super::bindings::{Decision, PluginInfo, RequestContext, RoutePlan, RouteTarg
 use super::compile::{self, CompileFailure, Compiler};
 use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
+use super::lanes::{Lanes, Origin};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, Kept, MAX_PREPARED_BYTES, PluginState, SandboxLimits};
 use super::usage::UsageView;
@@ -99,21 +100,8 @@ pub struct PluginRuntime {
     output: OutputLimits,
     compiler: Compiler,
     max_component_bytes: usize,
-    /// Compile workers running uploaded components at once (a spare core each).
-    compile_slots: tokio::sync::Semaphore,
-    /// The operator's own plugin files compile one at a time in a lane of their own,
-    /// so a tenant's upload holding every worker (a compile bomb, say) cannot refuse
-    /// another tenant's bundle of first-party plugins.
-    operator_compiles: tokio::sync::Semaphore,
-}
-
-/// Whose bytes a component is, which decides the compile lane it waits in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Origin {
-    /// A file from the operator's plugin folder.
-    Operator,
-    /// Bytes a tenant or platform admin uploaded.
-    Upload,
+    /// Who may compile at once (see [`Lanes`]).
+    lanes: Lanes,
 }
 
 /// Refused hashes remembered at most.
@@ -233,10 +221,7 @@ impl PluginRuntime {
             output: OutputLimits::default(),
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
-            compile_slots: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
-            ),
-            operator_compiles: tokio::sync::Semaphore::new(1),
+            lanes: Lanes::new(Lanes::upload_workers()),
         })
     }
 
@@ -279,20 +264,22 @@ impl PluginRuntime {
         self.load(label, &bytes, Origin::Operator).await
     }
 
-    /// Loads uploaded plugin bytes (see [`PluginRuntime::load_file`]).
+    /// Loads plugin bytes uploaded for `owner` (a tenant id, or `platform`), which
+    /// compile one at a time per owner (see [`PluginRuntime::load_file`]).
     pub async fn load_bytes(
         &self,
         label: &str,
         bytes: &[u8],
+        owner: &str,
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
-        self.load(label, bytes, Origin::Upload).await
+        self.load(label, bytes, Origin::Upload { owner }).await
     }
 
     async fn load(
         &self,
         label: &str,
         bytes: &[u8],
-        origin: Origin,
+        origin: Origin<'_>,
     ) -> Result<Arc<LoadedPlugin>, PluginError> {
         let hash = hex::encode(Sha256::digest(bytes));
         if let Some(p) = crate::sync::lock(&self.loaded).get(&hash).cloned() {
@@ -620,7 +607,7 @@ impl PluginRuntime {
         &self,
         hash: &str,
         bytes: &[u8],
-        origin: Origin,
+        origin: Origin<'_>,
     ) -> Result<Component, String> {
         if bytes.len() > self.max_component_bytes {
             return Err(format!(
@@ -657,7 +644,7 @@ impl PluginRuntime {
         &self,
         hash: &str,
         bytes: &[u8],
-        origin: Origin,
+        origin: Origin<'_>,
     ) -> Result<Component, CompileFailure> {
         compile::precheck(bytes).map_err(CompileFailure::of_bytes)?;
         // Artifacts are only valid for the same engine build and settings.
@@ -679,21 +666,7 @@ impl PluginRuntime {
         }
         match &self.compiler {
             Compiler::Isolated(budget) => {
-                let (lane, busy) = match origin {
-                    Origin::Operator => (
-                        &self.operator_compiles,
-                        "the compile worker for the operator's plugins stayed busy; retry shortly",
-                    ),
-                    Origin::Upload => (
-                        &self.compile_slots,
-                        "every compile worker stayed busy; retry the upload shortly",
-                    ),
-                };
-                let _worker = tokio::time::timeout(budget.timeout, lane.acquire())
-                    .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .ok_or_else(|| CompileFailure::of_machine(busy))?;
+                let _turn = self.lanes.enter(origin, budget.timeout).await?;
                 // Whoever held the worker may have compiled these very bytes (several
                 // tenants applying the same plugin after a deploy): load, do not redo.
                 if file.exists()
