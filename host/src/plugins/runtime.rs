@@ -599,9 +599,8 @@ impl PluginRuntime {
     }
 
     /// The compiled component of `bytes`: from the cache, or compiled (off the async
-    /// workers; in a budgeted child process when isolated, uploads one worker per spare
-    /// core at a time, the operator's files in a lane of their own) after the size cap
-    /// and the structural check. Refusals the bytes
+    /// workers; in a budgeted child process when isolated, when its lane has a worker:
+    /// [`Lanes`]) after the size cap and the structural check. Refusals the bytes
     /// themselves cause are remembered by hash.
     async fn compile_cached(
         &self,
