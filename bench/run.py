@@ -91,6 +91,31 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int | None) -> float:
+    """CPU time (user + system, every thread) that process `pid` and the processes under
+    it (a peer's workers) use now, in seconds."""
+    if pid is None:
+        return float("nan")
+    stats = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(d.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    ticks = sum(stats[p][1] for p in tree if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def http(method: str, url: str, body=None, token: str = ADMIN) -> dict:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={
@@ -329,12 +354,18 @@ def measure(name: str, url: str, port: int, path: str, body: str, seconds: int, 
             meta: str = "", pid: int | None = None, stream: tuple | None = None, headers: str = "") -> dict:
     print(f"- {name}", flush=True)
     warm = wrk(url, 8, 2, body, auth, meta, headers)  # warm the pools and caches
-    t0 = int(time.time() * 1000)
+    t0, cpu0 = int(time.time() * 1000), cpu_s(pid)
     c1 = wrk(url, 1, seconds, body, auth, meta, headers)
-    t1 = int(time.time() * 1000)
+    t1, cpu1 = int(time.time() * 1000), cpu_s(pid)
     c64 = wrk(url, 64, seconds, body, auth, meta, headers)
+    cpu2 = cpu_s(pid)
     row = {"name": name, "c1_window": (t0, t1), "p50": c1["p50"], "p99": c1["p99"], "rps": c64["rps"],
-           "sent": warm["requests"] + c1["requests"] + c64["requests"], "errors": c1["errors"] + c64["errors"] + c1["non2xx"] + c64["non2xx"]}
+           "sent": warm["requests"] + c1["requests"] + c64["requests"], "errors": c1["errors"] + c64["errors"] + c1["non2xx"] + c64["non2xx"],
+           # The gateway's own CPU per request (every thread, kernel time in its syscalls
+           # included). At one connection it is most of the latency: the core is busy
+           # for nearly the whole round trip.
+           "cpu_c1": (cpu1 - cpu0) * 1e6 / max(c1["requests"], 1),
+           "cpu_c64": (cpu2 - cpu1) * 1e6 / max(c64["requests"], 1)}
     if stream:
         s_path, s_body, s_headers = stream
         row["first_byte"] = first_byte_us(port, s_path, s_body, s_headers, 300)
@@ -359,12 +390,13 @@ def report(rows: list[dict], extra: list[str]) -> str:
         lines.append(
             f"| {r['name']} | {r['rps'] / direct['rps']:.3f}× | {fmt_us(r['p50'] - direct['p50'])} | "
             f"{fmt_us(r['p99'] - direct['p99'])} | {fmt_us(fb - direct['first_byte']) if fb else '-'} |")
-    lines += ["", "| target | c=1 p50 | c=1 p99 | c=64 rps | first byte (stream) | RSS after |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| target | c=1 p50 | c=1 p99 | c=64 rps | first byte (stream) | CPU per request, c=1 / c=64 | RSS after |",
+              "|---|---|---|---|---|---|---|"]
     for r in rows:
         rss = f"{r['rss']:.0f} MB" if "rss" in r else "-"
+        cpu = "-" if r["cpu_c1"] != r["cpu_c1"] else f"{r['cpu_c1']:.0f} / {r['cpu_c64']:.0f} µs"
         lines.append(f"| {r['name']} | {fmt_us(r['p50'])} | {fmt_us(r['p99'])} | {r['rps']:,.0f} | "
-                     f"{fmt_us(r.get('first_byte'))} | {rss} |")
+                     f"{fmt_us(r.get('first_byte'))} | {cpu} | {rss} |")
     return "\n".join(lines + [""] + extra)
 
 
