@@ -351,19 +351,27 @@ def first_byte_us(port: int, path: str, body: str, headers: dict[str, str], n: i
 
 
 def measure(name: str, url: str, port: int, path: str, body: str, seconds: int, auth: str = "",
-            meta: str = "", pid: int | None = None, stream: tuple | None = None, headers: str = "") -> dict:
+            meta: str = "", pid: int | None = None, stream: tuple | None = None, headers: str = "",
+            settle=None) -> dict:
+    """One row: c=1 latency, c=64 throughput, streaming first byte. `settle` (for a
+    Tollgate row) waits for the log writer to catch up: before the c=1 run, so no backlog
+    of an earlier run competes with it, and after the c=64 run, so the CPU per request
+    counts writing that run's rows too."""
     print(f"- {name}", flush=True)
+    settle = settle or (lambda: None)
     warm = wrk(url, 8, 2, body, auth, meta, headers)  # warm the pools and caches
+    settle()
     t0, cpu0 = int(time.time() * 1000), cpu_s(pid)
     c1 = wrk(url, 1, seconds, body, auth, meta, headers)
     t1, cpu1 = int(time.time() * 1000), cpu_s(pid)
     c64 = wrk(url, 64, seconds, body, auth, meta, headers)
+    settle()
     cpu2 = cpu_s(pid)
     row = {"name": name, "c1_window": (t0, t1), "p50": c1["p50"], "p99": c1["p99"], "rps": c64["rps"],
            "sent": warm["requests"] + c1["requests"] + c64["requests"], "errors": c1["errors"] + c64["errors"] + c1["non2xx"] + c64["non2xx"],
            # The gateway's own CPU per request (every thread, kernel time in its syscalls
-           # included). At one connection it is most of the latency: the core is busy
-           # for nearly the whole round trip.
+           # and the writing of its log rows included). At one connection it is most of
+           # the latency: the core is busy for nearly the whole round trip.
            "cpu_c1": (cpu1 - cpu0) * 1e6 / max(c1["requests"], 1),
            "cpu_c64": (cpu2 - cpu1) * 1e6 / max(c64["requests"], 1)}
     if stream:
@@ -510,15 +518,20 @@ def main() -> None:
             meta = META.replace('"acme"', f'"{t}"')
             return ("/v1/messages", STREAM_BODY, {"authorization": f"Bearer {keys[t]}", "x-portkey-metadata": meta})
 
+        def settle() -> None:
+            gw.settled_rows(1 << 62, timeout=120)  # until the row count stops moving
+
         rows.append(measure("Tollgate, no plugins", url, gw.port, "", ANTHROPIC_BODY, args.duration,
-                            f"Bearer {keys['bare']}", META.replace('"acme"', '"bare"'), pid, via("bare-sse")))
+                            f"Bearer {keys['bare']}", META.replace('"acme"', '"bare"'), pid, via("bare-sse"),
+                            settle=settle))
         rows.append(measure("Tollgate, metadata-policy + model-router + budget-limit", url, gw.port, "",
-                            ANTHROPIC_BODY, args.duration, f"Bearer {keys['acme']}", META, pid, via("acme-sse")))
+                            ANTHROPIC_BODY, args.duration, f"Bearer {keys['acme']}", META, pid, via("acme-sse"),
+                            settle=settle))
         rows.append(measure("Tollgate, the same three plugins with reuse_instance", url, gw.port, "",
                             ANTHROPIC_BODY, args.duration, f"Bearer {keys['warm']}",
-                            META.replace('"acme"', '"warm"'), pid))
+                            META.replace('"acme"', '"warm"'), pid, settle=settle))
         oai = measure("Tollgate, three plugins, OpenAI client and upstream", f"{gw.url}/v1/chat/completions",
-                      gw.port, "", OPENAI_BODY, args.duration, f"Bearer {keys['acme']}", META, pid)
+                      gw.port, "", OPENAI_BODY, args.duration, f"Bearer {keys['acme']}", META, pid, settle=settle)
         rows.append(oai)
         sent = sum(r["sent"] for r in rows[2:])
         logged = gw.settled_rows(sent)
