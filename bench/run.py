@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -93,7 +94,8 @@ def rss_mb(pid: int) -> float:
 
 def cpu_s(pid: int | None) -> float:
     """CPU time (user + system, every thread) that process `pid` and the processes under
-    it (a peer's workers) use now, in seconds."""
+    it (a peer's workers) have used, in seconds. Children that already exited are not
+    counted (their time went to their parent's cutime, which is not read)."""
     if pid is None:
         return float("nan")
     stats = {}
@@ -279,13 +281,15 @@ class Gateway:
             return db.execute("SELECT count(*) FROM request_logs").fetchone()[0]
 
     def settled_rows(self, expected: int, timeout: float = 30) -> int:
-        """The row count once the log writer has caught up (or stopped moving)."""
-        deadline, last = time.monotonic() + timeout, -1
+        """The row count once the log writer has caught up: `expected` rows, or a count
+        that stayed the same for three polls in a row (1.5 s; a checkpoint or a retried
+        batch can hold the writer for a moment)."""
+        deadline, last, same = time.monotonic() + timeout, -1, 0
         while time.monotonic() < deadline:
             n = self.rows()
-            if n >= expected or (n == last and n > 0):
-                time.sleep(0.5)
-                return self.rows()
+            same = same + 1 if n == last and n > 0 else 0
+            if n >= expected or same >= 3:
+                return n
             last = n
             time.sleep(0.5)
         return self.rows()
@@ -363,7 +367,9 @@ def measure(name: str, url: str, port: int, path: str, body: str, seconds: int, 
     settle()
     t0, cpu0 = int(time.time() * 1000), cpu_s(pid)
     c1 = wrk(url, 1, seconds, body, auth, meta, headers)
-    t1, cpu1 = int(time.time() * 1000), cpu_s(pid)
+    t1 = int(time.time() * 1000)
+    settle()  # the c=1 run's last rows are its own cost
+    cpu1 = cpu_s(pid)
     c64 = wrk(url, 64, seconds, body, auth, meta, headers)
     settle()
     cpu2 = cpu_s(pid)
@@ -402,7 +408,7 @@ def report(rows: list[dict], extra: list[str]) -> str:
               "|---|---|---|---|---|---|---|"]
     for r in rows:
         rss = f"{r['rss']:.0f} MB" if "rss" in r else "-"
-        cpu = "-" if r["cpu_c1"] != r["cpu_c1"] else f"{r['cpu_c1']:.0f} / {r['cpu_c64']:.0f} µs"
+        cpu = "-" if math.isnan(r["cpu_c1"]) else f"{r['cpu_c1']:.0f} / {r['cpu_c64']:.0f} µs"
         lines.append(f"| {r['name']} | {fmt_us(r['p50'])} | {fmt_us(r['p99'])} | {r['rps']:,.0f} | "
                      f"{fmt_us(r.get('first_byte'))} | {cpu} | {rss} |")
     return "\n".join(lines + [""] + extra)

@@ -322,7 +322,15 @@ async fn build(
                 .map_err(|e| format!("default_provider: {e} (pinned by the operator)"))?;
         }
     }
-    let plugins = build_plugins(state, scope, &spec.plugins, "plugins", blobs, smoke).await?;
+    // Whose uploads these are, for the compile lanes: the scope applying the bundle, also
+    // for the tenant sections of a platform bundle (the operator's uploads must not wait
+    // behind that tenant's own).
+    let owner = match scope {
+        Scope::Tenant(id) => format!("tenant {id}"),
+        Scope::Platform => "platform".to_string(),
+    };
+    let plugins =
+        build_plugins(state, scope, &owner, &spec.plugins, "plugins", blobs, smoke).await?;
     let mut pinned = HashMap::new();
     for (id, p) in &spec.tenants {
         let at = format!("tenants.{id}");
@@ -337,6 +345,7 @@ async fn build(
         let plugins = build_plugins(
             state,
             &tenant_scope,
+            &owner,
             &p.plugins,
             &format!("{at}.plugins"),
             blobs,
@@ -357,10 +366,11 @@ async fn build(
 }
 
 /// Builds one list of stored plugins (see [`build`]); `scope` decides whose limits the
-/// smoke requests run under.
+/// smoke requests run under, `owner` whose compile lane uploads wait in.
 async fn build_plugins(
     state: &ControlPlane,
     scope: &Scope,
+    owner: &str,
     stored: &[StoredPlugin],
     field: &str,
     blobs: &[(String, Vec<u8>)],
@@ -369,7 +379,7 @@ async fn build_plugins(
     let mut out = Vec::with_capacity(stored.len());
     for (i, p) in stored.iter().enumerate() {
         let at = format!("{field}[{i}] ({})", p.label);
-        let loaded = load(state, scope, p, blobs)
+        let loaded = load(state, owner, p, blobs)
             .await
             .map_err(|e| format!("{at}: {e}"))?;
         let config = p.config.to_string();
@@ -407,10 +417,10 @@ async fn build_plugins(
     Ok(out)
 }
 
-/// The component of one plugin: a first-party file, or bytes uploaded for `scope`.
+/// The component of one plugin: a first-party file, or bytes `owner` uploaded.
 async fn load(
     state: &ControlPlane,
-    scope: &Scope,
+    owner: &str,
     p: &StoredPlugin,
     blobs: &[(String, Vec<u8>)],
 ) -> Result<Arc<LoadedPlugin>, String> {
@@ -434,14 +444,9 @@ async fn load(
                 .find(|(h, _)| h == sha)
                 .map(|(_, b)| b)
                 .ok_or_else(|| format!("component {sha} is missing from the store"))?;
-            // Uploads compile one at a time per owner (the platform counts as one).
-            let owner = match scope {
-                Scope::Tenant(id) => format!("tenant {id}"),
-                Scope::Platform => "platform".to_string(),
-            };
             state
                 .plugins
-                .load_bytes(&p.label, bytes, &owner)
+                .load_bytes(&p.label, bytes, owner)
                 .await
                 .map_err(|e| e.to_string())
         }

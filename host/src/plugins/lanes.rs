@@ -4,8 +4,10 @@
 //! - the operator's own plugin files compile one at a time in a lane of their own, so
 //!   no upload can keep a tenant's bundle of first-party plugins from applying;
 //! - uploads share a few workers, at most one per owner (a tenant, or the platform):
-//!   one tenant's bomb holds one worker while another tenant's upload takes the next,
-//!   and its own next upload waits behind it.
+//!   one tenant's bomb holds one worker while another tenant's upload takes the next.
+//!   A tenant's bundle applies are serialised anyway (and compile their plugins one
+//!   after another); the owner's turn also covers what runs beside an apply, such as a
+//!   replay of a candidate bundle.
 
 use super::compile::CompileFailure;
 use std::collections::HashMap;
@@ -18,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub(super) enum Origin<'a> {
     /// A file from the operator's plugin folder.
     Operator,
-    /// Bytes uploaded for `owner` (a tenant id, or `platform`).
+    /// Bytes uploaded by `owner` (`tenant <id>`, or `platform`).
     Upload {
         /// Who uploaded them.
         owner: &'a str,
@@ -63,10 +65,12 @@ impl Lanes {
         }
     }
 
-    /// Upload workers: two, or one per two cores where there are more (each compile runs
-    /// in a child process at a lower priority, within its CPU and memory budget).
+    /// Upload workers: one per two cores, and at least two where there are two cores
+    /// (each compile runs in a child process at a lower priority, within its CPU and
+    /// memory budget; a single core keeps one, or compiles would share it three ways
+    /// with the operator's lane and each could run out of wall-clock time).
     pub(super) fn upload_workers() -> usize {
-        std::thread::available_parallelism().map_or(2, |n| (n.get() / 2).max(2))
+        std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(n.get().min(2)))
     }
 
     /// Waits up to `wait` for a worker of `origin`'s lane (an upload first for its
@@ -92,7 +96,8 @@ impl Lanes {
                     Ok(Ok(permit)) => turn.permit = Some(permit),
                     _ => {
                         return Err(CompileFailure::of_machine(
-                            "an earlier upload of yours is still compiling; retry once it is done",
+                            "another upload of the same tenant (or of the platform) is still \
+                             compiling; retry once it is done",
                         ));
                     }
                 }
@@ -168,7 +173,7 @@ mod tests {
             .err()
             .expect("refused");
         assert!(
-            again.message.contains("earlier upload of yours"),
+            again.message.contains("another upload of the same tenant"),
             "{}",
             again.message
         );
@@ -200,6 +205,14 @@ mod tests {
     async fn an_owner_waiting_for_its_turn_gets_it_when_the_first_finishes() {
         let lanes = std::sync::Arc::new(Lanes::new(2));
         let first = lanes.enter(upload("tenant a"), WAIT).await.expect("first");
+        // A wait given up (its request gone) leaves nothing behind.
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(5),
+            lanes.enter(upload("tenant a"), Duration::from_secs(10)),
+        )
+        .await;
+        assert!(gave_up.is_err(), "still waiting when dropped");
+        assert_eq!(lanes.owners(), 1, "only the first's entry");
         let waiter = {
             let lanes = lanes.clone();
             tokio::spawn(async move {
@@ -211,9 +224,9 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        assert_eq!(lanes.owners(), 1, "the waiter keeps the entry");
         drop(first);
         waiter.await.expect("joined").expect("its turn came");
+        // Neither the wait given up nor the finished ones left a reference behind.
         assert_eq!(lanes.owners(), 0);
     }
 }

@@ -264,7 +264,7 @@ impl PluginRuntime {
         self.load(label, &bytes, Origin::Operator).await
     }
 
-    /// Loads plugin bytes uploaded for `owner` (a tenant id, or `platform`), which
+    /// Loads plugin bytes uploaded by `owner` (`tenant <id>`, or `platform`), which
     /// compile one at a time per owner (see [`PluginRuntime::load_file`]).
     pub async fn load_bytes(
         &self,
@@ -666,8 +666,10 @@ impl PluginRuntime {
         match &self.compiler {
             Compiler::Isolated(budget) => {
                 let _turn = self.lanes.enter(origin, budget.timeout).await?;
-                // Whoever held the worker may have compiled these very bytes (several
-                // tenants applying the same plugin after a deploy): load, do not redo.
+                // Whoever held the worker before may have compiled these very bytes
+                // (several tenants applying the same plugin after a deploy): load, do not
+                // redo. Two owners compiling the same bytes at once is harmless: each
+                // child renames a whole artifact into place.
                 if file.exists()
                     && let Ok(c) = load_artifact(&self.engine, &file)
                 {
