@@ -513,10 +513,11 @@ def main() -> None:
         proxy.stop()
         stops.remove(proxy.stop)
         gw = Gateway("gateway", tenant("bare") + tenant("acme", plugins=True) + tenant("bare-sse", "upstream-sse")
-                     + tenant("acme-sse", "upstream-sse", plugins=True) + tenant("warm", plugins=True, reuse=True), up)
+                     + tenant("acme-sse", "upstream-sse", plugins=True) + tenant("warm", plugins=True, reuse=True)
+                     + tenant("acme-oai", "openai", plugins=True), up)
         stops.append(gw.stop)
         idle = rss_mb(gw.proc.p.pid)
-        keys = {t: gw.key(t) for t in ("bare", "acme", "bare-sse", "acme-sse", "warm")}
+        keys = {t: gw.key(t) for t in ("bare", "acme", "bare-sse", "acme-sse", "warm", "acme-oai")}
         pid = gw.proc.p.pid
         url = f"{gw.url}/v1/messages"
 
@@ -536,9 +537,14 @@ def main() -> None:
         rows.append(measure("Tollgate, the same three plugins with reuse_instance", url, gw.port, "",
                             ANTHROPIC_BODY, args.duration, f"Bearer {keys['warm']}",
                             META.replace('"acme"', '"warm"'), pid, settle=settle))
-        oai = measure("Tollgate, three plugins, OpenAI client and upstream", f"{gw.url}/v1/chat/completions",
-                      gw.port, "", OPENAI_BODY, args.duration, f"Bearer {keys['acme']}", META, pid, settle=settle)
-        rows.append(oai)
+        # The tenant's route sends the request to its primary provider: `openai` for
+        # acme-oai (passed through), the Anthropic upstream for acme (translated both ways).
+        rows.append(measure("Tollgate, three plugins, OpenAI client and upstream", f"{gw.url}/v1/chat/completions",
+                            gw.port, "", OPENAI_BODY, args.duration, f"Bearer {keys['acme-oai']}",
+                            META.replace('"acme"', '"acme-oai"'), pid, settle=settle))
+        rows.append(measure("Tollgate, three plugins, OpenAI client to the Anthropic upstream (translated)",
+                            f"{gw.url}/v1/chat/completions", gw.port, "", OPENAI_BODY, args.duration,
+                            f"Bearer {keys['acme']}", META, pid, settle=settle))
         sent = sum(r["sent"] for r in rows[2:])
         logged = gw.settled_rows(sent)
         for row, how in ((rows[3], "fresh instance per call"), (rows[4], "warm instances")):
