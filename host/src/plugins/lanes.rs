@@ -81,35 +81,14 @@ impl Lanes {
         wait: Duration,
     ) -> Result<Turn<'_>, CompileFailure> {
         let deadline = tokio::time::Instant::now() + wait;
-        let owner = match origin {
-            Origin::Operator => None,
-            Origin::Upload { owner } => {
-                // Dropped on every way out, which forgets an owner nobody else waits for.
-                let mut turn = OwnerTurn {
-                    lanes: self,
-                    owner: owner.to_string(),
-                    permit: None,
-                };
-                let waited =
-                    tokio::time::timeout_at(deadline, self.owner_turn(owner).acquire_owned()).await;
-                match waited {
-                    Ok(Ok(permit)) => turn.permit = Some(permit),
-                    _ => {
-                        return Err(CompileFailure::of_machine(
-                            "another upload of the same tenant (or of the platform) is still \
-                             compiling; retry once it is done",
-                        ));
-                    }
-                }
-                Some(turn)
-            }
-        };
-        let (lane, busy) = match origin {
+        let (owner, lane, busy) = match origin {
             Origin::Operator => (
+                None,
                 &self.operator,
                 "the compile worker for the operator's plugins stayed busy; retry shortly",
             ),
-            Origin::Upload { .. } => (
+            Origin::Upload { owner } => (
+                Some(self.owner_turn(owner, deadline).await?),
                 &self.uploads,
                 "every compile worker stayed busy; retry the upload shortly",
             ),
@@ -125,12 +104,32 @@ impl Lanes {
         })
     }
 
-    /// The semaphore of `owner`'s turn, made on first use.
-    fn owner_turn(&self, owner: &str) -> Arc<Semaphore> {
-        crate::sync::lock(&self.owners)
+    /// Waits until `deadline` for `owner`'s one turn.
+    async fn owner_turn(
+        &self,
+        owner: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<OwnerTurn<'_>, CompileFailure> {
+        let semaphore = crate::sync::lock(&self.owners)
             .entry(owner.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(1)))
-            .clone()
+            .clone();
+        // Dropped on every way out, which forgets an owner nobody else waits for.
+        let mut turn = OwnerTurn {
+            lanes: self,
+            owner: owner.to_string(),
+            permit: None,
+        };
+        match tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => {
+                turn.permit = Some(permit);
+                Ok(turn)
+            }
+            _ => Err(CompileFailure::of_machine(
+                "another upload of the same tenant (or of the platform) is still \
+                 compiling; retry once it is done",
+            )),
+        }
     }
 
     /// Drops `owner`'s entry when nobody holds or waits for its turn.

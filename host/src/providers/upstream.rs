@@ -48,7 +48,7 @@ impl Provider {
         let client = HttpClient::new(
             &model_url,
             Duration::from_millis(cfg.connect_timeout_ms),
-            // Applies between reads, so a long stream lives while tokens keep coming.
+            // Counts each wait for data, so a long stream lives while tokens keep coming.
             Duration::from_secs(cfg.stream_idle_timeout_s),
         )?;
         let mut extra_headers = HeaderMap::new();
