@@ -30,7 +30,7 @@ fn row(i: u64) -> LogRecord {
         endpoint: "messages".into(),
         team: Some("engineering".into()),
         user: Some("dev@acme.com".into()),
-        metadata: Metadata(vec![
+        metadata: Metadata::from(vec![
             ("env".into(), "prod".into()),
             ("team".into(), "engineering".into()),
             ("user".into(), "dev@acme.com".into()),

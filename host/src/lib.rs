@@ -17,6 +17,7 @@ pub(crate) mod demo;
 pub(crate) mod error;
 pub(crate) mod glob;
 pub mod guard;
+pub(crate) mod headers;
 pub(crate) mod http;
 pub mod ids;
 pub mod ledger;

@@ -1,6 +1,7 @@
 //! The `x-portkey-metadata` header: a JSON object of string values that tags a request.
 
 use crate::error::ApiError;
+use std::sync::Arc;
 
 /// Header carrying request metadata (Portkey's name, so existing clients work unchanged).
 pub const HEADER: &str = "x-portkey-metadata";
@@ -12,9 +13,31 @@ pub const MAX_KEY_LEN: usize = 128;
 pub const MAX_VALUE_LEN: usize = 1024;
 
 /// Parsed request metadata, sorted by key. Keys are case-sensitive.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct Metadata(pub Vec<(String, String)>);
+///
+/// Shared, not copied: the log record, the ledger's scopes and the plugins' usage
+/// reads all hold the same pairs (a copy was two allocations a pair, per holder).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata(pub Arc<[(String, String)]>);
+
+impl From<Vec<(String, String)>> for Metadata {
+    fn from(pairs: Vec<(String, String)>) -> Self {
+        Self(pairs.into())
+    }
+}
+
+// A sequence of pairs, as the `Vec` it was: journal records and stored rows keep
+// their shape.
+impl serde::Serialize for Metadata {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Metadata {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<(String, String)>::deserialize(d).map(Self::from)
+    }
+}
 
 impl Metadata {
     /// The value for `key`, matched exactly.
@@ -33,7 +56,15 @@ impl Metadata {
 
     /// As a JSON object text, for the request log.
     pub fn to_json(&self) -> String {
-        serde_json::Value::Object(self.to_map()).to_string()
+        /// The pairs serialised as an object straight from the slice (building a
+        /// `Value` first cost two allocations a pair).
+        struct AsObject<'a>(&'a [(String, String)]);
+        impl serde::Serialize for AsObject<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+            }
+        }
+        serde_json::to_string(&AsObject(&self.0)).unwrap_or_else(|_| "{}".into())
     }
 
     /// The pairs as a JSON object.
@@ -88,7 +119,7 @@ impl Metadata {
         }
         // serde_json's map is sorted by key already; keep the invariant explicit.
         out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(Self(out))
+        Ok(Self::from(out))
     }
 }
 
@@ -126,6 +157,21 @@ mod tests {
             .message
     }
 
+    #[test]
+    fn stored_as_pairs_logged_as_an_object() {
+        let m = Metadata::from(vec![
+            ("env".to_string(), "prod".to_string()),
+            ("team".to_string(), "a\"b".to_string()),
+        ]);
+        let pairs = r#"[["env","prod"],["team","a\"b"]]"#;
+        assert_eq!(serde_json::to_string(&m).ok().as_deref(), Some(pairs));
+        assert_eq!(
+            serde_json::from_str::<Metadata>(pairs).ok(),
+            Some(m.clone())
+        );
+        assert_eq!(m.to_json(), r#"{"env":"prod","team":"a\"b"}"#);
+        assert_eq!(Metadata::default().to_json(), "{}");
+    }
     #[test]
     fn parses_string_object_case_sensitively() {
         let m = Metadata::parse(br#"{"team":"eng","Team":"x","env":"prod"}"#).expect("valid");

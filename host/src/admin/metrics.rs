@@ -45,7 +45,7 @@ fn gauges(state: &ControlPlane) -> Gauges {
         .map(|(l, r)| BudgetGauge {
             tenant: l.scope.tenant.to_string(),
             budget: l.name.clone(),
-            scope: l.scope.kind_label(),
+            scope: l.scope.kind_label().into_owned(),
             value: l.scope.value.to_string(),
             metric: l.metric.as_str(),
             period: l.period.as_str(),

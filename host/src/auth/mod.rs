@@ -7,6 +7,7 @@
 pub mod preauth;
 
 use crate::error::ApiError;
+use crate::headers as names;
 use crate::metadata::Metadata;
 use crate::store::{AdminToken, ApiKey, Store, StoreError};
 use axum::http::HeaderMap;
@@ -177,9 +178,9 @@ fn extract_secret(headers: &HeaderMap) -> Option<&str> {
             return Some(token);
         }
     }
-    ["x-api-key", "x-portkey-api-key"]
+    [names::X_API_KEY, names::PORTKEY_API_KEY]
         .iter()
-        .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+        .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
         .map(str::trim)
         .find(|v| !v.is_empty())
 }

@@ -639,7 +639,7 @@ fn usage_view(ctx: &RequestContext, usage: Option<&Usage>, now_ms: Option<i64>) 
         &ctx.key_id,
         ctx.team.as_deref(),
         ctx.user.as_deref(),
-        &Metadata(ctx.metadata.clone()),
+        &Metadata::from(ctx.metadata.clone()),
     ));
     let ledger = Arc::new(Ledger::new());
     let at = now_ms.unwrap_or_else(crate::ids::now_ms);

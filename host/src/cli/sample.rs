@@ -97,7 +97,7 @@ impl Sample {
                 .user
                 .clone()
                 .or_else(|| metadata.get("user").map(str::to_string)),
-            metadata: metadata.0,
+            metadata: metadata.0.to_vec(),
             model: summary.model,
             endpoint,
             stream: summary.stream,

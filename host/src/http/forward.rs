@@ -6,6 +6,7 @@ use super::stream::RelayStream;
 use crate::api::Api;
 use crate::error::{ApiError, ErrorKind};
 use crate::guard::{AnswerText, StreamText};
+use crate::headers as names;
 use crate::pipeline::{Admitted, Exchange, ResponseGuard};
 use crate::plugins::Endpoint;
 use crate::plugins::StreamMode;
@@ -19,21 +20,6 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
-
-/// Upstream response headers worth relaying to the client.
-const RELAYED: &[&str] = &[
-    "retry-after",
-    "anthropic-ratelimit-requests-limit",
-    "anthropic-ratelimit-requests-remaining",
-    "anthropic-ratelimit-requests-reset",
-    "anthropic-ratelimit-tokens-limit",
-    "anthropic-ratelimit-tokens-remaining",
-    "anthropic-ratelimit-tokens-reset",
-    "x-ratelimit-limit-requests",
-    "x-ratelimit-remaining-requests",
-    "x-ratelimit-limit-tokens",
-    "x-ratelimit-remaining-tokens",
-];
 
 /// Largest non-streamed upstream body accepted.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -110,6 +96,16 @@ pub async fn forward(
     relay(ex, served, codec, endpoint, stream, include_usage, guard).await
 }
 
+/// A header value for `n`, without an allocation for the small numbers attempts and
+/// target indexes almost always are.
+fn small_number(n: u32) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(n as usize) {
+        Some(d) => HeaderValue::from_static(d),
+        None => HeaderValue::from(n),
+    }
+}
+
 /// Anthropic's token-counting endpoint (no OpenAI equivalent).
 const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 
@@ -123,7 +119,7 @@ fn local_token_count(mut ex: Exchange, body: &[u8]) -> Response {
     ex.finish(200, None);
     let mut resp = axum::Json(answer).into_response();
     resp.headers_mut()
-        .insert("x-tollgate-estimate", HeaderValue::from_static("true"));
+        .insert(names::ESTIMATE, HeaderValue::from_static("true"));
     resp
 }
 
@@ -143,25 +139,32 @@ async fn relay(
         attempt,
     } = served;
     let status = upstream.status();
-    let mut out_headers = HeaderMap::new();
-    for name in RELAYED {
-        if let Some(v) = upstream.headers().get(*name) {
-            out_headers.insert(*name, v.clone());
+    let mut out_headers = HeaderMap::with_capacity(16);
+    // One pass over the provider's (few) headers instead of a lookup per name; the
+    // first value of each counts, and `x-request-id` over `request-id`.
+    let (mut their_id, mut their_x_id) = (None, None);
+    for (name, v) in upstream.headers() {
+        if names::RATE_LIMITS.contains(name) || name == names::RETRY_AFTER {
+            if !out_headers.contains_key(name) {
+                out_headers.insert(name.clone(), v.clone());
+            }
+        } else if name == names::REQUEST_ID {
+            their_id = their_id.or(Some(v));
+        } else if name == names::X_REQUEST_ID {
+            their_x_id = their_x_id.or(Some(v));
         }
     }
-    for id in ["request-id", "x-request-id"] {
-        if let Some(v) = upstream.headers().get(id) {
-            out_headers.insert("x-upstream-request-id", v.clone());
-        }
+    if let Some(v) = their_x_id.or(their_id) {
+        out_headers.insert(names::UPSTREAM_REQUEST_ID, v.clone());
     }
     if let Ok(v) = HeaderValue::from_str(&target.provider.id) {
-        out_headers.insert("x-tollgate-provider", v);
+        out_headers.insert(names::PROVIDER, v);
     }
     if let Ok(v) = HeaderValue::from_str(&target.model) {
-        out_headers.insert("x-tollgate-model", v);
+        out_headers.insert(names::MODEL, v);
     }
-    out_headers.insert("x-tollgate-attempt", HeaderValue::from(attempt));
-    out_headers.insert("x-tollgate-target", HeaderValue::from(target.index));
+    out_headers.insert(names::ATTEMPT, small_number(attempt));
+    out_headers.insert(names::TARGET, small_number(target.index));
     let is_sse = upstream
         .headers()
         .get(header::CONTENT_TYPE)
@@ -175,7 +178,7 @@ async fn relay(
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
         );
         out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        out_headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        out_headers.insert(names::ACCEL_BUFFERING, HeaderValue::from_static("no"));
         if let Some(g) = guard.as_ref().filter(|g| g.buffers_streams()) {
             return buffered_stream(ex, upstream, relay, g, codec.client, out_headers).await;
         }
@@ -363,4 +366,17 @@ async fn read_body(
                 "the provider's response did not complete in time",
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn small_numbers_are_written_like_any_other() {
+        for n in [0, 1, 9, 10, 42, u32::MAX] {
+            assert_eq!(
+                super::small_number(n).to_str().ok(),
+                Some(n.to_string()).as_deref()
+            );
+        }
+    }
 }

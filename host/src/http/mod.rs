@@ -11,6 +11,7 @@ mod models;
 mod stream;
 
 use crate::error::ApiError;
+use crate::headers as names;
 use crate::pipeline::Pipeline;
 use axum::Router;
 use axum::extract::Request;
@@ -41,9 +42,6 @@ impl std::ops::Deref for DataPlane {
     }
 }
 
-/// Response header carrying the gateway's request id (Anthropic's name for it).
-pub const REQUEST_ID_HEADER: &str = "request-id";
-
 /// The id of the request being served, set by the request-id layer.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub Arc<str>);
@@ -67,8 +65,8 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v.clone());
-        resp.headers_mut().insert("x-request-id", v);
+        resp.headers_mut().insert(names::REQUEST_ID, v.clone());
+        resp.headers_mut().insert(names::X_REQUEST_ID, v);
     }
     resp
 }

@@ -318,7 +318,7 @@ impl Alert {
         Self {
             tenant: l.scope.tenant.to_string(),
             budget: l.name.clone(),
-            scope: l.scope.kind_label(),
+            scope: l.scope.kind_label().into_owned(),
             value: l.scope.value.to_string(),
             metric: l.metric,
             period: l.period,

@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn counted_scopes_skip_missing_values_and_add_limited_metadata() {
-        let meta = Metadata(vec![
+        let meta = Metadata::from(vec![
             ("env".into(), "prod".into()),
             ("project".into(), "apollo".into()),
         ]);

@@ -1,5 +1,6 @@
 //! What usage is counted against: a tenant, team, user, key or metadata value.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Which dimension a scope counts.
@@ -60,13 +61,13 @@ impl ScopeKey {
 
     /// `"tenant" | "team" | "user" | "key" | "metadata.<key>"`: the stored and displayed
     /// name of the dimension.
-    pub fn kind_label(&self) -> String {
+    pub fn kind_label(&self) -> Cow<'static, str> {
         match &self.kind {
-            ScopeKind::Tenant => "tenant".into(),
-            ScopeKind::Team => "team".into(),
-            ScopeKind::User => "user".into(),
-            ScopeKind::Key => "key".into(),
-            ScopeKind::Metadata(k) => format!("metadata.{k}"),
+            ScopeKind::Tenant => Cow::Borrowed("tenant"),
+            ScopeKind::Team => Cow::Borrowed("team"),
+            ScopeKind::User => Cow::Borrowed("user"),
+            ScopeKind::Key => Cow::Borrowed("key"),
+            ScopeKind::Metadata(k) => Cow::Owned(format!("metadata.{k}")),
         }
     }
 }

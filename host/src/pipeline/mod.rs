@@ -8,10 +8,11 @@
 use crate::api::Api;
 use crate::budget;
 use crate::error::{ApiError, ErrorKind};
+use crate::headers as names;
 use crate::ledger::RequestScopes;
 use crate::ledger::fleet::{FaultMode, FleetError, FleetLedger};
 use crate::ledger::{LedgerEntry, Refused, Reservation, ScopeKey};
-use crate::metadata::{self, Metadata};
+use crate::metadata::Metadata;
 use crate::plugins::UsageView;
 use crate::plugins::{
     BudgetOutcome, ChainOutcome, Endpoint, Hook, RequestContext, RouteOutcome, RouteTarget,
@@ -31,9 +32,6 @@ mod state;
 
 pub use guardrails::{ResponseGuard, client_api};
 pub use state::Pipeline;
-
-/// Header a client may send to group requests into one trace.
-pub const TRACE_HEADER: &str = "x-portkey-trace-id";
 
 /// One request's journey; logged when finished or, failing that, when dropped
 /// (the client went away mid-way).
@@ -151,7 +149,7 @@ impl Exchange {
         headers: &HeaderMap,
     ) -> Self {
         let trace_id = headers
-            .get(TRACE_HEADER)
+            .get(names::TRACE_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty() && v.len() <= 256)
@@ -165,7 +163,7 @@ impl Exchange {
                 trace_id,
                 endpoint: endpoint.to_string(),
                 traceparent: headers
-                    .get("traceparent")
+                    .get(names::TRACEPARENT)
                     .and_then(|v| v.to_str().ok())
                     .filter(|v| v.len() <= 128)
                     .map(str::to_string),
@@ -298,13 +296,9 @@ impl Exchange {
         let cost = match (&r.provider, &r.served_model) {
             (Some(p), Some(m)) if self.counted.is_some() => {
                 let cost = self.state.pricing.cost(p, m, &r.usage);
-                let mut json = cost.to_json();
-                if self.usage_estimated
-                    && let Some(o) = json.as_object_mut()
-                {
-                    o.insert("usage_estimated".into(), true.into());
-                }
-                r.cost = Some(json);
+                let mut breakdown = cost.breakdown();
+                breakdown.usage_estimated = self.usage_estimated;
+                r.cost = Some(breakdown);
                 cost.total_nano
             }
             _ => 0,
@@ -403,7 +397,7 @@ pub async fn admit(
     if state.captures_bodies(&key.tenant_id) {
         ex.capture = Some(Capture::new(&body, state.max_captured_bytes));
     }
-    let metadata = match headers.get(metadata::HEADER) {
+    let metadata = match headers.get(names::METADATA) {
         Some(raw) => Metadata::parse(raw.as_bytes())?,
         None => Metadata::default(),
     };
@@ -505,7 +499,7 @@ fn request_context(
         key_name: key.name.clone(),
         team: record.team.clone(),
         user: record.user.clone(),
-        metadata: record.metadata.0.clone(),
+        metadata: record.metadata.0.to_vec(),
         model: summary.model.clone(),
         endpoint,
         stream: record.stream,

@@ -91,18 +91,47 @@ impl Cost {
         usd(self.total_nano)
     }
 
-    /// Breakdown for the request log: {"input_usd","output_usd","cache_read_usd",
-    /// "cache_write_usd","total_usd","priced_as"} (priced_as null when unpriced).
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "input_usd": usd(self.input_nano),
-            "output_usd": usd(self.output_nano),
-            "cache_read_usd": usd(self.cache_read_nano),
-            "cache_write_usd": usd(self.cache_write_nano),
-            "total_usd": usd(self.total_nano),
-            "priced_as": self.priced_as,
-        })
+    /// The breakdown for the request log, in dollars.
+    pub fn breakdown(&self) -> CostBreakdown {
+        CostBreakdown {
+            cache_read_usd: usd(self.cache_read_nano),
+            cache_write_usd: usd(self.cache_write_nano),
+            input_usd: usd(self.input_nano),
+            output_usd: usd(self.output_nano),
+            priced_as: self.priced_as.clone(),
+            total_usd: usd(self.total_nano),
+            usage_estimated: false,
+        }
     }
+}
+
+/// A request's cost as the request log stores it (the `cost` column's JSON object).
+///
+/// The fields are in the order the log has always written them (alphabetical, as a
+/// JSON map sorts), so stored rows read the same as before.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CostBreakdown {
+    /// Prompt-cache reads.
+    #[serde(default)]
+    pub cache_read_usd: f64,
+    /// Prompt-cache writes.
+    #[serde(default)]
+    pub cache_write_usd: f64,
+    /// Uncached input tokens.
+    #[serde(default)]
+    pub input_usd: f64,
+    /// Output tokens.
+    #[serde(default)]
+    pub output_usd: f64,
+    /// The price entry used; `None` when the model is not priced (cost 0).
+    #[serde(default)]
+    pub priced_as: Option<String>,
+    /// The sum of the parts.
+    #[serde(default)]
+    pub total_usd: f64,
+    /// The provider reported no usage, so the gateway counted the tokens itself.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub usage_estimated: bool,
 }
 
 fn usd(nano: u64) -> f64 {
@@ -487,7 +516,7 @@ mod tests {
         let cost = Pricing::builtin().cost("openai", "gpt-4o-mini", &usage(1, 3, 7, 1));
         assert_eq!(parts(&cost), (150, 1800, 525, 150));
         assert_eq!(cost.total_nano, 2625);
-        let json = cost.to_json();
+        let json = serde_json::to_value(cost.breakdown()).unwrap_or_default();
         assert_eq!(json["priced_as"], "gpt-4o-mini");
         assert!((json["total_usd"].as_f64().unwrap_or(0.0) - 2.625e-6).abs() < 1e-15);
         assert!((json["cache_read_usd"].as_f64().unwrap_or(0.0) - 5.25e-7).abs() < 1e-15);
@@ -551,13 +580,43 @@ mod tests {
     }
 
     #[test]
+    fn the_breakdown_is_stored_as_the_json_map_wrote_it() {
+        let cost = Cost {
+            input_nano: 1_500,
+            output_nano: 2,
+            cache_read_nano: 0,
+            cache_write_nano: 7,
+            total_nano: 1_509,
+            priced_as: Some("claude-x".into()),
+        };
+        // What rows and journal records held before the typed breakdown.
+        let mut map = serde_json::json!({
+            "input_usd": usd(1_500),
+            "output_usd": usd(2),
+            "cache_read_usd": usd(0),
+            "cache_write_usd": usd(7),
+            "total_usd": usd(1_509),
+            "priced_as": "claude-x",
+        });
+        let mut b = cost.breakdown();
+        assert_eq!(serde_json::to_string(&b).ok(), Some(map.to_string()));
+        let old: Option<CostBreakdown> = serde_json::from_str(&map.to_string()).ok();
+        assert_eq!(old.as_ref(), Some(&b));
+        b.usage_estimated = true;
+        map["usage_estimated"] = true.into();
+        assert_eq!(serde_json::to_string(&b).ok(), Some(map.to_string()));
+    }
+
+    #[test]
     fn unknown_model_costs_nothing() {
         let cost = Pricing::builtin().cost("openai", "no-such-model", &usage(1000, 1000, 10, 10));
         assert_eq!(cost, Cost::default());
         assert_eq!(cost.total_nano, 0);
         assert_eq!(cost.priced_as, None);
-        assert!(cost.to_json()["priced_as"].is_null());
-        assert_eq!(cost.to_json()["total_usd"], 0.0);
+        let json = serde_json::to_value(cost.breakdown()).unwrap_or_default();
+        assert!(json["priced_as"].is_null());
+        assert_eq!(json["total_usd"], 0.0);
+        assert!(json.get("usage_estimated").is_none());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use super::UpstreamError;
 use super::client::{self, HttpClient, TransportError};
 use crate::api::Api;
 use crate::config::ProviderConfig;
+use crate::headers as names;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use bytes::Bytes;
 use std::time::Duration;
@@ -14,7 +15,7 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 
 /// Client headers passed through to an Anthropic upstream. An OpenAI upstream gets none
 /// of them: `anthropic-beta` and friends mean nothing there.
-const FORWARDED: &[&str] = &["anthropic-version", "anthropic-beta"];
+const FORWARDED: [HeaderName; 2] = [names::ANTHROPIC_VERSION, names::ANTHROPIC_BETA];
 
 /// A configured upstream of either wire protocol.
 pub struct Provider {
@@ -113,15 +114,15 @@ impl Provider {
         match self.wire {
             Api::Anthropic => {
                 for name in FORWARDED {
-                    if let Some(v) = client_headers.get(*name) {
-                        headers.insert(*name, v.clone());
+                    if let Some(v) = client_headers.get(&name) {
+                        headers.insert(name, v.clone());
                     }
                 }
                 headers
-                    .entry("anthropic-version")
+                    .entry(names::ANTHROPIC_VERSION)
                     .or_insert(HeaderValue::from_static(DEFAULT_VERSION));
                 if let Some(k) = &self.api_key {
-                    headers.insert("x-api-key", k.clone());
+                    headers.insert(names::X_API_KEY, k.clone());
                 }
             }
             Api::OpenAi => {

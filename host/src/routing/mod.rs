@@ -270,7 +270,11 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 
 /// [`retry_after`] as seen at `now`.
 fn retry_after_at(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    let v = headers
+        .get(crate::headers::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }

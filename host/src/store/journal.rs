@@ -26,7 +26,7 @@ pub struct Pos {
 }
 
 /// Bytes of a record's header.
-const HEADER: u64 = 8;
+pub const HEADER: u64 = 8;
 /// Largest payload accepted when reading (a length beyond it marks corruption).
 const MAX_PAYLOAD: u32 = 64 << 20;
 /// A segment is closed and a new one started once it passes this size.
@@ -112,16 +112,31 @@ impl Journal {
     /// On failure the segment is cut back to its last whole record and the journal is
     /// marked unhealthy.
     pub fn append<T>(&self, payload: &[u8], then: impl FnOnce(Pos, Pos) -> T) -> io::Result<T> {
+        let mut framed = Vec::with_capacity(payload.len() + HEADER as usize);
+        framed.extend_from_slice(&[0; HEADER as usize]);
+        framed.extend_from_slice(payload);
+        self.append_framed(&mut framed, then)
+    }
+
+    /// [`Journal::append`] for a payload already placed after [`HEADER`] bytes of
+    /// room, which are overwritten with the header: the record is written from the
+    /// buffer it was encoded into, with no copy.
+    pub fn append_framed<T>(
+        &self,
+        framed: &mut [u8],
+        then: impl FnOnce(Pos, Pos) -> T,
+    ) -> io::Result<T> {
+        let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "journal record too large");
+        let (header, payload) = framed
+            .split_at_mut_checked(HEADER as usize)
+            .ok_or_else(too_large)?;
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|&l| l <= MAX_PAYLOAD)
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "journal record too large")
-            })?;
-        let mut buf = Vec::with_capacity(payload.len() + HEADER as usize);
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        buf.extend_from_slice(payload);
+            .ok_or_else(too_large)?;
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        let buf = &*framed;
         let mut a = crate::sync::lock(&self.active);
         if a.rotate || a.offset >= SEGMENT_BYTES {
             match create_segment(&self.dir, a.segment + 1) {
@@ -143,7 +158,7 @@ impl Journal {
             segment: a.segment,
             offset: a.offset,
         };
-        if let Err(e) = a.file.write_all(&buf) {
+        if let Err(e) = a.file.write_all(buf) {
             // Part of the record may be on disk: this segment takes nothing more.
             a.rotate = true;
             self.healthy.store(false, Ordering::Relaxed);

@@ -11,7 +11,7 @@
 //! each written batch records how far into the journal it reached, so a crash loses
 //! nothing that was acknowledged and writes nothing twice.
 
-use super::journal::{Journal, Pos, read_range};
+use super::journal::{HEADER, Journal, Pos, read_range};
 use super::{CapturedBodies, LogRecord};
 use crate::ledger::{Amount, Ledger, LedgerEntry, Limit, ScopeKey, ScopeKind};
 use rusqlite::{Connection, params};
@@ -192,9 +192,9 @@ impl LogSender {
         if let Some(journal) = &self.journal
             && let Some(r) = &record
         {
-            match encode(r) {
-                Ok(payload) => {
-                    let appended = journal.append(&payload, |start, end| {
+            match encode_framed(r) {
+                Ok(mut framed) => {
+                    let appended = journal.append_framed(&mut framed, |start, end| {
                         if let Some(r) = record.take() {
                             self.queue(r, Some((start, end)));
                         }
@@ -607,9 +607,18 @@ struct EntryRef<'a> {
 #[derive(Serialize)]
 struct LedgerRef<'a> {
     tenant: &'a str,
-    scopes: Vec<(String, &'a str)>,
+    scopes: ScopesRef<'a>,
     amount: Amount,
     ts_ms: i64,
+}
+
+/// Scopes as `[kind label, value]` pairs, written straight from the entry.
+struct ScopesRef<'a>(&'a [ScopeKey]);
+
+impl Serialize for ScopesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|k| (k.kind_label(), &*k.value)))
+    }
 }
 
 #[derive(Deserialize)]
@@ -641,25 +650,39 @@ struct BodiesOwned {
     response_truncated: bool,
 }
 
-/// A row as a journal payload.
-fn encode(r: &LogRecord) -> serde_json::Result<Vec<u8>> {
+/// Room for most rows' journal records, so encoding one rarely grows its buffer.
+const RECORD_CAPACITY: usize = 2048;
+
+/// A row as a journal record: its payload after [`HEADER`] bytes of room for the
+/// journal to fill in ([`Journal::append_framed`]).
+fn encode_framed(r: &LogRecord) -> serde_json::Result<Vec<u8>> {
     let ledger = r.ledger.as_ref().map(|l| LedgerRef {
         tenant: l.scopes.first().map_or("", |k| &*k.tenant),
-        scopes: l
-            .scopes
-            .iter()
-            .map(|k| (k.kind_label(), &*k.value))
-            .collect(),
+        scopes: ScopesRef(&l.scopes),
         amount: l.amount,
         ts_ms: l.ts_ms,
     });
-    serde_json::to_vec(&EntryRef {
-        row: r,
-        ledger,
-        bodies: r.bodies.as_deref(),
-        traceparent: r.traceparent.as_deref(),
-        span_us: r.span_us,
-    })
+    let mut out = Vec::with_capacity(RECORD_CAPACITY);
+    out.extend_from_slice(&[0; HEADER as usize]);
+    serde_json::to_writer(
+        &mut out,
+        &EntryRef {
+            row: r,
+            ledger,
+            bodies: r.bodies.as_deref(),
+            traceparent: r.traceparent.as_deref(),
+            span_us: r.span_us,
+        },
+    )?;
+    Ok(out)
+}
+
+/// A row as a journal payload.
+#[cfg(test)]
+fn encode(r: &LogRecord) -> serde_json::Result<Vec<u8>> {
+    let mut framed = encode_framed(r)?;
+    framed.drain(..HEADER as usize);
+    Ok(framed)
 }
 
 /// A journal payload as a row.
@@ -805,7 +828,7 @@ fn write_batch(
                 r.error,
                 serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".into()),
                 i64::try_from(r.cost_nano).unwrap_or(i64::MAX),
-                r.cost.as_ref().map(|c| c.to_string()),
+                r.cost.as_ref().and_then(|c| serde_json::to_string(c).ok()),
                 r.bundle_version,
                 r.platform_version,
                 r.max_tokens,

@@ -145,7 +145,7 @@ pub struct LogRecord {
     /// The cost's breakdown (`input_usd`, `output_usd`, cache parts, `total_usd`,
     /// `priced_as`); absent when no upstream served the request.
     #[serde(default)]
-    pub cost: Option<serde_json::Value>,
+    pub cost: Option<crate::pricing::CostBreakdown>,
     /// The tenant bundle version that decided the request (`None`: the config file's chain).
     #[serde(default)]
     pub bundle_version: Option<u32>,
@@ -633,7 +633,7 @@ mod tests {
             endpoint: "messages".into(),
             team: Some(team.into()),
             user: None,
-            metadata: Metadata(vec![
+            metadata: Metadata::from(vec![
                 ("env".into(), "prod".into()),
                 ("team".into(), team.into()),
             ]),

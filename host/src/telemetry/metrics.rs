@@ -51,14 +51,57 @@ impl Histogram {
     }
 }
 
-/// Labels of the request families.
+/// The label values of one series, in the family's label order.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct RequestLabels {
-    tenant: String,
-    provider: String,
-    model: String,
-    endpoint: String,
+struct Labels<const N: usize>([String; N]);
+
+/// Label values as a map key, owned or borrowed: a series that exists is found from
+/// the record's own strings, with no allocation (that was 14 a request).
+trait Parts<const N: usize> {
+    fn parts(&self) -> [&str; N];
 }
+
+impl<const N: usize> Parts<N> for Labels<N> {
+    fn parts(&self) -> [&str; N] {
+        std::array::from_fn(|i| self.0[i].as_str())
+    }
+}
+
+impl<const N: usize> Parts<N> for [&str; N] {
+    fn parts(&self) -> [&str; N] {
+        *self
+    }
+}
+
+impl<'a, const N: usize> std::borrow::Borrow<dyn Parts<N> + 'a> for Labels<N> {
+    fn borrow(&self) -> &(dyn Parts<N> + 'a) {
+        self
+    }
+}
+
+// Agrees with `Labels`' derived order: both compare the values in turn.
+impl<const N: usize> Ord for dyn Parts<N> + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.parts().cmp(&other.parts())
+    }
+}
+
+impl<const N: usize> PartialOrd for dyn Parts<N> + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<const N: usize> PartialEq for dyn Parts<N> + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl<const N: usize> Eq for dyn Parts<N> + '_ {}
+
+/// (tenant, provider, model, endpoint)
+type RequestLabels = Labels<4>;
 
 #[derive(Debug)]
 struct RequestSeries {
@@ -100,9 +143,9 @@ impl Default for PluginSeries {
 struct Registry {
     requests: BTreeMap<RequestLabels, RequestSeries>,
     /// (tenant, plugin)
-    plugins: BTreeMap<(String, String), PluginSeries>,
+    plugins: BTreeMap<Labels<2>, PluginSeries>,
     /// (provider, model, outcome) → attempts
-    attempts: BTreeMap<(String, String, String), u64>,
+    attempts: BTreeMap<Labels<3>, u64>,
 }
 
 /// The gateway's metric registry.
@@ -211,71 +254,92 @@ impl LogObserver for MetricsObserver {
     }
 }
 
-/// The key for `wanted`, or the `_other` key when the family is full.
-fn slot<K: Ord + Clone, V: Default>(map: &mut BTreeMap<K, V>, wanted: K, other: K) -> &mut V {
-    let key = if map.contains_key(&wanted) || map.len() < MAX_SERIES {
+/// The series for `wanted`, or the `_other` series when the family is full.
+fn slot<'m, const N: usize, V: Default>(
+    map: &'m mut BTreeMap<Labels<N>, V>,
+    wanted: [&str; N],
+    other: [&str; N],
+) -> Option<&'m mut V> {
+    let key = if map.len() < MAX_SERIES || map.contains_key(&wanted as &dyn Parts<N>) {
         wanted
     } else {
         other
     };
-    map.entry(key).or_default()
+    if !map.contains_key(&key as &dyn Parts<N>) {
+        map.insert(Labels(key.map(str::to_owned)), V::default());
+    }
+    map.get_mut(&key as &dyn Parts<N>)
+}
+
+/// `2xx` and the like, without formatting one per attempt.
+fn status_class(status: u16) -> &'static str {
+    const CLASSES: [&str; 10] = [
+        "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
+    ];
+    CLASSES
+        .get(usize::from(status / 100))
+        .copied()
+        .unwrap_or("other")
 }
 
 impl Registry {
     fn observe(&mut self, r: &LogRecord) {
-        let provider = r.provider.clone().unwrap_or_else(|| "none".into());
         let model = r
             .served_model
-            .clone()
-            .or_else(|| r.requested_model.clone())
-            .unwrap_or_else(|| "none".into());
-        let labels = RequestLabels {
-            tenant: if r.tenant_id.is_empty() {
-                "none".into()
+            .as_deref()
+            .or(r.requested_model.as_deref())
+            .unwrap_or("none");
+        let labels = [
+            if r.tenant_id.is_empty() {
+                "none"
             } else {
-                r.tenant_id.clone()
+                &r.tenant_id
             },
-            provider,
+            r.provider.as_deref().unwrap_or("none"),
             model,
-            endpoint: r.endpoint.clone(),
-        };
-        let other = RequestLabels {
-            model: OTHER.into(),
-            ..labels.clone()
-        };
-        let s = slot(&mut self.requests, labels, other);
-        *s.by_status.entry(r.status).or_default() += 1;
-        s.latency.observe(r.latency_ms as f64 / 1000.0);
-        if let Some(t) = r.ttft_ms {
-            s.ttft.observe(t as f64 / 1000.0);
+            &r.endpoint,
+        ];
+        let other = [labels[0], labels[1], OTHER, labels[3]];
+        if let Some(s) = slot(&mut self.requests, labels, other) {
+            *s.by_status.entry(r.status).or_default() += 1;
+            s.latency.observe(r.latency_ms as f64 / 1000.0);
+            if let Some(t) = r.ttft_ms {
+                s.ttft.observe(t as f64 / 1000.0);
+            }
+            let u = &r.usage;
+            for (i, n) in [
+                u.input_tokens,
+                u.output_tokens,
+                u.cache_read_tokens,
+                u.cache_write_tokens,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                s.tokens[i] += n;
+            }
+            s.cost_nano += r.cost_nano;
         }
-        let u = &r.usage;
-        for (i, n) in [
-            u.input_tokens,
-            u.output_tokens,
-            u.cache_read_tokens,
-            u.cache_write_tokens,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            s.tokens[i] += n;
-        }
-        s.cost_nano += r.cost_nano;
         for d in &r.decisions {
-            let key = (r.tenant_id.clone(), d.plugin.clone());
-            let other = (r.tenant_id.clone(), OTHER.to_string());
-            let p = slot(&mut self.plugins, key, other);
-            *p.by_outcome.entry(d.outcome.clone()).or_default() += 1;
-            p.latency.observe(d.micros as f64 / 1e6);
+            let key = [r.tenant_id.as_str(), &d.plugin];
+            let other = [r.tenant_id.as_str(), OTHER];
+            if let Some(p) = slot(&mut self.plugins, key, other) {
+                match p.by_outcome.get_mut(d.outcome.as_str()) {
+                    Some(n) => *n += 1,
+                    None => {
+                        p.by_outcome.insert(d.outcome.clone(), 1);
+                    }
+                }
+                p.latency.observe(d.micros as f64 / 1e6);
+            }
         }
         for a in &r.attempts {
-            let outcome = a
-                .status
-                .map_or_else(|| "transport_error".into(), |s| format!("{}xx", s / 100));
-            let key = (a.provider.clone(), a.model.clone(), outcome.clone());
-            let other = (a.provider.clone(), OTHER.to_string(), outcome);
-            *slot(&mut self.attempts, key, other) += 1;
+            let outcome = a.status.map_or("transport_error", status_class);
+            let key = [a.provider.as_str(), &a.model, outcome];
+            let other = [a.provider.as_str(), OTHER, outcome];
+            if let Some(n) = slot(&mut self.attempts, key, other) {
+                *n += 1;
+            }
         }
     }
 
@@ -347,19 +411,21 @@ impl Registry {
             "tollgate_plugin_calls_total",
             "counter",
             "Plugin calls, by tenant, plugin and outcome (allow, deny, route, pass, downgrade, error, skipped).",
-            self.plugins.iter().flat_map(|((tenant, plugin), p)| {
-                let l = plugin_labels(tenant, plugin);
-                p.by_outcome
-                    .iter()
-                    .map(move |(o, n)| (format!("{l},outcome=\"{}\"", esc(o)), n.to_string()))
-            }),
+            self.plugins
+                .iter()
+                .flat_map(|(Labels([tenant, plugin]), p)| {
+                    let l = plugin_labels(tenant, plugin);
+                    p.by_outcome
+                        .iter()
+                        .map(move |(o, n)| (format!("{l},outcome=\"{}\"", esc(o)), n.to_string()))
+                }),
         );
         family(
             out,
             "tollgate_plugin_failures_total",
             "counter",
             "Plugin calls that trapped, ran out of time or memory, or found no slot.",
-            self.plugins.iter().map(|((tenant, plugin), p)| {
+            self.plugins.iter().map(|(Labels([tenant, plugin]), p)| {
                 let failed: u64 = ["error", "skipped"]
                     .iter()
                     .filter_map(|o| p.by_outcome.get(*o))
@@ -373,7 +439,7 @@ impl Registry {
             "histogram",
             "Time of one plugin call, instantiation included.",
         );
-        for ((tenant, plugin), p) in &self.plugins {
+        for (Labels([tenant, plugin]), p) in &self.plugins {
             let labels = plugin_labels(tenant, plugin);
             histogram(
                 out,
@@ -387,15 +453,17 @@ impl Registry {
             "tollgate_upstream_attempts_total",
             "counter",
             "Upstream attempts, by provider, model and outcome (status class or transport_error).",
-            self.attempts.iter().map(|((provider, model, outcome), n)| {
-                let l = format!(
-                    "provider=\"{}\",model=\"{}\",outcome=\"{}\"",
-                    esc(provider),
-                    esc(model),
-                    esc(outcome)
-                );
-                (l, n.to_string())
-            }),
+            self.attempts
+                .iter()
+                .map(|(Labels([provider, model, outcome]), n)| {
+                    let l = format!(
+                        "provider=\"{}\",model=\"{}\",outcome=\"{}\"",
+                        esc(provider),
+                        esc(model),
+                        esc(outcome)
+                    );
+                    (l, n.to_string())
+                }),
         );
     }
 }
@@ -581,12 +649,13 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 }
 
 fn req_labels(l: &RequestLabels) -> String {
+    let [tenant, provider, model, endpoint] = &l.0;
     format!(
         "tenant=\"{}\",provider=\"{}\",model=\"{}\",endpoint=\"{}\"",
-        esc(&l.tenant),
-        esc(&l.provider),
-        esc(&l.model),
-        esc(&l.endpoint)
+        esc(tenant),
+        esc(provider),
+        esc(model),
+        esc(endpoint)
     )
 }
 
@@ -692,7 +761,7 @@ mod tests {
         let other = reg
             .requests
             .iter()
-            .find(|(l, _)| l.model == OTHER)
+            .find(|(l, _)| l.0[2] == OTHER)
             .expect("other");
         assert_eq!(other.1.by_status[&200], 10);
     }

@@ -242,7 +242,7 @@ fn request_spans(r: &LogRecord, providers: &HashMap<String, String>) -> Vec<Valu
             attrs.push(attr(&format!("tollgate.{field}"), v.clone().into()));
         }
     }
-    for (k, v) in &r.metadata.0 {
+    for (k, v) in r.metadata.0.iter() {
         attrs.push(attr(&format!("tollgate.metadata.{k}"), v.clone().into()));
     }
     if let Some(v) = r.bundle_version {

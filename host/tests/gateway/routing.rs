@@ -182,3 +182,31 @@ async fn a_stream_that_started_is_never_retried() {
     assert!(row["error"].as_str().is_some(), "{row}");
     assert!(s.oai.requests().await.is_empty());
 }
+
+/// What the provider said about itself reaches the client: its own request id
+/// (Anthropic's `request-id`, OpenAI's `x-request-id`) as `x-upstream-request-id`,
+/// and the `retry-after` of the error that ended the tries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_request_id_and_retry_after_reach_the_client() {
+    let s = setup("relayed").await;
+    let key = s.gw.key("fallback").await;
+    let resp = s.gw.messages(&key, ask("hello")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-provider"], "anthropic");
+    assert_eq!(resp.headers()["x-tollgate-target"], "0");
+    assert_eq!(resp.headers()["x-upstream-request-id"], "req_mock_upstream");
+
+    s.anth.behave(json!({"status": 503})).await;
+    let resp = s.gw.messages(&key, ask("again")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-tollgate-provider"], "openai");
+    assert_eq!(resp.headers()["x-tollgate-target"], "1");
+    assert_eq!(resp.headers()["x-tollgate-attempt"], "2");
+    assert_eq!(resp.headers()["x-upstream-request-id"], "req_mock_upstream");
+
+    s.oai.behave(json!({"status": 429, "retry_after": 7})).await;
+    let resp = s.gw.messages(&key, ask("once more")).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "7");
+    assert!(resp.headers().get("x-upstream-request-id").is_none());
+}

@@ -228,7 +228,7 @@ impl Registered {
     fn of(l: &Limit) -> Self {
         Self {
             name: l.name.clone(),
-            scope: l.scope.kind_label(),
+            scope: l.scope.kind_label().into_owned(),
             value: l.scope.value.to_string(),
             spec: super::persist::Spec::of(l),
         }

@@ -517,7 +517,7 @@ mod tests {
     fn shipped_rows_flatten_usage_and_keep_metadata_as_an_object() {
         let r = LogRecord {
             request_id: "req_1".into(),
-            metadata: crate::metadata::Metadata(vec![("team".into(), "eng".into())]),
+            metadata: crate::metadata::Metadata::from(vec![("team".into(), "eng".into())]),
             usage: crate::usage::Usage {
                 input_tokens: 7,
                 ..Default::default()

@@ -203,7 +203,10 @@ fn records(now: i64) -> Vec<LogRecord> {
                 }],
                 error: (i % 6 >= 2).then(|| format!("failure {i} ü")),
                 cost_nano: 1_000_003 * i as u64,
-                cost: Some(serde_json::json!({"total_usd": i as f64 / 1000.0})),
+                cost: Some(crate::pricing::CostBreakdown {
+                    total_usd: i as f64 / 1000.0,
+                    ..Default::default()
+                }),
                 bundle_version: (i % 2 == 0).then_some(3),
                 platform_version: None,
                 max_tokens: Some(256),
