@@ -37,8 +37,6 @@ pub const TARGET: HeaderName = HeaderName::from_static("x-tollgate-target");
 pub const ESTIMATE: HeaderName = HeaderName::from_static("x-tollgate-estimate");
 /// Tells a buffering proxy in front (nginx) to pass a stream through.
 pub const ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
-/// When a refused client may retry.
-pub const RETRY_AFTER: HeaderName = HeaderName::from_static("retry-after");
 
 /// The provider's rate-limit headers, relayed to the client as they are.
 pub const RATE_LIMITS: [HeaderName; 10] = [

@@ -20,7 +20,17 @@ pub const MAX_VALUE_LEN: usize = 1024;
 pub struct Metadata(pub Arc<[(String, String)]>);
 
 impl From<Vec<(String, String)>> for Metadata {
-    fn from(pairs: Vec<(String, String)>) -> Self {
+    /// Sorts the pairs by key (lookups search them) and keeps the last of a repeated
+    /// key, as a JSON object does.
+    fn from(mut pairs: Vec<(String, String)>) -> Self {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
         Self(pairs.into())
     }
 }
@@ -117,8 +127,6 @@ impl Metadata {
             }
             out.push((k, s));
         }
-        // serde_json's map is sorted by key already; keep the invariant explicit.
-        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(Self::from(out))
     }
 }

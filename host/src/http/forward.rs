@@ -106,6 +106,28 @@ fn small_number(n: u32) -> HeaderValue {
     }
 }
 
+/// Copies what the provider said about itself to the client's headers: its rate-limit
+/// headers and `retry-after` (the first value of each), and its own request id as
+/// `x-upstream-request-id` (`x-request-id` over `request-id`). One pass over the
+/// provider's few headers, instead of a lookup per name.
+fn relay_provider_headers(upstream: &HeaderMap, out: &mut HeaderMap) {
+    let (mut their_id, mut their_x_id) = (None, None);
+    for (name, v) in upstream {
+        if names::RATE_LIMITS.contains(name) || name == header::RETRY_AFTER {
+            if !out.contains_key(name) {
+                out.insert(name.clone(), v.clone());
+            }
+        } else if name == names::REQUEST_ID {
+            their_id = their_id.or(Some(v));
+        } else if name == names::X_REQUEST_ID {
+            their_x_id = their_x_id.or(Some(v));
+        }
+    }
+    if let Some(v) = their_x_id.or(their_id) {
+        out.insert(names::UPSTREAM_REQUEST_ID, v.clone());
+    }
+}
+
 /// Anthropic's token-counting endpoint (no OpenAI equivalent).
 const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
 
@@ -140,23 +162,7 @@ async fn relay(
     } = served;
     let status = upstream.status();
     let mut out_headers = HeaderMap::with_capacity(16);
-    // One pass over the provider's (few) headers instead of a lookup per name; the
-    // first value of each counts, and `x-request-id` over `request-id`.
-    let (mut their_id, mut their_x_id) = (None, None);
-    for (name, v) in upstream.headers() {
-        if names::RATE_LIMITS.contains(name) || name == names::RETRY_AFTER {
-            if !out_headers.contains_key(name) {
-                out_headers.insert(name.clone(), v.clone());
-            }
-        } else if name == names::REQUEST_ID {
-            their_id = their_id.or(Some(v));
-        } else if name == names::X_REQUEST_ID {
-            their_x_id = their_x_id.or(Some(v));
-        }
-    }
-    if let Some(v) = their_x_id.or(their_id) {
-        out_headers.insert(names::UPSTREAM_REQUEST_ID, v.clone());
-    }
+    relay_provider_headers(upstream.headers(), &mut out_headers);
     if let Ok(v) = HeaderValue::from_str(&target.provider.id) {
         out_headers.insert(names::PROVIDER, v);
     }
@@ -370,6 +376,48 @@ async fn read_body(
 
 #[cfg(test)]
 mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn the_providers_own_headers_are_relayed_first_value_first() {
+        let mut upstream = HeaderMap::new();
+        let mut add = |name: &'static str, value: &'static str| {
+            upstream.append(name, HeaderValue::from_static(value));
+        };
+        add("content-type", "application/json");
+        add("request-id", "req_a");
+        add("anthropic-ratelimit-tokens-remaining", "9000");
+        add("anthropic-ratelimit-tokens-remaining", "1");
+        add("x-request-id", "xreq_b");
+        add("x-request-id", "xreq_c");
+        add("retry-after", "3");
+        add("x-ratelimit-limit-requests", "60");
+        add("set-cookie", "secret=1");
+        let mut out = HeaderMap::new();
+        super::relay_provider_headers(&upstream, &mut out);
+        let got = |name: &str| {
+            out.get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap_or_default().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(got("anthropic-ratelimit-tokens-remaining"), ["9000"]);
+        assert_eq!(got("x-ratelimit-limit-requests"), ["60"]);
+        assert_eq!(got("retry-after"), ["3"]);
+        assert_eq!(got("x-upstream-request-id"), ["xreq_b"]);
+        assert_eq!(out.len(), 4, "nothing else is relayed: {out:?}");
+
+        let mut only_anthropic_id = HeaderMap::new();
+        only_anthropic_id.insert("request-id", HeaderValue::from_static("req_a"));
+        let mut out = HeaderMap::new();
+        super::relay_provider_headers(&only_anthropic_id, &mut out);
+        assert_eq!(
+            out.get("x-upstream-request-id")
+                .and_then(|v| v.to_str().ok()),
+            Some("req_a")
+        );
+    }
+
     #[test]
     fn small_numbers_are_written_like_any_other() {
         for n in [0, 1, 9, 10, 42, u32::MAX] {

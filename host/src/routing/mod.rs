@@ -271,7 +271,7 @@ pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
 /// [`retry_after`] as seen at `now`.
 fn retry_after_at(headers: &http::HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
     let v = headers
-        .get(crate::headers::RETRY_AFTER)?
+        .get(axum::http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();

@@ -109,8 +109,8 @@ impl Journal {
 
     /// Appends one record and, still holding the journal's lock so that whatever
     /// `then` queues is in journal order, calls `then` with the record's start and end.
-    /// On failure the segment is cut back to its last whole record and the journal is
-    /// marked unhealthy.
+    /// On failure the journal is marked unhealthy and the segment, which may end in
+    /// part of the record, takes nothing more (the next record starts a new one).
     pub fn append<T>(&self, payload: &[u8], then: impl FnOnce(Pos, Pos) -> T) -> io::Result<T> {
         let mut framed = Vec::with_capacity(payload.len() + HEADER as usize);
         framed.extend_from_slice(&[0; HEADER as usize]);
@@ -118,22 +118,22 @@ impl Journal {
         self.append_framed(&mut framed, then)
     }
 
-    /// [`Journal::append`] for a payload already placed after [`HEADER`] bytes of
-    /// room, which are overwritten with the header: the record is written from the
-    /// buffer it was encoded into, with no copy.
+    /// [`Journal::append`] for a payload placed after [`HEADER`] bytes of room, which
+    /// are overwritten with the header: the record is written from the buffer it was
+    /// encoded into, with no copy. A buffer shorter than the header is refused.
     pub fn append_framed<T>(
         &self,
         framed: &mut [u8],
         then: impl FnOnce(Pos, Pos) -> T,
     ) -> io::Result<T> {
-        let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "journal record too large");
+        let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why);
         let (header, payload) = framed
             .split_at_mut_checked(HEADER as usize)
-            .ok_or_else(too_large)?;
+            .ok_or_else(|| invalid("journal record without room for its header"))?;
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|&l| l <= MAX_PAYLOAD)
-            .ok_or_else(too_large)?;
+            .ok_or_else(|| invalid("journal record too large"))?;
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
         let buf = &*framed;

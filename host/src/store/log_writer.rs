@@ -1046,6 +1046,17 @@ mod tests {
     fn billed(id: &str, cost_nano: u64) -> LogRecord {
         let mut r = row(id, "acme", 0);
         r.cost_nano = cost_nano;
+        r.cost = Some(crate::pricing::CostBreakdown {
+            input_usd: cost_nano as f64 / 1e9,
+            total_usd: cost_nano as f64 / 1e9,
+            priced_as: Some("claude-x".into()),
+            usage_estimated: true,
+            ..Default::default()
+        });
+        r.metadata = crate::metadata::Metadata::from(vec![
+            ("project".to_string(), "apollo".to_string()),
+            ("env".to_string(), "prod \"eu\"".to_string()),
+        ]);
         r.bodies = Some(Box::new(CapturedBodies {
             request: Bytes::from_static("{\"q\":\"\u{e9}\"}".as_bytes()),
             response: Bytes::from_static(b"ok"),
@@ -1112,6 +1123,20 @@ mod tests {
     }
 
     #[test]
+    fn a_record_whose_cost_cannot_be_read_keeps_its_usage_and_ledger_entry() {
+        let payload = encode(&billed("odd", 1_000)).expect("encode");
+        let mut v: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+        v["row"]["cost"] = serde_json::json!("1.5 USD");
+        let r = decode(v.to_string().as_bytes()).expect("the row is kept");
+        assert_eq!(r.cost, None);
+        assert_eq!(r.cost_nano, 1_000);
+        assert!(r.ledger.is_some());
+        let back = decode(&payload).expect("decodes");
+        assert_eq!(back.cost, billed("odd", 1_000).cost);
+        assert_eq!(back.metadata, billed("odd", 1_000).metadata);
+    }
+
+    #[test]
     fn journaled_rows_survive_a_crash_and_are_written_once() {
         let (dir, store) = temp_store("crash");
         let jdir = dir.join("journal");
@@ -1139,6 +1164,20 @@ mod tests {
             })
             .expect("body");
         assert_eq!(detail, ("{\"q\":\"\u{e9}\"}".to_string(), true));
+        let (cost, metadata) = store
+            .with_conn_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT cost, metadata FROM request_logs WHERE request_id = 'r7'",
+                    [],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )?)
+            })
+            .expect("row");
+        assert_eq!(
+            cost,
+            r#"{"cache_read_usd":0.0,"cache_write_usd":0.0,"input_usd":1e-6,"output_usd":0.0,"priced_as":"claude-x","total_usd":1e-6,"usage_estimated":true}"#
+        );
+        assert_eq!(metadata, r#"{"env":"prod \"eu\"","project":"apollo"}"#);
         // The writer of the next run deletes the consumed segments.
         let writer = journaled(&store, &jdir, 100, &Default::default());
         writer.sender().send(billed("after", 5));

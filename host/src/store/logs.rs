@@ -143,8 +143,11 @@ pub struct LogRecord {
     #[serde(default)]
     pub cost_nano: u64,
     /// The cost's breakdown (`input_usd`, `output_usd`, cache parts, `total_usd`,
-    /// `priced_as`); absent when no upstream served the request.
-    #[serde(default)]
+    /// `priced_as`, and `usage_estimated` when the gateway counted the tokens itself);
+    /// absent when no upstream served the request. A breakdown that cannot be read
+    /// (from a journal record of some other release) is dropped, not the whole row:
+    /// the row's usage and ledger entry are what must survive.
+    #[serde(default, deserialize_with = "lenient_cost")]
     pub cost: Option<crate::pricing::CostBreakdown>,
     /// The tenant bundle version that decided the request (`None`: the config file's chain).
     #[serde(default)]
@@ -177,6 +180,14 @@ pub struct LogRecord {
     /// stored row keeps milliseconds).
     #[serde(skip)]
     pub span_us: (i64, i64),
+}
+
+/// Reads a row's `cost`, or `None` when it has another shape.
+fn lenient_cost<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::pricing::CostBreakdown>, D::Error> {
+    let v = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    Ok(serde_json::from_value(v).ok())
 }
 
 /// Filters for reading logs; every field narrows the result.

@@ -4,6 +4,7 @@
 //! scraped.
 
 use crate::store::{LogObserver, LogRecord};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -266,20 +267,21 @@ fn slot<'m, const N: usize, V: Default>(
         other
     };
     if !map.contains_key(&key as &dyn Parts<N>) {
-        map.insert(Labels(key.map(str::to_owned)), V::default());
+        let replaced = map.insert(Labels(key.map(str::to_owned)), V::default());
+        debug_assert!(replaced.is_none(), "a borrowed lookup missed a series");
     }
     map.get_mut(&key as &dyn Parts<N>)
 }
 
 /// `2xx` and the like, without formatting one per attempt.
-fn status_class(status: u16) -> &'static str {
+fn status_class(status: u16) -> Cow<'static, str> {
     const CLASSES: [&str; 10] = [
         "0xx", "1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "7xx", "8xx", "9xx",
     ];
-    CLASSES
-        .get(usize::from(status / 100))
-        .copied()
-        .unwrap_or("other")
+    match CLASSES.get(usize::from(status / 100)) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(format!("{}xx", status / 100)),
+    }
 }
 
 impl Registry {
@@ -334,9 +336,11 @@ impl Registry {
             }
         }
         for a in &r.attempts {
-            let outcome = a.status.map_or("transport_error", status_class);
-            let key = [a.provider.as_str(), &a.model, outcome];
-            let other = [a.provider.as_str(), OTHER, outcome];
+            let outcome = a
+                .status
+                .map_or(Cow::Borrowed("transport_error"), status_class);
+            let key = [a.provider.as_str(), &a.model, &outcome];
+            let other = [a.provider.as_str(), OTHER, &outcome];
             if let Some(n) = slot(&mut self.attempts, key, other) {
                 *n += 1;
             }
@@ -756,6 +760,8 @@ mod tests {
             .map(|i| row(&format!("model-{i}"), 200, 1))
             .collect();
         m.observe(&batch);
+        // Past the cap, a series made before it is still found and counted.
+        m.observe(&[row("model-7", 200, 1), row("model-7", 500, 1)]);
         let reg = m.registry.lock().expect("lock");
         assert_eq!(reg.requests.len(), MAX_SERIES + 1);
         let other = reg
@@ -764,5 +770,10 @@ mod tests {
             .find(|(l, _)| l.0[2] == OTHER)
             .expect("other");
         assert_eq!(other.1.by_status[&200], 10);
+        let seven = reg
+            .requests
+            .get(&["acme", "anthropic", "model-7", "messages"] as &dyn Parts<4>)
+            .expect("model-7");
+        assert_eq!((seven.by_status[&200], seven.by_status[&500]), (2, 1));
     }
 }
