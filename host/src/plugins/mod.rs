@@ -17,6 +17,7 @@ mod lanes;
 mod output;
 mod runtime;
 mod sandbox;
+mod ticker;
 mod usage;
 mod warm;
 

@@ -9,6 +9,7 @@ use super::isolation::{Slots, TenantSandbox};
 use super::lanes::{Lanes, Origin};
 use super::output::OutputLimits;
 use super::sandbox::{self, CallFailure, Kept, MAX_PREPARED_BYTES, PluginState, SandboxLimits};
+use super::ticker::Ticker;
 use super::usage::UsageView;
 use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
@@ -21,9 +22,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-
-/// How often the epoch advances; deadlines are counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Dirty linear memory reset in place per slot when the kernel tells which pages are
 /// dirty (the rest is returned with madvise). Rust plugins put a 1 MiB stack first and
@@ -102,6 +100,8 @@ pub struct PluginRuntime {
     max_component_bytes: usize,
     /// Who may compile at once (see [`Lanes`]).
     lanes: Lanes,
+    /// Advances the epoch while calls run plugin code.
+    ticker: Ticker,
 }
 
 /// Refused hashes remembered at most.
@@ -194,7 +194,7 @@ impl PluginRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::abi::add_to_linker(&mut linker)?;
-        spawn_epoch_ticker(&engine);
+        let ticker = Ticker::start(&engine);
         if let Some(dir) = &cache_dir {
             private_dir(dir)?;
         }
@@ -222,6 +222,7 @@ impl PluginRuntime {
             compiler: Compiler::InProcess,
             max_component_bytes: 64 << 20,
             lanes: Lanes::new(Lanes::upload_workers()),
+            ticker,
         })
     }
 
@@ -534,6 +535,9 @@ impl PluginRuntime {
                 (store, None, 0)
             }
         };
+        // Plugin code runs from here (a start function while instantiating) until the
+        // call returns: the epoch must advance meanwhile.
+        let running = self.ticker.running();
         arm_deadline(&mut store, limits.deadline);
         let hit = store.data().limiter.hit.clone();
         let classify = |e: &wasmtime::Error| {
@@ -551,6 +555,7 @@ impl PluginRuntime {
                 })?,
         };
         let result = f(&instance, &mut store).await.map_err(|e| classify(&e));
+        drop(running);
         let dropped = store.data().log_quota.dropped;
         if dropped > 0 {
             tracing::warn!(
@@ -718,25 +723,6 @@ fn arm_deadline(store: &mut Store<PluginState>, deadline: Duration) {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         }
     });
-}
-
-/// Advances the engine's epoch so deadlines fire; stops when the engine is dropped.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    let spawned = std::thread::Builder::new()
-        .name("epoch-ticker".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(EPOCH_TICK);
-                match weak.upgrade() {
-                    Some(e) => e.increment_epoch(),
-                    None => return,
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "could not start the epoch ticker: plugin deadlines will not fire");
-    }
 }
 
 /// Loads a compiled plugin artifact from the gateway's cache: the crate's one use of
