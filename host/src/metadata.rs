@@ -180,6 +180,7 @@ mod tests {
         assert_eq!(m.to_json(), r#"{"env":"prod","team":"a\"b"}"#);
         assert_eq!(Metadata::default().to_json(), "{}");
     }
+
     #[test]
     fn parses_string_object_case_sensitively() {
         let m = Metadata::parse(br#"{"team":"eng","Team":"x","env":"prod"}"#).expect("valid");

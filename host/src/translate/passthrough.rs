@@ -54,8 +54,9 @@ enum Key {
     Other,
 }
 
-/// Any JSON value, checked and dropped.
-struct Checked;
+/// Any JSON value, checked and dropped; an unsigned integer is kept, as
+/// `Value::as_u64` would read it (a token count).
+struct Checked(Option<u64>);
 
 impl<'de> serde::Deserialize<'de> for Checked {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -66,29 +67,29 @@ impl<'de> serde::Deserialize<'de> for Checked {
                 f.write_str("a JSON value")
             }
             fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-                Ok(Checked)
+                Ok(Checked(None))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-                Ok(Checked)
+            fn visit_i64<E>(self, v: i64) -> Result<Checked, E> {
+                Ok(Checked(u64::try_from(v).ok()))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-                Ok(Checked)
+            fn visit_u64<E>(self, v: u64) -> Result<Checked, E> {
+                Ok(Checked(Some(v)))
             }
             fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-                Ok(Checked)
+                Ok(Checked(None))
             }
             fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-                Ok(Checked)
+                Ok(Checked(None))
             }
             fn visit_unit<E>(self) -> Result<Checked, E> {
-                Ok(Checked)
+                Ok(Checked(None))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut s: A,
             ) -> Result<Checked, A::Error> {
                 while s.next_element::<Checked>()?.is_some() {}
-                Ok(Checked)
+                Ok(Checked(None))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
@@ -97,7 +98,7 @@ impl<'de> serde::Deserialize<'de> for Checked {
                 while m.next_key::<Checked>()?.is_some() {
                     m.next_value::<Checked>()?;
                 }
-                Ok(Checked)
+                Ok(Checked(None))
             }
         }
         d.deserialize_any(Any)
@@ -172,27 +173,23 @@ impl<'de> serde::Deserialize<'de> for Counts {
                 let mut c = Counts::default();
                 // A repeated key keeps its last value, as a parse into `Value` does.
                 while let Some(key) = m.next_key::<CountKey>()? {
-                    let slot = match (key, self.nested) {
-                        (CountKey::CachedTokens, true) => &mut c.cached_tokens,
-                        (_, true) | (CountKey::CachedTokens | CountKey::Other, false) => {
-                            m.next_value::<Checked>()?;
+                    let slot = match key {
+                        // In `prompt_tokens_details`, only `cached_tokens` counts.
+                        CountKey::CachedTokens if self.nested => &mut c.cached_tokens,
+                        _ if self.nested => &mut None,
+                        CountKey::PromptTokensDetails => {
+                            c.cached_tokens = m.next_value_seed(Nested)?.cached_tokens;
                             continue;
                         }
-                        (CountKey::PromptTokensDetails, false) => {
-                            let details = m.next_value_seed(Nested)?;
-                            c.cached_tokens = details.cached_tokens;
-                            continue;
-                        }
-                        (CountKey::InputTokens, false) => &mut c.input_tokens,
-                        (CountKey::OutputTokens, false) => &mut c.output_tokens,
-                        (CountKey::CacheReadInputTokens, false) => &mut c.cache_read_input_tokens,
-                        (CountKey::CacheCreationInputTokens, false) => {
-                            &mut c.cache_creation_input_tokens
-                        }
-                        (CountKey::PromptTokens, false) => &mut c.prompt_tokens,
-                        (CountKey::CompletionTokens, false) => &mut c.completion_tokens,
+                        CountKey::InputTokens => &mut c.input_tokens,
+                        CountKey::OutputTokens => &mut c.output_tokens,
+                        CountKey::CacheReadInputTokens => &mut c.cache_read_input_tokens,
+                        CountKey::CacheCreationInputTokens => &mut c.cache_creation_input_tokens,
+                        CountKey::PromptTokens => &mut c.prompt_tokens,
+                        CountKey::CompletionTokens => &mut c.completion_tokens,
+                        CountKey::CachedTokens | CountKey::Other => &mut None,
                     };
-                    *slot = m.next_value::<Count>()?.0;
+                    *slot = m.next_value::<Checked>()?.0;
                 }
                 Ok(c)
             }
@@ -228,50 +225,6 @@ impl<'de> serde::Deserialize<'de> for Counts {
             }
         }
         d.deserialize_any(Fields { nested: false })
-    }
-}
-
-/// A token count: `Some` for an unsigned integer, `None` for any other (checked) value.
-struct Count(Option<u64>);
-
-impl<'de> serde::Deserialize<'de> for Count {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct N;
-        impl<'de> serde::de::Visitor<'de> for N {
-            type Value = Count;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
-                Ok(Count(Some(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Count, E> {
-                Ok(Count(u64::try_from(v).ok()))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
-                Ok(Count(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
-                Ok(Count(None))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
-                Ok(Count(None))
-            }
-            fn visit_unit<E>(self) -> Result<Count, E> {
-                Ok(Count(None))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Count, A::Error> {
-                while s.next_element::<Checked>()?.is_some() {}
-                Ok(Count(None))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Count, A::Error> {
-                while m.next_key::<Checked>()?.is_some() {
-                    m.next_value::<Checked>()?;
-                }
-                Ok(Count(None))
-            }
-        }
-        d.deserialize_any(N)
     }
 }
 
