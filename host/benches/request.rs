@@ -1,5 +1,5 @@
-//! One whole request through the gateway's router, in process: the request-id and
-//! client-gate layers, key auth, metadata, the tenant's plugin chain (none, or
+//! One whole request through the gateway's router, in process: the front door (request
+//! id and client gate), key auth, metadata, the tenant's plugin chain (none, or
 //! metadata-policy + model-router + budget-limit), ledger admission and settlement,
 //! forwarding, the answer and the journalled log row. The client side uses no socket;
 //! the upstream is the built-in mock on a loopback port, so the figure includes one
@@ -8,15 +8,13 @@
 //! Needs the first-party plugins built (`make plugins`).
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tollgate::config::Config;
 use tollgate::mock::{Flavor, MockConfig};
-use tollgate::server::Gateway;
-use tower::ServiceExt;
+use tollgate::server::{FrontDoor, Gateway};
 
 const ADMIN: &str = "bench-admin-token";
 
@@ -42,7 +40,7 @@ config = { limits = [{ name = "team-daily-cost", scope = "team", metric = "cost"
 "#;
 
 fn request(path: &str, key: &str, body: &'static str) -> axum::http::Request<Body> {
-    let mut req = axum::http::Request::post(path)
+    axum::http::Request::post(path)
         .header("authorization", format!("Bearer {key}"))
         .header("content-type", "application/json")
         .header("anthropic-version", "2023-06-01")
@@ -51,14 +49,11 @@ fn request(path: &str, key: &str, body: &'static str) -> axum::http::Request<Bod
             r#"{"user":"dev@acme.com","team":"engineering","env":"prod"}"#,
         )
         .body(Body::from(body))
-        .expect("request");
-    req.extensions_mut()
-        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
-    req
+        .expect("request")
 }
 
-async fn send(app: &axum::Router, req: axum::http::Request<Body>) -> (u16, bytes::Bytes) {
-    let resp = app.clone().oneshot(req).await.expect("infallible");
+async fn send(app: &FrontDoor, req: axum::http::Request<Body>) -> (u16, bytes::Bytes) {
+    let resp = app.clone().handle(req).await;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     (status, body)
@@ -98,15 +93,15 @@ fn bench(c: &mut Criterion) {
             .await
             .unwrap_or_else(|e| panic!("{e:#}: build the plugins first (make plugins)"))
             .app()
+            // A connection's front door: the per-address gate runs as it does served.
+            .for_peer(SocketAddr::from(([127, 0, 0, 1], 40_000)))
     });
     let key = |tenant: &str| {
-        let mut req = axum::http::Request::post(format!("/admin/v1/tenants/{tenant}/keys"))
+        let req = axum::http::Request::post(format!("/admin/v1/tenants/{tenant}/keys"))
             .header("authorization", format!("Bearer {ADMIN}"))
             .header("content-type", "application/json")
             .body(Body::from(r#"{"name":"bench"}"#))
             .expect("request");
-        req.extensions_mut()
-            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40_000))));
         let (status, body) = rt.block_on(send(&app, req));
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");

@@ -8,6 +8,8 @@ use crate::budget::{AlertSink, Webhook};
 use crate::config::{Config, ProviderKind, TenantConfig};
 use crate::control::{ControlPlane, ControlSettings};
 use crate::http::DataPlane;
+/// What [`Gateway::app`] returns: every route behind the request id and the client gate.
+pub use crate::http::front_door::FrontDoor;
 use crate::pipeline::{LogSampler, Pipeline};
 use crate::plugins::{ConfiguredPlugin, PluginRuntime, SandboxLimits};
 use crate::pricing::Pricing;
@@ -17,8 +19,6 @@ use crate::tenancy::{
     Pinned, Platform, TenantDirectory, TenantLayer, TenantRuntime, tenant_sandbox,
 };
 use anyhow::Context as _;
-use axum::Router;
-use axum::middleware;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -342,23 +342,24 @@ impl Gateway {
         })
     }
 
-    /// Every route of the gateway: the data plane, the admin API and `/metrics`, the
-    /// console; the fallbacks answer in the client's API shape; every response gets a
-    /// request id; unauthenticated requests are capped per client address.
-    pub fn app(&self) -> Router {
-        crate::http::router(self.http.clone())
+    /// Every route of the gateway behind its front door: the data plane, the admin API
+    /// and `/metrics`, the console; the fallbacks answer in the client's API shape;
+    /// every response gets a request id; unauthenticated requests are capped per
+    /// client address ([`FrontDoor`]).
+    pub fn app(&self) -> FrontDoor {
+        let routes = crate::http::router(self.http.clone())
             .merge(crate::admin::router(self.control.clone()))
             .merge(crate::console::router())
             .fallback(crate::http::not_found)
             .method_not_allowed_fallback(crate::http::method_not_allowed)
             .layer(axum::extract::DefaultBodyLimit::max(
                 self.config.max_body_bytes,
-            ))
-            .layer(middleware::from_fn_with_state(
-                self.http.clone(),
-                crate::http::client_gate::gate,
-            ))
-            .layer(middleware::from_fn(crate::http::request_id))
+            ));
+        FrontDoor::new(
+            routes,
+            self.http.preauth.clone(),
+            self.pipeline.metrics.clone(),
+        )
     }
 
     /// Serves on `listener` until `shutdown` resolves (see [`shutdown_signal`]), then

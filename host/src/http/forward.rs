@@ -186,7 +186,10 @@ async fn relay(
         out_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         out_headers.insert(names::ACCEL_BUFFERING, HeaderValue::from_static("no"));
         if let Some(g) = guard.as_ref().filter(|g| g.buffers_streams()) {
-            return buffered_stream(ex, upstream, relay, g, codec.client, out_headers).await;
+            // Boxed, as is `inspect_whole` below: a guardrail's plugin calls would
+            // otherwise size every request's future, copied as it is moved and boxed.
+            let buffered = buffered_stream(ex, upstream, relay, g, codec.client, out_headers);
+            return Box::pin(buffered).await;
         }
         let observer = guard.map(|g| (g, codec.client));
         let stream = RelayStream::new(upstream, relay, ex).observed_by(observer);
@@ -209,7 +212,7 @@ async fn relay(
                 ex.record.usage = usage;
                 let b = match &guard {
                     Some(g) if endpoint != Endpoint::CountTokens => {
-                        match inspect_whole(g, &mut ex, codec.client, b).await {
+                        match Box::pin(inspect_whole(g, &mut ex, codec.client, b)).await {
                             Ok(b) => b,
                             // Still billed and logged: the provider did the work.
                             Err(e) => return ex.fail(e),

@@ -4,35 +4,16 @@
 //! connections, and a bounded drain on shutdown. A client holding sockets open can use
 //! up only its own share, never everybody's.
 
+use super::front_door::{FrontDoor, client_key};
 use crate::config::ServerConfig;
 use crate::telemetry::{ConnRefused, Metrics};
-use axum::Router;
-use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tower::ServiceExt as _;
-
-/// The address a client's share is counted under: IPv4 as is (and IPv4-mapped IPv6 as
-/// IPv4), IPv6 by its /64 prefix, since one host commonly holds a whole /64.
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut seg = v6.segments();
-                seg[4..].fill(0);
-                IpAddr::V6(std::net::Ipv6Addr::from(seg))
-            }
-        },
-    }
-}
 
 /// Open connections, in all and per client address.
 #[derive(Debug, Default)]
@@ -93,12 +74,29 @@ impl Drop for ConnSlot {
     }
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then stops
+/// Serves `door` on `listener` within `limits` until `shutdown` resolves, then stops
 /// accepting, lets requests in flight finish (at most `drain_timeout_ms`) and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    app: Router,
+    door: FrontDoor,
     limits: &ServerConfig,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Accepting on a runtime worker, where the connections' tasks run: on the thread
+    // `block_on` holds, every new connection's task would be handed over to a worker
+    // (a thread wake-up before its first byte is read).
+    let accepting = accept(listener, door, limits.clone(), metrics, shutdown);
+    match tokio::spawn(accepting).await {
+        Ok(done) => done,
+        Err(e) => Err(std::io::Error::other(e)),
+    }
+}
+
+async fn accept(
+    listener: tokio::net::TcpListener,
+    door: FrontDoor,
+    limits: ServerConfig,
     metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -134,13 +132,12 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let svc = app
-            .clone()
-            .map_request(move |mut req: axum::http::Request<Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            });
-        let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc));
+        let door = door.for_peer(peer);
+        let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            let door = door.clone();
+            async move { Ok::<_, std::convert::Infallible>(door.handle(req).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn);
         let metrics = metrics.clone();
         metrics.protection.connection_opened();
@@ -166,17 +163,6 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_clients_share_their_slash_64() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("ip");
-        let other: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(client_key(a), client_key(b));
-        assert_ne!(client_key(a), client_key(other));
-        let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
-        assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 7]));
-    }
 
     #[test]
     fn caps_hold_per_client_and_in_all_and_free_on_drop() {

@@ -1,22 +1,19 @@
 //! The data plane's HTTP surface: the model routes of both APIs, the listener that
-//! accepts their connections, the per-address gate on unauthenticated requests, the
-//! request-id layer, and the JSON fallbacks that keep every answer in the client's API
+//! accepts their connections, the front door (request ids and the per-address gate on
+//! unauthenticated requests), and the JSON fallbacks that keep every answer in the client's API
 //! shape. The admin API and the console are routed beside it by `server`.
 
-pub mod client_gate;
 mod forward;
+pub mod front_door;
 pub mod listener;
 mod messages;
 mod models;
 mod stream;
 
 use crate::error::ApiError;
-use crate::headers as names;
 use crate::pipeline::Pipeline;
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
@@ -42,7 +39,7 @@ impl std::ops::Deref for DataPlane {
     }
 }
 
-/// The id of the request being served, set by the request-id layer.
+/// The id of the request being served, set by the front door.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub Arc<str>);
 
@@ -57,18 +54,6 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .route("/v1/models/{id}", get(models::get))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
-}
-
-/// Gives every request an id and echoes it on every response.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
-    let id: Arc<str> = Arc::from(crate::ids::request_id());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(names::REQUEST_ID, v.clone());
-        resp.headers_mut().insert(names::X_REQUEST_ID, v);
-    }
-    resp
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
