@@ -6,7 +6,6 @@
 //! a future each, per request, for two lines of work.
 
 use super::RequestId;
-use crate::api::Api;
 use crate::auth::preauth::PreAuthGate;
 use crate::error::{ApiError, ErrorKind};
 use crate::headers as names;
@@ -20,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tower::Service as _;
 
-/// The router behind the front door; cloning is cheap (three `Arc`s).
+/// The front door around the router; cloning is cheap (three `Arc`s and an address).
 #[derive(Clone)]
 pub struct FrontDoor {
     app: Router,
@@ -101,11 +100,7 @@ fn throttled(metrics: &Metrics, path: &str) -> Response {
     metrics
         .protection
         .unauthenticated(Unauthenticated::Throttled);
-    let flavor = if path.starts_with("/v1/chat") {
-        Api::OpenAi
-    } else {
-        Api::Anthropic
-    };
+    let flavor = super::api_of_path(path);
     let mut e = ApiError::new(
         ErrorKind::RateLimit,
         "too many requests from this address are waiting to authenticate; retry shortly",
@@ -126,6 +121,12 @@ fn with_id(mut resp: Response, id: &str) -> Response {
 mod tests {
     use super::*;
 
+    use axum::Extension;
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    use http_body_util::BodyExt as _;
+    use tokio::sync::Notify;
+
     #[test]
     fn ipv6_clients_share_their_slash_64() {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
@@ -136,12 +137,6 @@ mod tests {
         let mapped: IpAddr = "::ffff:10.0.0.7".parse().expect("ip");
         assert_eq!(client_key(mapped), IpAddr::from([10, 0, 0, 7]));
     }
-
-    use axum::Extension;
-    use axum::http::StatusCode;
-    use axum::routing::post;
-    use http_body_util::BodyExt as _;
-    use tokio::sync::Notify;
 
     /// What the test router's handlers signal and wait on.
     #[derive(Default)]
@@ -204,6 +199,10 @@ mod tests {
                 .map(str::to_string)
         };
         let (id, x_id) = (header(names::REQUEST_ID), header(names::X_REQUEST_ID));
+        assert!(
+            id.as_deref().is_some_and(|id| id.starts_with("req_")),
+            "{id:?}"
+        );
         assert_eq!(id, x_id, "x-request-id echoes request-id");
         let retry = header(axum::http::header::RETRY_AFTER);
         let status = resp.status();
@@ -227,10 +226,14 @@ mod tests {
         let (_, other, _, body) = answer(door.clone().handle(post_to("/id")).await).await;
         assert!(other.starts_with("req_") && other != id);
         assert_eq!(body, serde_json::Value::String(other));
-        // So does the router's own 404.
-        let (status, missing, _, _) = answer(door.clone().handle(post_to("/nowhere")).await).await;
+        // So do the router's own 404 and 405 (`answer` checks the id is there).
+        let (status, ..) = answer(door.clone().handle(post_to("/nowhere")).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert!(missing.starts_with("req_"));
+        let get = Request::get("/id")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let (status, ..) = answer(door.clone().handle(get).await).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     }
 
     #[tokio::test]
@@ -249,14 +252,10 @@ mod tests {
         assert_eq!(retry.as_deref(), Some("1"));
         assert_eq!(body["type"], "error", "Anthropic shape: {body}");
         assert_eq!(body["error"]["type"], "rate_limit_error");
-        let (status, _, _, body) = answer(
-            same_host
-                .clone()
-                .handle(post_to("/v1/chat/completions"))
-                .await,
-        )
-        .await;
+        let chat = same_host.clone().handle(post_to("/v1/chat/completions"));
+        let (status, openai_id, _, body) = answer(chat.await).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_ne!(openai_id, id);
         assert!(body["error"]["message"].is_string(), "OpenAI shape: {body}");
         assert!(body.get("type").is_none(), "OpenAI shape: {body}");
         let throttled = metrics

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_util::task::AbortOnDropHandle;
 
 /// Open connections, in all and per client address.
 #[derive(Debug, Default)]
@@ -86,9 +87,11 @@ pub async fn serve(
     // Accepting on a runtime worker, where the connections' tasks run: on the thread
     // `block_on` holds, every new connection's task would be handed over to a worker
     // (a thread wake-up before its first byte is read).
+    // Dropping this future stops the accept loop too, as when it ran here.
     let accepting = accept(listener, door, limits.clone(), metrics, shutdown);
-    match tokio::spawn(accepting).await {
+    match AbortOnDropHandle::new(tokio::spawn(accepting)).await {
         Ok(done) => done,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(std::io::Error::other(e)),
     }
 }

@@ -1,7 +1,7 @@
 //! The data plane's HTTP surface: the model routes of both APIs, the listener that
 //! accepts their connections, the front door (request ids and the per-address gate on
-//! unauthenticated requests), and the JSON fallbacks that keep every answer in the client's API
-//! shape. The admin API and the console are routed beside it by `server`.
+//! unauthenticated requests), and the JSON fallbacks that keep every answer in the
+//! client's API shape. The admin API and the console are routed beside it by `server`.
 
 mod forward;
 pub mod front_door;
@@ -56,23 +56,25 @@ pub fn router(state: Arc<DataPlane>) -> Router {
         .with_state(state)
 }
 
-pub async fn not_found(uri: axum::http::Uri) -> Response {
-    // OpenAI SDK paths get OpenAI-shaped errors.
-    let flavor = if uri.path().starts_with("/v1/messages") {
-        crate::api::Api::Anthropic
-    } else if [
+/// The API a request to `path` speaks, for answers given before (or instead of) its
+/// route: OpenAI's paths get OpenAI-shaped errors, everything else Anthropic's.
+pub fn api_of_path(path: &str) -> crate::api::Api {
+    const OPENAI: [&str; 4] = [
         "/v1/chat",
         "/v1/completions",
         "/v1/embeddings",
         "/v1/responses",
-    ]
-    .iter()
-    .any(|p| uri.path().starts_with(p))
-    {
+    ];
+    if OPENAI.iter().any(|p| path.starts_with(p)) {
         crate::api::Api::OpenAi
     } else {
         crate::api::Api::Anthropic
-    };
+    }
+}
+
+/// Any path no route takes: 404 in the shape of the API the path belongs to.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    let flavor = api_of_path(uri.path());
     ApiError::new(
         crate::error::ErrorKind::NotFound,
         format!("no route for {}", uri.path()),
