@@ -3,7 +3,7 @@
 //! windows ([`bucket`]); names are stored lowercase and rows that do not parse are
 //! skipped on load rather than failing start-up.
 
-use super::calendar::{DAY_MS, Period, Window, bucket, bucket_end_ms};
+use super::calendar::{DAY_MS, Period, Window, bucket, bucket_end_ms, bucket_start_ms};
 use super::counters::{Fired, Tracked};
 use super::{
     Alert, Amount, Ledger, LedgerCaps, Limit, Metric, ScopeKey, ScopeKind, Shard, State, rolling,
@@ -135,12 +135,22 @@ fn counter(row: &Row<'_>, i: usize) -> u64 {
 /// Adds entries to the stored buckets of every period and the total, coalesced per
 /// row first (many requests share a bucket), inside the caller's transaction.
 pub fn write_entries(tx: &Transaction<'_>, entries: &[LedgerEntry]) -> rusqlite::Result<()> {
-    let mut rows: HashMap<(&ScopeKey, Period, i64), Amount> = HashMap::new();
+    // A minute lies within one bucket of every longer period, and a batch's requests
+    // mostly share theirs: summing per scope and minute first hashes each scope once
+    // per request instead of once per period (those hashes were a sixth of the log
+    // writer's time).
+    let mut minutes: HashMap<(&ScopeKey, i64), Amount> = HashMap::new();
     for e in entries.iter().filter(|e| e.amount != Amount::ZERO) {
+        let minute = bucket(Period::Minute, e.ts_ms);
         for key in e.scopes.iter() {
-            for p in Period::ALL {
-                *rows.entry((key, p, bucket(p, e.ts_ms))).or_default() += e.amount;
-            }
+            *minutes.entry((key, minute)).or_default() += e.amount;
+        }
+    }
+    let mut rows: HashMap<(&ScopeKey, Period, i64), Amount> = HashMap::new();
+    for ((key, minute), a) in minutes {
+        let ts_ms = bucket_start_ms(Period::Minute, minute);
+        for p in Period::ALL {
+            *rows.entry((key, p, bucket(p, ts_ms))).or_default() += a;
         }
     }
     let mut stmt = tx.prepare_cached(

@@ -1106,6 +1106,19 @@ mod tests {
         (dir, store)
     }
 
+    #[test]
+    fn connections_checkpoint_the_wal_every_ten_thousand_pages() {
+        let (dir, store) = temp_store("checkpoint");
+        let pages: i64 = store
+            .with_conn_blocking(|c| {
+                Ok(c.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?)
+            })
+            .expect("pragma");
+        assert_eq!(pages, super::super::WAL_CHECKPOINT_PAGES);
+        assert_eq!(pages, 10_000);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     fn spend(store: &Store) -> (i64, i64) {
         store
             .with_conn_blocking(|c| {

@@ -365,12 +365,22 @@ impl Store {
 /// Page cache of the log writer's connection, in KiB.
 const WRITER_CACHE_KIB: usize = 8 << 10;
 
+/// WAL pages past which a commit checkpoints (SQLite's `wal_autocheckpoint`).
+const WAL_CHECKPOINT_PAGES: i64 = 10_000;
+
 pub(crate) fn open_conn(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // The log writer rewrites the same few pages (the tails of the log tables and
+    // their indexes, the minute's ledger rows) in every batch; a checkpoint copies
+    // each page once however often it changed, so checkpointing every 10,000 pages
+    // (about 40 MB of WAL) instead of SQLite's 1,000 copies them ten times less often
+    // (0.5 µs less per row logged, in `benches/log_writer.rs`). Set on every
+    // connection, so an admin's commit is never the one that finds 1,000 exceeded.
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
     Ok(conn)
 }
 

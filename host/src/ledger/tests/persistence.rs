@@ -286,3 +286,64 @@ fn load_skips_rows_it_cannot_parse() {
     );
     assert!(list_alerts(&conn, None, 10).expect("list").is_empty());
 }
+
+#[test]
+fn a_batch_sums_each_period_bucket_across_minutes_and_scopes() {
+    let mut conn = db();
+    let team_only: Arc<[ScopeKey]> = Arc::from(vec![team()]);
+    // 12:59:59.999, 13:00:00.000 and 13:00:30 on T0's day; the first two share the
+    // day but neither the minute nor the hour.
+    let late = T0 + 3_600_000 - 1;
+    let entries = [
+        LedgerEntry {
+            scopes: scopes(),
+            amount: usd(1.0),
+            ts_ms: late,
+        },
+        LedgerEntry {
+            scopes: team_only.clone(),
+            amount: usd(2.0),
+            ts_ms: late + 1,
+        },
+        LedgerEntry {
+            scopes: team_only,
+            amount: usd(4.0),
+            ts_ms: late + 30_001,
+        },
+        LedgerEntry {
+            scopes: scopes(),
+            amount: Amount::ZERO,
+            ts_ms: late,
+        },
+    ];
+    let tx = conn.transaction().expect("tx");
+    write_entries(&tx, &entries).expect("entries");
+    tx.commit().expect("commit");
+    let stored = |scope: &str, period: Period, ts: i64| -> (i64, i64) {
+        conn.query_row(
+            "SELECT requests, cost_nano FROM usage_ledger
+             WHERE tenant_id = 'acme' AND scope = ?1 AND period = ?2 AND bucket = ?3",
+            rusqlite::params![scope, period.as_str(), bucket(period, ts)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap_or((0, 0))
+    };
+    let cost = |d: f64| Metric::Cost.units_of(d) as i64;
+    // The team: in all three entries.
+    assert_eq!(stored("team", Period::Minute, late), (1, cost(1.0)));
+    assert_eq!(stored("team", Period::Minute, late + 1), (2, cost(6.0)));
+    assert_eq!(stored("team", Period::Hour, late), (1, cost(1.0)));
+    assert_eq!(stored("team", Period::Hour, late + 1), (2, cost(6.0)));
+    for p in [Period::Day, Period::Week, Period::Month, Period::Total] {
+        assert_eq!(stored("team", p, late), (3, cost(7.0)), "{p:?}");
+    }
+    // The key: in the first entry only (the zero amount writes nothing).
+    assert_eq!(stored("key", Period::Day, late), (1, cost(1.0)));
+    assert_eq!(stored("key", Period::Minute, late + 1), (0, 0));
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM usage_ledger", [], |r| r.get(0))
+        .expect("count");
+    // Four scopes in 12:59's minute and hour, one (the team) in 13:00's, and one
+    // bucket of each longer period per scope.
+    assert_eq!(rows, 4 * 2 + 2 + 4 * 4);
+}
