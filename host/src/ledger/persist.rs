@@ -136,9 +136,10 @@ fn counter(row: &Row<'_>, i: usize) -> u64 {
 /// row first (many requests share a bucket), inside the caller's transaction.
 pub fn write_entries(tx: &Transaction<'_>, entries: &[LedgerEntry]) -> rusqlite::Result<()> {
     // A minute lies within one bucket of every longer period, and a batch's requests
-    // mostly share theirs: summing per scope and minute first hashes each scope once
-    // per request instead of once per period (those hashes were a sixth of the log
-    // writer's time).
+    // mostly share theirs: summing per scope and minute first hashes each request's
+    // scopes once, then each distinct scope and minute once per period, instead of
+    // every scope of every request once per period (those hashes were a sixth of the
+    // log writer's time).
     let mut minutes: HashMap<(&ScopeKey, i64), Amount> = HashMap::new();
     for e in entries.iter().filter(|e| e.amount != Amount::ZERO) {
         let minute = bucket(Period::Minute, e.ts_ms);

@@ -1,7 +1,7 @@
 //! Persistence: what survives a restart, pruning and unparsable rows.
 
 use super::*;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 /// Settles `entries` in memory and writes them to `conn`, as the pipeline and the log
 /// writer do.
@@ -310,10 +310,11 @@ fn a_batch_sums_each_period_bucket_across_minutes_and_scopes() {
             amount: usd(4.0),
             ts_ms: late + 30_001,
         },
+        // A minute of its own: were zero amounts written, its rows would be counted.
         LedgerEntry {
             scopes: scopes(),
             amount: Amount::ZERO,
-            ts_ms: late,
+            ts_ms: late + 120_000,
         },
     ];
     let tx = conn.transaction().expect("tx");
@@ -326,6 +327,8 @@ fn a_batch_sums_each_period_bucket_across_minutes_and_scopes() {
             rusqlite::params![scope, period.as_str(), bucket(period, ts)],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
+        .optional()
+        .expect("query")
         .unwrap_or((0, 0))
     };
     let cost = |d: f64| Metric::Cost.units_of(d) as i64;
@@ -346,4 +349,34 @@ fn a_batch_sums_each_period_bucket_across_minutes_and_scopes() {
     // Four scopes in 12:59's minute and hour, one (the team) in 13:00's, and one
     // bucket of each longer period per scope.
     assert_eq!(rows, 4 * 2 + 2 + 4 * 4);
+}
+
+#[test]
+fn a_minute_lies_in_one_bucket_of_every_period() {
+    // What `write_entries` relies on to sum per minute first: the start of `ts`'s
+    // minute is in the same bucket of every period as `ts`, across month, year and
+    // week boundaries, before 1970 and at the ends of the range.
+    let march_1 = days_from_civil(2028, 3, 1) * DAY_MS;
+    let new_year = days_from_civil(2027, 1, 1) * DAY_MS;
+    let mut ts = vec![
+        i64::MIN,
+        i64::MIN + 1,
+        i64::MAX,
+        -1,
+        0,
+        -86_400_001,
+        T0,
+        T0 + 3_600_000 - 1,
+        march_1 - 1,
+        march_1,
+        new_year - 1,
+        new_year + 59_999,
+    ];
+    ts.extend((0..2_000).map(|i| T0 - 400 * DAY_MS + i * 17_280_001));
+    for t in ts {
+        let start = bucket_start_ms(Period::Minute, bucket(Period::Minute, t));
+        for p in Period::ALL {
+            assert_eq!(bucket(p, start), bucket(p, t), "{p:?} at {t}");
+        }
+    }
 }
