@@ -424,6 +424,11 @@ pub struct ServerConfig {
     /// Longest a shutdown waits for requests in flight.
     #[serde(default = "default_drain_timeout_ms")]
     pub drain_timeout_ms: u64,
+    /// Connections the kernel may hold completed but not yet accepted (capped by
+    /// `net.core.somaxconn`). Past it, a burst's handshakes are dropped and retried
+    /// seconds later, so the caps above would judge them late.
+    #[serde(default = "default_listen_backlog")]
+    pub listen_backlog: u32,
 }
 
 fn default_max_connections() -> usize {
@@ -444,6 +449,9 @@ fn default_max_unauthenticated_per_client() -> usize {
 fn default_drain_timeout_ms() -> u64 {
     30_000
 }
+fn default_listen_backlog() -> u32 {
+    4096
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -454,6 +462,7 @@ impl Default for ServerConfig {
             body_read_timeout_ms: default_body_read_timeout_ms(),
             max_unauthenticated_per_client: default_max_unauthenticated_per_client(),
             drain_timeout_ms: default_drain_timeout_ms(),
+            listen_backlog: default_listen_backlog(),
         }
     }
 }
@@ -1197,7 +1206,7 @@ impl Config {
         if self.logs.batch_size == 0 {
             return Err(bad("logs.batch_size".into(), "must be at least 1".into()));
         }
-        let ranges: [(&str, u64, u64, u64); 23] = [
+        let ranges: [(&str, u64, u64, u64); 24] = [
             (
                 "sandbox.max_message_bytes",
                 s.max_message_bytes as u64,
@@ -1302,6 +1311,12 @@ impl Config {
                 self.server.max_unauthenticated_per_client as u64,
                 1,
                 10_000_000,
+            ),
+            (
+                "server.listen_backlog",
+                u64::from(self.server.listen_backlog),
+                1,
+                65_535,
             ),
             (
                 "server.drain_timeout_ms",

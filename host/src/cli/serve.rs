@@ -41,9 +41,9 @@ pub(super) async fn serve(
     // Listen only once everything is loaded: until then a connection is refused, not
     // left hanging while the ledger and bundles load.
     let listen = cfg.listen;
+    let backlog = cfg.server.listen_backlog;
     let gateway = crate::server::Gateway::build(cfg, admin_token.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
+    let listener = crate::http::listener::bind(listen, backlog)
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");

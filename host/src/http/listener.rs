@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::task::AbortOnDropHandle;
@@ -73,6 +73,21 @@ impl Drop for ConnSlot {
             }
         }
     }
+}
+
+/// A listener on `addr` whose kernel queue holds `backlog` completed handshakes (std
+/// and tokio use 128: a burst past it has its handshakes dropped and retried seconds
+/// later, long after the connection caps should have judged them).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As std and tokio do: a restarted gateway can rebind while old sockets linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Serves `door` on `listener` within `limits` until `shutdown` resolves, then stops
@@ -166,6 +181,27 @@ async fn accept(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_burst_past_std_backlog_waits_in_the_kernel_queue() {
+        let listener = bind("127.0.0.1:0".parse().expect("addr"), 1024).expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Nobody accepts yet: with std's backlog of 128 the handshakes past it would be
+        // dropped, and the connects would wait a second for the SYN to be retried.
+        let mut held = Vec::new();
+        for _ in 0..400 {
+            let conn = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500));
+            held.push(conn.expect("connect within the backlog"));
+        }
+        for _ in 0..400 {
+            let accepted =
+                tokio::time::timeout(Duration::from_millis(500), listener.accept()).await;
+            assert!(
+                matches!(accepted, Ok(Ok(_))),
+                "queued connection not accepted at once"
+            );
+        }
+    }
 
     #[test]
     fn caps_hold_per_client_and_in_all_and_free_on_drop() {
