@@ -5,7 +5,7 @@
 //! plugin to watch: 2.8% of a core for an idle gateway on the CI machine, and the
 //! same on every request path of a tenant without plugins.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -28,6 +28,8 @@ struct Shared {
     /// The ticker is asleep (or about to be): a call starting must wake it.
     asleep: AtomicBool,
     thread: OnceLock<Thread>,
+    /// Epochs advanced, for tests: an idle ticker advances none.
+    ticks: AtomicU64,
 }
 
 /// The handle calls take the ticker's attention through.
@@ -53,6 +55,7 @@ impl Ticker {
                         Some(e) => e.increment_epoch(),
                         None => return,
                     }
+                    shared.ticks.fetch_add(1, Ordering::Relaxed);
                     if shared.running.load(Ordering::SeqCst) > 0 {
                         idle = 0;
                         continue;
@@ -63,10 +66,15 @@ impl Ticker {
                     }
                     // With `running` read after `asleep` is set (and a call reading
                     // `asleep` after raising `running`), either this thread sees the
-                    // call or the call sees this thread asleep and wakes it.
+                    // call or the call sees this thread asleep and wakes it. Waking
+                    // only to see whether the engine is gone, it sleeps again at once:
+                    // ticking its idle ticks after each check cost 100 wake-ups a second.
                     shared.asleep.store(true, Ordering::SeqCst);
-                    if shared.running.load(Ordering::SeqCst) == 0 {
+                    while shared.running.load(Ordering::SeqCst) == 0 {
                         std::thread::park_timeout(ASLEEP_CHECK);
+                        if weak.upgrade().is_none() {
+                            return;
+                        }
                     }
                     shared.asleep.store(false, Ordering::SeqCst);
                     idle = 0;
@@ -149,6 +157,15 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Asleep, it stays asleep past its check for the engine (no idle ticks
+        // after each check).
+        let ticks = ticker.0.ticks.load(Ordering::Relaxed);
+        std::thread::sleep(ASLEEP_CHECK * 2 + Duration::from_millis(200));
+        assert_eq!(
+            ticker.0.ticks.load(Ordering::Relaxed),
+            ticks,
+            "an idle ticker woke to tick"
+        );
         let running = ticker.running();
         assert!(
             epoch_moves(&engine, Duration::from_secs(10)),
