@@ -24,26 +24,26 @@ wit_bindgen::generate!({
         "tollgate:plugin/types@0.4.0/scope": [#[non_exhaustive]],
         "tollgate:plugin/types@0.4.0/metric": [
             ///
-            /// Deserializes from its name (`cost`, `tokens` or `requests`), so a plugin
+            /// (De)serializes as its name (`cost`, `tokens` or `requests`), so a plugin
             /// config struct can hold one.
             #[non_exhaustive]
-            #[derive(serde::Deserialize)]
+            #[derive(serde::Serialize, serde::Deserialize)]
             #[serde(rename_all = "snake_case")]
         ],
         "tollgate:plugin/types@0.4.0/period": [
             ///
-            /// Deserializes from its name (`minute`, `hour`, `day`, `week`, `month` or
+            /// (De)serializes as its name (`minute`, `hour`, `day`, `week`, `month` or
             /// `total`), so a plugin config struct can hold one.
             #[non_exhaustive]
-            #[derive(serde::Deserialize)]
+            #[derive(serde::Serialize, serde::Deserialize)]
             #[serde(rename_all = "snake_case")]
         ],
         "tollgate:plugin/types@0.4.0/window": [
             ///
-            /// Deserializes from its name (`calendar` or `rolling`), so a plugin config
+            /// (De)serializes as its name (`calendar` or `rolling`), so a plugin config
             /// struct can hold one (with `#[serde(default)]` for calendar).
             #[non_exhaustive]
-            #[derive(Default, serde::Deserialize)]
+            #[derive(Default, serde::Serialize, serde::Deserialize)]
             #[serde(rename_all = "snake_case")]
         ],
         "tollgate:plugin/types@0.4.0/usage-report": [#[derive(Default, PartialEq)]],

@@ -12,8 +12,8 @@ use std::str::FromStr;
 /// [`Request::scope_value`](crate::Request::scope_value)).
 ///
 /// Written in config as `tenant`, `team`, `user`, `key` or `metadata.<key>`
-/// ([`FromStr`], [`Display`](fmt::Display) and serde's `Deserialize` use that spelling,
-/// so a plugin can put a `Scope` straight into its config struct):
+/// ([`FromStr`], [`Display`](fmt::Display) and serde's `Serialize` and `Deserialize`
+/// use that spelling, so a plugin can put a `Scope` straight into its config struct):
 ///
 /// ```
 /// use tollgate_guest::Scope;
@@ -47,6 +47,13 @@ impl fmt::Display for Scope {
             Scope::Key => f.write_str("key"),
             Scope::Metadata(key) => write!(f, "metadata.{key}"),
         }
+    }
+}
+
+impl serde::Serialize for Scope {
+    /// Serializes as the [`Display`](fmt::Display) spelling, which `Deserialize` reads.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

@@ -63,6 +63,34 @@ pub fn validate<P: Plugin>(config_json: &str) -> Result<(), String> {
     adapter::validate_config::<P>(config_json).map(drop)
 }
 
+/// Panics unless `P` keeps a prepared form of `config_json` ([`Plugin::prepare`]) within
+/// [`MAX_PREPARED_BYTES`](crate::MAX_PREPARED_BYTES) that [`Plugin::from_prepared`]
+/// reads back as the config the JSON checks to (compared by `Debug`). A form that did
+/// not read back would go unnoticed elsewhere: each call would quietly parse the JSON.
+pub fn assert_prepared_reads_back<P: Plugin>(config_json: &str)
+where
+    P::Config: std::fmt::Debug,
+{
+    let checked = adapter::validate_config::<P>(config_json)
+        .unwrap_or_else(|e| panic!("{}: the config does not check: {e}", P::NAME));
+    let kept =
+        P::prepare(&checked).unwrap_or_else(|| panic!("{}: no prepared form was kept", P::NAME));
+    assert!(
+        kept.len() <= crate::MAX_PREPARED_BYTES,
+        "{}: the prepared form ({} bytes) is over what the host keeps",
+        P::NAME,
+        kept.len()
+    );
+    let back = P::from_prepared(&kept)
+        .unwrap_or_else(|| panic!("{}: the prepared form does not read back", P::NAME));
+    assert_eq!(
+        format!("{back:?}"),
+        format!("{checked:?}"),
+        "{}: the prepared form reads back as another config",
+        P::NAME
+    );
+}
+
 /// A request to run a plugin on, built with chained setters.
 ///
 /// Defaults: tenant `test`, key `key_test`/`test`, no team, user or metadata, model

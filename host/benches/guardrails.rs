@@ -93,9 +93,7 @@ fn bench(c: &mut Criterion) {
     // As the gateway runs a tenant's plugin: with what it kept when its config was checked.
     let env = |plugin: &LoadedPlugin, name: &str, config: String| CallEnv {
         label: Arc::from(name),
-        prepared: exec
-            .block_on(rt.validate_config(plugin, name, &config, None))
-            .expect("a valid config"),
+        prepared: support::prepared(&exec, &rt, plugin, &config),
         config: Arc::from(config.as_str()),
         body: Bytes::from(body.clone()),
         usage: None,

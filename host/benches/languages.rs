@@ -49,9 +49,7 @@ fn bench(c: &mut Criterion) {
             .block_on(rt.load_file(lang, &path))
             .unwrap_or_else(|e| panic!("{e}"));
         let compile = started.elapsed();
-        let prepared = exec
-            .block_on(rt.validate_config(&plugin, lang, CONFIG, None))
-            .expect("the example config is valid");
+        let prepared = support::prepared(&exec, &rt, &plugin, CONFIG);
         println!(
             "team-hours ({lang}): component {:.1} MiB, compiled and described in {:.2} s",
             size as f64 / f64::from(1 << 20),

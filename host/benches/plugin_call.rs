@@ -51,7 +51,7 @@ fn bench(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
         let env = CallEnv {
             label: Arc::from(name),
-            prepared: Bytes::new(),
+            prepared: support::prepared(&exec, &rt, &plugin, config),
             config: Arc::from(config),
             body: body.clone(),
             usage: None,
@@ -75,20 +75,19 @@ fn bench(c: &mut Criterion) {
     let router = exec
         .block_on(rt.load_file("model-router", &plugin_path("model_router")))
         .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
+    let config = r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
+            "route":{"strategy":"fallback","targets":[{"provider":"anthropic"},{"provider":"openai","model":"gpt-4o"}]}},
+           {"name":"dev","when":{"metadata":{"env":{"equals":"dev"}}},
+            "route":{"targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}]}}],
+          "default":{"targets":[{"provider":"anthropic"}]}}"#;
     let env = CallEnv {
         label: Arc::from("model-router"),
-        prepared: Bytes::new(),
+        prepared: support::prepared(&exec, &rt, &router, config),
         body: body.clone(),
         usage: None,
         sandbox: None,
         reuse: false,
-        config: Arc::from(
-            r#"{"rules":[{"name":"engineering","when":{"metadata":{"team":{"equals":"engineering"}}},
-            "route":{"strategy":"fallback","targets":[{"provider":"anthropic"},{"provider":"openai","model":"gpt-4o"}]}},
-           {"name":"dev","when":{"metadata":{"env":{"equals":"dev"}}},
-            "route":{"targets":[{"provider":"anthropic","model":"claude-haiku-4-5"}]}}],
-          "default":{"targets":[{"provider":"anthropic"}]}}"#,
-        ),
+        config: Arc::from(config),
     };
     let call =
         || support::call_through(&exec, rt.call_route(&router, env.clone(), &ctx)).expect("call");
@@ -111,17 +110,16 @@ fn bench(c: &mut Criterion) {
     let budgeter = exec
         .block_on(rt.load_file("budget-limit", &plugin_path("budget_limit")))
         .unwrap_or_else(|e| panic!("{e}: build the plugins first (make plugins)"));
+    let config = r#"{"limits":[{"name":"team-daily-cost","scope":"team","metric":"cost","period":"day","limit":50,"alert_at":[50,80,100]}],
+               "rate_limits":[{"name":"key-rpm","scope":"key","requests_per_minute":600}]}"#;
     let env = CallEnv {
         label: Arc::from("budget-limit"),
-        prepared: Bytes::new(),
+        prepared: support::prepared(&exec, &rt, &budgeter, config),
         body: body.clone(),
         usage: None,
         sandbox: None,
         reuse: false,
-        config: Arc::from(
-            r#"{"limits":[{"name":"team-daily-cost","scope":"team","metric":"cost","period":"day","limit":50,"alert_at":[50,80,100]}],
-               "rate_limits":[{"name":"key-rpm","scope":"key","requests_per_minute":600}]}"#,
-        ),
+        config: Arc::from(config),
     };
     let target = RouteTarget {
         provider: "anthropic".into(),

@@ -6,7 +6,7 @@
 use criterion::BenchmarkGroup;
 use criterion::measurement::Measurement;
 use std::path::PathBuf;
-use tollgate::plugins::{CallEnv, Endpoint, RequestContext};
+use tollgate::plugins::{CallEnv, Endpoint, LoadedPlugin, PluginRuntime, RequestContext};
 
 /// A first-party plugin's component as `make plugins` builds it.
 pub fn plugin_path(name: &str) -> PathBuf {
@@ -16,6 +16,18 @@ pub fn plugin_path(name: &str) -> PathBuf {
     target
         .join("wasm32-wasip2/release")
         .join(format!("tollgate_{name}.wasm"))
+}
+
+/// What `plugin` keeps when `config` is checked, as the gateway hands it to every call
+/// of a tenant's plugin.
+pub fn prepared(
+    exec: &tokio::runtime::Runtime,
+    rt: &PluginRuntime,
+    plugin: &LoadedPlugin,
+    config: &str,
+) -> bytes::Bytes {
+    exec.block_on(rt.validate_config(plugin, &plugin.info.name, config, None))
+        .unwrap_or_else(|e| panic!("the bench config should check: {e}"))
 }
 
 /// A request of team `engineering` (user `dev@acme.com`) for `claude-sonnet-4-5`, with a

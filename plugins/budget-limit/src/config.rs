@@ -1,11 +1,11 @@
 //! The plugin's config: serde types and the checks serde cannot express, each error
 //! naming the field path.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tollgate_guest::{BudgetLimit, Metric, Period, Scope, Target, Window, glob_match};
 
 /// The plugin's config; see the crate docs.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Budgets, in order (the first one that downgrades wins).
@@ -17,7 +17,7 @@ pub struct Config {
 }
 
 /// One budget.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limit {
     /// Unique name, shown in denials, alerts and the admin API.
@@ -60,7 +60,7 @@ impl Limit {
 }
 
 /// Where a [`Limit`] sends requests once its usage reaches `at` percent.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Downgrade {
     /// Percentage of the limit (1..=99) from which requests are downgraded.
@@ -85,7 +85,7 @@ impl Downgrade {
 
 /// Per-minute limits on one scope: rolling one-minute `requests` and `tokens` limits
 /// named `<name>:requests` and `<name>:tokens`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Prefix of the generated limits' names.

@@ -624,3 +624,19 @@ fn a_rejected_config_fails_the_harness_run() {
         .unwrap_err();
     assert_eq!(err, "config: limits[0].limit: must be a number above 0");
 }
+
+#[test]
+fn the_prepared_config_reads_back_as_checked() {
+    testing::assert_prepared_reads_back::<BudgetLimiter>(
+        r#"{"limits": [
+              {"name": "team-daily-cost", "scope": "team", "match": ["eng*"], "metric": "cost",
+               "period": "day", "window": "rolling", "limit": 5.5, "alert_at": [50, 80, 100],
+               "downgrade": {"at": 80, "provider": "mock", "model": "claude-haiku-4-5"}},
+              {"name": "project-tokens", "scope": "metadata.project", "metric": "tokens",
+               "period": "month", "limit": 1000000, "downgrade": {"at": 90, "provider": "cheap"}}],
+            "rate_limits": [
+              {"name": "key-rpm", "scope": "key", "requests_per_minute": 60, "tokens_per_minute": 100000},
+              {"name": "user-rpm", "scope": "user", "match": ["*@acme.com"], "requests_per_minute": 10}]}"#,
+    );
+    testing::assert_prepared_reads_back::<BudgetLimiter>("{}");
+}

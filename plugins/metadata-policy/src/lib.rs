@@ -23,7 +23,7 @@
 //! metadata team is asserted by the caller, so bind keys to teams when `team_models`
 //! grants some teams more than others.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tollgate_guest::{Decision, Plugin, Request, glob_match};
 
@@ -31,7 +31,7 @@ use tollgate_guest::{Decision, Plugin, Request, glob_match};
 pub struct MetadataPolicy;
 
 /// The plugin's config; see the crate docs.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Metadata keys that must be present.
@@ -132,6 +132,16 @@ impl Plugin for MetadataPolicy {
             }
         }
         Ok(())
+    }
+
+    /// The checked config in postcard: a fresh instance reads it back without parsing
+    /// the JSON or validating it again.
+    fn prepare(c: &Config) -> Option<Vec<u8>> {
+        postcard::to_allocvec(c).ok()
+    }
+
+    fn from_prepared(data: &[u8]) -> Option<Config> {
+        postcard::from_bytes(data).ok()
     }
 
     fn policy(c: &Config, req: &Request) -> Decision {
@@ -252,6 +262,18 @@ mod tests {
         },
         "default_models": ["claude-haiku-*"]
     }"#;
+
+    #[test]
+    fn the_prepared_config_reads_back_as_checked() {
+        for config in [ENV, MODELS, "{}"] {
+            testing::assert_prepared_reads_back::<MetadataPolicy>(config);
+        }
+        testing::assert_prepared_reads_back::<MetadataPolicy>(
+            r#"{"required": ["env"], "optional": ["team", "user"], "deny_unknown_keys": true,
+                "allowed_values": {"env": ["prod"]}, "team_models": {"eng": ["claude-*"]},
+                "default_models": []}"#,
+        );
+    }
 
     fn run(req: TestRequest, config: &str) -> Decision {
         req.run::<MetadataPolicy>(config).expect("config is valid")

@@ -1,16 +1,16 @@
 //! The plugin's config: serde types, the custom shapes (matchers, string-or-list) and
 //! the checks serde cannot express, each error naming the field path.
 
-use serde::Deserialize;
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer, StrDeserializer};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use tollgate_guest::{Endpoint, RetryOn, RoutePlan, Strategy};
 
 /// The plugin's config; see the crate docs.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Requested model -> model to ask for when a target names none.
@@ -25,7 +25,7 @@ pub struct Config {
 }
 
 /// One routing rule.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Recorded as the `route_rule` label when the rule matches.
@@ -38,7 +38,7 @@ pub struct Rule {
 }
 
 /// The conditions of a [`Rule`]; absent conditions always hold.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct When {
     /// `x-portkey-metadata` key (case-sensitive) -> condition on its value.
@@ -63,7 +63,10 @@ pub struct When {
 
 /// A condition on one metadata value: an object with exactly one of `equals`, `in`,
 /// `not_in`, `exists`, `prefix`, or a plain string meaning `equals`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializes as that object (`{"in": [...]}`), which both forms read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Matcher {
     /// Present and equal to this.
     Equals(String),
@@ -95,8 +98,34 @@ struct MatcherFields {
 
 const MATCHER_KEYS: &str = "`equals`, `in`, `not_in`, `exists` or `prefix`";
 
+/// [`Matcher`] in a binary format (the prepared config), which cannot guess between a
+/// string and an object: the checked matcher, read by its variant.
+#[derive(Deserialize)]
+enum BinaryMatcher {
+    Equals(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Exists(bool),
+    Prefix(String),
+}
+
+impl From<BinaryMatcher> for Matcher {
+    fn from(m: BinaryMatcher) -> Self {
+        match m {
+            BinaryMatcher::Equals(v) => Matcher::Equals(v),
+            BinaryMatcher::In(v) => Matcher::In(v),
+            BinaryMatcher::NotIn(v) => Matcher::NotIn(v),
+            BinaryMatcher::Exists(v) => Matcher::Exists(v),
+            BinaryMatcher::Prefix(v) => Matcher::Prefix(v),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Matcher {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return BinaryMatcher::deserialize(d).map(Matcher::from);
+        }
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Matcher;
@@ -145,8 +174,9 @@ impl<'de> Deserialize<'de> for Matcher {
     }
 }
 
-/// A non-empty list that may also be written as a single value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A non-empty list that may also be written as a single value; serializes as the list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
 pub struct OneOrMany<T>(pub Vec<T>);
 
 impl<T> OneOrMany<T> {
@@ -158,6 +188,9 @@ impl<T> OneOrMany<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !d.is_human_readable() {
+            return Vec::<T>::deserialize(d).map(OneOrMany);
+        }
         struct V<T>(PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = OneOrMany<T>;
@@ -183,7 +216,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 }
 
 /// An endpoint as written in config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndpointName {
     /// `POST /v1/messages`.
@@ -205,7 +238,7 @@ impl From<EndpointName> for Endpoint {
 }
 
 /// A strategy as written in config.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StrategyName {
     /// Only the first target.
@@ -217,7 +250,7 @@ pub enum StrategyName {
 }
 
 /// Where and how matching requests are served.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Absent: `single` for one target, else `fallback`.
@@ -265,7 +298,7 @@ impl Route {
 }
 
 /// One target of a [`Route`].
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     /// Provider id from the gateway config.
@@ -289,7 +322,7 @@ fn default_weight() -> u32 {
 }
 
 /// `retry_on` as written in config; each absent field takes its default.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryOnConfig {
     /// Upstream statuses (default 429, 500, 502, 503, 504).

@@ -182,6 +182,16 @@ impl Plugin for ModelRouter {
         config::validate(c)
     }
 
+    /// The checked config in postcard: a fresh instance reads it back without parsing
+    /// the JSON or validating it again.
+    fn prepare(c: &Config) -> Option<Vec<u8>> {
+        postcard::to_allocvec(c).ok()
+    }
+
+    fn from_prepared(data: &[u8]) -> Option<Config> {
+        postcard::from_bytes(data).ok()
+    }
+
     fn route(c: &Config, req: &Request) -> Option<RoutePlan> {
         matching::plan(c, req)
     }

@@ -783,3 +783,26 @@ fn bad_config_is_reported_by_the_harness_before_routing() {
         .unwrap_err();
     assert_eq!(err, "config: default.targets: must not be empty");
 }
+
+#[test]
+fn the_prepared_config_reads_back_as_checked() {
+    // Every matcher form, list-or-one field and route setting.
+    testing::assert_prepared_reads_back::<ModelRouter>(
+        r#"{"aliases": {"fast": "claude-haiku-4-5"},
+            "rules": [
+              {"name": "all", "when": {
+                 "metadata": {"env": "prod", "a": {"equals": "x"}, "b": {"in": ["1", "2"]},
+                              "c": {"not_in": ["3"]}, "d": {"exists": false}, "e": {"prefix": "p-"}},
+                 "team": "eng", "user": ["u1", "u2"], "key": "k", "model": ["claude-*"],
+                 "endpoint": ["messages", "chat_completions"]},
+               "route": {"strategy": "load_balance",
+                         "targets": [{"provider": "a", "model": "m", "weight": 70, "max_tokens_cap": 512,
+                                      "models": {"claude-sonnet-4-5": "claude-haiku-4-5"}},
+                                     {"provider": "b", "weight": 30}],
+                         "retry_on": {"statuses": [429], "timeout": false, "connect_error": true},
+                         "retries": 2, "backoff_ms": 50, "max_backoff_ms": 400, "attempt_timeout_ms": 3000}}],
+            "default": {"targets": [{"provider": "anthropic"}]}}"#,
+    );
+    testing::assert_prepared_reads_back::<ModelRouter>(DOCUMENTED);
+    testing::assert_prepared_reads_back::<ModelRouter>("{}");
+}
