@@ -166,3 +166,59 @@ config = {{ mode = "allow" }}
     assert!(a.requests().await.is_empty());
     assert_eq!(b.requests().await.len(), 2);
 }
+
+/// The top-level imports of a component.
+fn component_imports(file: &str) -> Vec<String> {
+    use wasmparser::{Parser, Payload};
+    let path = crate::support::plugin_dir().join(file);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut depth = 0usize;
+    let mut names = Vec::new();
+    for payload in Parser::new(0).parse_all(&bytes) {
+        match payload.expect("a valid component") {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    names.push(import.expect("an import").name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The guest SDK answers the WASI imports Rust's `std` brings in (stdio, environment,
+/// exit) inside the plugin, so a fresh instance wires in only the host API. A
+/// toolchain whose C library renamed them would bring the imports back unnoticed, and
+/// the sandbox probe (`chaos`, which opts out) must keep reaching the host's WASI.
+#[test]
+fn first_party_plugins_import_only_the_host_api() {
+    for plugin in [
+        "budget_limit",
+        "metadata_policy",
+        "model_router",
+        "content_rules",
+        "pii_redact",
+        "team_hours",
+    ] {
+        let imports = component_imports(&format!("tollgate_{plugin}.wasm"));
+        assert_eq!(
+            imports,
+            ["tollgate:plugin/types@0.4.0", "tollgate:plugin/host@0.4.0"],
+            "{plugin}"
+        );
+    }
+    let chaos = component_imports("tollgate_chaos.wasm");
+    for wasi in [
+        "wasi:cli/environment@",
+        "wasi:filesystem/preopens@",
+        "wasi:sockets/tcp@",
+    ] {
+        assert!(
+            chaos.iter().any(|i| i.starts_with(wasi)),
+            "chaos must probe the host's {wasi}: {chaos:?}"
+        );
+    }
+}

@@ -164,7 +164,8 @@ impl Plugin for Chaos {
     }
 }
 
-tollgate_guest::export_plugin!(Chaos);
+// Its probes must reach the host's WASI, not the SDK's in-guest answers.
+tollgate_guest::export_plugin!(Chaos, host_wasi);
 
 /// Loops forever; `black_box` keeps the optimiser from proving the loop useless.
 fn spin() -> ! {
