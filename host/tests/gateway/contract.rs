@@ -189,12 +189,14 @@ fn component_imports(file: &str) -> Vec<String> {
     names
 }
 
-/// The guest SDK answers the WASI imports Rust's `std` brings in (stdio, environment,
-/// exit) inside the plugin, so a fresh instance wires in only the host API. A
-/// toolchain whose C library renamed them would bring the imports back unnoticed, and
-/// the sandbox probe (`chaos`, which opts out) must keep reaching the host's WASI.
+/// The guest SDK answers the WASI imports Rust's `std` brings in for stdout, stderr,
+/// terminals, the environment and exit inside the plugin, so a fresh instance wires in
+/// the host API and only the five WASI functions left to the host (stdin, pollables,
+/// stream drops). A toolchain whose C library renamed them would bring the imports back
+/// unnoticed, and the sandbox probe (`chaos`, which opts out) must keep reaching the
+/// host's WASI.
 #[test]
-fn first_party_plugins_import_only_the_host_api() {
+fn first_party_plugins_answer_stdio_environment_and_exit_themselves() {
     for plugin in [
         "budget_limit",
         "metadata_policy",
@@ -206,7 +208,14 @@ fn first_party_plugins_import_only_the_host_api() {
         let imports = component_imports(&format!("tollgate_{plugin}.wasm"));
         assert_eq!(
             imports,
-            ["tollgate:plugin/types@0.4.0", "tollgate:plugin/host@0.4.0"],
+            [
+                "tollgate:plugin/types@0.4.0",
+                "tollgate:plugin/host@0.4.0",
+                "wasi:io/poll@0.2.6",
+                "wasi:io/error@0.2.6",
+                "wasi:io/streams@0.2.6",
+                "wasi:cli/stdin@0.2.6",
+            ],
             "{plugin}"
         );
     }
