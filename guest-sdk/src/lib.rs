@@ -154,7 +154,6 @@ mod host;
 mod request;
 mod route;
 pub mod testing;
-mod wasi_stubs;
 
 pub use bindings::tollgate::plugin::types::{
     Annotation, Answer, BudgetDecision, BudgetGrant, BudgetLimit, Conversation, Decision, Denial,
@@ -344,19 +343,9 @@ pub struct NoConfig {}
 /// Invoke it once per plugin crate, at the crate root: `tollgate_guest::export_plugin!(MyPlugin);`
 /// It expands to nothing on non-wasm targets, where the component's export names
 /// would not link (native tests use [`testing`] instead).
-///
-/// It also answers, inside the plugin, the WASI imports that Rust's `std` brings in
-/// (stdio, environment, exit) as the gateway's deny-all context would, so the component
-/// imports only the host API and each fresh instance is cheaper to create. A plugin
-/// that must reach the host's WASI (a sandbox probe) writes
-/// `export_plugin!(MyPlugin, host_wasi)`.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        $crate::export_plugin!($plugin, host_wasi);
-        $crate::__wasi_in_guest!();
-    };
-    ($plugin:ty, host_wasi) => {
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         type __TollgatePluginExport = $crate::__private::Adapter<$plugin>;

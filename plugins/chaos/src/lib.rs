@@ -164,8 +164,7 @@ impl Plugin for Chaos {
     }
 }
 
-// Its probes must reach the host's WASI, not the SDK's in-guest answers.
-tollgate_guest::export_plugin!(Chaos, host_wasi);
+tollgate_guest::export_plugin!(Chaos);
 
 /// Loops forever; `black_box` keeps the optimiser from proving the loop useless.
 fn spin() -> ! {
