@@ -71,7 +71,8 @@ impl<'h> Request<'h> {
         self.meta(key).is_some()
     }
 
-    /// All `x-portkey-metadata` entries, in header order.
+    /// All `x-portkey-metadata` entries, sorted by key, one per key (the host keeps the
+    /// last value of a key the header repeats, as a JSON object does).
     pub fn metadata(&self) -> impl Iterator<Item = (&str, &str)> {
         self.ctx
             .metadata

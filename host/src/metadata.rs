@@ -181,6 +181,16 @@ mod tests {
         assert_eq!(Metadata::default().to_json(), "{}");
     }
 
+    /// What `request-context.metadata` promises plugins (wit/plugin.wit): sorted by key,
+    /// one pair per key, a repeated key's last value.
+    #[test]
+    fn pairs_are_sorted_by_key_and_a_repeated_key_keeps_its_last_value() {
+        let m =
+            Metadata::parse(br#"{"user":"u","env":"dev","team":"a","env":"prod"}"#).expect("valid");
+        let pairs: Vec<(&str, &str)> = m.0.iter().map(|(k, v)| (&**k, &**v)).collect();
+        assert_eq!(pairs, [("env", "prod"), ("team", "a"), ("user", "u")]);
+    }
+
     #[test]
     fn parses_string_object_case_sensitively() {
         let m = Metadata::parse(br#"{"team":"eng","Team":"x","env":"prod"}"#).expect("valid");

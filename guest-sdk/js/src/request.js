@@ -30,7 +30,7 @@ export class Request {
   get bodyBytes() { return this.ctx.bodyBytes; }
   get promptTokensEstimate() { return this.ctx.promptTokensEstimate; }
   get messageCount() { return this.ctx.messageCount; }
-  /** `x-portkey-metadata` as `[key, value]` pairs, in header order. */
+  /** `x-portkey-metadata` as `[key, value]` pairs, sorted by key, one per key (a repeated key keeps its last value). */
   get metadata() { return this.ctx.metadata; }
 
   /** A metadata value (keys are case-sensitive). */

@@ -48,7 +48,8 @@ declare module 'tollgate:plugin/types@0.4.0' {
      */
     user?: string,
     /**
-     * The `x-portkey-metadata` object, keys case-sensitive, in header order.
+     * The `x-portkey-metadata` object, keys case-sensitive, sorted by key, one pair per
+     * key (a key the header repeats keeps its last value, as in a JSON object).
      */
     metadata: Array<[string, string]>,
     /**
