@@ -9,6 +9,7 @@
 
 mod abi;
 mod bindings;
+mod cache;
 mod chain;
 mod compile;
 mod guardrail;

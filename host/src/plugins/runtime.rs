@@ -3,6 +3,7 @@
 use super::PluginError;
 use super::abi::{Guest, GuestPre};
 use super::bindings::{Decision, PluginInfo, RequestContext, RoutePlan, RouteTarget, wit};
+use super::cache::{self, ArtifactCache};
 use super::compile::{self, CompileFailure, Compiler};
 use super::guardrail::Subject;
 use super::isolation::{Slots, TenantSandbox};
@@ -15,7 +16,6 @@ use super::warm::{Warm, WarmKey, WarmPool};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,7 +86,8 @@ pub struct PluginRuntime {
     /// The pooling allocator's instance slots: waited for rather than failing a call
     /// when every slot is briefly taken.
     pool: Slots,
-    cache_dir: Option<PathBuf>,
+    /// Compiled plugins on disk; `None`: compile every load.
+    cache: Option<ArtifactCache>,
     loaded: Mutex<HashMap<String, Arc<LoadedPlugin>>>,
     /// Components refused at compile time, by hash, so a bomb is not compiled twice.
     refused: Mutex<HashMap<String, String>>,
@@ -195,9 +196,9 @@ impl PluginRuntime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         super::abi::add_to_linker(&mut linker)?;
         let ticker = Ticker::start(&engine);
-        if let Some(dir) = &cache_dir {
-            private_dir(dir)?;
-        }
+        let cache = cache_dir
+            .map(|dir| ArtifactCache::open(dir, &engine))
+            .transpose()?;
         Ok(Self {
             engine,
             linker,
@@ -212,7 +213,7 @@ impl PluginRuntime {
                 DEFAULT_QUEUE,
             )),
             pool: Slots::new(max_instances),
-            cache_dir,
+            cache,
             loaded: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
             wasi: Arc::default(),
@@ -651,17 +652,14 @@ impl PluginRuntime {
         origin: Origin<'_>,
     ) -> Result<Component, CompileFailure> {
         compile::precheck(bytes).map_err(CompileFailure::of_bytes)?;
-        // Artifacts are only valid for the same engine build and settings.
-        let mut h = std::hash::DefaultHasher::new();
-        self.engine.precompile_compatibility_hash().hash(&mut h);
-        let name = format!("{hash}-{:016x}.cwasm", h.finish());
-        let Some(dir) = &self.cache_dir else {
+        let Some(cache) = &self.cache else {
             // No cache to hand an artifact back through: compile here.
             return self.compile_here(bytes).await;
         };
-        let file = dir.join(name);
+        // Artifacts are only valid for the same engine build and settings.
+        let file = cache.file(hash);
         if file.exists() {
-            match load_artifact(&self.engine, &file) {
+            match cache::load_artifact(&self.engine, &file) {
                 Ok(c) => return Ok(c),
                 Err(e) => {
                     tracing::warn!(error = %e, file = %file.display(), "stale plugin cache entry; recompiling")
@@ -676,12 +674,12 @@ impl PluginRuntime {
                 // redo. Two owners compiling the same bytes at once is harmless: each
                 // child renames a whole artifact into place.
                 if file.exists()
-                    && let Ok(c) = load_artifact(&self.engine, &file)
+                    && let Ok(c) = cache::load_artifact(&self.engine, &file)
                 {
                     return Ok(c);
                 }
                 compile::compile_isolated(budget, bytes, &file).await?;
-                load_artifact(&self.engine, &file).map_err(|e| {
+                cache::load_artifact(&self.engine, &file).map_err(|e| {
                     CompileFailure::of_machine(format!(
                         "the compiled component does not load: {e:#}"
                     ))
@@ -723,72 +721,4 @@ fn arm_deadline(store: &mut Store<PluginState>, deadline: Duration) {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         }
     });
-}
-
-/// Loads a compiled plugin artifact from the gateway's cache: the crate's one use of
-/// `unsafe`, audited here.
-#[allow(unsafe_code)]
-fn load_artifact(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
-    // SAFETY: wasmtime trusts a serialized component to be its own output. Every file
-    // this is called on was written by `Component::serialize` of an engine with the
-    // same compatibility hash (it is part of the file's name): by this process, or by
-    // its compile worker, which is this binary with the same settings and renames its
-    // artifact into place only once it is whole. The cache directory is checked at
-    // start to be writable by this user only ([`private_dir`]).
-    unsafe { Component::deserialize_file(engine, file) }
-}
-
-/// Creates the compiled-plugin cache `dir` (mode 0700) if needed, and refuses one that
-/// another user owns or others may write to: its files are loaded as machine code.
-fn private_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| anyhow::anyhow!("plugin cache {}: {e}", dir.display()))?;
-    let meta = std::fs::metadata(dir)?;
-    let mine = meta.uid() == rustix::process::geteuid().as_raw();
-    if !mine || meta.mode() & 0o022 != 0 {
-        anyhow::bail!(
-            "plugin cache {}: {} (compiled plugins are loaded from it as machine code): \
-             use a folder only the gateway's user can write (plugin_cache_dir), or `chmod go-w` it",
-            dir.display(),
-            if mine {
-                "group or others may write to it"
-            } else {
-                "another user owns it"
-            }
-        );
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::private_dir;
-    use std::os::unix::fs::PermissionsExt as _;
-
-    #[test]
-    fn the_plugin_cache_must_be_private() {
-        let base = std::env::temp_dir().join(format!(
-            "tollgate-cache-test-{}",
-            crate::ids::random_token(8)
-        ));
-        let dir = base.join("nested/plugin-cache");
-        private_dir(&dir).expect("created");
-        let mode = std::fs::metadata(&dir)
-            .expect("exists")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o700);
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let why = private_dir(&dir)
-            .expect_err("group/world-writable")
-            .to_string();
-        assert!(why.contains("group or others may write to it"), "{why}");
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        private_dir(&dir).expect("read-only for others is fine");
-        let _ = std::fs::remove_dir_all(base);
-    }
 }
