@@ -141,7 +141,7 @@ enum Stale {
 
 /// The engine's compatibility hash (its version and every setting that changes the code
 /// it emits), shortened to 16 hex digits.
-fn engine_tag(engine: &Engine) -> String {
+pub(super) fn engine_tag(engine: &Engine) -> String {
     let mut h = std::hash::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     format!("{:016x}", h.finish())

@@ -377,12 +377,10 @@ mod tests {
         let mut worker = base_config();
         worker.parallel_compilation(false);
         let worker = Engine::new(&worker).expect("worker engine");
-        use std::hash::{DefaultHasher, Hash, Hasher};
-        let hash = |e: &Engine| {
-            let mut h = DefaultHasher::new();
-            e.precompile_compatibility_hash().hash(&mut h);
-            h.finish()
-        };
-        assert_eq!(hash(&serving), hash(&worker));
+        // The tag the cache names artifacts by: the worker's must be the server's.
+        assert_eq!(
+            crate::plugins::cache::engine_tag(&serving),
+            crate::plugins::cache::engine_tag(&worker)
+        );
     }
 }
