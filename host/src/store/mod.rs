@@ -16,6 +16,7 @@ pub mod postgres;
 mod sql;
 mod tenants;
 mod usage;
+mod writer_sched;
 
 pub use admin_tokens::AdminToken;
 pub use analytics::{
