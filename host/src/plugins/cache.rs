@@ -162,8 +162,8 @@ fn is_partial(rest: &str) -> bool {
             .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Loads a compiled plugin artifact from the gateway's cache: the crate's one use of
-/// `unsafe`, audited here.
+/// Loads a compiled plugin artifact from the gateway's cache: one of the crate's two
+/// uses of `unsafe` (the other is `store::writer_sched`), audited here.
 #[allow(unsafe_code)]
 pub(super) fn load_artifact(engine: &Engine, file: &Path) -> wasmtime::Result<Component> {
     // SAFETY: wasmtime trusts a serialized component to be its own output. Every file

@@ -101,10 +101,11 @@ impl WriterSched {
     }
 
     /// A sender's call after queueing a row, with the rows now queued: lifts an
-    /// idle-class writer out of `SCHED_IDLE` once `queued` passes the mark. Costs an
-    /// atomic load unless it switches (one system call, once per backlog).
+    /// idle-class writer out of `SCHED_IDLE` once `queued` passes the mark. Below the
+    /// mark it costs a comparison; past it, two atomic loads unless it switches (one
+    /// system call, once per backlog).
     pub(super) fn after_queue(&self, queued: u64) {
-        if queued > self.lift_at && self.idle.load(Ordering::Acquire) {
+        if queued > self.lift_at {
             self.lift();
         }
     }
